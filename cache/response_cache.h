@@ -1,0 +1,163 @@
+// The shared DNS response cache: sharded, lock-free lookups, byte-bounded, TTL decay, negative
+// caching (RFC 2308), serve-stale (RFC 8767) and prefetch signals.
+//
+// Entries are upstream responses kept as wire bytes (without their OPT record, which the proxy
+// writes per client), with the offsets of every TTL field precomputed at insert. A hit copies the
+// bytes into the caller's buffer and ages the TTLs in place; the caller patches ID and qname case.
+//
+// Thread model: any number of threads call Lookup() and Insert() concurrently, each with its own
+// CacheThread from RegisterThread(). Lookup() takes no lock and performs no atomic
+// read-modify-write on shared data; Insert() takes one shard's mutex. Memory of replaced entries is
+// reclaimed by QSBR: each thread calls CacheThread::Quiescent() between batches of work.
+#ifndef NODEDNS_CACHE_RESPONSE_CACHE_H_
+#define NODEDNS_CACHE_RESPONSE_CACHE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+
+#include "absl/status/status.h"
+#include "cache/cache_key.h"
+#include "cache/qsbr.h"
+
+namespace nodedns::cache {
+
+// All cache settings with their defaults. Times are in seconds.
+struct CacheSettings {
+  size_t capacity_bytes = size_t{256} << 20;  // everything counted: entries, keys, tables
+  // Number of shards, a power of two; 0 picks one from the capacity (see docs/architecture.md).
+  size_t shards = 0;
+  uint32_t min_ttl = 0;       // positive answers are kept at least this long (served TTLs raised)
+  uint32_t max_ttl = 86400;   // and at most this long (served TTLs lowered)
+  uint32_t max_negative_ttl = 3600;  // cap for NXDOMAIN/NODATA (RFC 2308 §5 suggests 1-3 h)
+  uint32_t servfail_ttl = 5;         // RFC 2308 §7.1: at most 5 minutes
+  uint32_t stale_ttl = 3600;         // how long past expiry an entry may be served stale
+  uint32_t stale_answer_ttl = 30;    // TTL written into stale answers (RFC 8767 §4)
+  uint32_t prefetch_min_hits = 2;    // hits before a late hit asks for a refresh
+  uint32_t prefetch_percent = 10;    // "late": in the last this-many percent of the lifetime
+  size_t max_entry_bytes = 65535;
+
+  absl::Status Validate() const;
+};
+
+enum class EntryKind : uint8_t { kAnswer, kNxDomain, kNoData, kServFail };
+
+// Why Insert() did or did not store a response.
+enum class InsertResult : uint8_t {
+  kInserted,
+  kReplaced,
+  kMalformed,       // not a parseable response
+  kNotCacheable,    // TC set, an rcode other than NOERROR/NXDOMAIN/SERVFAIL, extended rcode, …
+  kNoTtl,           // zero lifetime, or a negative answer without SOA (RFC 2308 §5)
+  kTooLarge,        // bigger than max_entry_bytes or than a shard's budget
+  kKeptExisting,    // a SERVFAIL does not displace an entry that can still be served stale
+};
+
+// Per-thread handle: QSBR registration plus nothing else. Owned and used by one thread.
+class CacheThread {
+ public:
+  explicit CacheThread(std::unique_ptr<QsbrThread> qsbr) : qsbr_(std::move(qsbr)) {}
+  // Call between batches of work: no pointer into the cache survives it (there are none outside
+  // Lookup/Insert anyway), and memory retired by this thread is freed when safe.
+  void Quiescent() { qsbr_->Quiescent(); }
+  void Offline() { qsbr_->Offline(); }
+  void Online() { qsbr_->Online(); }
+  QsbrThread& qsbr() { return *qsbr_; }
+
+ private:
+  std::unique_ptr<QsbrThread> qsbr_;
+};
+
+struct LookupResult {
+  enum class Status : uint8_t {
+    kMiss,
+    kHit,
+    kStale,     // served from the stale window (only with allow_stale)
+    kExpired,   // present but expired and allow_stale was false: the caller may fall back to it
+    kTooSmall,  // the caller's buffer is smaller than `size`; nothing was copied
+  };
+  Status status = Status::kMiss;
+  EntryKind kind = EntryKind::kAnswer;
+  bool refresh_wanted = false;  // prefetch: true once per entry, for one caller
+  size_t size = 0;              // bytes written (or needed, for kTooSmall)
+  uint32_t ttl = 0;             // smallest TTL in the served message after aging
+};
+
+struct CacheStats {
+  size_t entries = 0;
+  size_t bytes = 0;           // accounted: entries + keys + slot tables
+  size_t capacity_bytes = 0;
+  size_t retired_bytes = 0;   // retired, waiting for a grace period
+  size_t shards = 0;
+  uint64_t evictions = 0;
+  uint64_t expired_evictions = 0;
+};
+
+// See the file comment for the thread model.
+class ResponseCache {
+ public:
+  explicit ResponseCache(const CacheSettings& settings);
+  ~ResponseCache();
+  ResponseCache(const ResponseCache&) = delete;
+  ResponseCache& operator=(const ResponseCache&) = delete;
+
+  // Every thread that calls Lookup/Insert needs one; it must be destroyed before the cache.
+  std::unique_ptr<CacheThread> RegisterThread();
+
+  // Copies the entry for `key` into `out` with its TTLs aged to `now_ms` (a monotonic clock in
+  // milliseconds, the same for all callers). Lock-free; no allocation.
+  LookupResult Lookup(CacheThread& t, const CacheKey& key, uint64_t now_ms, std::span<uint8_t> out,
+                      bool allow_stale = false);
+
+  // Latency hiding for batches (the proxy handles up to 64 queries per recvmmsg): call
+  // PrefetchSlot() for every key of a batch, then PrefetchEntry() for every key, then Lookup().
+  // The cache misses of a batch then overlap instead of being paid one after another. Pure hints:
+  // they read the table like Lookup() does and write nothing.
+  void PrefetchSlot(const CacheKey& key);
+  void PrefetchEntry(const CacheKey& key);
+
+  // Stores `response` (wire form, as received from upstream) under `key`, replacing any older
+  // entry. The response's OPT record, if any, is not stored.
+  InsertResult Insert(CacheThread& t, const CacheKey& key, std::span<const uint8_t> response,
+                      uint64_t now_ms);
+
+  // Removes the entry for `key`, if any. Returns whether one was removed.
+  bool Erase(CacheThread& t, const CacheKey& key);
+
+  // Frees entries past their stale window, looking at up to `max_slots` slots per shard from where
+  // the last call stopped. Meant for a periodic timer.
+  size_t PurgeExpired(CacheThread& t, uint64_t now_ms, size_t max_slots);
+
+  CacheStats Stats() const;
+  const CacheSettings& settings() const { return settings_; }
+
+ private:
+  struct Entry;
+  struct Table;
+  struct Shard;
+
+  static void FreeEntry(void* p);
+  static void FreeTable(void* p);
+  Entry* BuildEntry(const CacheKey& key, std::span<const uint8_t> response, uint64_t now_ms,
+                    InsertResult& why) const;
+  void EvictOne(CacheThread& t, Shard& s, uint64_t now_ms);
+  enum class Removal : uint8_t { kEvicted, kExpired, kErased };
+  void RemoveAt(CacheThread& t, Shard& s, size_t slot, Removal why);
+  bool EnsureRoom(CacheThread& t, Shard& s, size_t bytes, uint64_t now_ms);
+  void Rebuild(CacheThread& t, Shard& s, size_t new_capacity);
+  Shard& ShardFor(uint64_t hash);
+
+  const CacheSettings settings_;
+  size_t shard_count_;
+  unsigned shard_shift_;
+  size_t shard_budget_;
+  std::unique_ptr<Shard[]> shards_;
+  QsbrDomain qsbr_;
+};
+
+}  // namespace nodedns::cache
+
+#endif  // NODEDNS_CACHE_RESPONSE_CACHE_H_

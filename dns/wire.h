@@ -1,0 +1,176 @@
+// Minimal DNS wire-format reading and writing for the data path (RFC 1035 §4, RFC 6891).
+//
+// This is deliberately not a general parser: it walks exactly what the proxy and the cache need
+// (header, one question, the OPT record, RR boundaries and TTL positions) without allocating.
+// Everything here is bounds-checked; malformed input yields an error value, never UB.
+// ldns is the independent parser used by the tests to check these results.
+#ifndef NODEDNS_DNS_WIRE_H_
+#define NODEDNS_DNS_WIRE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+
+namespace nodedns::dns {
+
+inline constexpr size_t kHeaderSize = 12;
+inline constexpr size_t kMaxNameWire = 255;  // RFC 1035 §3.1, including the root label
+inline constexpr size_t kMaxLabel = 63;
+inline constexpr size_t kMaxMessage = 65535;
+// The UDP payload size nodedns advertises and uses upstream (DNS Flag Day 2020).
+inline constexpr uint16_t kEdnsUdpSize = 1232;
+// Without EDNS, a UDP reply may carry 512 bytes at most (RFC 1035 §4.2.1).
+inline constexpr uint16_t kClassicUdpSize = 512;
+// Size of the OPT pseudo-RR nodedns appends: root name, type, class, ttl, rdlength, no options.
+inline constexpr size_t kOptRecordSize = 11;
+
+namespace type {
+inline constexpr uint16_t kA = 1;
+inline constexpr uint16_t kNS = 2;
+inline constexpr uint16_t kCNAME = 5;
+inline constexpr uint16_t kSOA = 6;
+inline constexpr uint16_t kPTR = 12;
+inline constexpr uint16_t kMX = 15;
+inline constexpr uint16_t kTXT = 16;
+inline constexpr uint16_t kAAAA = 28;
+inline constexpr uint16_t kSRV = 33;
+inline constexpr uint16_t kOPT = 41;
+inline constexpr uint16_t kRRSIG = 46;
+inline constexpr uint16_t kIXFR = 251;
+inline constexpr uint16_t kAXFR = 252;
+inline constexpr uint16_t kANY = 255;
+}  // namespace type
+
+inline constexpr uint16_t kClassIN = 1;
+
+namespace rcode {
+inline constexpr uint8_t kNoError = 0;
+inline constexpr uint8_t kFormErr = 1;
+inline constexpr uint8_t kServFail = 2;
+inline constexpr uint8_t kNxDomain = 3;
+inline constexpr uint8_t kNotImp = 4;
+inline constexpr uint8_t kRefused = 5;
+}  // namespace rcode
+
+// Header flag bits in the 16-bit flags word (RFC 1035 §4.1.1, RFC 4035 §3.2 for AD/CD).
+namespace flag {
+inline constexpr uint16_t kQR = 0x8000;
+inline constexpr uint16_t kAA = 0x0400;
+inline constexpr uint16_t kTC = 0x0200;
+inline constexpr uint16_t kRD = 0x0100;
+inline constexpr uint16_t kRA = 0x0080;
+inline constexpr uint16_t kAD = 0x0020;
+inline constexpr uint16_t kCD = 0x0010;
+inline constexpr uint16_t kOpcodeMask = 0x7800;
+inline constexpr uint16_t kRcodeMask = 0x000f;
+}  // namespace flag
+// The DO bit in the OPT record's TTL field (RFC 3225).
+inline constexpr uint32_t kEdnsDoBit = 0x8000;
+
+inline uint16_t Get16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+inline uint32_t Get32(const uint8_t* p) {
+  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
+}
+inline void Put16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+inline void Put32(uint8_t* p, uint32_t v) {
+  p[0] = static_cast<uint8_t>(v >> 24);
+  p[1] = static_cast<uint8_t>(v >> 16);
+  p[2] = static_cast<uint8_t>(v >> 8);
+  p[3] = static_cast<uint8_t>(v);
+}
+
+// Header field accessors; callers check msg.size() >= kHeaderSize first.
+inline uint16_t HeaderId(std::span<const uint8_t> m) { return Get16(m.data()); }
+inline uint16_t HeaderFlags(std::span<const uint8_t> m) { return Get16(m.data() + 2); }
+inline uint16_t QdCount(std::span<const uint8_t> m) { return Get16(m.data() + 4); }
+inline uint16_t AnCount(std::span<const uint8_t> m) { return Get16(m.data() + 6); }
+inline uint16_t NsCount(std::span<const uint8_t> m) { return Get16(m.data() + 8); }
+inline uint16_t ArCount(std::span<const uint8_t> m) { return Get16(m.data() + 10); }
+inline uint8_t Opcode(uint16_t flags) { return static_cast<uint8_t>((flags >> 11) & 0xf); }
+
+// ASCII-only lowercase: DNS names compare case-insensitively for ASCII letters only (RFC 4343).
+inline uint8_t LowerAscii(uint8_t c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+
+// Returns the offset just past the (possibly compressed) name starting at `off`, or nullopt if
+// the name is malformed or runs past the end. A compression pointer ends the name in place.
+std::optional<size_t> SkipName(std::span<const uint8_t> msg, size_t off);
+
+// Length of the uncompressed wire name at `off` (labels and the terminating root byte), or nullopt
+// if it is malformed, longer than 255 bytes, or contains a compression pointer. Questions sent by
+// stub resolvers never compress (nothing precedes them to point at).
+std::optional<size_t> PlainNameLength(std::span<const uint8_t> msg, size_t off);
+
+// Expands the possibly compressed name at `off` into `out` (uncompressed wire form). Follows at
+// most 127 pointers and only backwards, which rules out loops. Returns the expanded length.
+std::optional<size_t> ExpandName(std::span<const uint8_t> msg, size_t off,
+                                 uint8_t (&out)[kMaxNameWire]);
+
+// Why a query cannot be answered normally.
+enum class QueryStatus : uint8_t {
+  kOk,
+  kDrop,     // not a query (QR=1) or header unreadable: answering could feed a reflection loop
+  kFormErr,  // RFC 1035 §4.1.1: QDCOUNT != 1, malformed question or OPT
+  kNotImp,   // opcode other than QUERY
+  kBadVers,  // EDNS version > 0 (RFC 6891 §6.1.3)
+};
+
+// What the data path needs to know about a query, found without allocating.
+struct QueryInfo {
+  uint16_t id = 0;
+  uint16_t flags = 0;
+  uint16_t qname_offset = kHeaderSize;  // always 12; kept for clarity at call sites
+  uint16_t qname_length = 0;            // uncompressed wire length, including the root byte
+  uint16_t qtype = 0;
+  uint16_t qclass = 0;
+  uint16_t question_end = 0;  // offset just past QCLASS
+  bool has_edns = false;
+  bool do_bit = false;
+  uint16_t udp_size = 0;  // the client's advertised payload size; 0 without EDNS
+  uint8_t edns_version = 0;
+
+  bool rd() const { return flags & flag::kRD; }
+  bool cd() const { return flags & flag::kCD; }
+  // The largest UDP reply this client accepts (RFC 6891 §6.2.5: values below 512 mean 512).
+  uint16_t MaxUdpReply() const {
+    if (!has_edns) return kClassicUdpSize;
+    return udp_size < kClassicUdpSize ? kClassicUdpSize : udp_size;
+  }
+};
+
+// Parses a query's header, its single question and its OPT record (if any), in one pass.
+// `info` is filled as far as it could be read (id and flags whenever the header is readable), so
+// that an error reply can still be built.
+QueryStatus ParseQuery(std::span<const uint8_t> msg, QueryInfo& info);
+
+// What the cache needs to know about a response to store and serve it without re-parsing.
+struct ResponseLayout {
+  static constexpr size_t kMaxTtls = 512;
+  uint8_t rcode = 0;
+  uint16_t flags = 0;
+  uint16_t ancount = 0, nscount = 0, arcount = 0;
+  uint16_t question_end = 0;
+  uint16_t n_ttls = 0;                   // TTL fields of real RRs (OPT excluded)
+  uint16_t ttl_offsets[kMaxTtls] = {};   // offsets of the 32-bit TTL fields
+  uint16_t soa_ttl_offset = 0;           // first SOA in the authority section, 0 if none
+  uint32_t soa_minimum = 0;              // its MINIMUM field (RFC 2308 §4)
+  uint16_t opt_offset = 0;               // start of the OPT RR, 0 if none
+  uint16_t opt_end = 0;                  // end of the OPT RR
+  uint32_t opt_ttl = 0;                  // extended rcode, version and flags (RFC 6891 §6.1.3)
+  uint16_t end = 0;                      // offset just past the last RR
+};
+
+enum class LayoutStatus : uint8_t { kOk, kMalformed, kTooManyRecords };
+
+// Walks a response's question and every RR, recording TTL positions, the SOA and the OPT record.
+LayoutStatus ParseResponseLayout(std::span<const uint8_t> msg, ResponseLayout& layout);
+
+// Case-insensitive comparison of two uncompressed wire names of equal length.
+bool NameEqualsIgnoreCase(const uint8_t* a, const uint8_t* b, size_t len);
+
+}  // namespace nodedns::dns
+
+#endif  // NODEDNS_DNS_WIRE_H_

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs dependencies, builds nodedns three ways and runs every test:
+#   build/       RelWithDebInfo: all unit, integration and harness tests
+#   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer: all tests, integration included
+#   build-tsan/  ThreadSanitizer: the concurrent parts (cache, QSBR, proxy workers)
+# Usage: scripts/test.sh [--quick]   (--quick: only the plain build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+jobs=$(nproc)
+run() {  # run DIR CMAKE_ARGS... -- CTEST_ARGS...
+  local dir=$1; shift
+  local cargs=() targs=()
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do cargs+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  targs=("$@")
+  echo "=== $dir: configure ${cargs[*]}"
+  cmake -S . -B "$dir" -G Ninja "${cargs[@]}" >/dev/null
+  echo "=== $dir: build"
+  ninja -C "$dir" -j "$jobs"
+  echo "=== $dir: test"
+  (cd "$dir" && ctest --output-on-failure -j "$jobs" "${targs[@]}")
+}
+run build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+if [ "${1:-}" != "--quick" ]; then
+  run build-asan -DCMAKE_BUILD_TYPE=Debug -DNODEDNS_ASAN=ON -DNODEDNS_BUILD_BENCH=OFF
+  run build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNODEDNS_TSAN=ON -DNODEDNS_BUILD_BENCH=OFF \
+    -- -L 'cache|dns|tsan'
+fi

@@ -1,0 +1,484 @@
+// Behaviour of the response cache: TTL rules, negative caching, serve-stale, prefetch, eviction,
+// capacity and key canonicalization. Messages are built and checked with ldns.
+#include "cache/response_cache.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "dns/wire.h"
+#include "tests/testing/dns_builder.h"
+
+namespace nodedns::cache {
+namespace {
+
+using ::nodedns::testing::AllTtls;
+using ::nodedns::testing::Build;
+using ::nodedns::testing::MessageSpec;
+using ::nodedns::testing::Parse;
+using ::nodedns::testing::WireName;
+using Status = LookupResult::Status;
+
+constexpr uint64_t kT0 = 1'000'000;  // an arbitrary monotonic start, in ms
+
+CacheKey KeyFor(const std::string& name, uint16_t qtype = dns::type::kA, bool do_bit = false,
+                bool cd = false) {
+  auto wire = WireName(name);
+  return CacheKey(wire, qtype, dns::kClassIN, do_bit, cd);
+}
+
+MessageSpec Answer(const std::string& name, uint32_t ttl, const std::string& addr = "192.0.2.1") {
+  MessageSpec m;
+  m.qname = name;
+  m.answer = {name + " " + std::to_string(ttl) + " IN A " + addr};
+  return m;
+}
+
+std::string Soa(const std::string& zone, uint32_t ttl, uint32_t minimum) {
+  return zone + " " + std::to_string(ttl) + " IN SOA ns." + zone + " host." + zone +
+         " 1 7200 1800 86400 " + std::to_string(minimum);
+}
+
+class ResponseCacheTest : public ::testing::Test {
+ protected:
+  void Make(CacheSettings s) {
+    thread_.reset();
+    cache_ = std::make_unique<ResponseCache>(s);
+    thread_ = cache_->RegisterThread();
+  }
+  void SetUp() override {
+    CacheSettings s;
+    s.capacity_bytes = 1 << 20;
+    Make(s);
+  }
+  void TearDown() override { thread_.reset(); }
+
+  InsertResult Insert(const CacheKey& k, const std::vector<uint8_t>& wire, uint64_t now = kT0) {
+    return cache_->Insert(*thread_, k, wire, now);
+  }
+  LookupResult Lookup(const CacheKey& k, uint64_t now, bool allow_stale = false) {
+    out_.assign(65535, 0);
+    auto r = cache_->Lookup(*thread_, k, now, out_, allow_stale);
+    out_.resize(r.status == Status::kHit || r.status == Status::kStale ? r.size : 0);
+    return r;
+  }
+  // TTLs of the last lookup's output, as ldns reads them.
+  std::vector<uint32_t> ServedTtls() {
+    auto pkt = Parse(out_);
+    EXPECT_NE(pkt, nullptr);
+    return pkt ? AllTtls(pkt.get()) : std::vector<uint32_t>{};
+  }
+
+  std::unique_ptr<ResponseCache> cache_;
+  std::unique_ptr<CacheThread> thread_;
+  std::vector<uint8_t> out_;
+};
+
+TEST_F(ResponseCacheTest, MissOnEmptyCache) {
+  EXPECT_EQ(Lookup(KeyFor("example.com."), kT0).status, Status::kMiss);
+}
+
+TEST_F(ResponseCacheTest, ServesInsertedResponseBytes) {
+  auto wire = Build(Answer("example.com.", 300));
+  ASSERT_EQ(Insert(KeyFor("example.com."), wire), InsertResult::kInserted);
+  auto r = Lookup(KeyFor("example.com."), kT0);
+  ASSERT_EQ(r.status, Status::kHit);
+  EXPECT_EQ(r.kind, EntryKind::kAnswer);
+  EXPECT_EQ(out_, wire);  // no time has passed: byte for byte
+  EXPECT_EQ(r.ttl, 300u);
+}
+
+TEST_F(ResponseCacheTest, AgesTtlOnHit) {
+  MessageSpec m = Answer("example.com.", 300);
+  m.answer.push_back("example.com. 100 IN A 192.0.2.2");
+  m.authority = {"example.com. 3600 IN NS ns.example.com."};
+  ASSERT_EQ(Insert(KeyFor("example.com."), Build(m)), InsertResult::kInserted);
+  auto r = Lookup(KeyFor("example.com."), kT0 + 10'999);  // 10.999 s: 10 whole seconds
+  ASSERT_EQ(r.status, Status::kHit);
+  EXPECT_EQ(ServedTtls(), (std::vector<uint32_t>{290, 90, 3590}));
+  EXPECT_EQ(r.ttl, 90u);
+}
+
+TEST_F(ResponseCacheTest, ExpiresWithSmallestTtl) {
+  MessageSpec m = Answer("example.com.", 300);
+  m.answer.push_back("example.com. 5 IN A 192.0.2.2");
+  ASSERT_EQ(Insert(KeyFor("example.com."), Build(m)), InsertResult::kInserted);
+  auto r = Lookup(KeyFor("example.com."), kT0 + 4'000);
+  ASSERT_EQ(r.status, Status::kHit);
+  EXPECT_EQ(ServedTtls(), (std::vector<uint32_t>{296, 1}));
+  EXPECT_EQ(Lookup(KeyFor("example.com."), kT0 + 5'000).status, Status::kExpired);
+}
+
+TEST_F(ResponseCacheTest, ClampsToMaxTtl) {
+  CacheSettings s;
+  s.capacity_bytes = 1 << 20;
+  s.max_ttl = 60;
+  Make(s);
+  ASSERT_EQ(Insert(KeyFor("example.com."), Build(Answer("example.com.", 86400))),
+            InsertResult::kInserted);
+  ASSERT_EQ(Lookup(KeyFor("example.com."), kT0).status, Status::kHit);
+  EXPECT_EQ(ServedTtls(), (std::vector<uint32_t>{60}));
+  EXPECT_EQ(Lookup(KeyFor("example.com."), kT0 + 60'000).status, Status::kExpired);
+}
+
+TEST_F(ResponseCacheTest, RaisesToMinTtl) {
+  CacheSettings s;
+  s.capacity_bytes = 1 << 20;
+  s.min_ttl = 30;
+  Make(s);
+  ASSERT_EQ(Insert(KeyFor("example.com."), Build(Answer("example.com.", 2))),
+            InsertResult::kInserted);
+  ASSERT_EQ(Lookup(KeyFor("example.com."), kT0 + 10'000).status, Status::kHit);
+  EXPECT_EQ(ServedTtls(), (std::vector<uint32_t>{20}));
+}
+
+TEST_F(ResponseCacheTest, ZeroTtlIsNotCached) {
+  EXPECT_EQ(Insert(KeyFor("example.com."), Build(Answer("example.com.", 0))), InsertResult::kNoTtl);
+  EXPECT_EQ(Lookup(KeyFor("example.com."), kT0).status, Status::kMiss);
+}
+
+TEST_F(ResponseCacheTest, TtlWithTopBitSetMeansZero) {
+  // RFC 2181 §8; ldns would print it as a huge number.
+  auto wire = Build(Answer("example.com.", 300));
+  dns::Put32(wire.data() + wire.size() - 10, 0x80000001u);
+  EXPECT_EQ(Insert(KeyFor("example.com."), wire), InsertResult::kNoTtl);
+}
+
+TEST_F(ResponseCacheTest, NegativeTtlIsMinOfSoaTtlAndMinimum) {
+  MessageSpec m;
+  m.qname = "nx.example.com.";
+  m.rcode = dns::rcode::kNxDomain;
+  m.authority = {Soa("example.com.", 3600, 60)};
+  ASSERT_EQ(Insert(KeyFor("nx.example.com."), Build(m)), InsertResult::kInserted);
+  auto r = Lookup(KeyFor("nx.example.com."), kT0 + 1'000);
+  ASSERT_EQ(r.status, Status::kHit);
+  EXPECT_EQ(r.kind, EntryKind::kNxDomain);
+  EXPECT_EQ(ServedTtls(), (std::vector<uint32_t>{59}));  // the SOA carries the negative TTL
+  EXPECT_EQ(Lookup(KeyFor("nx.example.com."), kT0 + 60'000).status, Status::kExpired);
+
+  m.authority = {Soa("example.com.", 20, 600)};  // this time the SOA's own TTL is smaller
+  ASSERT_EQ(Insert(KeyFor("nx.example.com."), Build(m)), InsertResult::kReplaced);
+  ASSERT_EQ(Lookup(KeyFor("nx.example.com."), kT0).status, Status::kHit);
+  EXPECT_EQ(ServedTtls(), (std::vector<uint32_t>{20}));
+}
+
+TEST_F(ResponseCacheTest, NegativeTtlIsCapped) {
+  CacheSettings s;
+  s.capacity_bytes = 1 << 20;
+  s.max_negative_ttl = 15;
+  Make(s);
+  MessageSpec m;
+  m.qname = "nx.example.com.";
+  m.rcode = dns::rcode::kNxDomain;
+  m.authority = {Soa("example.com.", 3600, 3600)};
+  ASSERT_EQ(Insert(KeyFor("nx.example.com."), Build(m)), InsertResult::kInserted);
+  ASSERT_EQ(Lookup(KeyFor("nx.example.com."), kT0).status, Status::kHit);
+  EXPECT_EQ(ServedTtls(), (std::vector<uint32_t>{15}));
+}
+
+TEST_F(ResponseCacheTest, NoDataWithSoaIsCachedAsNoData) {
+  MessageSpec m;
+  m.qname = "example.com.";
+  m.qtype = dns::type::kAAAA;
+  m.authority = {Soa("example.com.", 300, 45)};
+  const auto key = KeyFor("example.com.", dns::type::kAAAA);
+  ASSERT_EQ(Insert(key, Build(m)), InsertResult::kInserted);
+  auto r = Lookup(key, kT0);
+  ASSERT_EQ(r.status, Status::kHit);
+  EXPECT_EQ(r.kind, EntryKind::kNoData);
+  EXPECT_EQ(r.ttl, 45u);
+}
+
+TEST_F(ResponseCacheTest, NegativeWithoutSoaIsNotCached) {
+  MessageSpec m;
+  m.qname = "example.com.";
+  m.qtype = dns::type::kAAAA;
+  EXPECT_EQ(Insert(KeyFor("example.com.", dns::type::kAAAA), Build(m)), InsertResult::kNoTtl);
+  m.rcode = dns::rcode::kNxDomain;
+  EXPECT_EQ(Insert(KeyFor("example.com.", dns::type::kAAAA), Build(m)), InsertResult::kNoTtl);
+}
+
+TEST_F(ResponseCacheTest, ServFailIsCachedBrieflyAndNeverStale) {
+  MessageSpec m;
+  m.qname = "broken.example.";
+  m.rcode = dns::rcode::kServFail;
+  ASSERT_EQ(Insert(KeyFor("broken.example."), Build(m)), InsertResult::kInserted);
+  auto r = Lookup(KeyFor("broken.example."), kT0 + 4'999);
+  EXPECT_EQ(r.status, Status::kHit);
+  EXPECT_EQ(r.kind, EntryKind::kServFail);
+  EXPECT_EQ(Lookup(KeyFor("broken.example."), kT0 + 5'000, /*allow_stale=*/true).status,
+            Status::kMiss);
+}
+
+TEST_F(ResponseCacheTest, ServFailTtlAboveFiveMinutesIsRejected) {
+  CacheSettings s;
+  s.servfail_ttl = 301;
+  EXPECT_FALSE(s.Validate().ok());
+  s.servfail_ttl = 300;
+  EXPECT_TRUE(s.Validate().ok());
+}
+
+TEST_F(ResponseCacheTest, ServFailDoesNotDisplaceAnEntryServableStale) {
+  ASSERT_EQ(Insert(KeyFor("example.com."), Build(Answer("example.com.", 10))),
+            InsertResult::kInserted);
+  MessageSpec sf;
+  sf.qname = "example.com.";
+  sf.rcode = dns::rcode::kServFail;
+  EXPECT_EQ(Insert(KeyFor("example.com."), Build(sf), kT0 + 20'000), InsertResult::kKeptExisting);
+  EXPECT_EQ(Lookup(KeyFor("example.com."), kT0 + 20'000, true).status, Status::kStale);
+}
+
+TEST_F(ResponseCacheTest, ServesStaleWithinWindowOnlyWhenAsked) {
+  CacheSettings s;
+  s.capacity_bytes = 1 << 20;
+  s.stale_ttl = 100;
+  Make(s);
+  ASSERT_EQ(Insert(KeyFor("example.com."), Build(Answer("example.com.", 10))),
+            InsertResult::kInserted);
+  EXPECT_EQ(Lookup(KeyFor("example.com."), kT0 + 50'000).status, Status::kExpired);
+  auto r = Lookup(KeyFor("example.com."), kT0 + 50'000, /*allow_stale=*/true);
+  ASSERT_EQ(r.status, Status::kStale);
+  EXPECT_EQ(ServedTtls(), (std::vector<uint32_t>{30}));  // RFC 8767 §4
+  EXPECT_EQ(Lookup(KeyFor("example.com."), kT0 + 110'000, true).status, Status::kMiss);
+}
+
+TEST_F(ResponseCacheTest, PrefetchIsWantedOnceLateInLifetimeAfterEnoughHits) {
+  CacheSettings s;
+  s.capacity_bytes = 1 << 20;
+  s.prefetch_min_hits = 3;
+  Make(s);
+  const auto key = KeyFor("example.com.");
+  ASSERT_EQ(Insert(key, Build(Answer("example.com.", 100))), InsertResult::kInserted);
+  // Late (last 10%), but only the first and second hit: not yet.
+  EXPECT_FALSE(Lookup(key, kT0 + 95'000).refresh_wanted);
+  EXPECT_FALSE(Lookup(key, kT0 + 95'000).refresh_wanted);
+  EXPECT_TRUE(Lookup(key, kT0 + 95'000).refresh_wanted);  // third hit
+  EXPECT_FALSE(Lookup(key, kT0 + 96'000).refresh_wanted);  // exactly once
+  EXPECT_FALSE(Lookup(key, kT0 + 99'000).refresh_wanted);
+  // The refresh replaces the entry; the new one can ask again.
+  ASSERT_EQ(Insert(key, Build(Answer("example.com.", 100)), kT0 + 99'000), InsertResult::kReplaced);
+  for (int i = 0; i < 5; ++i) EXPECT_FALSE(Lookup(key, kT0 + 100'000).refresh_wanted);
+  EXPECT_TRUE(Lookup(key, kT0 + 190'000).refresh_wanted);
+}
+
+TEST_F(ResponseCacheTest, NoPrefetchEarlyInLifetime) {
+  const auto key = KeyFor("example.com.");
+  ASSERT_EQ(Insert(key, Build(Answer("example.com.", 100))), InsertResult::kInserted);
+  for (int i = 0; i < 50; ++i) EXPECT_FALSE(Lookup(key, kT0 + 89'000).refresh_wanted);
+}
+
+TEST_F(ResponseCacheTest, KeyIgnoresQnameCase) {
+  ASSERT_EQ(Insert(KeyFor("WwW.Example.COM."), Build(Answer("WwW.Example.COM.", 300))),
+            InsertResult::kInserted);
+  EXPECT_EQ(Lookup(KeyFor("www.example.com."), kT0).status, Status::kHit);
+  EXPECT_EQ(Lookup(KeyFor("WWW.EXAMPLE.COM."), kT0).status, Status::kHit);
+  EXPECT_EQ(KeyFor("www.example.com."), KeyFor("WWW.example.Com."));
+}
+
+TEST_F(ResponseCacheTest, DoAndCdBitsAndTypeAreDistinctKeys) {
+  ASSERT_EQ(Insert(KeyFor("example.com."), Build(Answer("example.com.", 300))),
+            InsertResult::kInserted);
+  EXPECT_EQ(Lookup(KeyFor("example.com.", dns::type::kA, /*do=*/true), kT0).status, Status::kMiss);
+  EXPECT_EQ(Lookup(KeyFor("example.com.", dns::type::kA, false, /*cd=*/true), kT0).status,
+            Status::kMiss);
+  EXPECT_EQ(Lookup(KeyFor("example.com.", dns::type::kAAAA), kT0).status, Status::kMiss);
+  EXPECT_FALSE(KeyFor("example.com.", 1, true) == KeyFor("example.com.", 1, false));
+  EXPECT_FALSE(KeyFor("example.com.", 1, false, true) == KeyFor("example.com.", 1, false, false));
+}
+
+TEST_F(ResponseCacheTest, TtlOffsetsAgreeWithLdnsOnCompressedMessageWithManyRecords) {
+  MessageSpec m;
+  m.qname = "www.example.com.";
+  m.answer = {"www.example.com. 900 IN CNAME web.example.com."};
+  for (int i = 0; i < 60; ++i) {
+    m.answer.push_back("web.example.com. " + std::to_string(600 + i) + " IN A 192.0.2." +
+                       std::to_string(i + 1));
+  }
+  m.authority = {"example.com. 3000 IN NS ns1.example.com.",
+                 "example.com. 3001 IN NS ns2.example.com."};
+  m.additional = {"ns1.example.com. 4000 IN A 198.51.100.1",
+                  "ns2.example.com. 4001 IN AAAA 2001:db8::53",
+                  "ns1.example.com. 4002 IN TXT \"v=1\""};
+  m.edns = true;
+  auto wire = Build(m);
+  // ldns compressed the names: the message is much smaller than its uncompressed form.
+  ASSERT_LT(wire.size(), 61u * 29);
+  const auto before = AllTtls(Parse(wire).get());
+  ASSERT_EQ(before.size(), 66u);
+  ASSERT_EQ(Insert(KeyFor("www.example.com."), wire), InsertResult::kInserted);
+  ASSERT_EQ(Lookup(KeyFor("www.example.com."), kT0 + 7'000).status, Status::kHit);
+  const auto after = ServedTtls();
+  ASSERT_EQ(after.size(), before.size());
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(after[i], before[i] - 7) << "RR " << i;
+}
+
+TEST_F(ResponseCacheTest, StoresResponseWithoutItsOptRecord) {
+  MessageSpec m = Answer("example.com.", 300);
+  m.additional = {"ns.example.com. 300 IN A 192.0.2.53"};
+  m.edns = true;
+  m.do_bit = true;
+  auto wire = Build(m);
+  ASSERT_EQ(Insert(KeyFor("example.com."), wire), InsertResult::kInserted);
+  ASSERT_EQ(Lookup(KeyFor("example.com."), kT0).status, Status::kHit);
+  EXPECT_EQ(out_.size(), wire.size() - dns::kOptRecordSize);
+  auto pkt = Parse(out_);
+  ASSERT_NE(pkt, nullptr);
+  EXPECT_FALSE(ldns_pkt_edns(pkt.get()));
+  EXPECT_EQ(ldns_pkt_arcount(pkt.get()), 1);
+}
+
+TEST_F(ResponseCacheTest, RefusesTruncatedRefusedAndMalformedResponses) {
+  MessageSpec tc = Answer("example.com.", 300);
+  tc.tc = true;
+  EXPECT_EQ(Insert(KeyFor("example.com."), Build(tc)), InsertResult::kNotCacheable);
+  MessageSpec refused;
+  refused.rcode = dns::rcode::kRefused;
+  EXPECT_EQ(Insert(KeyFor("example.com."), Build(refused)), InsertResult::kNotCacheable);
+  MessageSpec query = Answer("example.com.", 300);
+  query.qr = false;
+  EXPECT_EQ(Insert(KeyFor("example.com."), Build(query)), InsertResult::kMalformed);
+  // Every truncation of a valid message is rejected, and none crashes.
+  auto wire = Build(Answer("example.com.", 300));
+  for (size_t n = 0; n < wire.size(); ++n) {
+    std::vector<uint8_t> cut(wire.begin(), wire.begin() + static_cast<ptrdiff_t>(n));
+    EXPECT_EQ(Insert(KeyFor("example.com."), cut), InsertResult::kMalformed) << n;
+  }
+  EXPECT_EQ(Lookup(KeyFor("example.com."), kT0).status, Status::kMiss);
+}
+
+TEST_F(ResponseCacheTest, ReportsBufferTooSmallWithoutCopying) {
+  auto wire = Build(Answer("example.com.", 300));
+  ASSERT_EQ(Insert(KeyFor("example.com."), wire), InsertResult::kInserted);
+  std::vector<uint8_t> small(wire.size() - 1, 0xee);
+  auto r = cache_->Lookup(*thread_, KeyFor("example.com."), kT0, small);
+  EXPECT_EQ(r.status, Status::kTooSmall);
+  EXPECT_EQ(r.size, wire.size());
+  EXPECT_EQ(small, std::vector<uint8_t>(wire.size() - 1, 0xee));
+}
+
+TEST_F(ResponseCacheTest, ReplacesAndErases) {
+  const auto key = KeyFor("example.com.");
+  ASSERT_EQ(Insert(key, Build(Answer("example.com.", 300, "192.0.2.1"))), InsertResult::kInserted);
+  ASSERT_EQ(Insert(key, Build(Answer("example.com.", 300, "192.0.2.99"))),
+            InsertResult::kReplaced);
+  ASSERT_EQ(Lookup(key, kT0).status, Status::kHit);
+  EXPECT_EQ(out_, Build(Answer("example.com.", 300, "192.0.2.99")));
+  EXPECT_EQ(cache_->Stats().entries, 1u);
+  EXPECT_TRUE(cache_->Erase(*thread_, key));
+  EXPECT_FALSE(cache_->Erase(*thread_, key));
+  EXPECT_EQ(Lookup(key, kT0).status, Status::kMiss);
+  EXPECT_EQ(cache_->Stats().entries, 0u);
+}
+
+class EvictionTest : public ResponseCacheTest {
+ protected:
+  // One shard so that eviction order is observable; a budget of about 40 entries.
+  void SetUp() override {
+    CacheSettings s;
+    s.capacity_bytes = 64 * 1024;
+    s.shards = 1;
+    s.max_entry_bytes = 1200;
+    Make(s);
+  }
+  // ~1.1 KB entries: a TXT record of 1000 bytes.
+  std::vector<uint8_t> Big(const std::string& name, uint32_t ttl) {
+    MessageSpec m;
+    m.qname = name;
+    m.qtype = dns::type::kTXT;
+    std::string txt;
+    for (int i = 0; i < 4; ++i) txt += " \"" + std::string(250, 'x') + "\"";
+    m.answer = {name + " " + std::to_string(ttl) + " IN TXT" + txt};
+    return Build(m);
+  }
+  CacheKey K(int i) { return KeyFor("n" + std::to_string(i) + ".test.", dns::type::kTXT); }
+  int Present(int from, int to, uint64_t now) {
+    int n = 0;
+    for (int i = from; i < to; ++i) n += Lookup(K(i), now, true).status != Status::kMiss;
+    return n;
+  }
+};
+
+TEST_F(EvictionTest, ByteCapacityIsNeverExceeded) {
+  const size_t cap = cache_->Stats().capacity_bytes;
+  size_t inserted_bytes = 0;
+  for (int i = 0; inserted_bytes < 10 * cap; ++i) {
+    auto wire = Big("n" + std::to_string(i) + ".test.", 300);
+    inserted_bytes += wire.size();
+    ASSERT_EQ(Insert(K(i), wire), InsertResult::kInserted);
+    const auto st = cache_->Stats();
+    ASSERT_LE(st.bytes, cap) << "after " << i;
+    thread_->Quiescent();
+  }
+  EXPECT_GT(cache_->Stats().evictions, 0u);
+  EXPECT_GT(cache_->Stats().entries, 20u);  // the budget is used, not wasted
+}
+
+TEST_F(EvictionTest, EvictsExpiredEntriesFirst) {
+  int n = 0;
+  // Fill: even entries live long, odd ones expire after 10 s.
+  for (; cache_->Stats().evictions == 0 && n < 200; ++n) {
+    Insert(K(n), Big("n" + std::to_string(n) + ".test.", n % 2 ? 10 : 1000));
+  }
+  // Start over from a full cache that has had no eviction yet.
+  Make(CacheSettings{cache_->settings()});
+  const int fill = n - 2;
+  for (int i = 0; i < fill; ++i) Insert(K(i), Big("n" + std::to_string(i) + ".test.", i % 2 ? 10 : 1000));
+  ASSERT_EQ(cache_->Stats().evictions, 0u);
+  const uint64_t later = kT0 + 20'000;
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_EQ(Insert(K(1000 + i), Big("n" + std::to_string(1000 + i) + ".test.", 1000), later),
+              InsertResult::kInserted);
+  }
+  EXPECT_GT(cache_->Stats().expired_evictions, 0u);
+  EXPECT_EQ(cache_->Stats().evictions, 0u);
+  for (int i = 0; i < fill; i += 2) {
+    EXPECT_EQ(Lookup(K(i), later).status, Status::kHit) << "live entry " << i << " was evicted";
+  }
+}
+
+TEST_F(EvictionTest, ClockKeepsRecentlyUsedEntries) {
+  int fill = 0;
+  while (cache_->Stats().evictions == 0 && fill < 200) {
+    Insert(K(fill), Big("n" + std::to_string(fill) + ".test.", 1000));
+    ++fill;
+  }
+  Make(CacheSettings{cache_->settings()});
+  fill -= 2;
+  for (int i = 0; i < fill; ++i) Insert(K(i), Big("n" + std::to_string(i) + ".test.", 1000));
+  ASSERT_EQ(cache_->Stats().evictions, 0u);
+  // Touch the first half; then insert fewer new entries than there are untouched ones.
+  for (int i = 0; i < fill / 2; ++i) ASSERT_EQ(Lookup(K(i), kT0).status, Status::kHit);
+  for (int i = 0; i < fill / 4; ++i) Insert(K(1000 + i), Big("x" + std::to_string(i) + ".", 1000));
+  EXPECT_GT(cache_->Stats().evictions, 0u);
+  EXPECT_EQ(Present(0, fill / 2, kT0), fill / 2) << "a recently used entry was evicted";
+  EXPECT_LT(Present(fill / 2, fill, kT0), fill - fill / 2);
+}
+
+TEST_F(EvictionTest, PurgeExpiredFreesOnlyDeadEntries) {
+  CacheSettings s = cache_->settings();
+  s.stale_ttl = 10;
+  Make(s);
+  for (int i = 0; i < 10; ++i) Insert(K(i), Big("n" + std::to_string(i) + ".test.", i < 5 ? 5 : 500));
+  EXPECT_EQ(cache_->PurgeExpired(*thread_, kT0 + 10'000, 1 << 20), 0u);  // stale, not dead
+  EXPECT_EQ(cache_->PurgeExpired(*thread_, kT0 + 15'000, 1 << 20), 5u);
+  EXPECT_EQ(cache_->Stats().entries, 5u);
+}
+
+TEST_F(EvictionTest, EntryLargerThanShardBudgetIsRefused) {
+  CacheSettings s;
+  s.capacity_bytes = 64 * 1024;
+  s.shards = 1;
+  Make(s);
+  MessageSpec m;
+  m.qname = "big.test.";
+  m.qtype = dns::type::kTXT;
+  for (int i = 0; i < 248; ++i) {  // just under 64 KiB of message: more than the shard's budget
+    m.answer.push_back("big.test. 300 IN TXT \"" + std::string(250, 'a' + i % 26) + "\"");
+  }
+  EXPECT_EQ(Insert(KeyFor("big.test.", dns::type::kTXT), Build(m)), InsertResult::kTooLarge);
+  EXPECT_LE(cache_->Stats().bytes, cache_->Stats().capacity_bytes);
+}
+
+}  // namespace
+}  // namespace nodedns::cache
