@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -478,6 +479,45 @@ TEST_F(EvictionTest, EntryLargerThanShardBudgetIsRefused) {
   }
   EXPECT_EQ(Insert(KeyFor("big.test.", dns::type::kTXT), Build(m)), InsertResult::kTooLarge);
   EXPECT_LE(cache_->Stats().bytes, cache_->Stats().capacity_bytes);
+}
+
+}  // namespace
+}  // namespace nodedns::cache
+
+namespace nodedns::cache {
+namespace {
+
+TEST(CacheKeyTest, LowercasesOnlyAsciiLettersWordAtATime) {
+  // 30+ bytes so that both the 8-byte loop and the tail run; bytes outside A-Z stay as they are.
+  std::vector<uint8_t> name = {9, 'A', 'b', 'Z', '@', '[', '`', '{', 0xC4, 'Q', 5, 'M', 'i', 'X',
+                               'e', 'D', 13, 'L', 'o', 'n', 'G', 'e', 'R', '-', 'L', 'a', 'B',
+                               'e', 'L', '9', 0};
+  CacheKey k(name, 1, 1, false, false);
+  std::vector<uint8_t> want = {9, 'a', 'b', 'z', '@', '[', '`', '{', 0xC4, 'q', 5, 'm', 'i', 'x',
+                               'e', 'd', 13, 'l', 'o', 'n', 'g', 'e', 'r', '-', 'l', 'a', 'b',
+                               'e', 'l', '9', 0};
+  EXPECT_EQ(std::vector<uint8_t>(k.bytes().begin(), k.bytes().begin() + name.size()), want);
+}
+
+TEST(CacheKeyTest, HashSpreadsSimilarNamesOverShardsSlotsAndTags) {
+  // 64k names differing in a digit or two: every 6-bit shard index, 10-bit slot index and tag
+  // value range must be used about evenly (a weak hash clusters them).
+  constexpr int kN = 1 << 16;
+  std::vector<int> shard(64), slot(1024), tag(256);
+  for (int i = 0; i < kN; ++i) {
+    std::string label = "svc" + std::to_string(i);
+    std::vector<uint8_t> name = {static_cast<uint8_t>(label.size())};
+    name.insert(name.end(), label.begin(), label.end());
+    for (const char* l : {"\3svc", "\7cluster", "\5local"}) name.insert(name.end(), l, l + std::strlen(l));
+    name.push_back(0);
+    const uint64_t h = CacheKey(name, 1, 1, false, false).hash();
+    ++shard[h >> 58];
+    ++slot[h & 1023];
+    ++tag[(h >> 40) & 255];
+  }
+  for (int c : shard) EXPECT_NEAR(c, kN / 64, kN / 64 / 5);
+  for (int c : slot) EXPECT_NEAR(c, kN / 1024, 30);
+  for (int c : tag) EXPECT_NEAR(c, kN / 256, kN / 256 / 3);
 }
 
 }  // namespace

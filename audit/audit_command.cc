@@ -1,0 +1,249 @@
+// `nodedns audit`: CLI11 wiring, input expansion and exit codes. See audit_command.h.
+#include "audit/audit_command.h"
+
+#include <glob.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "audit/audit.h"
+#include "audit/live_oracle.h"
+#include "audit/report.h"
+#include "audit/string_view_compat.h"
+
+namespace nodedns::audit {
+namespace internal {
+namespace {
+
+// A resolv.conf is a few hundred bytes; refuse anything absurd rather than read it whole.
+constexpr size_t kMaxFileBytes = 1 << 20;
+constexpr char kDefaultResolvConf[] = "/etc/resolv.conf";
+
+absl::Status ErrnoError(std::string_view what, const std::string& path, int err) {
+  return absl::InvalidArgumentError(absl::StrCat(Av(what), " '", path, "': ", std::strerror(err)));
+}
+
+absl::Status AppendDirectory(const std::string& dir, std::vector<std::string>& out) {
+  std::error_code ec;
+  std::vector<std::string> files;
+  std::filesystem::directory_iterator it(dir, ec);
+  if (ec)
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read directory '", dir, "': ", ec.message()));
+  for (const auto& entry : it) {
+    std::error_code type_ec;
+    if (entry.is_regular_file(type_ec)) files.push_back(entry.path().string());
+  }
+  if (files.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("directory '", dir, "' contains no files"));
+  }
+  std::sort(files.begin(), files.end());
+  out.insert(out.end(), files.begin(), files.end());
+  return absl::OkStatus();
+}
+
+absl::Status AppendPath(const std::string& path, std::vector<std::string>& out) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return ErrnoError("cannot read", path, errno);
+  if (S_ISDIR(st.st_mode)) return AppendDirectory(path, out);
+  out.push_back(path);
+  return absl::OkStatus();
+}
+
+bool IsValidName(std::string_view name) {
+  std::string_view body = name;
+  if (!body.empty() && body.back() == '.') body.remove_suffix(1);
+  if (body.empty() || body.size() > 253) return false;
+  for (absl::string_view label : absl::StrSplit(Av(body), '.')) {
+    if (label.empty() || label.size() > 63) return false;
+  }
+  for (char c : name) {
+    if (absl::ascii_isspace(static_cast<unsigned char>(c)) || c == '\0') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> ExpandInputs(const std::vector<std::string>& args) {
+  std::vector<std::string> out;
+  for (const std::string& arg : args) {
+    if (arg.find_first_of("*?[") != std::string::npos) {
+      glob_t g{};
+      int rc = glob(arg.c_str(), 0, nullptr, &g);
+      if (rc != 0) {
+        globfree(&g);
+        return absl::InvalidArgumentError(absl::StrCat(
+            rc == GLOB_NOMATCH ? "no file matches '" : "cannot expand glob '", arg, "'"));
+      }
+      std::vector<std::string> matches(g.gl_pathv, g.gl_pathv + g.gl_pathc);
+      globfree(&g);
+      for (const std::string& m : matches) {
+        if (absl::Status s = AppendPath(m, out); !s.ok()) return s;
+      }
+      continue;
+    }
+    if (absl::Status s = AppendPath(arg, out); !s.ok()) return s;
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return ErrnoError("cannot read", path, errno);
+  std::string data;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
+    data.append(buf, n);
+    if (data.size() > kMaxFileBytes) {
+      std::fclose(f);
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot read '", path, "': larger than ", kMaxFileBytes, " bytes"));
+    }
+  }
+  bool failed = std::ferror(f) != 0;
+  int err = errno;
+  std::fclose(f);
+  if (failed) return ErrnoError("cannot read", path, err);
+  return data;
+}
+
+absl::StatusOr<std::vector<std::string>> CollectNames(const AuditFlags& flags) {
+  std::vector<std::string> names = flags.names;
+  if (!flags.names_file.empty()) {
+    absl::StatusOr<std::string> text = ReadSmallFile(flags.names_file);
+    if (!text.ok()) return text.status();
+    for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+      line = absl::StripAsciiWhitespace(line);
+      if (line.empty() || line[0] == '#') continue;
+      names.emplace_back(line);
+    }
+  }
+  if (names.empty() && flags.names_file.empty()) names = DefaultSampleNames();
+  if (names.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("names file '", flags.names_file, "' contains no names"));
+  }
+  for (const std::string& name : names) {
+    if (!IsValidName(name)) {
+      return absl::InvalidArgumentError(absl::StrCat("invalid name '", name, "'"));
+    }
+  }
+  return names;
+}
+
+}  // namespace internal
+
+CLI::App* AddAuditCommand(CLI::App& app, AuditFlags& flags) {
+  CLI::App* cmd = app.add_subcommand(
+      "audit",
+      "Audit resolv.conf files offline: parse them as glibc and musl do, simulate the search-list "
+      "walk for some names and report findings (ndots, search limits, nameservers, timeouts, "
+      "node-local cache) with fixes.");
+  cmd->add_option("--resolv-conf", flags.resolv_confs,
+                  "resolv.conf to audit: a file, a directory (its files) or a glob; repeatable "
+                  "(default: /etc/resolv.conf)")
+      ->type_name("FILE|DIR|GLOB")
+      ->type_size(1)
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->allow_extra_args(false);
+  cmd->add_option("--names", flags.names_file,
+                  "file with one name per line to simulate ('#' comment lines allowed)")
+      ->type_name("FILE");
+  cmd->add_option("NAME", flags.names,
+                  "names to simulate (default: kubernetes, kubernetes.default, api.example.com)");
+  cmd->add_option("--format", flags.format, "output format")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
+  cmd->add_option("--fail-on", flags.fail_on, "exit 1 when a finding has this severity or higher")
+      ->check(CLI::IsMember({"info", "warning", "error"}))
+      ->capture_default_str();
+  cmd->add_option(
+         "--resolve", flags.resolve,
+         "send the walk's queries to this DNS server (IPv4:PORT or [IPv6]:PORT) and report "
+         "its real answers instead of the modelled ones")
+      ->type_name("ADDR:PORT");
+  cmd->footer(
+      "Exit codes: 0 no finding at or above --fail-on, 1 findings at or above it, 2 bad input "
+      "(unreadable file, bad flag). JSON schema and finding ids: docs/audit.md.");
+  return cmd;
+}
+
+int RunAuditCommand(const AuditFlags& flags, std::ostream& out, std::ostream& err) {
+  if (flags.format != "table" && flags.format != "json") {
+    err << "nodedns audit: --format must be table or json, not '" << flags.format << "'\n";
+    return kExitBadInput;
+  }
+  std::optional<Severity> fail_on = ParseSeverity(flags.fail_on);
+  if (!fail_on.has_value()) {
+    err << "nodedns audit: --fail-on must be info, warning or error, not '" << flags.fail_on
+        << "'\n";
+    return kExitBadInput;
+  }
+  std::unique_ptr<LiveOracle> live;
+  if (!flags.resolve.empty()) {
+    absl::StatusOr<ServerAddress> server = ParseServerAddress(flags.resolve);
+    if (!server.ok()) {
+      err << "nodedns audit: " << server.status().message() << "\n";
+      return kExitBadInput;
+    }
+    live = std::make_unique<LiveOracle>(*server);
+  }
+  absl::StatusOr<std::vector<std::string>> names = internal::CollectNames(flags);
+  if (!names.ok()) {
+    err << "nodedns audit: " << names.status().message() << "\n";
+    return kExitBadInput;
+  }
+  std::vector<std::string> args = flags.resolv_confs;
+  if (args.empty()) args.push_back(internal::kDefaultResolvConf);
+  absl::StatusOr<std::vector<std::string>> paths = internal::ExpandInputs(args);
+  if (!paths.ok()) {
+    err << "nodedns audit: " << paths.status().message() << "\n";
+    return kExitBadInput;
+  }
+  std::vector<FileReport> reports;
+  reports.reserve(paths->size());
+  for (const std::string& path : *paths) {
+    absl::StatusOr<std::string> text = internal::ReadSmallFile(path);
+    if (!text.ok()) {
+      err << "nodedns audit: " << text.status().message() << "\n";
+      return kExitBadInput;
+    }
+    reports.push_back(AuditText(path, *text, *names, live ? live->AsOracle() : nullptr));
+    if (live) {
+      if (!live->status().ok()) {
+        err << "nodedns audit: " << live->status().message() << "\n";
+        return kExitBadInput;
+      }
+      reports.back().outcome_source = "server " + live->Describe();
+    }
+  }
+  if (flags.format == "json") {
+    RenderJson(reports, out);
+  } else {
+    RenderTable(reports, out);
+  }
+  std::optional<Severity> worst = WorstSeverity(reports);
+  return (worst.has_value() && *worst >= *fail_on) ? kExitFindings : kExitOk;
+}
+
+int ExitCodeForParseError(CLI::App& app, const CLI::ParseError& e, std::ostream& out,
+                          std::ostream& err) {
+  int code = app.exit(e, out, err);
+  return code == static_cast<int>(CLI::ExitCodes::Success) ? kExitOk : kExitBadInput;
+}
+
+}  // namespace nodedns::audit

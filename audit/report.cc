@@ -1,0 +1,217 @@
+// Table and JSON rendering of audit results. See report.h.
+#include "audit/report.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+
+namespace nodedns::audit {
+namespace internal {
+namespace {
+
+std::string JsonStringList(const std::vector<std::string>& items) {
+  std::vector<std::string> quoted;
+  quoted.reserve(items.size());
+  for (const std::string& s : items) quoted.push_back(JsonString(s));
+  return absl::StrCat("[", absl::StrJoin(quoted, ","), "]");
+}
+
+std::string JsonBool(bool b) { return b ? "true" : "false"; }
+
+std::string ConfigJson(const FileReport& r) {
+  const ResolvConf& c = r.conf;
+  std::string k8s = "null";
+  if (r.k8s.has_value()) {
+    k8s = absl::StrCat("{\"namespace\":", JsonString(r.k8s->namespace_name),
+                       ",\"zone\":", JsonString(r.k8s->zone), "}");
+  }
+  return absl::StrCat(
+      "{\"hash\":", JsonString(ConfigHash(c)), ",\"nameservers\":", JsonStringList(c.nameservers),
+      ",\"search\":", JsonStringList(c.search), ",\"ndots\":", c.ndots, ",\"timeout\":", c.timeout,
+      ",\"attempts\":", c.attempts, ",\"options\":", JsonStringList(EffectiveOptions(c)),
+      ",\"unknown_options\":", JsonStringList(c.unknown_options),
+      ",\"musl\":{\"search\":", JsonStringList(c.musl_search), ",\"ndots\":", c.musl_ndots,
+      ",\"timeout\":", c.musl_timeout, ",\"attempts\":", c.musl_attempts, "},\"kubernetes\":", k8s,
+      "}");
+}
+
+std::string FindingJson(const Finding& f) {
+  return absl::StrCat("{\"id\":", JsonString(f.id),
+                      ",\"severity\":", JsonString(SeverityName(f.severity)), ",\"line\":", f.line,
+                      ",\"message\":", JsonString(f.message), ",\"fix\":", JsonString(f.fix), "}");
+}
+
+std::string WalkJson(const Walk& w) {
+  std::vector<std::string> queries;
+  for (const Query& q : w.queries) {
+    queries.push_back(absl::StrCat("{\"qname\":", JsonString(q.qname),
+                                   ",\"qtype\":", JsonString(q.qtype),
+                                   ",\"expected\":", JsonString(OutcomeName(q.expected)), "}"));
+  }
+  return absl::StrCat(
+      "{\"name\":", JsonString(w.name), ",\"resolver\":", JsonString(ResolverName(w.resolver)),
+      ",\"parallel\":", JsonBool(w.parallel), ",\"tcp\":", JsonBool(w.tcp), ",\"queries\":[",
+      absl::StrJoin(queries, ","), "],\"total\":", w.total, ",\"nxdomain\":", w.nxdomain,
+      ",\"wasted\":", w.wasted,
+      ",\"answered_by\":", w.answered_by.has_value() ? JsonString(*w.answered_by) : "null",
+      ",\"result\":", JsonString(OutcomeName(w.final_outcome)), "}");
+}
+
+std::string SeverityLabel(Severity s) {
+  switch (s) {
+    case Severity::kError:
+      return "ERROR  ";
+    case Severity::kWarning:
+      return "WARNING";
+    case Severity::kInfo:
+      return "INFO   ";
+  }
+  return "INFO   ";
+}
+
+void TableFile(const FileReport& r, std::ostream& out) {
+  const ResolvConf& c = r.conf;
+  out << "== " << r.path;
+  if (r.k8s.has_value()) {
+    out << " (Kubernetes pod: namespace " << r.k8s->namespace_name << ", zone " << r.k8s->zone
+        << ")";
+  }
+  out << "\n";
+  out << "  nameservers: " << (c.nameservers.empty() ? "(none)" : absl::StrJoin(c.nameservers, " "))
+      << "\n";
+  out << "  search:      " << (c.search.empty() ? "(none)" : absl::StrJoin(c.search, " ")) << "\n";
+  out << "  options:     " << absl::StrJoin(EffectiveOptions(c), " ") << "\n";
+  out << "  config hash: " << ConfigHash(c) << "\n";
+  if (r.findings.empty()) {
+    out << "  findings:    none\n";
+  } else {
+    out << "  findings:\n";
+    for (const Finding& f : r.findings) {
+      out << "    " << SeverityLabel(f.severity) << " " << f.id;
+      if (f.line > 0) out << " (line " << f.line << ")";
+      out << ": " << f.message << "\n";
+      out << "            fix: " << f.fix << "\n";
+    }
+  }
+  if (!r.walks.empty()) {
+    out << "  walks (outcome per candidate, from the " << r.outcome_source << "):\n";
+  }
+  for (const Walk& w : r.walks) {
+    bool only_a = true;
+    for (const Query& q : w.queries) only_a = only_a && q.qtype == "A";
+    std::string mode =
+        only_a ? "A only (no-aaaa)" : (w.parallel ? "A+AAAA in parallel" : "A then AAAA");
+    if (w.tcp) mode += ", over TCP";
+    out << absl::StrFormat("    %-5s %s: %d queries (%s), %d expected NXDOMAIN, result %s\n",
+                           ResolverName(w.resolver), w.name, w.total, mode, w.nxdomain,
+                           w.answered_by.has_value() ? absl::StrCat("answer from ", *w.answered_by)
+                                                     : std::string(OutcomeName(w.final_outcome)));
+    // One line per candidate: A and AAAA of a candidate share an outcome.
+    int step = 0;
+    for (size_t i = 0; i < w.queries.size(); ++i) {
+      const Query& q = w.queries[i];
+      std::string types = q.qtype;
+      if (i + 1 < w.queries.size() && w.queries[i + 1].qname == q.qname &&
+          w.queries[i + 1].qtype != q.qtype) {
+        types = absl::StrCat(q.qtype, "+", w.queries[i + 1].qtype);
+        ++i;
+      }
+      out << absl::StrFormat("          %d. %-50s %-7s %s\n", ++step, q.qname, types,
+                             OutcomeName(q.expected));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace internal
+
+std::string JsonString(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          out += absl::StrFormat("\\u%04x", c);
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += "\"";
+  return out;
+}
+
+void RenderTable(const std::vector<FileReport>& reports, std::ostream& out) {
+  for (const FileReport& r : reports) {
+    internal::TableFile(r, out);
+    out << "\n";
+  }
+  if (reports.size() > 1) {
+    std::vector<ConfigGroup> groups = GroupByConfig(reports);
+    out << "== summary: " << reports.size() << " files, " << groups.size()
+        << " distinct configuration(s)\n";
+    for (const ConfigGroup& g : groups) {
+      const ResolvConf& c = g.example->conf;
+      out << absl::StrFormat("  %s  %d file(s)  worst: %s  ndots:%d  search: %s\n", g.config_hash,
+                             g.files.size(), g.has_findings ? SeverityName(g.worst) : "none",
+                             c.ndots, c.search.empty() ? "(none)" : absl::StrJoin(c.search, " "));
+      if (!g.finding_ids.empty()) {
+        out << "      findings: " << absl::StrJoin(g.finding_ids, ", ") << "\n";
+      }
+      out << "      files: " << absl::StrJoin(g.files, " ") << "\n";
+    }
+  }
+}
+
+void RenderJson(const std::vector<FileReport>& reports, std::ostream& out) {
+  std::vector<std::string> files;
+  for (const FileReport& r : reports) {
+    std::vector<std::string> findings;
+    for (const Finding& f : r.findings) findings.push_back(internal::FindingJson(f));
+    std::vector<std::string> walks;
+    for (const Walk& w : r.walks) walks.push_back(internal::WalkJson(w));
+    files.push_back(absl::StrCat(
+        "{\"path\":", JsonString(r.path), ",\"outcome_source\":", JsonString(r.outcome_source),
+        ",\"config\":", internal::ConfigJson(r), ",\"findings\":[", absl::StrJoin(findings, ","),
+        "],\"walks\":[", absl::StrJoin(walks, ","), "]}"));
+  }
+  std::vector<std::string> summary;
+  for (const ConfigGroup& g : GroupByConfig(reports)) {
+    summary.push_back(absl::StrCat(
+        "{\"config_hash\":", JsonString(g.config_hash), ",\"count\":", g.files.size(),
+        ",\"files\":", internal::JsonStringList(g.files),
+        ",\"worst_severity\":", g.has_findings ? JsonString(SeverityName(g.worst)) : "null",
+        ",\"finding_ids\":", internal::JsonStringList(g.finding_ids), "}"));
+  }
+  std::optional<Severity> worst = WorstSeverity(reports);
+  out << "{\"version\":" << kJsonSchemaVersion << ",\"files\":[" << absl::StrJoin(files, ",")
+      << "],\"summary\":[" << absl::StrJoin(summary, ",")
+      << "],\"worst_severity\":" << (worst.has_value() ? JsonString(SeverityName(*worst)) : "null")
+      << "}\n";
+}
+
+}  // namespace nodedns::audit

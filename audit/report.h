@@ -1,0 +1,27 @@
+// Renders audit results as a human-readable table or as the versioned JSON document described in
+// docs/audit.md ("JSON schema"). JSON is written by hand: no JSON library is a dependency.
+#ifndef NODEDNS_AUDIT_REPORT_H_
+#define NODEDNS_AUDIT_REPORT_H_
+
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "audit/audit.h"
+
+namespace nodedns::audit {
+
+// Version of the JSON schema; bumped on any incompatible change.
+inline constexpr int kJsonSchemaVersion = 1;
+
+// Returns `s` as a JSON string literal, quotes included (RFC 8259 escaping; bytes >= 0x80 are
+// passed through, control characters become \u00XX).
+std::string JsonString(std::string_view s);
+
+void RenderTable(const std::vector<FileReport>& reports, std::ostream& out);
+void RenderJson(const std::vector<FileReport>& reports, std::ostream& out);
+
+}  // namespace nodedns::audit
+
+#endif  // NODEDNS_AUDIT_REPORT_H_

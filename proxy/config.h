@@ -1,0 +1,78 @@
+// `nodedns serve` configuration: every setting in one struct with its default, and the parsing of
+// the textual forms (addresses, forward zones, resolv.conf) into it. absl::Status at this boundary.
+#ifndef NODEDNS_PROXY_CONFIG_H_
+#define NODEDNS_PROXY_CONFIG_H_
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "cache/response_cache.h"
+
+namespace nodedns::proxy {
+
+// An IPv4 or IPv6 address with a port. Plain value type.
+struct SocketAddress {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
+  int family() const { return storage.ss_family; }
+  uint16_t port() const;
+  // "192.0.2.1:53" or "[2001:db8::1]:53".
+  std::string ToString() const;
+  // Accepts "ADDR:PORT", "[V6]:PORT", a bare address (then `default_port`), and with
+  // default_port == 0 requires a port.
+  static absl::StatusOr<SocketAddress> Parse(absl::string_view text, uint16_t default_port = 0);
+};
+
+// Upstreams for the names at or below one zone.
+struct ForwardZone {
+  std::string zone;                 // presentation form, lowercase, "." for the root
+  std::vector<uint8_t> zone_wire;   // wire form, lowercase
+  std::vector<SocketAddress> upstreams;
+  bool force_tcp = false;
+};
+
+// Defaults are the `serve` command's; see `nodedns serve --help`.
+struct ServeConfig {
+  std::vector<SocketAddress> listen;    // default: 127.0.0.1:5053
+  std::vector<ForwardZone> zones;       // longest zone first; "." always present
+  unsigned workers = 0;                 // 0: one per CPU
+  cache::CacheSettings cache;
+  std::optional<SocketAddress> health;  // GET /health and /metrics
+  uint32_t upstream_timeout_ms = 2000;  // per try; c-ares doubles it on each retry round
+  int upstream_tries = 2;
+  uint32_t tcp_idle_timeout_ms = 10'000;   // RFC 7766 §6.2.3 suggests seconds, not minutes
+  size_t tcp_max_connections = 1024;       // per worker
+  size_t tcp_max_inflight = 32;            // queries waiting for upstream, per connection
+  uint32_t purge_interval_ms = 1000;       // how often each worker sweeps a slice of the cache
+};
+
+// Parses "ZONE=UPSTREAM[,UPSTREAM...]" where an upstream is ADDR[:PORT] or the path of a
+// resolv.conf (starts with '/'), whose nameservers are taken.
+absl::StatusOr<ForwardZone> ParseForwardSpec(absl::string_view spec);
+
+// The nameserver lines of a resolv.conf, port 53 (glibc uses at most 3; so do we: res_init's MAXNS).
+absl::StatusOr<std::vector<SocketAddress>> ReadResolvConfNameservers(const std::string& path);
+
+// Lowercase wire form of a presentation-format zone name; error if it is not a valid name.
+absl::StatusOr<std::vector<uint8_t>> ZoneToWire(absl::string_view zone);
+
+// Index into `zones` (sorted longest first) of the zone that `qname` (wire, any case) falls under.
+size_t MatchZone(std::span<const ForwardZone> zones, std::span<const uint8_t> qname);
+
+// Sorts zones longest first, merges --force-tcp and checks that "." exists.
+absl::Status FinishZones(std::vector<ForwardZone>& zones, std::span<const std::string> force_tcp);
+
+}  // namespace nodedns::proxy
+
+#endif  // NODEDNS_PROXY_CONFIG_H_

@@ -1,0 +1,50 @@
+// nodedns: the command line. The only code not linked into tests.
+#include <ares.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "audit/audit_command.h"
+#include "proxy/serve_command.h"
+#include "proxy/server.h"
+
+int main(int argc, char** argv) {
+  CLI::App app("nodedns: a node-local DNS caching proxy for Kubernetes", "nodedns");
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "nodedns 0.1.0");
+  nodedns::proxy::ServeFlags serve_flags;
+  CLI::App* serve = nodedns::proxy::AddServeCommand(app, serve_flags);
+  nodedns::audit::AuditFlags audit_flags;
+  CLI::App* audit = nodedns::audit::AddAuditCommand(app, audit_flags);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return nodedns::audit::ExitCodeForParseError(app, e, std::cout, std::cerr);
+  }
+  if (audit->parsed()) return nodedns::audit::RunAuditCommand(audit_flags, std::cout, std::cerr);
+  if (serve->parsed()) {
+    auto config = nodedns::proxy::BuildServeConfig(serve_flags);
+    if (!config.ok()) {
+      std::fprintf(stderr, "nodedns serve: %s\n", std::string(config.status().message()).c_str());
+      return 2;
+    }
+    if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS) {
+      std::fprintf(stderr, "nodedns serve: c-ares initialization failed\n");
+      return 1;
+    }
+    auto server = nodedns::proxy::Server::Create(*std::move(config));
+    if (!server.ok()) {
+      std::fprintf(stderr, "nodedns serve: %s\n", std::string(server.status().message()).c_str());
+      return 2;
+    }
+    const absl::Status st = (*server)->Run();
+    ares_library_cleanup();
+    if (!st.ok()) {
+      std::fprintf(stderr, "nodedns serve: %s\n", std::string(st.message()).c_str());
+      return 1;
+    }
+    return 0;
+  }
+  return 2;
+}

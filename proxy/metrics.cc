@@ -1,0 +1,36 @@
+// Prometheus rendering of the counter list; see metrics.h.
+#include "proxy/metrics.h"
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+
+namespace nodedns::proxy {
+
+std::string RenderPrometheus(std::span<const WorkerCounters* const> workers,
+                             std::span<const Gauge> gauges) {
+  std::string out;
+  std::set<std::string> described;
+  auto describe = [&](const char* name, const char* help, const char* type) {
+    if (described.insert(name).second) {
+      absl::StrAppend(&out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n");
+    }
+  };
+#define NODEDNS_RENDER_COUNTER(member, metric, labels, help)                  \
+  {                                                                           \
+    uint64_t sum = 0;                                                         \
+    for (const WorkerCounters* w : workers) sum += w->member.Get();           \
+    describe(metric, help, "counter");                                        \
+    const std::string l = labels;                                             \
+    absl::StrAppend(&out, metric, l.empty() ? "" : "{", l, l.empty() ? "" : "}", " ", sum, "\n"); \
+  }
+  NODEDNS_WORKER_COUNTERS(NODEDNS_RENDER_COUNTER)
+#undef NODEDNS_RENDER_COUNTER
+  for (const Gauge& g : gauges) {
+    describe(g.name, g.help, "gauge");
+    absl::StrAppend(&out, g.name, " ", g.value, "\n");
+  }
+  return out;
+}
+
+}  // namespace nodedns::proxy

@@ -1,0 +1,144 @@
+// Reply building; see reply.h.
+#include "proxy/reply.h"
+
+#include <cstring>
+
+namespace nodedns::proxy {
+
+namespace {
+
+using dns::Put16;
+
+void WriteOpt(uint8_t* p, bool do_bit, uint8_t extended_rcode) {
+  p[0] = 0;  // root owner
+  Put16(p + 1, dns::type::kOPT);
+  Put16(p + 3, dns::kEdnsUdpSize);
+  dns::Put32(p + 5, uint32_t{extended_rcode} << 24 | (do_bit ? dns::kEdnsDoBit : 0));
+  Put16(p + 9, 0);
+}
+
+}  // namespace
+
+size_t FinishReply(std::span<uint8_t> out, size_t size, std::span<const uint8_t> query,
+                   const dns::QueryInfo& q, size_t limit, bool* truncated) {
+  uint8_t* m = out.data();
+  const uint16_t upstream = dns::HeaderFlags(out);
+  uint16_t flags = dns::flag::kQR | dns::flag::kRA | (upstream & dns::flag::kRcodeMask) |
+                   (q.flags & (dns::flag::kRD | dns::flag::kCD));
+  if ((upstream & dns::flag::kAD) && ((q.flags & dns::flag::kAD) || q.do_bit)) {
+    flags |= dns::flag::kAD;
+  }
+  Put16(m, q.id);
+  // The stored question has the same name, in whatever case upstream used: write the client's.
+  std::memcpy(m + dns::kHeaderSize, query.data() + dns::kHeaderSize, q.qname_length);
+  const size_t opt = q.has_edns ? dns::kOptRecordSize : 0;
+  if (size + opt > limit) {
+    // Header and question only: the client retries over TCP (RFC 7766 §5).
+    flags |= dns::flag::kTC;
+    size = q.question_end;
+    Put16(m + 6, 0);
+    Put16(m + 8, 0);
+    Put16(m + 10, 0);
+    if (truncated) *truncated = true;
+  } else if (truncated) {
+    *truncated = false;
+  }
+  Put16(m + 2, flags);
+  if (opt) {
+    WriteOpt(m + size, q.do_bit, 0);
+    Put16(m + 10, dns::ArCount(out) + 1);
+    size += opt;
+  }
+  return size;
+}
+
+size_t BuildErrorReply(std::span<const uint8_t> query, const dns::QueryInfo& q,
+                       dns::QueryStatus status, uint8_t rcode, std::span<uint8_t> out) {
+  if (status == dns::QueryStatus::kDrop || query.size() < dns::kHeaderSize) return 0;
+  if (q.flags & dns::flag::kQR) return 0;
+  uint8_t* m = out.data();
+  std::memset(m, 0, dns::kHeaderSize);
+  Put16(m, q.id);
+  uint8_t extended = 0;
+  if (status == dns::QueryStatus::kBadVers) {
+    // BADVERS is 16: the low 4 bits (0) in the header, the high 8 bits (1) in the OPT record.
+    rcode = 0;
+    extended = 1;
+  }
+  Put16(m + 2, dns::flag::kQR | dns::flag::kRA | (q.flags & (dns::flag::kOpcodeMask |
+                                                              dns::flag::kRD | dns::flag::kCD)) |
+                   (rcode & 0xf));
+  size_t size = dns::kHeaderSize;
+  // Echo the question only if it was parsed (question_end is set once the question was read).
+  if (q.question_end > dns::kHeaderSize && q.question_end <= query.size() &&
+      status != dns::QueryStatus::kNotImp) {
+    std::memcpy(m + size, query.data() + size, q.question_end - size);
+    size = q.question_end;
+    Put16(m + 4, 1);
+  }
+  if (q.has_edns) {
+    WriteOpt(m + size, q.do_bit, extended);
+    Put16(m + 10, 1);
+    size += dns::kOptRecordSize;
+  }
+  return size;
+}
+
+size_t BuildTruncatedReply(std::span<const uint8_t> query, const dns::QueryInfo& q,
+                           std::span<uint8_t> out) {
+  std::memcpy(out.data(), query.data(), q.question_end);
+  Put16(out.data() + 2, 0);  // "upstream" flags for FinishReply: NOERROR, nothing else
+  Put16(out.data() + 4, 1);
+  Put16(out.data() + 6, 0);
+  Put16(out.data() + 8, 0);
+  Put16(out.data() + 10, 0);
+  const size_t size = FinishReply(out, q.question_end, query, q, dns::kMaxMessage);
+  Put16(out.data() + 2, dns::HeaderFlags(out) | dns::flag::kTC);
+  return size;
+}
+
+size_t BuildUpstreamQuery(std::span<const uint8_t> qname, uint16_t qtype, uint16_t qclass,
+                          bool do_bit, bool cd_bit, std::span<uint8_t> out) {
+  uint8_t* m = out.data();
+  std::memset(m, 0, dns::kHeaderSize);
+  Put16(m + 2, dns::flag::kRD | (cd_bit ? dns::flag::kCD : 0));
+  Put16(m + 4, 1);
+  Put16(m + 10, 1);
+  size_t n = dns::kHeaderSize;
+  std::memcpy(m + n, qname.data(), qname.size());
+  n += qname.size();
+  Put16(m + n, qtype);
+  Put16(m + n + 2, qclass);
+  n += 4;
+  WriteOpt(m + n, do_bit, 0);
+  return n + dns::kOptRecordSize;
+}
+
+bool ResponseMatchesQuestion(std::span<const uint8_t> response, std::span<const uint8_t> qname,
+                             uint16_t qtype, uint16_t qclass) {
+  if (response.size() < dns::kHeaderSize + qname.size() + 4) return false;
+  if (dns::QdCount(response) != 1) return false;
+  const auto len = dns::PlainNameLength(response, dns::kHeaderSize);
+  if (!len || *len != qname.size()) return false;
+  if (!dns::NameEqualsIgnoreCase(response.data() + dns::kHeaderSize, qname.data(), *len)) {
+    return false;
+  }
+  const uint8_t* p = response.data() + dns::kHeaderSize + *len;
+  return dns::Get16(p) == qtype && dns::Get16(p + 2) == qclass;
+}
+
+size_t CopyWithoutOpt(std::span<const uint8_t> response, std::span<uint8_t> out) {
+  dns::ResponseLayout layout;
+  if (dns::ParseResponseLayout(response, layout) != dns::LayoutStatus::kOk) return 0;
+  size_t size = layout.end;
+  if (layout.opt_offset) {
+    if (layout.opt_end != layout.end || (layout.opt_ttl >> 24) != 0) return 0;
+    size = layout.opt_offset;
+  }
+  if (size > out.size()) return 0;
+  std::memcpy(out.data(), response.data(), size);
+  if (layout.opt_offset) Put16(out.data() + 10, layout.arcount - 1);
+  return size;
+}
+
+}  // namespace nodedns::proxy

@@ -1,0 +1,137 @@
+// `nodedns serve` flags; see serve_command.h.
+#include "proxy/serve_command.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+
+namespace nodedns::proxy {
+
+CLI::App* AddServeCommand(CLI::App& app, ServeFlags& f) {
+  CLI::App* s = app.add_subcommand(
+      "serve", "Run the caching DNS proxy: answer from the shared cache, forward misses upstream.");
+  s->add_option("--listen", f.listen,
+                "ADDR:PORT to serve on, UDP and TCP; repeatable; IPv6 as [ADDR]:PORT "
+                "(default 127.0.0.1:5053; Kubernetes: 169.254.20.10:53 and the kube-dns ClusterIP)")
+      ->type_name("ADDR:PORT");
+  s->add_option("--forward", f.forward,
+                "ZONE=UPSTREAM[,UPSTREAM...]: where to send misses for names in ZONE; repeatable, "
+                "the longest zone wins; an UPSTREAM is ADDR[:PORT] or a resolv.conf path whose "
+                "nameservers are used (default .=/etc/resolv.conf)")
+      ->type_name("ZONE=UPSTREAMS");
+  s->add_option("--force-tcp", f.force_tcp,
+                "Reach this zone's upstreams over TCP only (as NodeLocal DNSCache does for "
+                "CoreDNS); repeatable")
+      ->type_name("ZONE");
+  s->add_option("--workers", f.workers, "Worker threads, each with its own sockets (0: one per CPU)")
+      ->capture_default_str();
+  s->add_option("--cache-size", f.cache_size_mb,
+                "Cache capacity in MiB; all memory of entries, keys and tables counted")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 1024.0 * 1024));
+  s->add_option("--cache-shards", f.cache_shards,
+                "Cache shards, a power of two (0: chosen from the capacity, at most 64)")
+      ->capture_default_str();
+  s->add_option("--min-ttl", f.min_ttl, "Keep positive answers at least this many seconds")
+      ->capture_default_str();
+  s->add_option("--max-ttl", f.max_ttl, "Keep positive answers at most this many seconds")
+      ->capture_default_str();
+  s->add_option("--max-negative-ttl", f.max_negative_ttl,
+                "Cap for NXDOMAIN/NODATA caching in seconds (RFC 2308)")
+      ->capture_default_str();
+  s->add_option("--servfail-ttl", f.servfail_ttl,
+                "Seconds to cache SERVFAIL answers (0..300, RFC 2308 §7.1)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 300));
+  s->add_option("--stale-ttl", f.stale_ttl,
+                "Seconds past expiry an answer may still be served when upstream fails "
+                "(RFC 8767; 0 disables)")
+      ->capture_default_str();
+  s->add_option("--prefetch-hits", f.prefetch_hits,
+                "Refresh an entry in its last 10% of TTL once it was hit this many times "
+                "(0: on every late hit)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 255));
+  s->add_option("--health", f.health,
+                "ADDR:PORT for GET /health and GET /metrics (Prometheus); off when empty")
+      ->type_name("ADDR:PORT");
+  s->add_option("--upstream-timeout", f.upstream_timeout_ms,
+                "Milliseconds before an upstream try times out")
+      ->capture_default_str()
+      ->check(CLI::Range(10u, 60000u));
+  s->add_option("--upstream-tries", f.upstream_tries, "Tries per upstream query")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10));
+  s->add_option("--tcp-idle-timeout", f.tcp_idle_timeout_s,
+                "Seconds an idle client TCP connection is kept (RFC 7766 §6.2.3)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
+  s->add_option("--tcp-max-connections", f.tcp_max_connections,
+                "Client TCP connections per worker; more are closed at once")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 20));
+  s->add_option("--tcp-max-inflight", f.tcp_max_inflight,
+                "Queries per TCP connection waiting for upstream before reading pauses")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{65535}));
+  s->add_option("--resolv-conf", f.resolv_conf,
+                "resolv.conf whose nameservers serve '.' when no --forward covers it")
+      ->capture_default_str();
+  return s;
+}
+
+absl::StatusOr<ServeConfig> BuildServeConfig(const ServeFlags& f) {
+  ServeConfig c;
+  const std::vector<std::string> listen = f.listen.empty() ? std::vector<std::string>{"127.0.0.1:5053"}
+                                                           : f.listen;
+  for (const auto& l : listen) {
+    auto a = SocketAddress::Parse(l);
+    if (!a.ok()) return absl::InvalidArgumentError(absl::StrCat("--listen ", a.status().message()));
+    c.listen.push_back(*a);
+  }
+  bool have_root = false;
+  for (const auto& spec : f.forward) {
+    auto z = ParseForwardSpec(spec);
+    if (!z.ok()) return absl::InvalidArgumentError(absl::StrCat("--forward ", z.status().message()));
+    have_root |= z->zone_wire.size() == 1;
+    c.zones.push_back(*std::move(z));
+  }
+  if (!have_root) {
+    auto z = ParseForwardSpec(absl::StrCat(".=", f.resolv_conf));
+    if (!z.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--forward: no upstream for '.' given and ", z.status().message(),
+          " (use --forward .=ADDR)"));
+    }
+    c.zones.push_back(*std::move(z));
+  }
+  if (auto st = FinishZones(c.zones, f.force_tcp); !st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--forward/--force-tcp: ", st.message()));
+  }
+  c.workers = f.workers;
+  c.cache.capacity_bytes = static_cast<size_t>(std::llround(f.cache_size_mb * 1024 * 1024));
+  c.cache.shards = f.cache_shards;
+  c.cache.min_ttl = f.min_ttl;
+  c.cache.max_ttl = f.max_ttl;
+  c.cache.max_negative_ttl = f.max_negative_ttl;
+  c.cache.servfail_ttl = f.servfail_ttl;
+  c.cache.stale_ttl = f.stale_ttl;
+  c.cache.prefetch_min_hits = f.prefetch_hits;
+  if (auto st = c.cache.Validate(); !st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("cache settings (--cache-size, --cache-shards, "
+                                                   "--min-ttl, --max-ttl): ", st.message()));
+  }
+  if (!f.health.empty()) {
+    auto a = SocketAddress::Parse(f.health);
+    if (!a.ok()) return absl::InvalidArgumentError(absl::StrCat("--health ", a.status().message()));
+    c.health = *a;
+  }
+  c.upstream_timeout_ms = f.upstream_timeout_ms;
+  c.upstream_tries = f.upstream_tries;
+  c.tcp_idle_timeout_ms = static_cast<uint32_t>(f.tcp_idle_timeout_s * 1000);
+  c.tcp_max_connections = f.tcp_max_connections;
+  c.tcp_max_inflight = f.tcp_max_inflight;
+  return c;
+}
+
+}  // namespace nodedns::proxy

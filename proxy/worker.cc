@@ -1,0 +1,613 @@
+// The worker's data path. A UDP cache hit, start to end: OnUdpReadable (recvmmsg) → ServeUdpBatch
+// (parse, key, two prefetch passes, Lookup, FinishReply) → sendmmsg. No allocation, no lock, no
+// syscall per packet. Misses go through StartMiss → Upstream (c-ares) → CompletePending.
+#include "proxy/worker.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "proxy/reply.h"
+
+namespace nodedns::proxy {
+
+using cache::LookupResult;
+
+absl::StatusOr<int> OpenSocket(const SocketAddress& addr, bool tcp) {
+  const int fd = socket(addr.family(), (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK |
+                                           SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
+  const int one = 1;
+  // SO_REUSEPORT: every worker binds the same address; the kernel spreads clients over them.
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (addr.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (!tcp) {
+    // Bursts of a few thousand queries must not overflow the socket between two batches.
+    const int size = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  }
+  if (bind(fd, addr.get(), addr.length) != 0 || (tcp && listen(fd, 1024) != 0)) {
+    const int err = errno;
+    close(fd);
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", addr.ToString(), "/",
+                                               tcp ? "tcp" : "udp", ": ", std::strerror(err)));
+  }
+  return fd;
+}
+
+namespace {
+
+size_t UdpLimit(const dns::QueryInfo& q) {
+  // DNS Flag Day 2020: 1232 bytes at most, whatever larger size the client offers.
+  return std::min<size_t>(q.MaxUdpReply(), dns::kEdnsUdpSize);
+}
+
+uint8_t RcodeFor(dns::QueryStatus s) {
+  switch (s) {
+    case dns::QueryStatus::kNotImp:
+      return dns::rcode::kNotImp;
+    case dns::QueryStatus::kBadVers:
+      return 0;  // extended rcode, set by BuildErrorReply
+    default:
+      return dns::rcode::kFormErr;
+  }
+}
+
+uint8_t RcodeOf(const uint8_t* reply) { return reply[3] & 0xf; }
+
+}  // namespace
+
+struct Worker::UdpSocket {
+  uv_poll_t poll;
+  Worker* worker;
+  int fd;
+};
+
+struct Worker::TcpListener {
+  uv_tcp_t handle;
+  Worker* worker;
+};
+
+struct Worker::TcpConn {
+  uv_tcp_t handle;
+  uv_timer_t idle;
+  Worker* worker;
+  uint64_t id;
+  std::vector<uint8_t> in;
+  size_t inflight = 0;
+  bool reading = true;
+  bool eof = false;
+  bool closing = false;
+  bool in_resume = false;
+  int open_handles = 2;
+};
+
+// Who is waiting for a miss: where to send the reply and what the client asked.
+struct Worker::Waiter {
+  bool tcp = false;
+  int udp_fd = -1;
+  uint64_t conn_id = 0;
+  sockaddr_storage addr{};
+  socklen_t addr_len = 0;
+  dns::QueryInfo q;
+  std::vector<uint8_t> question;  // header + question of the query (for ID, case, flags)
+};
+
+struct Worker::Pending {
+  Worker* worker;
+  std::string key_bytes;
+  cache::CacheKey key;
+  std::vector<Waiter> waiters;
+};
+
+struct Worker::Batch {
+  mmsghdr in[kBatch];
+  iovec in_iov[kBatch];
+  sockaddr_storage from[kBatch];
+  mmsghdr out[kBatch];
+  iovec out_iov[kBatch];
+  dns::QueryInfo info[kBatch];
+  dns::QueryStatus status[kBatch];
+  cache::CacheKey keys[kBatch];
+  alignas(64) uint8_t in_buf[kBatch][kUdpBufSize];
+  alignas(64) uint8_t out_buf[kBatch][kUdpBufSize];
+};
+
+Worker::Worker(int index, const ServeConfig& config, cache::ResponseCache& cache,
+               WorkerSockets sockets)
+    : index_(index), config_(config), cache_(cache), sockets_(std::move(sockets)),
+      batch_(new Batch), scratch_(dns::kMaxMessage + 64) {
+  Batch& b = *batch_;
+  for (int i = 0; i < kBatch; ++i) {
+    b.in_iov[i] = {b.in_buf[i], kUdpBufSize};
+    b.in[i].msg_hdr = {};
+    b.in[i].msg_hdr.msg_iov = &b.in_iov[i];
+    b.in[i].msg_hdr.msg_iovlen = 1;
+    b.in[i].msg_hdr.msg_name = &b.from[i];
+    b.out[i].msg_hdr = {};
+    b.out[i].msg_hdr.msg_iov = &b.out_iov[i];
+    b.out[i].msg_hdr.msg_iovlen = 1;
+  }
+}
+
+Worker::~Worker() {
+  if (loop_ != nullptr) {
+    uv_loop_close(loop_);
+    delete loop_;
+  }
+}
+
+absl::Status Worker::Start() {
+  loop_ = new uv_loop_t;
+  uv_loop_init(loop_);
+  uv_async_init(loop_, &stop_async_, [](uv_async_t* h) {
+    auto* w = static_cast<Worker*>(h->data);
+    w->stopping_ = true;
+    for (auto& s : w->udp_) {
+      uv_poll_stop(&s->poll);
+      uv_close(reinterpret_cast<uv_handle_t*>(&s->poll), nullptr);
+    }
+    for (auto& l : w->tcp_listeners_) uv_close(reinterpret_cast<uv_handle_t*>(&l->handle), nullptr);
+    std::vector<TcpConn*> conns;
+    for (auto& [id, c] : w->tcp_conns_) conns.push_back(c);
+    for (TcpConn* c : conns) w->CloseTcp(*c);
+    for (auto& u : w->upstreams_) u->Shutdown();
+    uv_close(reinterpret_cast<uv_handle_t*>(&w->purge_timer_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&w->prepare_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);
+  });
+  stop_async_.data = this;
+  // Before the loop blocks, the worker goes offline so that it never holds up reclamation while
+  // idle; the first callback that touches the cache brings it back (EnsureOnline).
+  uv_prepare_init(loop_, &prepare_);
+  prepare_.data = this;
+  uv_prepare_start(&prepare_, [](uv_prepare_t* h) {
+    auto* w = static_cast<Worker*>(h->data);
+    if (w->thread_) w->thread_->Offline();
+  });
+  uv_timer_init(loop_, &purge_timer_);
+  purge_timer_.data = this;
+  if (index_ == 0) {
+    uv_timer_start(
+        &purge_timer_,
+        [](uv_timer_t* h) {
+          auto* w = static_cast<Worker*>(h->data);
+          w->EnsureOnline();
+          w->cache_.PurgeExpired(*w->thread_, w->Now(), 4096);
+        },
+        config_.purge_interval_ms, config_.purge_interval_ms);
+  }
+  for (const auto& zone : config_.zones) {
+    auto u = Upstream::Create(loop_, zone, config_.upstream_timeout_ms, config_.upstream_tries);
+    if (!u.ok()) return u.status();
+    upstreams_.push_back(*std::move(u));
+  }
+  for (int fd : sockets_.udp) {
+    auto s = std::make_unique<UdpSocket>();
+    s->worker = this;
+    s->fd = fd;
+    uv_poll_init_socket(loop_, &s->poll, fd);
+    s->poll.data = s.get();
+    uv_poll_start(&s->poll, UV_READABLE, &OnUdpReadable);
+    udp_.push_back(std::move(s));
+  }
+  for (int fd : sockets_.tcp) {
+    auto l = std::make_unique<TcpListener>();
+    l->worker = this;
+    uv_tcp_init(loop_, &l->handle);
+    l->handle.data = l.get();
+    if (int rc = uv_tcp_open(&l->handle, fd); rc != 0) {
+      return absl::InternalError(absl::StrCat("uv_tcp_open: ", uv_strerror(rc)));
+    }
+    if (int rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l->handle), 1024, &OnTcpConnection);
+        rc != 0) {
+      return absl::InternalError(absl::StrCat("uv_listen: ", uv_strerror(rc)));
+    }
+    tcp_listeners_.push_back(std::move(l));
+  }
+  os_thread_ = std::thread([this] { Run(); });
+  return absl::OkStatus();
+}
+
+void Worker::Run() {
+  thread_ = cache_.RegisterThread();
+  uv_run(loop_, UV_RUN_DEFAULT);
+  pending_.clear();
+  thread_.reset();
+  for (int fd : sockets_.udp) close(fd);
+}
+
+void Worker::Stop() { uv_async_send(&stop_async_); }
+
+void Worker::Join() {
+  if (os_thread_.joinable()) os_thread_.join();
+}
+
+// ---------------------------------------------------------------------------------------------
+// UDP: the hot path.
+
+void Worker::OnUdpReadable(uv_poll_t* handle, int status, int events) {
+  auto* s = static_cast<UdpSocket*>(handle->data);
+  Worker* w = s->worker;
+  if (status < 0 || w->stopping_) return;
+  w->EnsureOnline();
+  Batch& b = *w->batch_;
+  // Bounded, so that TCP clients and upstream replies get their turn under a flood.
+  for (int round = 0; round < 16; ++round) {
+    for (int i = 0; i < kBatch; ++i) b.in[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+    const int n = recvmmsg(s->fd, b.in, kBatch, MSG_DONTWAIT, nullptr);
+    if (n <= 0) break;
+    w->ServeUdpBatch(*s, n);
+    w->thread_->Quiescent();  // no pointer into the cache survives a batch
+    if (n < kBatch) break;
+  }
+}
+
+void Worker::ServeUdpBatch(UdpSocket& s, int n) {
+  Batch& b = *batch_;
+  const uint64_t now = Now();
+  counters_.queries_udp.Inc(n);
+  // Pass 1: parse, build keys, prefetch the slots. Passes 2 and 3 then find them in cache.
+  for (int i = 0; i < n; ++i) {
+    const std::span<const uint8_t> query(b.in_buf[i], b.in[i].msg_len);
+    b.status[i] = dns::ParseQuery(query, b.info[i]);
+    if (b.status[i] == dns::QueryStatus::kOk && (b.in[i].msg_hdr.msg_flags & MSG_TRUNC)) {
+      b.status[i] = dns::QueryStatus::kFormErr;  // longer than any sane query
+    }
+    if (b.status[i] != dns::QueryStatus::kOk) continue;
+    const dns::QueryInfo& q = b.info[i];
+    b.keys[i] = cache::CacheKey({b.in_buf[i] + dns::kHeaderSize, q.qname_length}, q.qtype,
+                                q.qclass, q.do_bit, q.cd());
+    cache_.PrefetchSlot(b.keys[i]);
+  }
+  for (int i = 0; i < n; ++i) {
+    if (b.status[i] == dns::QueryStatus::kOk) cache_.PrefetchEntry(b.keys[i]);
+  }
+  int out = 0;
+  for (int i = 0; i < n; ++i) {
+    const std::span<const uint8_t> query(b.in_buf[i], b.in[i].msg_len);
+    const dns::QueryInfo& q = b.info[i];
+    const std::span<uint8_t> reply(b.out_buf[out], kUdpBufSize);
+    size_t size = 0;
+    if (b.status[i] != dns::QueryStatus::kOk) {
+      size = BuildErrorReply(query, q, b.status[i], RcodeFor(b.status[i]), reply);
+      if (size == 0) {
+        counters_.dropped.Inc();
+        continue;
+      }
+    } else {
+      // Leave room for the OPT record FinishReply may append.
+      const LookupResult r =
+          cache_.Lookup(*thread_, b.keys[i], now, reply.first(kUdpBufSize - dns::kOptRecordSize));
+      if (r.status == LookupResult::Status::kHit) {
+        counters_.cache_hits.Inc();
+        bool tc = false;
+        size = FinishReply(reply, r.size, query, q, UdpLimit(q), &tc);
+        if (tc) counters_.truncated.Inc();
+        if (r.refresh_wanted) Refresh(b.keys[i], q.do_bit, q.cd());
+      } else if (r.status == LookupResult::Status::kTooSmall) {
+        counters_.cache_hits.Inc();
+        counters_.truncated.Inc();
+        size = BuildTruncatedReply(query, q, reply);
+      } else {
+        counters_.cache_misses.Inc();
+        Waiter w;
+        w.udp_fd = s.fd;
+        w.addr = b.from[i];
+        w.addr_len = b.in[i].msg_hdr.msg_namelen;
+        StartMiss(b.keys[i], q, query, std::move(w));
+        continue;
+      }
+    }
+    counters_.CountRcode(RcodeOf(reply.data()));
+    b.out_iov[out].iov_len = size;
+    b.out[out].msg_hdr.msg_name = &b.from[i];
+    b.out[out].msg_hdr.msg_namelen = b.in[i].msg_hdr.msg_namelen;
+    b.out_iov[out].iov_base = b.out_buf[out];
+    ++out;
+  }
+  for (int done = 0; done < out;) {
+    const int sent = sendmmsg(s.fd, b.out + done, static_cast<unsigned>(out - done), MSG_DONTWAIT);
+    if (sent > 0) {
+      done += sent;
+    } else if (sent < 0 && errno == EINTR) {
+      continue;
+    } else if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      counters_.send_errors.Inc(static_cast<uint64_t>(out - done));  // socket buffer full: drop
+      break;
+    } else {
+      counters_.send_errors.Inc();  // this destination failed (e.g. unreachable): skip it
+      ++done;
+    }
+  }
+}
+
+void Worker::SendUdp(int fd, const sockaddr_storage& to, socklen_t to_len, const uint8_t* data,
+                     size_t size) {
+  if (sendto(fd, data, size, MSG_DONTWAIT, reinterpret_cast<const sockaddr*>(&to), to_len) < 0) {
+    counters_.send_errors.Inc();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// TCP (RFC 7766): 2-byte length framing, pipelining, replies in completion order.
+
+namespace {
+
+struct WriteReq {
+  uv_write_t req;
+  std::unique_ptr<uint8_t[]> data;
+};
+
+}  // namespace
+
+void Worker::OnTcpConnection(uv_stream_t* server, int status) {
+  Worker* w = static_cast<TcpListener*>(server->data)->worker;
+  if (status < 0 || w->stopping_) return;
+  auto* c = new TcpConn;
+  c->worker = w;
+  c->id = w->next_conn_id_++;
+  uv_tcp_init(w->loop_, &c->handle);
+  uv_timer_init(w->loop_, &c->idle);
+  c->handle.data = c;
+  c->idle.data = c;
+  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->handle)) != 0 ||
+      w->tcp_conns_.size() >= w->config_.tcp_max_connections) {
+    w->counters_.tcp_rejected.Inc();
+    w->CloseTcp(*c);
+    return;
+  }
+  w->counters_.tcp_connections.Inc();
+  w->tcp_conns_.emplace(c->id, c);
+  uv_tcp_nodelay(&c->handle, 1);
+  auto on_idle = [](uv_timer_t* t) {
+    auto* conn = static_cast<TcpConn*>(t->data);
+    // Queries still waiting for upstream keep the connection; their replies end within the
+    // upstream timeout and restart the clock.
+    if (conn->inflight == 0) conn->worker->CloseTcp(*conn);
+  };
+  uv_timer_start(&c->idle, on_idle, w->config_.tcp_idle_timeout_ms,
+                 w->config_.tcp_idle_timeout_ms);
+  uv_read_start(reinterpret_cast<uv_stream_t*>(&c->handle), &OnTcpAlloc, &OnTcpRead);
+}
+
+void Worker::OnTcpAlloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+  // Read into the worker's scratch space; OnTcpRead copies what it keeps.
+  std::vector<uint8_t>& s = static_cast<TcpConn*>(handle->data)->worker->scratch_;
+  *buf = uv_buf_init(reinterpret_cast<char*>(s.data()), static_cast<unsigned>(s.size()));
+}
+
+void Worker::OnTcpRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+  auto* conn = static_cast<TcpConn*>(stream->data);
+  Worker* self = conn->worker;
+  if (nread < 0) {  // EOF or error: answer what is in flight, then close
+    conn->eof = true;
+    uv_read_stop(stream);
+    conn->reading = false;
+    if (conn->inflight == 0) self->CloseTcp(*conn);
+    return;
+  }
+  if (nread == 0) return;
+  conn->in.insert(conn->in.end(), buf->base, buf->base + nread);
+  uv_timer_again(&conn->idle);
+  self->ResumeTcpReads(*conn);
+}
+
+void Worker::ResumeTcpReads(TcpConn& c) {
+  // A reply completing synchronously inside the loop below (c-ares can fail a send at once) must
+  // not re-enter it: the outer call sees the updated counts.
+  if (c.in_resume) return;
+  c.in_resume = true;
+  // Serve every complete frame buffered, up to the in-flight limit.
+  size_t off = 0;
+  while (!c.closing && c.in.size() - off >= 2 && c.inflight < config_.tcp_max_inflight) {
+    const size_t len = dns::Get16(c.in.data() + off);
+    if (len < dns::kHeaderSize) {  // cannot even hold a header: the stream is garbage
+      c.in_resume = false;
+      CloseTcp(c);
+      return;
+    }
+    if (c.in.size() - off - 2 < len) break;
+    HandleTcpQuery(c, {c.in.data() + off + 2, len});
+    off += 2 + len;
+  }
+  c.in_resume = false;
+  if (c.closing) return;
+  c.in.erase(c.in.begin(), c.in.begin() + static_cast<ptrdiff_t>(off));
+  const bool want = !c.eof && c.inflight < config_.tcp_max_inflight;
+  if (want && !c.reading) {
+    uv_read_start(reinterpret_cast<uv_stream_t*>(&c.handle), &OnTcpAlloc, &OnTcpRead);
+  }
+  if (!want && c.reading) uv_read_stop(reinterpret_cast<uv_stream_t*>(&c.handle));
+  c.reading = want;
+  if (c.eof && c.inflight == 0) CloseTcp(c);
+}
+
+void Worker::HandleTcpQuery(TcpConn& c, std::span<const uint8_t> query) {
+  EnsureOnline();
+  counters_.queries_tcp.Inc();
+  dns::QueryInfo q;
+  const dns::QueryStatus st = dns::ParseQuery(query, q);
+  uint8_t reply[dns::kHeaderSize + dns::kMaxNameWire + 4 + dns::kOptRecordSize];
+  if (st != dns::QueryStatus::kOk) {
+    const size_t size = BuildErrorReply(query, q, st, RcodeFor(st), reply);
+    if (size == 0) {
+      counters_.dropped.Inc();
+      return;
+    }
+    counters_.CountRcode(RcodeOf(reply));
+    WriteTcp(c, reply, size);
+    return;
+  }
+  const cache::CacheKey key({query.data() + dns::kHeaderSize, q.qname_length}, q.qtype, q.qclass,
+                            q.do_bit, q.cd());
+  // A TCP query may be answered by a message of up to 64 KiB: use the scratch buffer. (It is also
+  // the read buffer, but the query was already copied into c.in.)
+  std::span<uint8_t> out(scratch_);
+  const LookupResult r =
+      cache_.Lookup(*thread_, key, Now(), out.first(out.size() - dns::kOptRecordSize));
+  if (r.status == LookupResult::Status::kHit) {
+    counters_.cache_hits.Inc();
+    const size_t size = FinishReply(out, r.size, query, q, dns::kMaxMessage);  // never truncated
+    counters_.CountRcode(RcodeOf(out.data()));
+    WriteTcp(c, out.data(), size);
+    if (r.refresh_wanted) Refresh(key, q.do_bit, q.cd());
+    return;
+  }
+  counters_.cache_misses.Inc();
+  ++c.inflight;
+  Waiter w;
+  w.tcp = true;
+  w.conn_id = c.id;
+  StartMiss(key, q, query, std::move(w));
+}
+
+void Worker::WriteTcp(TcpConn& c, const uint8_t* data, size_t size) {
+  if (c.closing) return;
+  auto* req = new WriteReq;
+  req->data.reset(new uint8_t[size + 2]);
+  dns::Put16(req->data.get(), static_cast<uint16_t>(size));
+  std::memcpy(req->data.get() + 2, data, size);
+  req->req.data = req;
+  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(req->data.get()),
+                             static_cast<unsigned>(size + 2));
+  const int rc = uv_write(&req->req, reinterpret_cast<uv_stream_t*>(&c.handle), &buf, 1,
+                          [](uv_write_t* r, int) { delete static_cast<WriteReq*>(r->data); });
+  if (rc != 0) {
+    delete req;
+    CloseTcp(c);
+  }
+}
+
+void Worker::CloseTcp(TcpConn& c) {
+  if (c.closing) return;
+  c.closing = true;
+  tcp_conns_.erase(c.id);
+  auto on_close = [](uv_handle_t* h) {
+    auto* conn = static_cast<TcpConn*>(h->data);
+    if (--conn->open_handles == 0) delete conn;
+  };
+  uv_close(reinterpret_cast<uv_handle_t*>(&c.handle), on_close);
+  uv_close(reinterpret_cast<uv_handle_t*>(&c.idle), on_close);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Misses: coalesced per worker, forwarded through c-ares, answered from what comes back.
+
+void Worker::StartMiss(const cache::CacheKey& key, const dns::QueryInfo& q,
+                       std::span<const uint8_t> query, Waiter&& waiter) {
+  waiter.q = q;
+  waiter.question.assign(query.begin(), query.begin() + q.question_end);
+  const auto kb = key.bytes();
+  auto it = pending_.find(absl::string_view(reinterpret_cast<const char*>(kb.data()), kb.size()));
+  if (it != pending_.end()) {
+    counters_.coalesced.Inc();
+    it->second->waiters.push_back(std::move(waiter));
+    return;
+  }
+  Pending* p = NewPending(key);
+  p->waiters.push_back(std::move(waiter));
+  // Sent only now, so that a synchronous failure finds the waiter in place.
+  SendUpstream(key, q.do_bit, q.cd(), p);
+}
+
+Worker::Pending* Worker::NewPending(const cache::CacheKey& key) {
+  const auto kb = key.bytes();
+  auto p = std::make_unique<Pending>();
+  p->worker = this;
+  p->key = key;
+  p->key_bytes.assign(reinterpret_cast<const char*>(kb.data()), kb.size());
+  Pending* raw = p.get();
+  pending_.emplace(p->key_bytes, std::move(p));
+  return raw;
+}
+
+void Worker::SendUpstream(const cache::CacheKey& key, bool do_bit, bool cd_bit, Pending* p) {
+  const auto kb = key.bytes();
+  const size_t qlen = key.qname_length();
+  uint8_t query[dns::kHeaderSize + dns::kMaxNameWire + 4 + dns::kOptRecordSize];
+  const size_t len = BuildUpstreamQuery(kb.first(qlen), dns::Get16(kb.data() + qlen),
+                                        dns::Get16(kb.data() + qlen + 2), do_bit, cd_bit, query);
+  counters_.upstream_queries.Inc();
+  upstreams_[MatchZone(config_.zones, kb.first(qlen))]->Send({query, len}, &OnUpstreamReply, p);
+}
+
+void Worker::Refresh(const cache::CacheKey& key, bool do_bit, bool cd_bit) {
+  const auto kb = key.bytes();
+  if (pending_.contains(absl::string_view(reinterpret_cast<const char*>(kb.data()), kb.size()))) {
+    return;  // already on its way
+  }
+  counters_.prefetches.Inc();
+  SendUpstream(key, do_bit, cd_bit, NewPending(key));
+}
+
+void Worker::OnUpstreamReply(void* arg, int status, int /*timeouts*/, unsigned char* abuf,
+                             int alen) {
+  auto* p = static_cast<Pending*>(arg);
+  p->worker->CompletePending(
+      p, status, status == ARES_SUCCESS ? std::span(abuf, static_cast<size_t>(alen))
+                                        : std::span<const uint8_t>());
+}
+
+void Worker::CompletePending(Pending* p, int status, std::span<const uint8_t> reply) {
+  auto it = pending_.find(p->key_bytes);
+  if (it == pending_.end() || it->second.get() != p) return;
+  std::unique_ptr<Pending> own = std::move(it->second);
+  pending_.erase(it);
+  if (stopping_ || status == ARES_EDESTRUCTION) return;  // shutting down: nobody to answer
+  EnsureOnline();
+  const uint64_t now = Now();
+  const auto kb = p->key.bytes();
+  const size_t qlen = p->key.qname_length();
+  const bool ok = status == ARES_SUCCESS &&
+                  ResponseMatchesQuestion(reply, kb.first(qlen), dns::Get16(kb.data() + qlen),
+                                          dns::Get16(kb.data() + qlen + 2));
+  const uint8_t rcode = ok ? RcodeOf(reply.data()) : dns::rcode::kServFail;
+  if (ok) cache_.Insert(*thread_, p->key, reply, now);
+  const bool failed = !ok || rcode == dns::rcode::kServFail;
+  if (failed) counters_.upstream_errors.Inc();
+  std::span<uint8_t> out(scratch_);
+  const auto body = out.first(out.size() - dns::kOptRecordSize);
+  for (const Waiter& w : own->waiters) {
+    const std::span<const uint8_t> question(w.question);
+    const size_t limit = w.tcp ? dns::kMaxMessage : UdpLimit(w.q);
+    size_t size = 0;
+    LookupResult r = cache_.Lookup(*thread_, p->key, now, body, /*allow_stale=*/failed);
+    if (r.status == LookupResult::Status::kStale) {
+      counters_.stale_served.Inc();  // RFC 8767: the upstream failed, the old answer helps
+    }
+    if (r.status == LookupResult::Status::kHit || r.status == LookupResult::Status::kStale) {
+      size = FinishReply(out, r.size, question, w.q, limit);
+    } else if (ok && (size = CopyWithoutOpt(reply, body)) > 0) {
+      size = FinishReply(out, size, question, w.q, limit);
+    } else {
+      size = BuildErrorReply(question, w.q, dns::QueryStatus::kOk, dns::rcode::kServFail, out);
+    }
+    if (!w.tcp && dns::HeaderFlags(out) & dns::flag::kTC) counters_.truncated.Inc();
+    Reply(w, out.data(), size, RcodeOf(out.data()));
+  }
+}
+
+void Worker::Reply(const Waiter& w, const uint8_t* data, size_t size, uint8_t rcode) {
+  counters_.CountRcode(rcode);
+  if (!w.tcp) {
+    SendUdp(w.udp_fd, w.addr, w.addr_len, data, size);
+    return;
+  }
+  auto it = tcp_conns_.find(w.conn_id);
+  if (it == tcp_conns_.end()) return;  // the client went away
+  TcpConn& c = *it->second;
+  WriteTcp(c, data, size);
+  --c.inflight;
+  uv_timer_again(&c.idle);
+  ResumeTcpReads(c);
+}
+
+}  // namespace nodedns::proxy

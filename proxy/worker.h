@@ -1,0 +1,122 @@
+// A worker: one thread, one libuv loop, its own SO_REUSEPORT UDP and TCP sockets on every listen
+// address, its own c-ares channels and its own table of misses in flight. No query crosses
+// threads; the only shared state is the cache. The UDP hot path (recvmmsg → parse → cache → 
+// sendmmsg) is in worker.cc, in Worker::OnUdpReadable and Worker::ServeUdpBatch.
+#ifndef NODEDNS_PROXY_WORKER_H_
+#define NODEDNS_PROXY_WORKER_H_
+
+#include <sys/socket.h>
+#include <uv.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "cache/response_cache.h"
+#include "dns/wire.h"
+#include "proxy/config.h"
+#include "proxy/metrics.h"
+#include "proxy/upstream.h"
+
+namespace nodedns::proxy {
+
+// Sockets opened by the main thread for one worker (so that bind errors surface before start).
+struct WorkerSockets {
+  std::vector<int> udp;  // one per listen address
+  std::vector<int> tcp;  // listening, one per listen address
+};
+
+// Opens a non-blocking socket bound with SO_REUSEPORT to `addr`: UDP, or TCP and listening.
+absl::StatusOr<int> OpenSocket(const SocketAddress& addr, bool tcp);
+
+// Public methods other than the constructor are thread-safe as noted; everything else runs on the
+// worker's own thread.
+class Worker {
+ public:
+  static constexpr int kBatch = 64;            // datagrams per recvmmsg/sendmmsg
+  static constexpr size_t kUdpBufSize = 1536;  // per datagram; longer queries are FORMERR
+
+  Worker(int index, const ServeConfig& config, cache::ResponseCache& cache, WorkerSockets sockets);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Starts the thread (main thread). Fails if the loop or the upstreams cannot be set up.
+  absl::Status Start();
+  // Asks the loop to finish (any thread); Join() waits for it (main thread).
+  void Stop();
+  void Join();
+  const WorkerCounters& counters() const { return counters_; }
+
+ private:
+  struct UdpSocket;
+  struct TcpListener;
+  struct TcpConn;
+  struct Waiter;
+  struct Pending;
+
+  void Run();
+  void EnsureOnline() {
+    if (!thread_->qsbr().online()) thread_->Online();
+  }
+  uint64_t Now() const { return uv_now(loop_); }
+
+  // UDP.
+  static void OnUdpReadable(uv_poll_t* handle, int status, int events);
+  void ServeUdpBatch(UdpSocket& s, int n);
+  void SendUdp(int fd, const sockaddr_storage& to, socklen_t to_len, const uint8_t* data,
+               size_t size);
+
+  // TCP.
+  static void OnTcpConnection(uv_stream_t* server, int status);
+  static void OnTcpAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+  static void OnTcpRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  void HandleTcpQuery(TcpConn& c, std::span<const uint8_t> query);
+  void WriteTcp(TcpConn& c, const uint8_t* data, size_t size);
+  void CloseTcp(TcpConn& c);
+  void ResumeTcpReads(TcpConn& c);
+
+  // Misses and upstream.
+  void StartMiss(const cache::CacheKey& key, const dns::QueryInfo& q,
+                 std::span<const uint8_t> query, Waiter&& waiter);
+  void Refresh(const cache::CacheKey& key, bool do_bit, bool cd_bit);
+  Pending* NewPending(const cache::CacheKey& key);
+  void SendUpstream(const cache::CacheKey& key, bool do_bit, bool cd_bit, Pending* p);
+  static void OnUpstreamReply(void* arg, int status, int timeouts, unsigned char* abuf, int alen);
+  void CompletePending(Pending* p, int status, std::span<const uint8_t> reply);
+  void Reply(const Waiter& w, const uint8_t* data, size_t size, uint8_t rcode);
+  void CountReply(uint8_t rcode) { counters_.CountRcode(rcode); }
+
+  const int index_;
+  const ServeConfig& config_;
+  cache::ResponseCache& cache_;
+  WorkerSockets sockets_;
+  WorkerCounters counters_;
+  std::unique_ptr<cache::CacheThread> thread_;
+  uv_loop_t* loop_ = nullptr;
+  uv_async_t stop_async_;
+  uv_prepare_t prepare_;
+  uv_timer_t purge_timer_;
+  std::thread os_thread_;
+  std::vector<std::unique_ptr<UdpSocket>> udp_;
+  std::vector<std::unique_ptr<TcpListener>> tcp_listeners_;
+  std::vector<std::unique_ptr<Upstream>> upstreams_;  // one per config_.zones entry
+  absl::flat_hash_map<std::string, std::unique_ptr<Pending>> pending_;
+  absl::flat_hash_map<uint64_t, TcpConn*> tcp_conns_;
+  uint64_t next_conn_id_ = 1;
+  bool stopping_ = false;
+
+  // Batch state for the UDP hot path, allocated once.
+  struct Batch;
+  std::unique_ptr<Batch> batch_;
+  std::vector<uint8_t> scratch_;  // 64 KiB for replies built off the hot path
+};
+
+}  // namespace nodedns::proxy
+
+#endif  // NODEDNS_PROXY_WORKER_H_

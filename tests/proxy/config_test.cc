@@ -1,0 +1,162 @@
+// Parsing of addresses, forward zones, resolv.conf and the serve flags, and zone matching.
+#include "proxy/config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "proxy/serve_command.h"
+#include "tests/testing/dns_builder.h"
+
+namespace nodedns::proxy {
+namespace {
+
+TEST(SocketAddressTest, ParsesV4AndV6WithAndWithoutPort) {
+  auto a = SocketAddress::Parse("169.254.20.10:53");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->ToString(), "169.254.20.10:53");
+  auto b = SocketAddress::Parse("[fd00::a]:5053");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->ToString(), "[fd00::a]:5053");
+  auto c = SocketAddress::Parse("10.96.0.10", 53);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->port(), 53);
+  auto d = SocketAddress::Parse("2001:db8::1", 53);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->ToString(), "[2001:db8::1]:53");
+}
+
+TEST(SocketAddressTest, RejectsBadAddressesAndPorts) {
+  EXPECT_FALSE(SocketAddress::Parse("127.0.0.1").ok());  // a port is required here
+  EXPECT_FALSE(SocketAddress::Parse("127.0.0.1:0").ok());
+  EXPECT_FALSE(SocketAddress::Parse("127.0.0.1:65536").ok());
+  EXPECT_FALSE(SocketAddress::Parse("localhost:53").ok());
+  EXPECT_FALSE(SocketAddress::Parse("[::1:53").ok());
+  EXPECT_FALSE(SocketAddress::Parse("1.2.3:53").ok());
+}
+
+class TempFile {
+ public:
+  explicit TempFile(const std::string& content) {
+    char name[] = "/tmp/nodedns-test-XXXXXX";
+    const int fd = mkstemp(name);
+    path_ = name;
+    ::close(fd);
+    std::ofstream(path_) << content;
+  }
+  ~TempFile() { std::remove(path_.c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+TEST(ForwardSpecTest, ParsesZoneAndUpstreamsIncludingResolvConf) {
+  TempFile rc("# comment\nsearch a.svc.cluster.local\nnameserver 10.0.0.2\nnameserver\t10.0.0.3 # x\n"
+              "nameserver fe80::1%eth0\nnameserver 10.0.0.4\nnameserver 10.0.0.5\n");
+  auto z = ParseForwardSpec("Cluster.Local.=10.96.0.10:5353," + rc.path());
+  ASSERT_TRUE(z.ok()) << z.status();
+  EXPECT_EQ(z->zone, "cluster.local");
+  EXPECT_EQ(z->zone_wire, testing::WireName("cluster.local."));
+  ASSERT_EQ(z->upstreams.size(), 4u);  // glibc's MAXNS is 3: the fourth line is ignored
+  EXPECT_EQ(z->upstreams[0].ToString(), "10.96.0.10:5353");
+  EXPECT_EQ(z->upstreams[1].ToString(), "10.0.0.2:53");
+  EXPECT_EQ(z->upstreams[3].ToString(), "10.0.0.4:53");
+}
+
+TEST(ForwardSpecTest, RejectsMalformedSpecs) {
+  EXPECT_FALSE(ParseForwardSpec("cluster.local").ok());
+  EXPECT_FALSE(ParseForwardSpec("=10.0.0.1").ok());
+  EXPECT_FALSE(ParseForwardSpec("a..b=10.0.0.1").ok());
+  EXPECT_FALSE(ParseForwardSpec(".=/nonexistent/resolv.conf").ok());
+  EXPECT_FALSE(ParseForwardSpec(".=not-an-address").ok());
+}
+
+TEST(MatchZoneTest, LongestZoneWinsAtLabelBoundaries) {
+  std::vector<ForwardZone> zones;
+  for (const char* spec : {".=192.0.2.1", "cluster.local=10.96.0.10", "svc.cluster.local=10.0.0.1"}) {
+    zones.push_back(*ParseForwardSpec(spec));
+  }
+  ASSERT_TRUE(FinishZones(zones, std::vector<std::string>{"cluster.local"}).ok());
+  EXPECT_EQ(zones[0].zone, "svc.cluster.local");
+  EXPECT_TRUE(zones[1].force_tcp);
+  auto match = [&](const char* name) { return zones[MatchZone(zones, testing::WireName(name))].zone; };
+  EXPECT_EQ(match("a.b.svc.cluster.local."), "svc.cluster.local");
+  EXPECT_EQ(match("SVC.Cluster.LOCAL."), "svc.cluster.local");
+  EXPECT_EQ(match("x.cluster.local."), "cluster.local");
+  EXPECT_EQ(match("xcluster.local."), ".");  // not a label boundary
+  EXPECT_EQ(match("example.com."), ".");
+  EXPECT_EQ(match("."), ".");
+}
+
+TEST(MatchZoneTest, FinishZonesNeedsRootAndKnownForceTcpZones) {
+  std::vector<ForwardZone> zones = {*ParseForwardSpec("cluster.local=10.96.0.10")};
+  EXPECT_FALSE(FinishZones(zones, {}).ok());
+  zones.push_back(*ParseForwardSpec(".=192.0.2.1"));
+  EXPECT_FALSE(FinishZones(zones, std::vector<std::string>{"example.com"}).ok());
+  zones.push_back(*ParseForwardSpec(".=192.0.2.2"));
+  EXPECT_FALSE(FinishZones(zones, {}).ok());  // "." twice
+}
+
+class ServeFlagsTest : public ::testing::Test {
+ protected:
+  // Parses a command line the way main() does; returns the config or the error message.
+  absl::StatusOr<ServeConfig> Parse(std::vector<std::string> args) {
+    CLI::App app;
+    ServeFlags flags;
+    AddServeCommand(app, flags);
+    args.insert(args.begin(), {"nodedns", "serve"});
+    std::vector<const char*> argv;
+    for (auto& a : args) argv.push_back(a.c_str());
+    try {
+      app.parse(static_cast<int>(argv.size()), argv.data());
+    } catch (const CLI::ParseError& e) {
+      return absl::InvalidArgumentError(e.what());
+    }
+    return BuildServeConfig(flags);
+  }
+};
+
+TEST_F(ServeFlagsTest, DefaultsListenOnLocalhost5053) {
+  auto c = Parse({"--forward", ".=192.0.2.1"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->listen.size(), 1u);
+  EXPECT_EQ(c->listen[0].ToString(), "127.0.0.1:5053");
+  EXPECT_EQ(c->cache.capacity_bytes, size_t{256} << 20);
+  EXPECT_EQ(c->tcp_idle_timeout_ms, 10'000u);
+}
+
+TEST_F(ServeFlagsTest, AcceptsBothOptionForms) {
+  auto c = Parse({"--listen=127.0.0.1:6000", "--listen", "[::1]:6000", "--forward=.=192.0.2.1",
+                  "--workers=3", "--cache-size", "64", "--stale-ttl=0"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->listen.size(), 2u);
+  EXPECT_EQ(c->workers, 3u);
+  EXPECT_EQ(c->cache.capacity_bytes, size_t{64} << 20);
+  EXPECT_EQ(c->cache.stale_ttl, 0u);
+}
+
+TEST_F(ServeFlagsTest, ErrorsNameTheFlag) {
+  auto bad_listen = Parse({"--listen", "nope", "--forward", ".=192.0.2.1"});
+  ASSERT_FALSE(bad_listen.ok());
+  EXPECT_NE(bad_listen.status().message().find("--listen"), std::string::npos);
+  auto bad_forward = Parse({"--forward", "cluster.local"});
+  ASSERT_FALSE(bad_forward.ok());
+  EXPECT_NE(bad_forward.status().message().find("--forward"), std::string::npos);
+  auto bad_servfail = Parse({"--forward", ".=192.0.2.1", "--servfail-ttl", "301"});
+  ASSERT_FALSE(bad_servfail.ok());
+  EXPECT_NE(bad_servfail.status().message().find("servfail-ttl"), std::string::npos);
+  auto bad_tcp = Parse({"--forward", ".=192.0.2.1", "--force-tcp", "cluster.local"});
+  ASSERT_FALSE(bad_tcp.ok());
+  EXPECT_NE(bad_tcp.status().message().find("--force-tcp"), std::string::npos);
+  auto no_root = Parse({"--resolv-conf", "/nonexistent"});
+  ASSERT_FALSE(no_root.ok());
+  EXPECT_NE(no_root.status().message().find("--forward"), std::string::npos);
+  auto bad_ttls = Parse({"--forward", ".=192.0.2.1", "--min-ttl", "100", "--max-ttl", "10"});
+  ASSERT_FALSE(bad_ttls.ok());
+  EXPECT_NE(bad_ttls.status().message().find("--min-ttl"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace nodedns::proxy

@@ -1,0 +1,47 @@
+// The counter list drives the Prometheus output, and every metric is documented.
+#include "proxy/metrics.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace nodedns::proxy {
+namespace {
+
+TEST(MetricsTest, SumsWorkersAndGroupsFamilies) {
+  WorkerCounters a, b;
+  a.queries_udp.Inc(3);
+  b.queries_udp.Inc(4);
+  b.queries_tcp.Inc();
+  a.CountRcode(3);
+  const WorkerCounters* ws[] = {&a, &b};
+  const Gauge g[] = {{"nodedns_cache_entries", "Entries", 42}};
+  const std::string out = RenderPrometheus(ws, g);
+  EXPECT_NE(out.find("nodedns_queries_total{transport=\"udp\"} 7\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("nodedns_queries_total{transport=\"tcp\"} 1\n"), std::string::npos);
+  EXPECT_NE(out.find("nodedns_replies_total{rcode=\"NXDOMAIN\"} 1\n"), std::string::npos);
+  EXPECT_NE(out.find("nodedns_cache_entries 42\n"), std::string::npos);
+  // One HELP/TYPE per family, even with several label sets.
+  size_t n = 0;
+  for (size_t p = out.find("# TYPE nodedns_queries_total"); p != std::string::npos;
+       p = out.find("# TYPE nodedns_queries_total", p + 1)) {
+    ++n;
+  }
+  EXPECT_EQ(n, 1u);
+}
+
+TEST(MetricsTest, EveryCounterIsDocumentedInOperationsGuide) {
+  std::ifstream in(NODEDNS_SOURCE_DIR "/docs/operations.md");
+  ASSERT_TRUE(in) << "docs/operations.md is missing";
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string doc = ss.str();
+#define NODEDNS_CHECK_DOC(member, metric, labels, help) \
+  EXPECT_NE(doc.find(metric), std::string::npos) << metric << " is not in docs/operations.md";
+  NODEDNS_WORKER_COUNTERS(NODEDNS_CHECK_DOC)
+#undef NODEDNS_CHECK_DOC
+}
+
+}  // namespace
+}  // namespace nodedns::proxy
