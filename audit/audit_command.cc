@@ -1,7 +1,12 @@
 // `nodedns audit`: CLI11 wiring, input expansion and exit codes. See audit_command.h.
 #include "audit/audit_command.h"
 
+#include <arpa/inet.h>
 #include <glob.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -24,6 +29,58 @@
 
 namespace nodedns::audit {
 namespace internal {
+
+absl::StatusOr<std::string> HttpGet(const ServerAddress& server, const std::string& path) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (inet_pton(AF_INET, server.ip.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(server.port));
+    len = sizeof *v4;
+  } else if (inet_pton(AF_INET6, server.ip.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(server.port));
+    len = sizeof *v6;
+  } else {
+    return absl::InvalidArgumentError("'" + server.ip + "' is not an IP address");
+  }
+  const int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(std::strerror(errno));
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    const std::string why = std::strerror(errno);
+    close(fd);
+    return absl::UnavailableError("cannot connect: " + why);
+  }
+  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: nodedns\r\n\r\n";
+  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
+    close(fd);
+    return absl::UnavailableError("cannot send the request");
+  }
+  std::string response;
+  char buf[16384];
+  for (;;) {
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    response.append(buf, static_cast<size_t>(n));
+    if (response.size() > (size_t{16} << 20)) break;
+  }
+  close(fd);
+  const size_t head_end = response.find("\r\n\r\n");
+  if (response.rfind("HTTP/1.", 0) != 0 || head_end == std::string::npos || response.size() < 12) {
+    return absl::UnavailableError("no HTTP answer (is this nodedns's --health port?)");
+  }
+  if (response.compare(9, 3, "200") != 0) {
+    return absl::UnavailableError("HTTP " + response.substr(9, 3) + " for " + path);
+  }
+  return response.substr(head_end + 4);
+}
+
 namespace {
 
 // A resolv.conf is a few hundred bytes; refuse anything absurd rather than read it whole.
@@ -176,6 +233,11 @@ CLI::App* AddAuditCommand(CLI::App& app, AuditFlags& flags) {
          "send the walk's queries to this DNS server (IPv4:PORT or [IPv6]:PORT) and report "
          "its real answers instead of the modelled ones")
       ->type_name("ADDR:PORT");
+  cmd->add_option("--live", flags.live,
+                  "show what a running `nodedns serve --health ADDR:PORT` has seen: the clients "
+                  "whose search-list walks waste the most queries, and the names behind them "
+                  "(GET /audit); resolv.conf files are not read")
+      ->type_name("ADDR:PORT");
   cmd->footer(
       "Exit codes: 0 no finding at or above --fail-on, 1 findings at or above it, 2 bad input "
       "(unreadable file, bad flag). JSON schema and finding ids: docs/audit.md.");
@@ -192,6 +254,24 @@ int RunAuditCommand(const AuditFlags& flags, std::ostream& out, std::ostream& er
     err << "nodedns audit: --fail-on must be info, warning or error, not '" << flags.fail_on
         << "'\n";
     return kExitBadInput;
+  }
+  if (!flags.live.empty()) {
+    absl::StatusOr<ServerAddress> server = ParseServerAddress(flags.live);
+    if (!server.ok()) {
+      err << "nodedns audit: --live " << server.status().message() << "\n";
+      return kExitBadInput;
+    }
+    absl::StatusOr<std::string> body =
+        internal::HttpGet(*server, flags.format == "json" ? "/audit" : "/audit.txt");
+    if (!body.ok()) {
+      err << "nodedns audit: --live " << flags.live << ": " << body.status().message() << "\n";
+      return kExitBadInput;
+    }
+    out << *body;
+    // Waste seen live is a warning-level finding: pods are paying for their search path.
+    const bool wasted = flags.format == "json" ? body->find("\"wasted\":") != std::string::npos
+                                               : body->find("no wasted queries") == std::string::npos;
+    return wasted && *fail_on != Severity::kError ? kExitFindings : kExitOk;
   }
   std::unique_ptr<LiveOracle> live;
   if (!flags.resolve.empty()) {

@@ -12,6 +12,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/status/statusor.h"
+#include "audit/live_oracle.h"
 
 namespace nodedns::audit {
 
@@ -26,6 +27,7 @@ struct AuditFlags {
   std::string format = "table";           // table | json
   std::string fail_on = "warning";        // info | warning | error
   std::string resolve;                    // ADDR:PORT: ask this server instead of the model.
+  std::string live;                       // ADDR:PORT of a running `nodedns serve --health`.
 };
 
 // Adds the `audit` subcommand and its options (documented in --help) to `app`; returns it.
@@ -46,6 +48,9 @@ namespace internal {
 absl::StatusOr<std::vector<std::string>> ExpandInputs(const std::vector<std::string>& args);
 // Reads a whole (small) file; the error message names the path.
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path);
+// GET `path` from an HTTP server (a running nodedns's health port); the body on a 200 answer.
+// Bounded: 5 s to connect and answer, 16 MiB at most.
+absl::StatusOr<std::string> HttpGet(const ServerAddress& server, const std::string& path);
 // Names from the positional arguments and --names file, or the default sample.
 absl::StatusOr<std::vector<std::string>> CollectNames(const AuditFlags& flags);
 }  // namespace internal

@@ -55,6 +55,8 @@ struct ServeConfig {
   size_t tcp_max_connections = 1024;       // per worker
   size_t tcp_max_inflight = 32;            // queries waiting for upstream, per connection
   uint32_t purge_interval_ms = 1000;       // how often each worker sweeps a slice of the cache
+  std::string cluster_domain = "cluster.local";
+  std::vector<uint8_t> cluster_domain_wire;  // lowercase wire form of cluster_domain
 };
 
 // Parses "ZONE=UPSTREAM[,UPSTREAM...]" where an upstream is ADDR[:PORT] or the path of a

@@ -35,6 +35,8 @@ namespace nodedns::proxy {
   X(rcode_notimp, "nodedns_replies_total", "rcode=\"NOTIMP\"", "Replies sent, by rcode")           \
   X(rcode_refused, "nodedns_replies_total", "rcode=\"REFUSED\"", "Replies sent, by rcode")         \
   X(rcode_other, "nodedns_replies_total", "rcode=\"other\"", "Replies sent, by rcode")             \
+  X(search_nxdomain, "nodedns_search_expansion_nxdomain_total", "",                                 \
+    "NXDOMAIN replies for names under the cluster domain: queries a search-list walk wasted")     \
   X(tcp_connections, "nodedns_tcp_connections_total", "", "TCP connections accepted")              \
   X(tcp_rejected, "nodedns_tcp_rejected_connections_total", "",                                     \
     "TCP connections closed at once because the worker was at its connection limit")

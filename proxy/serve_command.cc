@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 
 namespace nodedns::proxy {
@@ -74,6 +75,10 @@ CLI::App* AddServeCommand(CLI::App& app, ServeFlags& f) {
                 "Queries per TCP connection waiting for upstream before reading pauses")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{65535}));
+  s->add_option("--cluster-domain", f.cluster_domain,
+                "The Kubernetes cluster domain; NXDOMAINs below it are counted as search-path "
+                "waste (GET /audit on the health port)")
+      ->capture_default_str();
   s->add_option("--resolv-conf", f.resolv_conf,
                 "resolv.conf whose nameservers serve '.' when no --forward covers it")
       ->capture_default_str();
@@ -131,6 +136,14 @@ absl::StatusOr<ServeConfig> BuildServeConfig(const ServeFlags& f) {
   c.tcp_idle_timeout_ms = static_cast<uint32_t>(f.tcp_idle_timeout_s * 1000);
   c.tcp_max_connections = f.tcp_max_connections;
   c.tcp_max_inflight = f.tcp_max_inflight;
+  auto zone = ZoneToWire(f.cluster_domain);
+  if (!zone.ok() || zone->size() == 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--cluster-domain '", f.cluster_domain, "' is not a domain name"));
+  }
+  c.cluster_domain = absl::AsciiStrToLower(f.cluster_domain);
+  if (c.cluster_domain.back() == '.') c.cluster_domain.pop_back();
+  c.cluster_domain_wire = *std::move(zone);
   return c;
 }
 

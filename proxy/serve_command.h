@@ -32,7 +32,8 @@ struct ServeFlags {
   double tcp_idle_timeout_s = 10;
   size_t tcp_max_connections = 1024;
   size_t tcp_max_inflight = 32;
-  std::string resolv_conf = "/etc/resolv.conf";  // where "." forwards by default
+  std::string resolv_conf = "/etc/resolv.conf";
+  std::string cluster_domain = "cluster.local";  // where "." forwards by default
 };
 
 // Adds `serve` and its options (each documented in --help) to app; returns the subcommand.

@@ -87,6 +87,16 @@ absl::Status Server::Run() {
         *config_.health, [this](std::string_view method, std::string_view path) {
           if (method != "GET") return HttpResponse{405, "text/plain; charset=utf-8", "GET only\n"};
           if (path == "/health") return HttpResponse{200, "text/plain; charset=utf-8", "ok\n"};
+          if (path == "/audit" || path == "/audit.txt") {
+            std::vector<std::vector<WastedQueryTracker::ClientCount>> snaps;
+            for (const auto& w : workers_) snaps.push_back(w->WastedSnapshot());
+            if (path == "/audit.txt") {
+              return HttpResponse{200, "text/plain; charset=utf-8",
+                                  RenderWastedQueriesTable(snaps, config_.cluster_domain)};
+            }
+            return HttpResponse{200, "application/json",
+                                RenderWastedQueriesJson(snaps, config_.cluster_domain)};
+          }
           if (path == "/metrics") {
             return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", RenderMetrics()};
           }

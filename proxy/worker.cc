@@ -81,6 +81,7 @@ struct Worker::TcpConn {
   Worker* worker;
   uint64_t id;
   std::vector<uint8_t> in;
+  sockaddr_storage peer{};
   size_t inflight = 0;
   bool reading = true;
   bool eof = false;
@@ -160,6 +161,7 @@ absl::Status Worker::Start() {
     for (TcpConn* c : conns) w->CloseTcp(*c);
     for (auto& u : w->upstreams_) u->Shutdown();
     uv_close(reinterpret_cast<uv_handle_t*>(&w->purge_timer_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&w->publish_timer_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&w->prepare_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);
   });
@@ -184,6 +186,11 @@ absl::Status Worker::Start() {
         },
         config_.purge_interval_ms, config_.purge_interval_ms);
   }
+  uv_timer_init(loop_, &publish_timer_);
+  publish_timer_.data = this;
+  uv_timer_start(
+      &publish_timer_, [](uv_timer_t* h) { static_cast<Worker*>(h->data)->wasted_.Publish(); },
+      1000, 1000);
   for (const auto& zone : config_.zones) {
     auto u = Upstream::Create(loop_, zone, config_.upstream_timeout_ms, config_.upstream_tries);
     if (!u.ok()) return u.status();
@@ -292,6 +299,9 @@ void Worker::ServeUdpBatch(UdpSocket& s, int n) {
         size = FinishReply(reply, r.size, query, q, UdpLimit(q), &tc);
         if (tc) counters_.truncated.Inc();
         if (r.refresh_wanted) Refresh(b.keys[i], q.do_bit, q.cd());
+        if (RcodeOf(reply.data()) == dns::rcode::kNxDomain) {
+          NoteNxDomain(b.from[i], query.subspan(dns::kHeaderSize, q.qname_length));
+        }
       } else if (r.status == LookupResult::Status::kTooSmall) {
         counters_.cache_hits.Inc();
         counters_.truncated.Inc();
@@ -366,6 +376,8 @@ void Worker::OnTcpConnection(uv_stream_t* server, int status) {
   }
   w->counters_.tcp_connections.Inc();
   w->tcp_conns_.emplace(c->id, c);
+  int peer_len = sizeof c->peer;
+  uv_tcp_getpeername(&c->handle, reinterpret_cast<sockaddr*>(&c->peer), &peer_len);
   uv_tcp_nodelay(&c->handle, 1);
   auto on_idle = [](uv_timer_t* t) {
     auto* conn = static_cast<TcpConn*>(t->data);
@@ -457,6 +469,9 @@ void Worker::HandleTcpQuery(TcpConn& c, std::span<const uint8_t> query) {
     counters_.cache_hits.Inc();
     const size_t size = FinishReply(out, r.size, query, q, dns::kMaxMessage);  // never truncated
     counters_.CountRcode(RcodeOf(out.data()));
+    if (RcodeOf(out.data()) == dns::rcode::kNxDomain) {
+      NoteNxDomain(c.peer, query.subspan(dns::kHeaderSize, q.qname_length));
+    }
     WriteTcp(c, out.data(), size);
     if (r.refresh_wanted) Refresh(key, q.do_bit, q.cd());
     return;
@@ -466,6 +481,7 @@ void Worker::HandleTcpQuery(TcpConn& c, std::span<const uint8_t> query) {
   Waiter w;
   w.tcp = true;
   w.conn_id = c.id;
+  w.addr = c.peer;
   StartMiss(key, q, query, std::move(w));
 }
 
@@ -595,8 +611,19 @@ void Worker::CompletePending(Pending* p, int status, std::span<const uint8_t> re
   }
 }
 
+void Worker::NoteNxDomain(const sockaddr_storage& client, std::span<const uint8_t> qname) {
+  size_t alternative = 0;
+  const size_t base = SearchBaseLength(qname, config_.cluster_domain_wire, &alternative);
+  if (base == 0) return;
+  counters_.search_nxdomain.Inc();
+  wasted_.Note(client, qname.first(base), qname.first(alternative));
+}
+
 void Worker::Reply(const Waiter& w, const uint8_t* data, size_t size, uint8_t rcode) {
   counters_.CountRcode(rcode);
+  if (rcode == dns::rcode::kNxDomain) {
+    NoteNxDomain(w.addr, {w.question.data() + dns::kHeaderSize, w.q.qname_length});
+  }
   if (!w.tcp) {
     SendUdp(w.udp_fd, w.addr, w.addr_len, data, size);
     return;

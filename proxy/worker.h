@@ -22,6 +22,7 @@
 #include "proxy/config.h"
 #include "proxy/metrics.h"
 #include "proxy/upstream.h"
+#include "proxy/wasted_queries.h"
 
 namespace nodedns::proxy {
 
@@ -52,6 +53,8 @@ class Worker {
   void Stop();
   void Join();
   const WorkerCounters& counters() const { return counters_; }
+  // Any thread: the worker's last published top-K of search-path waste (updated every second).
+  std::vector<WastedQueryTracker::ClientCount> WastedSnapshot() const { return wasted_.Snapshot(); }
 
  private:
   struct UdpSocket;
@@ -90,7 +93,8 @@ class Worker {
   static void OnUpstreamReply(void* arg, int status, int timeouts, unsigned char* abuf, int alen);
   void CompletePending(Pending* p, int status, std::span<const uint8_t> reply);
   void Reply(const Waiter& w, const uint8_t* data, size_t size, uint8_t rcode);
-  void CountReply(uint8_t rcode) { counters_.CountRcode(rcode); }
+  // Counts an NXDOMAIN sent to `client` for `qname` if the name is under the cluster domain.
+  void NoteNxDomain(const sockaddr_storage& client, std::span<const uint8_t> qname);
 
   const int index_;
   const ServeConfig& config_;
@@ -102,6 +106,8 @@ class Worker {
   uv_async_t stop_async_;
   uv_prepare_t prepare_;
   uv_timer_t purge_timer_;
+  uv_timer_t publish_timer_;
+  WastedQueryTracker wasted_;
   std::thread os_thread_;
   std::vector<std::unique_ptr<UdpSocket>> udp_;
   std::vector<std::unique_ptr<TcpListener>> tcp_listeners_;

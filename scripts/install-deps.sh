@@ -7,7 +7,8 @@ PKGS=(
   build-essential cmake ninja-build pkg-config git
   libuv1-dev libc-ares-dev libldns-dev libabsl-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  knot knot-dnsutils ldnsutils dnsperf musl-tools iproute2 util-linux procps python3
+  knot knot-dnsutils ldnsutils dnsperf musl-tools iproute2 util-linux procps python3 curl
+  dnsdist unbound dnsmasq-base pdns-recursor gnuplot-nox
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -22,6 +22,13 @@ run() {  # run DIR CMAKE_ARGS... -- CTEST_ARGS...
   (cd "$dir" && ctest --output-on-failure -j "$jobs" "${targs[@]}")
 }
 run build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# The side-by-side harness end to end (no speed is asserted: it proves the harness works).
+if [ -e ../shared/lab/gen_zones.py ] || [ -e /work/shared/lab/gen_zones.py ]; then
+  echo "=== bench/compare --quick"
+  bench/compare --quick --nodedns build/proxy/nodedns --build-dir build --results build/compare-quick
+else
+  echo "=== bench/compare --quick skipped: no shared/lab/gen_zones.py beside the checkout"
+fi
 if [ "${1:-}" != "--quick" ]; then
   run build-asan -DCMAKE_BUILD_TYPE=Debug -DNODEDNS_ASAN=ON -DNODEDNS_BUILD_BENCH=OFF
   run build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNODEDNS_TSAN=ON -DNODEDNS_BUILD_BENCH=OFF \

@@ -1,0 +1,85 @@
+// Who pays for the search path: a bounded top-K of clients by wasted queries — NXDOMAIN replies
+// for names under the cluster domain, which is what a pod's search-list walk costs — and, per
+// client, the names those queries came from (the name with the search suffix stripped).
+//
+// Per-client metric labels would explode Prometheus cardinality (coredns/coredns#3572), so this is
+// a Space-Saving top-K (Metwally et al.): K counters, the smallest replaced when a new client
+// arrives, each count an overestimate by at most its recorded error. Fixed arrays, no allocation:
+// Note() runs on the reply path of NXDOMAIN hits.
+#ifndef NODEDNS_PROXY_WASTED_QUERIES_H_
+#define NODEDNS_PROXY_WASTED_QUERIES_H_
+
+#include <sys/socket.h>
+
+#include <array>
+#include <cstdint>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "dns/wire.h"
+
+namespace nodedns::proxy {
+
+// Splits a name under the cluster zone into the name the client typed: strips `<ns>.svc.<zone>`,
+// `svc.<zone>` or `<zone>` (the Kubernetes search list, first match). Returns the length of the
+// base name's labels (without a root byte) or 0 if `qname` is not under `zone` with a base left.
+// `N.x.svc.<zone>` reads both as N in namespace x and as `N.x` under `svc.<zone>`; the second
+// reading's length goes to *alternative (equal to the result when there is no second reading).
+size_t SearchBaseLength(std::span<const uint8_t> qname, std::span<const uint8_t> zone_wire,
+                        size_t* alternative = nullptr);
+
+// Owned and written by one worker; Publish() copies it for readers on other threads.
+class WastedQueryTracker {
+ public:
+  static constexpr size_t kClients = 32;
+  static constexpr size_t kNamesPerClient = 4;
+
+  struct NameCount {
+    uint8_t name[dns::kMaxNameWire];  // base name labels, lowercase, no root byte
+    uint8_t length = 0;
+    uint64_t count = 0;
+  };
+  struct ClientCount {
+    uint8_t addr[16];  // IPv4 in the first 4 bytes, or IPv6
+    uint8_t family = 0;
+    uint64_t count = 0;
+    uint64_t error = 0;  // Space-Saving: count may exceed the truth by at most this
+    std::array<NameCount, kNamesPerClient> names;
+  };
+
+  // Worker thread: an NXDOMAIN reply to `client` for a name whose base (SearchBaseLength) is
+  // `base`.
+  // `alternative` is the other reading of an ambiguous name (see SearchBaseLength); it wins if
+  // the client already has it on record, which is what a search walk produces (the first search
+  // element, `<ns>.svc.<zone>`, is always asked first).
+  void Note(const sockaddr_storage& client, std::span<const uint8_t> base,
+            std::span<const uint8_t> alternative = {});
+  // Worker thread: makes the current counts visible to Snapshot().
+  void Publish();
+  // Any thread: the last published counts.
+  std::vector<ClientCount> Snapshot() const;
+
+ private:
+  std::array<ClientCount, kClients> clients_{};
+  size_t used_ = 0;
+  mutable std::mutex mu_;  // guards published_
+  std::vector<ClientCount> published_;
+};
+
+// Merges the workers' snapshots (a client may talk to several workers) and renders the GET /audit
+// JSON document: {"version":1,"cluster_domain":...,"clients":[{"client","wasted","error",
+// "names":[{"name","wasted"}]}]} sorted by wasted queries, largest first.
+std::string RenderWastedQueriesJson(const std::vector<std::vector<WastedQueryTracker::ClientCount>>&
+                                        per_worker,
+                                    const std::string& cluster_domain);
+
+// The same data as a table, for `nodedns audit --live` and for people with curl.
+std::string RenderWastedQueriesTable(
+    const std::vector<std::vector<WastedQueryTracker::ClientCount>>& per_worker,
+    const std::string& cluster_domain);
+
+}  // namespace nodedns::proxy
+
+#endif  // NODEDNS_PROXY_WASTED_QUERIES_H_

@@ -1,0 +1,1446 @@
+// End-to-end tests of `nodedns serve`: the real binary in front of a real authoritative server
+// (Knot DNS) on loopback, queried by hand-built messages and by kdig. Knot is the reference: for
+// the same query nodedns must return the same rcode and records (TTLs never larger), with the
+// client's ID, question case and EDNS handling, and truncation by the proxy's own rules. Other
+// tests stop Knot or slow it down to check the cache, serve-stale, SERVFAIL and coalescing paths.
+//
+// Each test starts its own knotd and nodedns (fresh ports, cold cache); the suite shares one
+// temporary directory with the zone, and Knot's key store so that the zone is keyed only once.
+// knotd and kdig come from the system (the tests skip when they are missing), nodedns from the
+// build (NODEDNS_BINARY). A sanitizer report in nodedns's log or a non-zero exit on SIGTERM fails
+// the test, so that the sanitized build checks the whole serve path.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/testing/dns_builder.h"
+
+extern char** environ;
+
+namespace nodedns::integration {
+namespace {
+
+using nodedns::testing::AllTtls;
+using nodedns::testing::Build;
+using nodedns::testing::LdnsPkt;
+using nodedns::testing::MessageSpec;
+using nodedns::testing::Parse;
+using nodedns::testing::WireName;
+
+using Bytes = std::vector<uint8_t>;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr char kKnotd[] = "/usr/sbin/knotd";
+constexpr char kKdig[] = "/usr/bin/kdig";
+
+constexpr uint16_t kTypeA = 1;
+constexpr uint16_t kTypeTxt = 16;
+constexpr uint16_t kTypeAaaa = 28;
+constexpr uint16_t kTypeRrsig = 46;
+
+constexpr uint8_t kRcodeNoError = 0;
+constexpr uint8_t kRcodeFormErr = 1;
+constexpr uint8_t kRcodeServFail = 2;
+constexpr uint8_t kRcodeNxDomain = 3;
+constexpr uint8_t kRcodeNotImp = 4;
+
+// The proxy's UDP ceiling (DNS Flag Day 2020) and the classic limit without EDNS.
+constexpr size_t kProxyUdpMax = 1232;
+constexpr size_t kPlainUdpMax = 512;
+
+// ---------------------------------------------------------------------------------------------
+// The zone. Small on purpose: each record exists for one behaviour under test.
+
+// 30 TXT records of 100 bytes each: about 3.4 KB, more than any UDP reply the proxy sends.
+constexpr int kBigTxtRecords = 30;
+// 6 of them: about 700 bytes, between the 512-byte and the 1232-byte limits.
+constexpr int kMediumTxtRecords = 6;
+
+std::string TxtString(char tag, int i) {
+  std::string s = std::string(1, tag) + std::to_string(i) + "-";
+  s.resize(100, static_cast<char>('a' + i % 26));
+  return s;
+}
+
+std::string ZoneText() {
+  std::ostringstream z;
+  z << "$ORIGIN example.test.\n"
+       "$TTL 300\n"
+       "@ SOA ns hostmaster 1 7200 1800 86400 60\n"
+       "@ NS ns\n"
+       "ns A 192.0.2.53\n"
+       "www A 192.0.2.1\n"
+       "www AAAA 2001:db8::1\n"
+       "a CNAME b\n"
+       "b CNAME c\n"
+       "c A 192.0.2.3\n"
+       "v4only A 192.0.2.4\n"
+       "MixedCase.Host A 192.0.2.5\n"
+       "short 2 A 192.0.2.6\n"
+       "coalesce A 192.0.2.7\n";
+  for (int i = 0; i < 3; ++i) z << "three TXT \"" << TxtString('t', i) << "\"\n";
+  for (int i = 0; i < kMediumTxtRecords; ++i) z << "medium TXT \"" << TxtString('m', i) << "\"\n";
+  for (int i = 0; i < kBigTxtRecords; ++i) z << "big TXT \"" << TxtString('b', i) << "\"\n";
+  return z.str();
+}
+
+std::string KnotConfig(const std::string& dir, const std::string& rundir, uint16_t port) {
+  // Signed, so that DO=1 queries get RRSIGs and the DO bit visibly changes answers. The keys live
+  // in the shared storage; the journal is off and the zone file never rewritten, so every start
+  // loads the same file and signs it with the same keys (fast after the first start).
+  std::ostringstream c;
+  c << "server:\n"
+       "    listen: 127.0.0.1@"
+    << port
+    << "\n"
+       "    rundir: \""
+    << rundir
+    << "\"\n"
+       "    background-workers: 1\n"
+       "    udp-workers: 1\n"
+       "    tcp-workers: 1\n"
+       "database:\n"
+       "    storage: \""
+    << dir
+    << "/storage\"\n"
+       "log:\n"
+       "  - target: stderr\n"
+       "    any: warning\n"
+       "zone:\n"
+       "  - domain: example.test\n"
+       "    file: \""
+    << dir
+    << "/example.test.zone\"\n"
+       "    dnssec-signing: on\n"
+       "    zonefile-sync: -1\n"
+       "    journal-content: none\n";
+  return c.str();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes.
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+
+// A child process with stdout and stderr in a log file. posix_spawn, not fork: the test binary
+// has threads (and, in sanitized builds, a runtime that dislikes fork).
+class Process {
+ public:
+  ~Process() {
+    if (pid_ > 0) Stop(milliseconds(2000));
+  }
+
+  bool Start(const std::vector<std::string>& argv, const std::string& log) {
+    log_ = log;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    const int rc = posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) pid_ = -1;
+    return rc == 0;
+  }
+
+  bool Running() {
+    if (pid_ <= 0) return false;
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      exit_status_ = status;
+      return false;
+    }
+    return true;
+  }
+
+  // SIGTERM, then waits up to `timeout` before SIGKILL. Returns the wait status (nullopt if it
+  // had to be killed).
+  std::optional<int> Stop(milliseconds timeout) {
+    if (pid_ <= 0) return exit_status_;
+    kill(pid_, SIGTERM);
+    const auto deadline = Clock::now() + timeout;
+    int status = 0;
+    while (Clock::now() < deadline) {
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        exit_status_ = status;
+        return status;
+      }
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+    kill(pid_, SIGKILL);
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    exit_status_ = std::nullopt;
+    return std::nullopt;
+  }
+
+  std::string Log() const { return ReadFile(log_); }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  std::optional<int> exit_status_;
+  std::string log_;
+};
+
+// Runs a command and returns its stdout and stderr (kdig). Bounded by kdig's own +timeout.
+std::string RunCommand(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sockets. Every wait is bounded so that a broken server fails a test instead of hanging it.
+
+sockaddr_in Loopback(uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return a;
+}
+
+// Ports free for both UDP and TCP on 127.0.0.1. All sockets stay open until every port is
+// chosen, so that the kernel cannot hand out the same port twice.
+std::vector<uint16_t> FreePorts(size_t n) {
+  std::vector<int> fds;
+  std::vector<uint16_t> ports;
+  while (ports.size() < n && fds.size() < 200) {
+    const int t = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a = Loopback(0);
+    socklen_t len = sizeof a;
+    bind(t, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    getsockname(t, reinterpret_cast<sockaddr*>(&a), &len);
+    fds.push_back(t);
+    const int u = socket(AF_INET, SOCK_DGRAM, 0);
+    fds.push_back(u);
+    if (bind(u, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) ports.push_back(ntohs(a.sin_port));
+  }
+  for (int fd : fds) close(fd);
+  return ports;
+}
+
+// A UDP socket connected to 127.0.0.1:port, so that it only sees that server's datagrams.
+int UdpSocketTo(uint16_t port) {
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  const sockaddr_in a = Loopback(port);
+  connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a);
+  return fd;
+}
+
+std::optional<Bytes> RecvDatagram(int fd, int timeout_ms) {
+  pollfd p{fd, POLLIN, 0};
+  if (poll(&p, 1, timeout_ms) != 1) return std::nullopt;
+  Bytes buf(65536);
+  const ssize_t n = recv(fd, buf.data(), buf.size(), 0);
+  if (n < 0) return std::nullopt;
+  buf.resize(static_cast<size_t>(n));
+  return buf;
+}
+
+std::optional<Bytes> UdpExchange(uint16_t port, const Bytes& query, int timeout_ms = 3000) {
+  const int fd = UdpSocketTo(port);
+  std::optional<Bytes> reply;
+  if (send(fd, query.data(), query.size(), 0) == static_cast<ssize_t>(query.size())) {
+    reply = RecvDatagram(fd, timeout_ms);
+  }
+  close(fd);
+  return reply;
+}
+
+int TcpConnect(uint16_t port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const sockaddr_in a = Loopback(port);
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool SendAll(int fd, const Bytes& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    const ssize_t n = send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool RecvExact(int fd, uint8_t* out, size_t size, Clock::time_point deadline) {
+  size_t got = 0;
+  while (got < size) {
+    const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
+    pollfd p{fd, POLLIN, 0};
+    if (left <= 0 || poll(&p, 1, static_cast<int>(left)) != 1) return false;
+    const ssize_t n = recv(fd, out + got, size - got, 0);
+    if (n <= 0) return false;
+    got += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+std::optional<Bytes> RecvTcpMessage(int fd, Clock::time_point deadline) {
+  uint8_t len[2];
+  if (!RecvExact(fd, len, 2, deadline)) return std::nullopt;
+  Bytes msg(static_cast<size_t>(len[0] << 8 | len[1]));
+  if (!RecvExact(fd, msg.data(), msg.size(), deadline)) return std::nullopt;
+  return msg;
+}
+
+Bytes TcpFrame(const Bytes& msg) {
+  Bytes f{static_cast<uint8_t>(msg.size() >> 8), static_cast<uint8_t>(msg.size())};
+  f.insert(f.end(), msg.begin(), msg.end());
+  return f;
+}
+
+std::optional<Bytes> TcpExchange(uint16_t port, const Bytes& query, int timeout_ms = 5000) {
+  const int fd = TcpConnect(port);
+  if (fd < 0) return std::nullopt;
+  std::optional<Bytes> reply;
+  if (SendAll(fd, TcpFrame(query))) {
+    reply = RecvTcpMessage(fd, Clock::now() + milliseconds(timeout_ms));
+  }
+  close(fd);
+  return reply;
+}
+
+// GET over HTTP/1.0 (the server closes after the response); returns the body.
+std::optional<std::string> HttpGet(uint16_t port, const std::string& path) {
+  const int fd = TcpConnect(port);
+  if (fd < 0) return std::nullopt;
+  const std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  std::string resp;
+  if (SendAll(fd, Bytes(req.begin(), req.end()))) {
+    const auto deadline = Clock::now() + milliseconds(3000);
+    char buf[4096];
+    while (true) {
+      const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
+      pollfd p{fd, POLLIN, 0};
+      if (left <= 0 || poll(&p, 1, static_cast<int>(left)) != 1) break;
+      const ssize_t n = recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      resp.append(buf, static_cast<size_t>(n));
+      // Stop at Content-Length in case the server keeps the connection open.
+      const size_t head_end = resp.find("\r\n\r\n");
+      if (head_end == std::string::npos) continue;
+      std::string head = resp.substr(0, head_end);
+      std::transform(head.begin(), head.end(), head.begin(), ::tolower);
+      const size_t cl = head.find("content-length:");
+      if (cl != std::string::npos &&
+          resp.size() - head_end - 4 >= std::stoul(head.substr(cl + 15))) {
+        break;
+      }
+    }
+  }
+  close(fd);
+  const size_t head_end = resp.find("\r\n\r\n");
+  if (resp.rfind("HTTP/1.", 0) != 0 || resp.find(" 200 ") == std::string::npos ||
+      head_end == std::string::npos) {
+    return std::nullopt;
+  }
+  return resp.substr(head_end + 4);
+}
+
+// The value of one sample ("name" or "name{labels}") in Prometheus text; -1 if absent.
+double MetricValue(const std::string& text, const std::string& sample) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(sample + " ", 0) == 0) return std::stod(line.substr(sample.size() + 1));
+  }
+  return -1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages.
+
+struct Query {
+  std::string name;
+  uint16_t type = kTypeA;
+  uint16_t bufsize = 0;  // 0: no EDNS
+  bool dnssec = false;
+  uint16_t id = 0x4242;
+  bool cd = false;
+};
+
+Bytes Wire(const Query& q) {
+  MessageSpec spec;
+  spec.qname = q.name;
+  spec.qtype = q.type;
+  spec.qr = false;
+  spec.id = q.id;
+  spec.edns = q.bufsize != 0;
+  spec.udp_size = q.bufsize;
+  spec.do_bit = q.dnssec;
+  spec.cd = q.cd;
+  return Build(spec);
+}
+
+std::string Describe(const Query& q, bool tcp) {
+  return q.name + " type " + std::to_string(q.type) + (tcp ? " tcp" : " udp") +
+         (q.bufsize ? " bufsize " + std::to_string(q.bufsize) : " no-edns") +
+         (q.dnssec ? " +dnssec" : "");
+}
+
+// A section's records in a form that ignores TTL, order and name case: canonical (RFC 4034
+// §6.2: owner and embedded names lowercased) presentation text with TTL 0, sorted.
+std::vector<std::string> SectionRecords(const ldns_rr_list* list) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < ldns_rr_list_rr_count(list); ++i) {
+    ldns_rr* rr = ldns_rr_clone(ldns_rr_list_rr(list, i));
+    ldns_rr2canonical(rr);
+    ldns_rr_set_ttl(rr, 0);
+    char* text = ldns_rr2str(rr);
+    out.emplace_back(text);
+    free(text);
+    ldns_rr_free(rr);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Record (as SectionRecords prints it) → TTL.
+std::map<std::string, uint32_t> RecordTtls(const ldns_rr_list* list) {
+  std::map<std::string, uint32_t> out;
+  for (size_t i = 0; i < ldns_rr_list_rr_count(list); ++i) {
+    ldns_rr* rr = ldns_rr_clone(ldns_rr_list_rr(list, i));
+    ldns_rr2canonical(rr);
+    const uint32_t ttl = ldns_rr_ttl(rr);
+    ldns_rr_set_ttl(rr, 0);
+    char* text = ldns_rr2str(rr);
+    out[text] = ttl;
+    free(text);
+    ldns_rr_free(rr);
+  }
+  return out;
+}
+
+size_t CountType(const ldns_rr_list* list, uint16_t type) {
+  size_t n = 0;
+  for (size_t i = 0; i < ldns_rr_list_rr_count(list); ++i) {
+    n += ldns_rr_get_type(ldns_rr_list_rr(list, i)) == type;
+  }
+  return n;
+}
+
+// The question as the client wrote it: name bytes (in the client's case), type and class.
+Bytes QuestionBytes(const Bytes& msg, size_t qname_length) {
+  const size_t end = std::min(msg.size(), 12 + qname_length + 4);
+  return Bytes(msg.begin() + std::min<size_t>(12, msg.size()), msg.begin() + end);
+}
+
+void ExpectTtlsNotLarger(const ldns_rr_list* got, const ldns_rr_list* reference) {
+  const auto ref = RecordTtls(reference);
+  for (const auto& [rr, ttl] : RecordTtls(got)) {
+    auto it = ref.find(rr);
+    if (it != ref.end()) {
+      EXPECT_LE(ttl, it->second) << rr;
+    }
+  }
+}
+
+bool HasOpt(const ldns_pkt* p) { return ldns_pkt_edns_udp_size(p) != 0; }
+
+// Checks one nodedns reply against Knot's reply to the same query over TCP (never truncated).
+// `tcp`: how the nodedns reply travelled. Everything the proxy promises is asserted here.
+void ExpectMatchesKnot(const Query& q, bool tcp, const Bytes& query, const Bytes& got,
+                       const Bytes& knot) {
+  SCOPED_TRACE(Describe(q, tcp));
+  LdnsPkt g = Parse(got);
+  LdnsPkt k = Parse(knot);
+  ASSERT_NE(g, nullptr) << "nodedns reply does not parse";
+  ASSERT_NE(k, nullptr) << "Knot reply does not parse";
+  // Header: the client's ID, a response, recursion available, not authoritative.
+  EXPECT_EQ(ldns_pkt_id(g.get()), q.id);
+  EXPECT_TRUE(ldns_pkt_qr(g.get()));
+  EXPECT_FALSE(ldns_pkt_aa(g.get())) << "AA must be cleared by a cache";
+  EXPECT_TRUE(ldns_pkt_ra(g.get()));
+  EXPECT_TRUE(ldns_pkt_rd(g.get())) << "RD is copied from the query";
+  EXPECT_EQ(ldns_pkt_get_rcode(g.get()), ldns_pkt_get_rcode(k.get()));
+  // The question bytes as sent, including the client's letter case.
+  const size_t qlen = WireName(q.name).size();
+  EXPECT_EQ(QuestionBytes(got, qlen), QuestionBytes(query, qlen)) << "question not echoed";
+  EXPECT_EQ(ldns_pkt_qdcount(g.get()), 1);
+  // EDNS: an OPT iff the query had one, advertising 1232, DO echoed.
+  EXPECT_EQ(HasOpt(g.get()), q.bufsize != 0);
+  if (q.bufsize != 0) {
+    EXPECT_EQ(ldns_pkt_edns_udp_size(g.get()), kProxyUdpMax);
+    EXPECT_EQ(ldns_pkt_edns_do(g.get()), q.dnssec);
+    EXPECT_EQ(ldns_pkt_edns_version(g.get()), 0);
+  }
+  // Truncation: Knot's TCP reply has exactly the bytes the proxy would send untruncated (same
+  // records, the OPT record present iff the query had one), so it tells whether they fit.
+  const size_t limit = q.bufsize == 0 ? kPlainUdpMax : std::min<size_t>(q.bufsize, kProxyUdpMax);
+  const bool want_tc = !tcp && knot.size() > limit;
+  EXPECT_EQ(ldns_pkt_tc(g.get()), want_tc) << "full size " << knot.size() << ", limit " << limit;
+  if (!tcp) {
+    EXPECT_LE(got.size(), limit) << "UDP reply larger than the client may receive";
+  }
+  if (ldns_pkt_tc(g.get())) {
+    // Header and question only (plus OPT): the client must retry over TCP.
+    EXPECT_EQ(ldns_pkt_ancount(g.get()), 0);
+    EXPECT_EQ(ldns_pkt_nscount(g.get()), 0);
+    return;
+  }
+  EXPECT_EQ(SectionRecords(ldns_pkt_answer(g.get())), SectionRecords(ldns_pkt_answer(k.get())));
+  EXPECT_EQ(SectionRecords(ldns_pkt_authority(g.get())),
+            SectionRecords(ldns_pkt_authority(k.get())));
+  // TTLs count down in a cache; they never grow.
+  ExpectTtlsNotLarger(ldns_pkt_answer(g.get()), ldns_pkt_answer(k.get()));
+  ExpectTtlsNotLarger(ldns_pkt_authority(g.get()), ldns_pkt_authority(k.get()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// A fake upstream between nodedns and Knot. It counts the queries it receives and, by mode,
+// forwards each to Knot after a delay and relays the reply back (optionally with AD set, as from
+// a validating resolver), drops it (a silent upstream),
+// or answers SERVFAIL itself (a broken upstream). UDP only: enough for small answers.
+
+class Relay {
+ public:
+  enum class Mode { kForward, kForwardWithAd, kDrop, kServfail };
+
+  Relay(uint16_t knot_port, milliseconds delay, Mode mode)
+      : knot_port_(knot_port), delay_(delay), mode_(mode) {
+    fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a = Loopback(0);
+    socklen_t len = sizeof a;
+    bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~Relay() {
+    stop_ = true;
+    thread_.join();
+    close(fd_);
+  }
+  uint16_t port() const { return port_; }
+  int queries() const { return queries_; }
+  void set_mode(Mode m) { mode_ = m; }
+
+ private:
+  void Run() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, 50) != 1) continue;
+      Bytes buf(65536);
+      sockaddr_storage from{};
+      socklen_t from_len = sizeof from;
+      const ssize_t n =
+          recvfrom(fd_, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&from), &from_len);
+      if (n <= 0) continue;
+      ++queries_;
+      buf.resize(static_cast<size_t>(n));
+      std::optional<Bytes> reply;
+      switch (mode_.load()) {
+        case Mode::kDrop:
+          continue;
+        case Mode::kServfail:
+          if (buf.size() < 12) continue;
+          reply = buf;
+          (*reply)[2] |= 0x80;     // QR
+          (*reply)[3] = 0x80 | 2;  // RA, SERVFAIL
+          break;
+        case Mode::kForward:
+        case Mode::kForwardWithAd:
+          // Sleep in small steps so that the destructor never waits long.
+          for (auto end = Clock::now() + delay_; Clock::now() < end && !stop_;) {
+            std::this_thread::sleep_for(milliseconds(10));
+          }
+          reply = UdpExchange(knot_port_, buf, 2000);
+          // As a validating resolver would: "authentic data".
+          if (reply && reply->size() >= 12 && mode_ == Mode::kForwardWithAd) (*reply)[3] |= 0x20;
+          break;
+      }
+      if (reply) {
+        sendto(fd_, reply->data(), reply->size(), 0, reinterpret_cast<sockaddr*>(&from), from_len);
+      }
+    }
+  }
+
+  uint16_t knot_port_;
+  milliseconds delay_;
+  std::atomic<Mode> mode_;
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> queries_{0};
+  std::thread thread_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The fixture.
+
+class ServeIntegrationTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    have_tools_ = access(kKnotd, X_OK) == 0 && access(kKdig, X_OK) == 0;
+    if (!have_tools_) return;
+    char tmpl[] = "/tmp/nodedns-it-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) return;
+    dir_ = tmpl;
+    std::filesystem::create_directories(dir_ + "/storage");
+    WriteFile(dir_ + "/example.test.zone", ZoneText());
+  }
+
+  static void TearDownTestSuite() {
+    if (!dir_.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(dir_, ec);
+      dir_.clear();
+    }
+  }
+
+  void SetUp() override {
+    if (!have_tools_) {
+      GTEST_SKIP() << "needs Knot DNS: " << kKnotd << " and " << kKdig
+                   << " (Debian packages knot, knot-dnsutils)";
+    }
+    ASSERT_FALSE(dir_.empty()) << "mkdtemp failed";
+    const auto ports = FreePorts(3);
+    ASSERT_EQ(ports.size(), 3u);
+    knot_port_ = ports[0];
+    dns_port_ = ports[1];
+    health_port_ = ports[2];
+    test_dir_ = dir_ + "/" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::filesystem::create_directories(test_dir_ + "/run");
+  }
+
+  void TearDown() override {
+    if (!have_tools_) return;
+    StopNodedns();
+    StopKnot();
+  }
+
+  // Starts knotd and waits until it serves the signed zone.
+  void StartKnot() {
+    const std::string conf = test_dir_ + "/knot.conf";
+    WriteFile(conf, KnotConfig(dir_, test_dir_ + "/run", knot_port_));
+    ASSERT_TRUE(knot_.Start({kKnotd, "-c", conf}, test_dir_ + "/knot.log"));
+    // The first start of the suite generates keys and signs: allow for a slow machine.
+    const auto deadline = Clock::now() + milliseconds(30000);
+    const Bytes probe = Wire({"example.test.", 6, 1232, true, 1});
+    while (Clock::now() < deadline) {
+      ASSERT_TRUE(knot_.Running()) << "knotd exited:\n" << knot_.Log();
+      if (auto r = UdpExchange(knot_port_, probe, 200)) {
+        LdnsPkt p = Parse(*r);
+        if (p && ldns_pkt_get_rcode(p.get()) == kRcodeNoError &&
+            CountType(ldns_pkt_answer(p.get()), kTypeRrsig) > 0) {
+          return;
+        }
+      }
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    FAIL() << "knotd did not serve the signed zone within 30 s:\n" << knot_.Log();
+  }
+
+  void StopKnot() {
+    if (knot_.pid() <= 0) return;
+    const auto st = knot_.Stop(milliseconds(5000));
+    EXPECT_TRUE(st.has_value()) << "knotd ignored SIGTERM";
+  }
+
+  // Starts nodedns in front of `upstream_port` (Knot by default) and waits for "serving on".
+  void StartNodedns(std::vector<std::string> extra = {}, std::optional<uint16_t> upstream = {},
+                    int workers = 2) {
+    const std::string port = std::to_string(upstream.value_or(knot_port_));
+    std::vector<std::string> argv = {NODEDNS_BINARY, "serve",
+                                     "--listen",     "127.0.0.1:" + std::to_string(dns_port_),
+                                     "--forward",    ".=127.0.0.1:" + port,
+                                     "--health",     "127.0.0.1:" + std::to_string(health_port_),
+                                     "--workers",    std::to_string(workers)};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    ASSERT_TRUE(nodedns_.Start(argv, test_dir_ + "/nodedns.log"));
+    nodedns_started_ = true;
+    const auto deadline = Clock::now() + milliseconds(20000);
+    while (Clock::now() < deadline) {
+      if (nodedns_.Log().find("serving on") != std::string::npos) return;
+      ASSERT_TRUE(nodedns_.Running()) << "nodedns exited:\n" << nodedns_.Log();
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+    FAIL() << "nodedns did not start within 20 s:\n" << nodedns_.Log();
+  }
+
+  // SIGTERM must end nodedns cleanly, and a sanitized build must have nothing to report.
+  void StopNodedns() {
+    if (!nodedns_started_) return;
+    nodedns_started_ = false;
+    const auto st = nodedns_.Stop(milliseconds(10000));
+    const std::string log = nodedns_.Log();
+    ASSERT_TRUE(st.has_value()) << "nodedns did not exit within 10 s of SIGTERM:\n" << log;
+    EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0)
+        << "nodedns did not exit 0 on SIGTERM (wait status " << *st << "):\n"
+        << log;
+    for (const char* bad : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"}) {
+      EXPECT_EQ(log.find(bad), std::string::npos) << "sanitizer report in nodedns log:\n" << log;
+    }
+  }
+
+  void StartBoth(std::vector<std::string> extra = {}) {
+    StartKnot();
+    if (HasFatalFailure()) return;
+    StartNodedns(std::move(extra));
+  }
+
+  std::string Metrics() {
+    auto body = HttpGet(health_port_, "/metrics");
+    EXPECT_TRUE(body.has_value()) << "GET /metrics failed";
+    return body.value_or("");
+  }
+  double Metric(const std::string& sample) { return MetricValue(Metrics(), sample); }
+
+  Bytes KnotTcp(const Bytes& query) {
+    auto r = TcpExchange(knot_port_, query);
+    EXPECT_TRUE(r.has_value()) << "no TCP reply from Knot";
+    return r.value_or(Bytes{});
+  }
+
+  std::string Kdig(const std::string& args) {
+    return RunCommand(std::string(kKdig) + " @127.0.0.1 -p " + std::to_string(dns_port_) +
+                      " +timeout=2 +retry=1 " + args);
+  }
+
+  static inline bool have_tools_ = false;
+  static inline std::string dir_;
+  std::string test_dir_;
+  uint16_t knot_port_ = 0, dns_port_ = 0, health_port_ = 0;
+  Process knot_, nodedns_;
+  bool nodedns_started_ = false;
+};
+
+std::vector<std::string> AnswerAddresses(const Bytes& reply) {
+  std::vector<std::string> out;
+  LdnsPkt p = Parse(reply);
+  if (!p) return out;
+  const ldns_rr_list* an = ldns_pkt_answer(p.get());
+  for (size_t i = 0; i < ldns_rr_list_rr_count(an); ++i) {
+    const ldns_rr* rr = ldns_rr_list_rr(an, i);
+    if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_A && ldns_rr_get_type(rr) != LDNS_RR_TYPE_AAAA) {
+      continue;
+    }
+    char* s = ldns_rdf2str(ldns_rr_rdf(rr, 0));
+    out.emplace_back(s);
+    free(s);
+  }
+  return out;
+}
+
+uint8_t Rcode(const Bytes& reply) { return reply.size() >= 4 ? reply[3] & 0xf : 0xff; }
+uint16_t Id(const Bytes& msg) { return msg.size() >= 2 ? uint16_t(msg[0] << 8 | msg[1]) : 0; }
+
+// ---------------------------------------------------------------------------------------------
+// Tests.
+
+TEST_F(ServeIntegrationTest, AnswersLikeKnotForEveryTransportBufsizeAndDnssecSetting) {
+  StartBoth();
+  ASSERT_FALSE(HasFatalFailure());
+  struct Name {
+    std::string qname;
+    uint16_t type;
+  };
+  const std::vector<Name> names = {
+      {"www.example.test.", kTypeA},
+      {"WwW.Example.TEST.", kTypeA},  // the client's case must come back
+      {"www.example.test.", kTypeAaaa},
+      {"a.example.test.", kTypeA},               // CNAME chain a → b → c
+      {"v4only.example.test.", kTypeAaaa},       // NODATA
+      {"nope.example.test.", kTypeA},            // NXDOMAIN
+      {"mixedcase.HOST.example.test.", kTypeA},  // owner written MixedCase.Host in the zone
+      {"medium.example.test.", kTypeTxt},        // ~700 bytes: over 512, under 1232
+      {"big.example.test.", kTypeTxt},           // ~3.4 KB: TCP only
+  };
+  uint16_t id = 1000;
+  int cases = 0, truncated = 0;
+  for (const Name& n : names) {
+    for (bool dnssec : {false, true}) {
+      for (uint16_t bufsize : {0, 512, 1232, 4096}) {
+        if (dnssec && bufsize == 0) continue;  // DO lives in the OPT record
+        for (bool tcp : {false, true}) {
+          const Query q{n.qname, n.type, bufsize, dnssec, ++id};
+          const Bytes query = Wire(q);
+          const Bytes knot = KnotTcp(query);
+          auto got = tcp ? TcpExchange(dns_port_, query) : UdpExchange(dns_port_, query);
+          ASSERT_TRUE(got.has_value()) << "no reply from nodedns: " << Describe(q, tcp);
+          ExpectMatchesKnot(q, tcp, query, *got, knot);
+          ++cases;
+          truncated += got->size() > 3 && ((*got)[2] & 0x02);
+        }
+      }
+    }
+  }
+  EXPECT_EQ(cases, 9 * 7 * 2);
+  // UDP: big is truncated at every size (7 cases), medium without EDNS or at 512 (3 cases).
+  EXPECT_EQ(truncated, 7 + 3);
+  // Sanity of the reference itself: DO brings RRSIGs, so the cache must keep DO and non-DO apart.
+  auto plain = UdpExchange(dns_port_, Wire({"www.example.test.", kTypeA, 1232, false, 1}));
+  auto signed_ = UdpExchange(dns_port_, Wire({"www.example.test.", kTypeA, 1232, true, 2}));
+  ASSERT_TRUE(plain && signed_);
+  EXPECT_EQ(CountType(ldns_pkt_answer(Parse(*plain).get()), kTypeRrsig), 0u);
+  EXPECT_EQ(CountType(ldns_pkt_answer(Parse(*signed_).get()), kTypeRrsig), 1u);
+}
+
+TEST_F(ServeIntegrationTest, RealKdigClientGetsExpectedAnswers) {
+  StartBoth();
+  ASSERT_FALSE(HasFatalFailure());
+  std::string out = Kdig("www.example.test A");
+  EXPECT_NE(out.find("status: NOERROR"), std::string::npos) << out;
+  EXPECT_NE(out.find("192.0.2.1"), std::string::npos) << out;
+  EXPECT_NE(out.find("(UDP)"), std::string::npos) << out;
+
+  out = Kdig("+tcp www.example.test AAAA");
+  EXPECT_NE(out.find("status: NOERROR"), std::string::npos) << out;
+  EXPECT_NE(out.find("2001:db8::1"), std::string::npos) << out;
+  EXPECT_NE(out.find("(TCP)"), std::string::npos) << out;
+
+  out = Kdig("+dnssec +tcp a.example.test A");
+  EXPECT_NE(out.find("status: NOERROR"), std::string::npos) << out;
+  EXPECT_NE(out.find("CNAME"), std::string::npos) << out;
+  EXPECT_NE(out.find("192.0.2.3"), std::string::npos) << out;
+  EXPECT_NE(out.find("RRSIG"), std::string::npos) << out;
+  EXPECT_NE(out.find("flags: do"), std::string::npos) << out;
+
+  out = Kdig("+dnssec www.example.test A");
+  EXPECT_NE(out.find("RRSIG"), std::string::npos) << out;
+  EXPECT_NE(out.find("flags: do"), std::string::npos) << out;
+  EXPECT_EQ(out.find("flags: qr aa"), std::string::npos) << "AA set by a cache:\n" << out;
+
+  out = Kdig("nope.example.test A");
+  EXPECT_NE(out.find("status: NXDOMAIN"), std::string::npos) << out;
+
+  // 512 bytes cannot hold the big RRset: kdig sees TC=1 and retries over TCP by itself.
+  out = Kdig("+bufsize=512 big.example.test TXT");
+  EXPECT_NE(out.find("status: NOERROR"), std::string::npos) << out;
+  EXPECT_NE(out.find("(TCP)"), std::string::npos) << out;
+  size_t txt = 0;
+  for (size_t pos = 0; (pos = out.find("\tTXT\t", pos)) != std::string::npos; ++pos) ++txt;
+  EXPECT_EQ(txt, size_t{kBigTxtRecords}) << out;
+}
+
+TEST_F(ServeIntegrationTest, TruncatesLargeRrsetOverUdpAndSendsItWholeOverTcp) {
+  StartBoth();
+  ASSERT_FALSE(HasFatalFailure());
+  // Cold cache, UDP without EDNS: the miss path must truncate too.
+  for (uint16_t bufsize : {0, 4096}) {
+    const Query q{"big.example.test.", kTypeTxt, bufsize, false, uint16_t(7 + bufsize)};
+    auto udp = UdpExchange(dns_port_, Wire(q));
+    ASSERT_TRUE(udp.has_value()) << Describe(q, false);
+    LdnsPkt p = Parse(*udp);
+    ASSERT_NE(p, nullptr);
+    EXPECT_TRUE(ldns_pkt_tc(p.get())) << Describe(q, false);
+    EXPECT_EQ(ldns_pkt_ancount(p.get()), 0) << Describe(q, false);
+    EXPECT_EQ(ldns_pkt_get_rcode(p.get()), kRcodeNoError);
+    EXPECT_EQ(ldns_pkt_id(p.get()), q.id);
+    EXPECT_LE(udp->size(), bufsize == 0 ? kPlainUdpMax : kProxyUdpMax);
+  }
+  EXPECT_GE(Metric("nodedns_truncated_replies_total"), 2);
+  // Then over TCP, the whole RRset, equal to Knot's.
+  const Query q{"big.example.test.", kTypeTxt, 0, false, 99};
+  const Bytes query = Wire(q);
+  auto tcp = TcpExchange(dns_port_, query);
+  ASSERT_TRUE(tcp.has_value());
+  ExpectMatchesKnot(q, true, query, *tcp, KnotTcp(query));
+  EXPECT_EQ(CountType(ldns_pkt_answer(Parse(*tcp).get()), kTypeTxt), size_t{kBigTxtRecords});
+}
+
+TEST_F(ServeIntegrationTest, FetchesLargeRrsetFromUpstreamOverTcpOnColdCache) {
+  StartBoth();
+  ASSERT_FALSE(HasFatalFailure());
+  // Knot truncates its UDP reply at nodedns's 1232 bytes; only a TCP retry upstream gets the
+  // records. The first query anyone makes is this one, so the cache cannot help.
+  for (bool dnssec : {false, true}) {
+    const Query q{"big.example.test.", kTypeTxt, 1232, dnssec, uint16_t(dnssec ? 2 : 1)};
+    const Bytes query = Wire(q);
+    auto tcp = TcpExchange(dns_port_, query);
+    ASSERT_TRUE(tcp.has_value()) << Describe(q, true);
+    ExpectMatchesKnot(q, true, query, *tcp, KnotTcp(query));
+    EXPECT_EQ(CountType(ldns_pkt_answer(Parse(*tcp).get()), kTypeTxt), size_t{kBigTxtRecords});
+  }
+  EXPECT_EQ(Metric("nodedns_upstream_errors_total"), 0);
+}
+
+TEST_F(ServeIntegrationTest, ServesCacheHitsWithUpstreamStopped) {
+  StartBoth();
+  ASSERT_FALSE(HasFatalFailure());
+  const Bytes query = Wire({"www.example.test.", kTypeA, 1232, false, 11});
+  auto warm = UdpExchange(dns_port_, query);
+  ASSERT_TRUE(warm.has_value());
+  ASSERT_EQ(AnswerAddresses(*warm), std::vector<std::string>{"192.0.2.1"});
+  // Negative answers are cached too (RFC 2308), with the SOA that says for how long.
+  const Bytes negative = Wire({"nope.example.test.", kTypeA, 0, false, 12});
+  auto warm_negative = UdpExchange(dns_port_, negative);
+  ASSERT_TRUE(warm_negative.has_value());
+  ASSERT_EQ(Rcode(*warm_negative), kRcodeNxDomain);
+  StopKnot();
+  const double hits = Metric("nodedns_cache_hits_total");
+  const double upstream = Metric("nodedns_upstream_queries_total");
+  for (bool tcp : {false, true}) {
+    auto again = tcp ? TcpExchange(dns_port_, query) : UdpExchange(dns_port_, query);
+    ASSERT_TRUE(again.has_value());
+    EXPECT_EQ(Rcode(*again), kRcodeNoError);
+    EXPECT_EQ(AnswerAddresses(*again), std::vector<std::string>{"192.0.2.1"});
+    auto nx = tcp ? TcpExchange(dns_port_, negative) : UdpExchange(dns_port_, negative);
+    ASSERT_TRUE(nx.has_value());
+    EXPECT_EQ(Rcode(*nx), kRcodeNxDomain);
+    EXPECT_EQ(Id(*nx), 12);
+    LdnsPkt p = Parse(*nx);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(CountType(ldns_pkt_authority(p.get()), LDNS_RR_TYPE_SOA), 1u);
+  }
+  EXPECT_EQ(Metric("nodedns_cache_hits_total"), hits + 4);
+  EXPECT_EQ(Metric("nodedns_upstream_queries_total"), upstream);
+}
+
+TEST_F(ServeIntegrationTest, ServesStaleWhenUpstreamIsDown) {
+  StartBoth({"--stale-ttl", "60", "--upstream-timeout", "200", "--upstream-tries", "1"});
+  ASSERT_FALSE(HasFatalFailure());
+  const Bytes fresh = Wire({"www.example.test.", kTypeA, 0, false, 20});
+  ASSERT_TRUE(UdpExchange(dns_port_, fresh).has_value());
+  const Bytes query = Wire({"short.example.test.", kTypeA, 0, false, 21});
+  auto warm = UdpExchange(dns_port_, query);
+  ASSERT_TRUE(warm.has_value());
+  ASSERT_EQ(AnswerAddresses(*warm), std::vector<std::string>{"192.0.2.6"});
+  ASSERT_EQ(AllTtls(Parse(*warm).get()).at(0), 2u);
+  StopKnot();
+  std::this_thread::sleep_for(milliseconds(3000));  // past the TTL of 2 s
+  auto stale = UdpExchange(dns_port_, query);
+  ASSERT_TRUE(stale.has_value()) << "no reply while upstream is down";
+  EXPECT_EQ(Rcode(*stale), kRcodeNoError);
+  EXPECT_EQ(Id(*stale), 21);
+  EXPECT_EQ(AnswerAddresses(*stale), std::vector<std::string>{"192.0.2.6"});
+  // RFC 8767 §4: stale answers carry a TTL of 30 s.
+  EXPECT_EQ(AllTtls(Parse(*stale).get()), std::vector<uint32_t>{30});
+  EXPECT_GE(Metric("nodedns_stale_answers_total"), 1);
+  EXPECT_GE(Metric("nodedns_upstream_errors_total"), 1);
+  // Over TCP as well.
+  auto stale_tcp = TcpExchange(dns_port_, query);
+  ASSERT_TRUE(stale_tcp.has_value());
+  EXPECT_EQ(AnswerAddresses(*stale_tcp), std::vector<std::string>{"192.0.2.6"});
+  EXPECT_EQ(AllTtls(Parse(*stale_tcp).get()), std::vector<uint32_t>{30});
+  // Meanwhile a fresh entry (TTL 300) is served with its TTL counted down by the ~3 s waited.
+  auto hit = UdpExchange(dns_port_, fresh);
+  ASSERT_TRUE(hit.has_value());
+  const auto ttls = AllTtls(Parse(*hit).get());
+  ASSERT_EQ(ttls.size(), 1u);
+  EXPECT_LE(ttls[0], 297u);
+  EXPECT_GE(ttls[0], 280u);
+}
+
+TEST_F(ServeIntegrationTest, ReturnsServfailWhenUpstreamIsStoppedAndNothingIsCached) {
+  StartBoth({"--upstream-timeout", "200", "--upstream-tries", "1"});
+  ASSERT_FALSE(HasFatalFailure());
+  StopKnot();
+  for (bool tcp : {false, true}) {
+    const Query q{"www.example.test.", kTypeA, 1232, false, uint16_t(tcp ? 32 : 31)};
+    const auto start = Clock::now();
+    auto r = tcp ? TcpExchange(dns_port_, Wire(q)) : UdpExchange(dns_port_, Wire(q));
+    ASSERT_TRUE(r.has_value()) << Describe(q, tcp);
+    EXPECT_LT(Clock::now() - start, milliseconds(3000)) << "failure not bounded by the flags";
+    LdnsPkt p = Parse(*r);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(ldns_pkt_get_rcode(p.get()), kRcodeServFail) << Describe(q, tcp);
+    EXPECT_EQ(ldns_pkt_id(p.get()), q.id);
+    EXPECT_EQ(ldns_pkt_ancount(p.get()), 0);
+    EXPECT_TRUE(HasOpt(p.get()));
+  }
+  EXPECT_GE(Metric("nodedns_upstream_errors_total"), 1);
+  EXPECT_GE(Metric("nodedns_replies_total{rcode=\"SERVFAIL\"}"), 2);
+}
+
+TEST_F(ServeIntegrationTest, ReturnsServfailAfterTimeoutWhenUpstreamIsSilent) {
+  StartKnot();
+  ASSERT_FALSE(HasFatalFailure());
+  Relay silent(knot_port_, milliseconds(0), Relay::Mode::kDrop);
+  StartNodedns({"--upstream-timeout", "200", "--upstream-tries", "1"}, silent.port());
+  ASSERT_FALSE(HasFatalFailure());
+  const auto start = Clock::now();
+  auto r = UdpExchange(dns_port_, Wire({"www.example.test.", kTypeA, 0, false, 41}));
+  const auto took = Clock::now() - start;
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(Rcode(*r), kRcodeServFail);
+  EXPECT_EQ(Id(*r), 41);
+  EXPECT_GE(took, milliseconds(150)) << "answered before the upstream timeout";
+  EXPECT_LT(took, milliseconds(2500)) << "failure not bounded by --upstream-timeout";
+  EXPECT_EQ(silent.queries(), 1);
+}
+
+TEST_F(ServeIntegrationTest, CoalescesIdenticalConcurrentMisses) {
+  StartKnot();
+  ASSERT_FALSE(HasFatalFailure());
+  // Knot answers at once; the relay holds each query 500 ms so that all client queries arrive
+  // while the first miss is still pending.
+  Relay relay(knot_port_, milliseconds(500), Relay::Mode::kForward);
+  StartNodedns({"--upstream-timeout", "3000"}, relay.port(), /*workers=*/1);
+  ASSERT_FALSE(HasFatalFailure());
+  constexpr int kClients = 20;
+  // One socket per client, each query with its own ID, EDNS or not, and name case: one upstream
+  // answer must be fitted to every waiter.
+  std::vector<int> fds;
+  std::vector<Query> queries;
+  for (int i = 0; i < kClients; ++i) {
+    Query q{i % 3 == 0 ? "CoAlEsCe.example.TEST." : "coalesce.example.test.", kTypeA,
+            uint16_t(i % 2 ? 1232 : 0), false, uint16_t(500 + i)};
+    queries.push_back(q);
+    fds.push_back(UdpSocketTo(dns_port_));
+  }
+  for (int i = 0; i < kClients; ++i) {
+    const Bytes w = Wire(queries[i]);
+    ASSERT_EQ(send(fds[i], w.data(), w.size(), 0), static_cast<ssize_t>(w.size()));
+  }
+  for (int i = 0; i < kClients; ++i) {
+    SCOPED_TRACE("client " + std::to_string(i));
+    auto r = RecvDatagram(fds[i], 3000);
+    close(fds[i]);
+    ASSERT_TRUE(r.has_value());
+    LdnsPkt p = Parse(*r);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(ldns_pkt_id(p.get()), queries[i].id);
+    EXPECT_EQ(ldns_pkt_get_rcode(p.get()), kRcodeNoError);
+    EXPECT_EQ(AnswerAddresses(*r), std::vector<std::string>{"192.0.2.7"});
+    EXPECT_EQ(HasOpt(p.get()), queries[i].bufsize != 0);
+    const Bytes w = Wire(queries[i]);
+    const size_t qlen = WireName(queries[i].name).size();
+    EXPECT_EQ(QuestionBytes(*r, qlen), QuestionBytes(w, qlen));
+  }
+  EXPECT_EQ(relay.queries(), 1);
+  const std::string m = Metrics();
+  EXPECT_EQ(MetricValue(m, "nodedns_upstream_queries_total"), 1);
+  EXPECT_EQ(MetricValue(m, "nodedns_coalesced_queries_total"), kClients - 1);
+  EXPECT_EQ(MetricValue(m, "nodedns_cache_misses_total"), kClients);
+}
+
+TEST_F(ServeIntegrationTest, DropsGarbageAndResponsesWithoutReplyingAndKeepsServing) {
+  StartBoth();
+  ASSERT_FALSE(HasFatalFailure());
+  const int fd = UdpSocketTo(dns_port_);
+  const Bytes garbage = {0xde, 0xad, 0xbe, 0xef, 0x01};
+  ASSERT_EQ(send(fd, garbage.data(), garbage.size(), 0), 5);
+  EXPECT_FALSE(RecvDatagram(fd, 300).has_value()) << "a 5-byte datagram was answered";
+  Bytes response = Wire({"www.example.test.", kTypeA, 0, false, 51});
+  response[2] |= 0x80;  // QR=1: never answer a response (reflection loops)
+  ASSERT_EQ(send(fd, response.data(), response.size(), 0), static_cast<ssize_t>(response.size()));
+  EXPECT_FALSE(RecvDatagram(fd, 300).has_value()) << "a response (QR=1) was answered";
+  close(fd);
+  auto ok = UdpExchange(dns_port_, Wire({"www.example.test.", kTypeA, 0, false, 52}));
+  ASSERT_TRUE(ok.has_value()) << "no longer serving after bad input";
+  EXPECT_EQ(Id(*ok), 52);
+  EXPECT_EQ(AnswerAddresses(*ok), std::vector<std::string>{"192.0.2.1"});
+  EXPECT_GE(Metric("nodedns_dropped_queries_total"), 2);
+}
+
+TEST_F(ServeIntegrationTest, AnswersMalformedAndUnsupportedQueriesWithErrorRcodes) {
+  StartBoth();
+  ASSERT_FALSE(HasFatalFailure());
+  // Two questions (the same one twice): FORMERR.
+  Bytes two = Wire({"www.example.test.", kTypeA, 0, false, 61});
+  two.insert(two.end(), two.begin() + 12, two.end());
+  two[5] = 2;
+  auto r = UdpExchange(dns_port_, two);
+  ASSERT_TRUE(r.has_value()) << "QDCOUNT=2 not answered";
+  EXPECT_EQ(Rcode(*r), kRcodeFormErr);
+  EXPECT_EQ(Id(*r), 61);
+  EXPECT_TRUE((*r)[2] & 0x80) << "QR not set";
+  // NOTIFY (4) and UPDATE (5): NOTIMP, opcode echoed.
+  for (uint8_t opcode : {4, 5}) {
+    SCOPED_TRACE("opcode " + std::to_string(opcode));
+    Bytes q = Wire({"example.test.", 6, 0, false, uint16_t(70 + opcode)});
+    q[2] = static_cast<uint8_t>((q[2] & 0x87) | opcode << 3);
+    auto n = UdpExchange(dns_port_, q);
+    ASSERT_TRUE(n.has_value());
+    LdnsPkt p = Parse(*n);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(ldns_pkt_get_rcode(p.get()), kRcodeNotImp);
+    EXPECT_EQ(ldns_pkt_id(p.get()), 70 + opcode);
+    EXPECT_EQ(ldns_pkt_get_opcode(p.get()), opcode);
+    EXPECT_TRUE(ldns_pkt_qr(p.get()));
+  }
+  // The same over TCP: the connection gets the error and stays usable.
+  const int fd = TcpConnect(dns_port_);
+  ASSERT_GE(fd, 0);
+  Bytes frames = TcpFrame(two);
+  const Bytes good = TcpFrame(Wire({"www.example.test.", kTypeA, 0, false, 62}));
+  frames.insert(frames.end(), good.begin(), good.end());
+  ASSERT_TRUE(SendAll(fd, frames));
+  const auto deadline = Clock::now() + milliseconds(5000);
+  auto first = RecvTcpMessage(fd, deadline);
+  auto second = RecvTcpMessage(fd, deadline);
+  close(fd);
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(Id(*first), 61);
+  EXPECT_EQ(Rcode(*first), kRcodeFormErr);
+  EXPECT_EQ(Id(*second), 62);
+  EXPECT_EQ(AnswerAddresses(*second), std::vector<std::string>{"192.0.2.1"});
+  EXPECT_GE(Metric("nodedns_replies_total{rcode=\"FORMERR\"}"), 2);
+  EXPECT_GE(Metric("nodedns_replies_total{rcode=\"NOTIMP\"}"), 2);
+}
+
+TEST_F(ServeIntegrationTest, AnswersPipelinedTcpQueriesOnOneConnection) {
+  StartBoth();
+  ASSERT_FALSE(HasFatalFailure());
+  // Warm two of them so that hits and misses mix: hits come back before the misses.
+  ASSERT_TRUE(UdpExchange(dns_port_, Wire({"www.example.test.", kTypeA, 1232, false, 1})));
+  ASSERT_TRUE(UdpExchange(dns_port_, Wire({"nope.example.test.", kTypeA, 1232, false, 2})));
+  const std::vector<Query> queries = {
+      {"www.example.test.", kTypeA, 1232, false, 200},
+      {"www.example.test.", kTypeAaaa, 1232, true, 201},
+      {"a.example.test.", kTypeA, 0, false, 202},
+      {"v4only.example.test.", kTypeAaaa, 4096, false, 203},
+      {"nope.example.test.", kTypeA, 1232, false, 204},
+      {"medium.example.test.", kTypeTxt, 0, false, 205},
+      {"big.example.test.", kTypeTxt, 1232, true, 206},
+      {"c.example.test.", kTypeA, 512, false, 207},
+      {"MixedCase.Host.example.test.", kTypeA, 1232, false, 208},
+      {"c.example.test.", kTypeA, 512, false, 209},  // a duplicate of 207 in flight
+  };
+  Bytes all;
+  std::map<uint16_t, size_t> by_id;
+  for (size_t i = 0; i < queries.size(); ++i) {
+    const Bytes f = TcpFrame(Wire(queries[i]));
+    all.insert(all.end(), f.begin(), f.end());
+    by_id[queries[i].id] = i;
+  }
+  const int fd = TcpConnect(dns_port_);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(SendAll(fd, all)) << "one write of " << all.size() << " bytes";
+  const auto deadline = Clock::now() + milliseconds(8000);
+  std::set<uint16_t> seen;
+  for (size_t i = 0; i < queries.size(); ++i) {
+    auto r = RecvTcpMessage(fd, deadline);
+    ASSERT_TRUE(r.has_value()) << "only " << i << " of " << queries.size() << " replies";
+    auto it = by_id.find(Id(*r));
+    ASSERT_NE(it, by_id.end()) << "reply with unknown ID " << Id(*r);
+    EXPECT_TRUE(seen.insert(Id(*r)).second) << "two replies for ID " << Id(*r);
+    const Query& q = queries[it->second];
+    const Bytes query = Wire(q);
+    ExpectMatchesKnot(q, true, query, *r, KnotTcp(query));
+  }
+  close(fd);
+  EXPECT_EQ(seen.size(), queries.size());
+}
+
+TEST_F(ServeIntegrationTest, PausesAndResumesPipelinedTcpQueriesBeyondTheInflightLimit) {
+  StartBoth({"--tcp-max-inflight", "4"});
+  ASSERT_FALSE(HasFatalFailure());
+  // 40 distinct misses in one write: at most 4 wait for upstream at a time, the rest stay
+  // buffered until replies free slots. Every one must still be answered.
+  constexpr int kQueries = 40;
+  Bytes all;
+  for (int i = 0; i < kQueries; ++i) {
+    const Bytes f = TcpFrame(Wire({"n" + std::to_string(i) + ".example.test.", kTypeA,
+                                   uint16_t(i % 2 ? 1232 : 0), false, uint16_t(3000 + i)}));
+    all.insert(all.end(), f.begin(), f.end());
+  }
+  const int fd = TcpConnect(dns_port_);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(SendAll(fd, all));
+  const auto deadline = Clock::now() + milliseconds(10000);
+  std::set<uint16_t> seen;
+  for (int i = 0; i < kQueries; ++i) {
+    auto r = RecvTcpMessage(fd, deadline);
+    ASSERT_TRUE(r.has_value()) << "only " << i << " of " << kQueries << " replies";
+    EXPECT_EQ(Rcode(*r), kRcodeNxDomain);
+    const uint16_t id = Id(*r);
+    EXPECT_TRUE(id >= 3000 && id < 3000 + kQueries) << id;
+    EXPECT_TRUE(seen.insert(id).second) << "two replies for ID " << id;
+  }
+  close(fd);
+  EXPECT_EQ(seen.size(), size_t{kQueries});
+}
+
+TEST_F(ServeIntegrationTest, AnswersTcpQueriesInFlightAfterClientHalfCloses) {
+  StartBoth();
+  ASSERT_FALSE(HasFatalFailure());
+  // RFC 7766 §6.2.4: a client may send its queries and shut down its sending side; the replies
+  // (here one miss, one hit after warming) must still arrive before the server closes.
+  ASSERT_TRUE(UdpExchange(dns_port_, Wire({"www.example.test.", kTypeA, 0, false, 1})));
+  Bytes frames = TcpFrame(Wire({"c.example.test.", kTypeA, 0, false, 81}));
+  const Bytes hit = TcpFrame(Wire({"www.example.test.", kTypeA, 0, false, 82}));
+  frames.insert(frames.end(), hit.begin(), hit.end());
+  const int fd = TcpConnect(dns_port_);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(SendAll(fd, frames));
+  ASSERT_EQ(shutdown(fd, SHUT_WR), 0);
+  const auto deadline = Clock::now() + milliseconds(5000);
+  std::map<uint16_t, std::vector<std::string>> got;
+  for (int i = 0; i < 2; ++i) {
+    auto r = RecvTcpMessage(fd, deadline);
+    ASSERT_TRUE(r.has_value()) << "reply " << i << " lost after half-close";
+    got[Id(*r)] = AnswerAddresses(*r);
+  }
+  // Then the server closes: EOF, not a timeout.
+  uint8_t byte;
+  EXPECT_FALSE(RecvExact(fd, &byte, 1, Clock::now() + milliseconds(3000)));
+  close(fd);
+  EXPECT_EQ(got[81], std::vector<std::string>{"192.0.2.3"});
+  EXPECT_EQ(got[82], std::vector<std::string>{"192.0.2.1"});
+}
+
+TEST_F(ServeIntegrationTest, AnswersUnknownEdnsVersionWithBadvers) {
+  StartBoth();
+  ASSERT_FALSE(HasFatalFailure());
+  Bytes q = Wire({"www.example.test.", kTypeA, 1232, true, 91});
+  // The OPT record ends the message: owner(1) type(2) class(2) ext-rcode(1) version(1) ...
+  q[q.size() - 11 + 6] = 1;
+  auto r = UdpExchange(dns_port_, q);
+  ASSERT_TRUE(r.has_value());
+  LdnsPkt p = Parse(*r);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(ldns_pkt_id(p.get()), 91);
+  // BADVERS (16): 0 in the header, 1 in the OPT record's extended rcode (RFC 6891 §6.1.3).
+  EXPECT_EQ(ldns_pkt_get_rcode(p.get()), 0);
+  EXPECT_TRUE(HasOpt(p.get()));
+  EXPECT_EQ(ldns_pkt_edns_extended_rcode(p.get()), 1);
+  EXPECT_EQ(ldns_pkt_edns_version(p.get()), 0);
+  EXPECT_EQ(ldns_pkt_ancount(p.get()), 0);
+}
+
+TEST_F(ServeIntegrationTest, TreatsEdnsBufsizeBelow512As512) {
+  StartBoth();
+  ASSERT_FALSE(HasFatalFailure());
+  // RFC 6891 §6.2.5: sizes below 512 mean 512. The three-record TXT set (~400 bytes) fits.
+  for (int round = 0; round < 2; ++round) {  // the miss, then the hit
+    const Query q{"three.example.test.", kTypeTxt, 256, false, uint16_t(95 + round)};
+    const Bytes query = Wire(q);
+    const Bytes knot = KnotTcp(query);
+    ASSERT_GT(knot.size(), 256u);
+    ASSERT_LE(knot.size(), kPlainUdpMax);
+    auto r = UdpExchange(dns_port_, query);
+    ASSERT_TRUE(r.has_value());
+    LdnsPkt p = Parse(*r);
+    ASSERT_NE(p, nullptr);
+    EXPECT_FALSE(ldns_pkt_tc(p.get())) << "round " << round;
+    EXPECT_EQ(CountType(ldns_pkt_answer(p.get()), kTypeTxt), 3u) << "round " << round;
+  }
+}
+
+TEST_F(ServeIntegrationTest, ReassemblesTcpQueriesSplitAcrossWritesAndClosesOnRuntFrames) {
+  StartBoth();
+  ASSERT_FALSE(HasFatalFailure());
+  // RFC 7766 §8: the length prefix and the message may arrive in any number of segments.
+  const int fd = TcpConnect(dns_port_);
+  ASSERT_GE(fd, 0);
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  const Bytes frame = TcpFrame(Wire({"www.example.test.", kTypeAaaa, 1232, false, 101}));
+  for (uint8_t b : frame) {
+    ASSERT_TRUE(SendAll(fd, Bytes{b}));
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+  auto r = RecvTcpMessage(fd, Clock::now() + milliseconds(5000));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(Id(*r), 101);
+  EXPECT_EQ(AnswerAddresses(*r), std::vector<std::string>{"2001:db8::1"});
+  // A frame too short for a DNS header: the stream cannot be trusted any more, the server
+  // closes it (EOF rather than a reply or a hang).
+  ASSERT_TRUE(SendAll(fd, Bytes{0, 5, 1, 2, 3, 4, 5}));
+  uint8_t byte;
+  EXPECT_FALSE(RecvExact(fd, &byte, 1, Clock::now() + milliseconds(3000)));
+  close(fd);
+  // And the server is fine.
+  auto again = TcpExchange(dns_port_, Wire({"www.example.test.", kTypeA, 0, false, 102}));
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(AnswerAddresses(*again), std::vector<std::string>{"192.0.2.1"});
+}
+
+TEST_F(ServeIntegrationTest, CopiesCdAndRdFromTheQuery) {
+  StartBoth();
+  ASSERT_FALSE(HasFatalFailure());
+  for (bool cd : {true, false, true}) {  // miss with CD, miss without, then a hit with CD
+    Query q{"www.example.test.", kTypeA, 1232, true, uint16_t(cd ? 111 : 112)};
+    q.cd = cd;
+    auto r = UdpExchange(dns_port_, Wire(q));
+    ASSERT_TRUE(r.has_value());
+    LdnsPkt p = Parse(*r);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(ldns_pkt_cd(p.get()), cd);
+    EXPECT_TRUE(ldns_pkt_rd(p.get()));
+    EXPECT_EQ(AnswerAddresses(*r), std::vector<std::string>{"192.0.2.1"});
+  }
+}
+
+TEST_F(ServeIntegrationTest, ClampsServedTtlsToMinAndMaxTtl) {
+  StartBoth({"--min-ttl", "100", "--max-ttl", "200"});
+  ASSERT_FALSE(HasFatalFailure());
+  for (int round = 0; round < 2; ++round) {  // the miss, then the hit
+    SCOPED_TRACE("round " + std::to_string(round));
+    auto low = UdpExchange(dns_port_, Wire({"short.example.test.", kTypeA, 0, false, 121}));
+    auto high = UdpExchange(dns_port_, Wire({"www.example.test.", kTypeA, 0, false, 122}));
+    ASSERT_TRUE(low && high);
+    const auto low_ttls = AllTtls(Parse(*low).get());
+    const auto high_ttls = AllTtls(Parse(*high).get());
+    ASSERT_EQ(low_ttls.size(), 1u);
+    ASSERT_EQ(high_ttls.size(), 1u);
+    // Zone TTL 2, raised to 100; zone TTL 300, lowered to 200 (minus at most a second of age).
+    EXPECT_LE(low_ttls[0], 100u);
+    EXPECT_GE(low_ttls[0], 98u);
+    EXPECT_LE(high_ttls[0], 200u);
+    EXPECT_GE(high_ttls[0], 198u);
+  }
+}
+
+TEST_F(ServeIntegrationTest, ServesStaleWhenUpstreamAnswersServfailAndCachesTheServfail) {
+  StartKnot();
+  ASSERT_FALSE(HasFatalFailure());
+  Relay relay(knot_port_, milliseconds(0), Relay::Mode::kForward);
+  StartNodedns({"--stale-ttl", "60", "--servfail-ttl", "30"}, relay.port());
+  ASSERT_FALSE(HasFatalFailure());
+  const Bytes query = Wire({"short.example.test.", kTypeA, 1232, false, 131});
+  auto warm = UdpExchange(dns_port_, query);
+  ASSERT_TRUE(warm.has_value());
+  ASSERT_EQ(AnswerAddresses(*warm), std::vector<std::string>{"192.0.2.6"});
+  relay.set_mode(Relay::Mode::kServfail);
+  std::this_thread::sleep_for(milliseconds(3000));  // past the TTL of 2 s
+  // RFC 8767: a SERVFAIL from upstream is a failure too; the expired answer is better.
+  auto stale = UdpExchange(dns_port_, query);
+  ASSERT_TRUE(stale.has_value());
+  EXPECT_EQ(Rcode(*stale), kRcodeNoError);
+  EXPECT_EQ(AnswerAddresses(*stale), std::vector<std::string>{"192.0.2.6"});
+  EXPECT_EQ(AllTtls(Parse(*stale).get()), std::vector<uint32_t>{30});
+  EXPECT_GE(Metric("nodedns_stale_answers_total"), 1);
+  // With nothing cached the SERVFAIL is passed on, and cached for --servfail-ttl (RFC 2308 §7.1):
+  // the second query does not reach upstream.
+  const Bytes uncached = Wire({"www.example.test.", kTypeA, 0, false, 132});
+  auto first = UdpExchange(dns_port_, uncached);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(Rcode(*first), kRcodeServFail);
+  const int upstream_seen = relay.queries();
+  auto second = UdpExchange(dns_port_, uncached);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(Rcode(*second), kRcodeServFail);
+  EXPECT_EQ(Id(*second), 132);
+  EXPECT_EQ(relay.queries(), upstream_seen) << "cached SERVFAIL not used";
+}
+
+TEST_F(ServeIntegrationTest, AnswersAgainOnceUpstreamIsBack) {
+  StartBoth({"--servfail-ttl", "0", "--upstream-timeout", "200", "--upstream-tries", "1"});
+  ASSERT_FALSE(HasFatalFailure());
+  StopKnot();
+  const Bytes query = Wire({"www.example.test.", kTypeA, 0, false, 141});
+  auto down = UdpExchange(dns_port_, query);
+  ASSERT_TRUE(down.has_value());
+  EXPECT_EQ(Rcode(*down), kRcodeServFail);
+  StartKnot();  // same port
+  ASSERT_FALSE(HasFatalFailure());
+  auto up = UdpExchange(dns_port_, query);
+  ASSERT_TRUE(up.has_value());
+  EXPECT_EQ(Rcode(*up), kRcodeNoError);
+  EXPECT_EQ(AnswerAddresses(*up), std::vector<std::string>{"192.0.2.1"});
+}
+
+TEST_F(ServeIntegrationTest, SetsAdOnlyForClientsThatAskForIt) {
+  StartKnot();
+  ASSERT_FALSE(HasFatalFailure());
+  Relay relay(knot_port_, milliseconds(0), Relay::Mode::kForwardWithAd);
+  StartNodedns({}, relay.port());
+  ASSERT_FALSE(HasFatalFailure());
+  // RFC 6840 §5.8: AD goes to clients that set DO or AD; the cached upstream answer has it set.
+  struct Case {
+    bool do_bit, ad_bit, want_ad;
+  };
+  for (const Case& c : {Case{false, false, false}, Case{false, true, true}, Case{true, false, true},
+                        Case{false, false, false}}) {
+    SCOPED_TRACE(std::string("DO=") + (c.do_bit ? "1" : "0") + " AD=" + (c.ad_bit ? "1" : "0"));
+    Bytes q = Wire({"www.example.test.", kTypeA, 1232, c.do_bit, 151});
+    if (c.ad_bit) q[3] |= 0x20;
+    auto r = UdpExchange(dns_port_, q);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(Rcode(*r), kRcodeNoError);
+    EXPECT_EQ(((*r)[3] & 0x20) != 0, c.want_ad);
+  }
+}
+
+}  // namespace
+}  // namespace nodedns::integration
+
+namespace nodedns::integration {
+namespace {
+
+// The live half of `nodedns audit`: NXDOMAINs below the cluster domain are counted per client and
+// per typed name, and `nodedns audit --live` prints them from the running proxy.
+TEST_F(ServeIntegrationTest, LiveAuditShowsWhichClientsWasteSearchQueries) {
+  StartBoth({"--cluster-domain", "example.test"});
+  if (HasFatalFailure() || IsSkipped()) return;
+  uint16_t id = 100;
+  // A pod in namespace "default" resolving api.corp walks its search list: 3 NXDOMAINs ...
+  for (const char* name : {"api.corp.default.svc.example.test.", "api.corp.svc.example.test."}) {
+    for (uint16_t type : {kTypeA, kTypeAaaa}) {
+      auto r = UdpExchange(dns_port_, Wire({name, type, 0, false, id++}));
+      ASSERT_TRUE(r.has_value());
+      EXPECT_EQ(ldns_pkt_get_rcode(Parse(*r).get()), LDNS_RCODE_NXDOMAIN) << name;
+    }
+  }
+  // ... and the second walk is served from the negative cache, which still wastes a round trip.
+  ASSERT_TRUE(UdpExchange(dns_port_, Wire({"api.corp.default.svc.example.test.", kTypeA, 0, false,
+                                           id++})));
+  // Existing names cost nothing.
+  ASSERT_TRUE(UdpExchange(dns_port_, Wire({"www.example.test.", kTypeA, 0, false, id++})));
+  EXPECT_EQ(Metric("nodedns_search_expansion_nxdomain_total"), 5);
+  std::this_thread::sleep_for(milliseconds(1300));  // workers publish every second
+  auto json = HttpGet(health_port_, "/audit");
+  ASSERT_TRUE(json.has_value());
+  EXPECT_NE(json->find("\"client\":\"127.0.0.1\",\"wasted\":5"), std::string::npos) << *json;
+  EXPECT_NE(json->find("{\"name\":\"api.corp\",\"wasted\":5}"), std::string::npos) << *json;
+  EXPECT_EQ(json->find("www"), std::string::npos) << *json;
+  const std::string table = RunCommand(std::string(NODEDNS_BINARY) + " audit --live 127.0.0.1:" +
+                                       std::to_string(health_port_) + "; echo exit=$?");
+  EXPECT_NE(table.find("127.0.0.1"), std::string::npos) << table;
+  EXPECT_NE(table.find("api.corp (5)"), std::string::npos) << table;
+  EXPECT_NE(table.find("exit=1"), std::string::npos) << "waste is a finding:\n" << table;
+  const std::string refused = RunCommand(std::string(NODEDNS_BINARY) +
+                                         " audit --live 127.0.0.1:1; echo exit=$?");
+  EXPECT_NE(refused.find("exit=2"), std::string::npos) << refused;
+  StopNodedns();
+}
+
+}  // namespace
+}  // namespace nodedns::integration
