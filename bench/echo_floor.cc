@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
-#include "bench/host_port.h"
+#include "dns/socket_address.h"
 
 namespace nodedns::bench {
 namespace {
@@ -41,7 +41,8 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
-  absl::StatusOr<SocketAddress> address = ParseHostPort(listen);
+  absl::StatusOr<dns::SocketAddress> address =
+      dns::SocketAddress::Parse(listen, 0, /*allow_zero_port=*/true);
   if (!address.ok()) {
     std::cerr << "nodedns-echo: --listen: " << address.status().message() << "\n";
     return 2;
@@ -62,7 +63,7 @@ int Main(int argc, char** argv) {
     std::cerr << "nodedns-echo: bind " << listen << ": " << std::strerror(errno) << "\n";
     return 1;
   }
-  SocketAddress bound;
+  dns::SocketAddress bound;
   bound.length = sizeof(bound.storage);
   getsockname(fd, reinterpret_cast<sockaddr*>(&bound.storage), &bound.length);
   // The first stdout line is the contract with scripts and tests that start us on port 0.

@@ -13,9 +13,11 @@
 
 #include "absl/status/statusor.h"
 #include "bench/histogram.h"
-#include "bench/host_port.h"
+#include "dns/socket_address.h"
 
 namespace nodedns::bench {
+
+using dns::SocketAddress;
 
 struct LoadConfig {
   SocketAddress server;

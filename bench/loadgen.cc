@@ -10,9 +10,9 @@
 #include <string>
 
 #include "CLI/CLI.hpp"
-#include "bench/host_port.h"
 #include "bench/load_runner.h"
 #include "bench/query_file.h"
+#include "dns/socket_address.h"
 
 namespace nodedns::bench {
 namespace {
@@ -57,7 +57,8 @@ int Main(int argc, char** argv) {
   app.add_flag("--json", json, "Print one JSON object instead of the human summary");
   CLI11_PARSE(app, argc, argv);
 
-  absl::StatusOr<SocketAddress> address = ParseHostPort(server);
+  absl::StatusOr<dns::SocketAddress> address =
+      dns::SocketAddress::Parse(server, 0, /*allow_zero_port=*/true);
   if (!address.ok()) {
     std::cerr << "nodedns-loadgen: --server: " << address.status().message() << "\n";
     return 2;

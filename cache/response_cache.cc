@@ -470,8 +470,8 @@ InsertResult ResponseCache::Insert(CacheThread& t, const CacheKey& key,
 
   Table* table = s.table.load(std::memory_order_relaxed);
   if (const size_t at = find(table); at != SIZE_MAX) {
-    Entry* old = reinterpret_cast<Entry*>(table->slots()[at].load(std::memory_order_relaxed) &
-                                          kPtrMask);
+    Entry* old =
+        reinterpret_cast<Entry*>(table->slots()[at].load(std::memory_order_relaxed) & kPtrMask);
     if (e->kind == EntryKind::kServFail && old->kind != EntryKind::kServFail &&
         now_ms < old->stale_until_ms) {
       FreeEntry(e);

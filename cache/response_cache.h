@@ -30,8 +30,8 @@ struct CacheSettings {
   size_t capacity_bytes = size_t{256} << 20;  // everything counted: entries, keys, tables
   // Number of shards, a power of two; 0 picks one from the capacity (see docs/architecture.md).
   size_t shards = 0;
-  uint32_t min_ttl = 0;       // positive answers are kept at least this long (served TTLs raised)
-  uint32_t max_ttl = 86400;   // and at most this long (served TTLs lowered)
+  uint32_t min_ttl = 0;      // positive answers are kept at least this long (served TTLs raised)
+  uint32_t max_ttl = 86400;  // and at most this long (served TTLs lowered)
   uint32_t max_negative_ttl = 3600;  // cap for NXDOMAIN/NODATA (RFC 2308 §5 suggests 1-3 h)
   uint32_t servfail_ttl = 5;         // RFC 2308 §7.1: at most 5 minutes
   uint32_t stale_ttl = 3600;         // how long past expiry an entry may be served stale
@@ -49,11 +49,11 @@ enum class EntryKind : uint8_t { kAnswer, kNxDomain, kNoData, kServFail };
 enum class InsertResult : uint8_t {
   kInserted,
   kReplaced,
-  kMalformed,       // not a parseable response
-  kNotCacheable,    // TC set, an rcode other than NOERROR/NXDOMAIN/SERVFAIL, extended rcode, …
-  kNoTtl,           // zero lifetime, or a negative answer without SOA (RFC 2308 §5)
-  kTooLarge,        // bigger than max_entry_bytes or than a shard's budget
-  kKeptExisting,    // a SERVFAIL does not displace an entry that can still be served stale
+  kMalformed,     // not a parseable response
+  kNotCacheable,  // TC set, an rcode other than NOERROR/NXDOMAIN/SERVFAIL, extended rcode, …
+  kNoTtl,         // zero lifetime, or a negative answer without SOA (RFC 2308 §5)
+  kTooLarge,      // bigger than max_entry_bytes or than a shard's budget
+  kKeptExisting,  // a SERVFAIL does not displace an entry that can still be served stale
 };
 
 // Per-thread handle: QSBR registration plus nothing else. Owned and used by one thread.
@@ -88,9 +88,9 @@ struct LookupResult {
 
 struct CacheStats {
   size_t entries = 0;
-  size_t bytes = 0;           // accounted: entries + keys + slot tables
+  size_t bytes = 0;  // accounted: entries + keys + slot tables
   size_t capacity_bytes = 0;
-  size_t retired_bytes = 0;   // retired, waiting for a grace period
+  size_t retired_bytes = 0;  // retired, waiting for a grace period
   size_t shards = 0;
   uint64_t evictions = 0;
   uint64_t expired_evictions = 0;

@@ -153,14 +153,14 @@ struct ResponseLayout {
   uint16_t flags = 0;
   uint16_t ancount = 0, nscount = 0, arcount = 0;
   uint16_t question_end = 0;
-  uint16_t n_ttls = 0;                   // TTL fields of real RRs (OPT excluded)
-  uint16_t ttl_offsets[kMaxTtls] = {};   // offsets of the 32-bit TTL fields
-  uint16_t soa_ttl_offset = 0;           // first SOA in the authority section, 0 if none
-  uint32_t soa_minimum = 0;              // its MINIMUM field (RFC 2308 §4)
-  uint16_t opt_offset = 0;               // start of the OPT RR, 0 if none
-  uint16_t opt_end = 0;                  // end of the OPT RR
-  uint32_t opt_ttl = 0;                  // extended rcode, version and flags (RFC 6891 §6.1.3)
-  uint16_t end = 0;                      // offset just past the last RR
+  uint16_t n_ttls = 0;                  // TTL fields of real RRs (OPT excluded)
+  uint16_t ttl_offsets[kMaxTtls] = {};  // offsets of the 32-bit TTL fields
+  uint16_t soa_ttl_offset = 0;          // first SOA in the authority section, 0 if none
+  uint32_t soa_minimum = 0;             // its MINIMUM field (RFC 2308 §4)
+  uint16_t opt_offset = 0;              // start of the OPT RR, 0 if none
+  uint16_t opt_end = 0;                 // end of the OPT RR
+  uint32_t opt_ttl = 0;                 // extended rcode, version and flags (RFC 6891 §6.1.3)
+  uint16_t end = 0;                     // offset just past the last RR
 };
 
 enum class LayoutStatus : uint8_t { kOk, kMalformed, kTooManyRecords };

@@ -10,51 +10,39 @@
 #include <optional>
 #include <span>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "cache/response_cache.h"
+#include "dns/socket_address.h"
 
 namespace nodedns::proxy {
 
-// An IPv4 or IPv6 address with a port. Plain value type.
-struct SocketAddress {
-  sockaddr_storage storage{};
-  socklen_t length = 0;
-
-  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
-  int family() const { return storage.ss_family; }
-  uint16_t port() const;
-  // "192.0.2.1:53" or "[2001:db8::1]:53".
-  std::string ToString() const;
-  // Accepts "ADDR:PORT", "[V6]:PORT", a bare address (then `default_port`), and with
-  // default_port == 0 requires a port.
-  static absl::StatusOr<SocketAddress> Parse(absl::string_view text, uint16_t default_port = 0);
-};
+using dns::SocketAddress;
 
 // Upstreams for the names at or below one zone.
 struct ForwardZone {
-  std::string zone;                 // presentation form, lowercase, "." for the root
-  std::vector<uint8_t> zone_wire;   // wire form, lowercase
+  std::string zone;                // presentation form, lowercase, "." for the root
+  std::vector<uint8_t> zone_wire;  // wire form, lowercase
   std::vector<SocketAddress> upstreams;
   bool force_tcp = false;
 };
 
 // Defaults are the `serve` command's; see `nodedns serve --help`.
 struct ServeConfig {
-  std::vector<SocketAddress> listen;    // default: 127.0.0.1:5053
-  std::vector<ForwardZone> zones;       // longest zone first; "." always present
-  unsigned workers = 0;                 // 0: one per CPU
+  std::vector<SocketAddress> listen;  // default: 127.0.0.1:5053
+  std::vector<ForwardZone> zones;     // longest zone first; "." always present
+  unsigned workers = 0;               // 0: one per CPU
   cache::CacheSettings cache;
   std::optional<SocketAddress> health;  // GET /health and /metrics
   uint32_t upstream_timeout_ms = 2000;  // per try; c-ares doubles it on each retry round
   int upstream_tries = 2;
-  uint32_t tcp_idle_timeout_ms = 10'000;   // RFC 7766 §6.2.3 suggests seconds, not minutes
-  size_t tcp_max_connections = 1024;       // per worker
-  size_t tcp_max_inflight = 32;            // queries waiting for upstream, per connection
-  uint32_t purge_interval_ms = 1000;       // how often each worker sweeps a slice of the cache
+  uint32_t tcp_idle_timeout_ms = 10'000;  // RFC 7766 §6.2.3 suggests seconds, not minutes
+  size_t tcp_max_connections = 1024;      // per worker
+  size_t tcp_max_inflight = 32;           // queries waiting for upstream, per connection
+  uint32_t purge_interval_ms = 1000;      // how often each worker sweeps a slice of the cache
   std::string cluster_domain = "cluster.local";
   std::vector<uint8_t> cluster_domain_wire;  // lowercase wire form of cluster_domain
 };
@@ -63,7 +51,8 @@ struct ServeConfig {
 // resolv.conf (starts with '/'), whose nameservers are taken.
 absl::StatusOr<ForwardZone> ParseForwardSpec(absl::string_view spec);
 
-// The nameserver lines of a resolv.conf, port 53 (glibc uses at most 3; so do we: res_init's MAXNS).
+// The nameserver lines of a resolv.conf, port 53 (glibc uses at most 3; so do we: res_init's
+// MAXNS).
 absl::StatusOr<std::vector<SocketAddress>> ReadResolvConfNameservers(const std::string& path);
 
 // Lowercase wire form of a presentation-format zone name; error if it is not a valid name.

@@ -11,12 +11,18 @@ constexpr size_t kMaxRequest = 8192;
 
 const char* Reason(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 503: return "Service Unavailable";
-    default: return "Error";
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Error";
   }
 }
 
@@ -34,9 +40,7 @@ struct HttpServer::Conn {
 HttpServer::HttpServer(SocketAddress addr, Handler handler)
     : addr_(addr), handler_(std::move(handler)) {}
 
-HttpServer::~HttpServer() {
-  Stop();
-}
+HttpServer::~HttpServer() { Stop(); }
 
 absl::Status HttpServer::Start() {
   uv_loop_init(&loop_);
@@ -49,8 +53,7 @@ absl::Status HttpServer::Start() {
     return absl::UnavailableError(
         absl::StrCat("--health ", addr_.ToString(), ": ", uv_strerror(rc)));
   }
-  if (int rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 128, &OnConnection);
-      rc != 0) {
+  if (int rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 128, &OnConnection); rc != 0) {
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
     uv_run(&loop_, UV_RUN_DEFAULT);
     uv_loop_close(&loop_);
@@ -122,8 +125,8 @@ void HttpServer::OnConnection(uv_stream_t* listener, int status) {
           if (conn->request.size() <= kMaxRequest) return;  // wait for the rest
           resp = {400, "text/plain; charset=utf-8", "request too large\n"};
         } else {
-          const std::string_view line = std::string_view(conn->request).substr(
-              0, conn->request.find("\r\n"));
+          const std::string_view line =
+              std::string_view(conn->request).substr(0, conn->request.find("\r\n"));
           const size_t sp1 = line.find(' ');
           const size_t sp2 = line.find(' ', sp1 + 1);
           if (sp1 == std::string_view::npos || sp2 == std::string_view::npos) {
@@ -140,8 +143,8 @@ void HttpServer::OnConnection(uv_stream_t* listener, int status) {
                                       "\r\nContent-Type: ", resp.content_type,
                                       "\r\nContent-Length: ", resp.body.size(),
                                       "\r\nConnection: close\r\n\r\n", resp.body);
-        uv_buf_t out = uv_buf_init(conn->response.data(),
-                                   static_cast<unsigned>(conn->response.size()));
+        uv_buf_t out =
+            uv_buf_init(conn->response.data(), static_cast<unsigned>(conn->response.size()));
         conn->write.data = conn;
         uv_write(&conn->write, stream, &out, 1, [](uv_write_t* w, int) {
           auto* cn = static_cast<Conn*>(w->data);

@@ -16,12 +16,12 @@ std::string RenderPrometheus(std::span<const WorkerCounters* const> workers,
       absl::StrAppend(&out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n");
     }
   };
-#define NODEDNS_RENDER_COUNTER(member, metric, labels, help)                  \
-  {                                                                           \
-    uint64_t sum = 0;                                                         \
-    for (const WorkerCounters* w : workers) sum += w->member.Get();           \
-    describe(metric, help, "counter");                                        \
-    const std::string l = labels;                                             \
+#define NODEDNS_RENDER_COUNTER(member, metric, labels, help)                                      \
+  {                                                                                               \
+    uint64_t sum = 0;                                                                             \
+    for (const WorkerCounters* w : workers) sum += w->member.Get();                               \
+    describe(metric, help, "counter");                                                            \
+    const std::string l = labels;                                                                 \
     absl::StrAppend(&out, metric, l.empty() ? "" : "{", l, l.empty() ? "" : "}", " ", sum, "\n"); \
   }
   NODEDNS_WORKER_COUNTERS(NODEDNS_RENDER_COUNTER)

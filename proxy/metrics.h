@@ -13,37 +13,39 @@
 namespace nodedns::proxy {
 
 // X(member, metric name, labels, help)
-#define NODEDNS_WORKER_COUNTERS(X)                                                                 \
-  X(queries_udp, "nodedns_queries_total", "transport=\"udp\"", "Queries received")                 \
-  X(queries_tcp, "nodedns_queries_total", "transport=\"tcp\"", "Queries received")                 \
-  X(cache_hits, "nodedns_cache_hits_total", "", "Queries answered from the cache")                 \
-  X(cache_misses, "nodedns_cache_misses_total", "", "Queries not answerable from the cache")       \
-  X(coalesced, "nodedns_coalesced_queries_total", "",                                               \
-    "Misses that joined an identical upstream query already in flight")                            \
-  X(upstream_queries, "nodedns_upstream_queries_total", "", "Queries sent upstream")                \
-  X(upstream_errors, "nodedns_upstream_errors_total", "",                                           \
-    "Upstream queries that failed (timeout, connection refused, mismatched reply, SERVFAIL)")     \
-  X(stale_served, "nodedns_stale_answers_total", "", "Answers served stale (RFC 8767)")            \
-  X(prefetches, "nodedns_prefetches_total", "", "Background refreshes of popular entries")         \
-  X(truncated, "nodedns_truncated_replies_total", "", "UDP replies sent with TC=1")                \
-  X(dropped, "nodedns_dropped_queries_total", "", "Datagrams dropped unanswered (QR=1, runts)")    \
-  X(send_errors, "nodedns_send_errors_total", "", "Replies the kernel refused to send")            \
-  X(rcode_noerror, "nodedns_replies_total", "rcode=\"NOERROR\"", "Replies sent, by rcode")         \
-  X(rcode_formerr, "nodedns_replies_total", "rcode=\"FORMERR\"", "Replies sent, by rcode")         \
-  X(rcode_servfail, "nodedns_replies_total", "rcode=\"SERVFAIL\"", "Replies sent, by rcode")       \
-  X(rcode_nxdomain, "nodedns_replies_total", "rcode=\"NXDOMAIN\"", "Replies sent, by rcode")       \
-  X(rcode_notimp, "nodedns_replies_total", "rcode=\"NOTIMP\"", "Replies sent, by rcode")           \
-  X(rcode_refused, "nodedns_replies_total", "rcode=\"REFUSED\"", "Replies sent, by rcode")         \
-  X(rcode_other, "nodedns_replies_total", "rcode=\"other\"", "Replies sent, by rcode")             \
-  X(search_nxdomain, "nodedns_search_expansion_nxdomain_total", "",                                 \
-    "NXDOMAIN replies for names under the cluster domain: queries a search-list walk wasted")     \
-  X(tcp_connections, "nodedns_tcp_connections_total", "", "TCP connections accepted")              \
-  X(tcp_rejected, "nodedns_tcp_rejected_connections_total", "",                                     \
+#define NODEDNS_WORKER_COUNTERS(X)                                                              \
+  X(queries_udp, "nodedns_queries_total", "transport=\"udp\"", "Queries received")              \
+  X(queries_tcp, "nodedns_queries_total", "transport=\"tcp\"", "Queries received")              \
+  X(cache_hits, "nodedns_cache_hits_total", "", "Queries answered from the cache")              \
+  X(cache_misses, "nodedns_cache_misses_total", "", "Queries not answerable from the cache")    \
+  X(coalesced, "nodedns_coalesced_queries_total", "",                                           \
+    "Misses that joined an identical upstream query already in flight")                         \
+  X(upstream_queries, "nodedns_upstream_queries_total", "", "Queries sent upstream")            \
+  X(upstream_errors, "nodedns_upstream_errors_total", "",                                       \
+    "Upstream queries that failed (timeout, connection refused, mismatched reply, SERVFAIL)")   \
+  X(stale_served, "nodedns_stale_answers_total", "", "Answers served stale (RFC 8767)")         \
+  X(prefetches, "nodedns_prefetches_total", "", "Background refreshes of popular entries")      \
+  X(truncated, "nodedns_truncated_replies_total", "", "UDP replies sent with TC=1")             \
+  X(dropped, "nodedns_dropped_queries_total", "", "Datagrams dropped unanswered (QR=1, runts)") \
+  X(send_errors, "nodedns_send_errors_total", "", "Replies the kernel refused to send")         \
+  X(rcode_noerror, "nodedns_replies_total", "rcode=\"NOERROR\"", "Replies sent, by rcode")      \
+  X(rcode_formerr, "nodedns_replies_total", "rcode=\"FORMERR\"", "Replies sent, by rcode")      \
+  X(rcode_servfail, "nodedns_replies_total", "rcode=\"SERVFAIL\"", "Replies sent, by rcode")    \
+  X(rcode_nxdomain, "nodedns_replies_total", "rcode=\"NXDOMAIN\"", "Replies sent, by rcode")    \
+  X(rcode_notimp, "nodedns_replies_total", "rcode=\"NOTIMP\"", "Replies sent, by rcode")        \
+  X(rcode_refused, "nodedns_replies_total", "rcode=\"REFUSED\"", "Replies sent, by rcode")      \
+  X(rcode_other, "nodedns_replies_total", "rcode=\"other\"", "Replies sent, by rcode")          \
+  X(search_nxdomain, "nodedns_search_expansion_nxdomain_total", "",                             \
+    "NXDOMAIN replies for names under the cluster domain: queries a search-list walk wasted")   \
+  X(tcp_connections, "nodedns_tcp_connections_total", "", "TCP connections accepted")           \
+  X(tcp_rejected, "nodedns_tcp_rejected_connections_total", "",                                 \
     "TCP connections closed at once because the worker was at its connection limit")
 
 class Counter {
  public:
-  void Inc(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void Inc(uint64_t n = 1) {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
   uint64_t Get() const { return v_.load(std::memory_order_relaxed); }
 
  private:
@@ -58,13 +60,27 @@ struct alignas(64) WorkerCounters {
 
   void CountRcode(uint8_t rcode) {
     switch (rcode) {
-      case 0: rcode_noerror.Inc(); break;
-      case 1: rcode_formerr.Inc(); break;
-      case 2: rcode_servfail.Inc(); break;
-      case 3: rcode_nxdomain.Inc(); break;
-      case 4: rcode_notimp.Inc(); break;
-      case 5: rcode_refused.Inc(); break;
-      default: rcode_other.Inc(); break;
+      case 0:
+        rcode_noerror.Inc();
+        break;
+      case 1:
+        rcode_formerr.Inc();
+        break;
+      case 2:
+        rcode_servfail.Inc();
+        break;
+      case 3:
+        rcode_nxdomain.Inc();
+        break;
+      case 4:
+        rcode_notimp.Inc();
+        break;
+      case 5:
+        rcode_refused.Inc();
+        break;
+      default:
+        rcode_other.Inc();
+        break;
     }
   }
 };

@@ -65,8 +65,8 @@ size_t BuildErrorReply(std::span<const uint8_t> query, const dns::QueryInfo& q,
     rcode = 0;
     extended = 1;
   }
-  Put16(m + 2, dns::flag::kQR | dns::flag::kRA | (q.flags & (dns::flag::kOpcodeMask |
-                                                              dns::flag::kRD | dns::flag::kCD)) |
+  Put16(m + 2, dns::flag::kQR | dns::flag::kRA |
+                   (q.flags & (dns::flag::kOpcodeMask | dns::flag::kRD | dns::flag::kCD)) |
                    (rcode & 0xf));
   size_t size = dns::kHeaderSize;
   // Echo the question only if it was parsed (question_end is set once the question was read).

@@ -24,7 +24,8 @@ CLI::App* AddServeCommand(CLI::App& app, ServeFlags& f) {
                 "Reach this zone's upstreams over TCP only (as NodeLocal DNSCache does for "
                 "CoreDNS); repeatable")
       ->type_name("ZONE");
-  s->add_option("--workers", f.workers, "Worker threads, each with its own sockets (0: one per CPU)")
+  s->add_option("--workers", f.workers,
+                "Worker threads, each with its own sockets (0: one per CPU)")
       ->capture_default_str();
   s->add_option("--cache-size", f.cache_size_mb,
                 "Cache capacity in MiB; all memory of entries, keys and tables counted")
@@ -87,8 +88,8 @@ CLI::App* AddServeCommand(CLI::App& app, ServeFlags& f) {
 
 absl::StatusOr<ServeConfig> BuildServeConfig(const ServeFlags& f) {
   ServeConfig c;
-  const std::vector<std::string> listen = f.listen.empty() ? std::vector<std::string>{"127.0.0.1:5053"}
-                                                           : f.listen;
+  const std::vector<std::string> listen =
+      f.listen.empty() ? std::vector<std::string>{"127.0.0.1:5053"} : f.listen;
   for (const auto& l : listen) {
     auto a = SocketAddress::Parse(l);
     if (!a.ok()) return absl::InvalidArgumentError(absl::StrCat("--listen ", a.status().message()));
@@ -97,16 +98,17 @@ absl::StatusOr<ServeConfig> BuildServeConfig(const ServeFlags& f) {
   bool have_root = false;
   for (const auto& spec : f.forward) {
     auto z = ParseForwardSpec(spec);
-    if (!z.ok()) return absl::InvalidArgumentError(absl::StrCat("--forward ", z.status().message()));
+    if (!z.ok())
+      return absl::InvalidArgumentError(absl::StrCat("--forward ", z.status().message()));
     have_root |= z->zone_wire.size() == 1;
     c.zones.push_back(*std::move(z));
   }
   if (!have_root) {
     auto z = ParseForwardSpec(absl::StrCat(".=", f.resolv_conf));
     if (!z.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--forward: no upstream for '.' given and ", z.status().message(),
-          " (use --forward .=ADDR)"));
+      return absl::InvalidArgumentError(absl::StrCat("--forward: no upstream for '.' given and ",
+                                                     z.status().message(),
+                                                     " (use --forward .=ADDR)"));
     }
     c.zones.push_back(*std::move(z));
   }
@@ -123,8 +125,10 @@ absl::StatusOr<ServeConfig> BuildServeConfig(const ServeFlags& f) {
   c.cache.stale_ttl = f.stale_ttl;
   c.cache.prefetch_min_hits = f.prefetch_hits;
   if (auto st = c.cache.Validate(); !st.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("cache settings (--cache-size, --cache-shards, "
-                                                   "--min-ttl, --max-ttl): ", st.message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cache settings (--cache-size, --cache-shards, "
+                     "--min-ttl, --max-ttl): ",
+                     st.message()));
   }
   if (!f.health.empty()) {
     auto a = SocketAddress::Parse(f.health);

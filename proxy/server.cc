@@ -30,13 +30,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServeConfig config) {
         if (!fd.ok()) {
           for (int f : socks.udp) close(f);
           for (int f : socks.tcp) close(f);
-          return absl::Status(fd.status().code(), absl::StrCat("--listen: ", fd.status().message()));
+          return absl::Status(fd.status().code(),
+                              absl::StrCat("--listen: ", fd.status().message()));
         }
         (tcp ? socks.tcp : socks.udp).push_back(*fd);
       }
     }
-    s->workers_.push_back(std::make_unique<Worker>(static_cast<int>(i), s->config_, *s->cache_,
-                                                   std::move(socks)));
+    s->workers_.push_back(
+        std::make_unique<Worker>(static_cast<int>(i), s->config_, *s->cache_, std::move(socks)));
   }
   return s;
 }
@@ -106,7 +107,8 @@ absl::Status Server::Run() {
   }
   if (status.ok()) {
     std::string addrs;
-    for (const auto& a : config_.listen) absl::StrAppend(&addrs, addrs.empty() ? "" : " ", a.ToString());
+    for (const auto& a : config_.listen)
+      absl::StrAppend(&addrs, addrs.empty() ? "" : " ", a.ToString());
     std::fprintf(stderr, "nodedns: serving on %s (udp+tcp) with %zu workers, cache %zu MiB\n",
                  addrs.c_str(), workers_.size(), config_.cache.capacity_bytes >> 20);
     std::fflush(stderr);

@@ -18,8 +18,7 @@ struct Upstream::Poll {
 
 Upstream::Upstream(uv_loop_t* loop) : loop_(loop) {}
 
-absl::StatusOr<std::unique_ptr<Upstream>> Upstream::Create(uv_loop_t* loop,
-                                                           const ForwardZone& zone,
+absl::StatusOr<std::unique_ptr<Upstream>> Upstream::Create(uv_loop_t* loop, const ForwardZone& zone,
                                                            uint32_t timeout_ms, int tries) {
   std::unique_ptr<Upstream> u(new Upstream(loop));
   ares_options opts{};
@@ -114,8 +113,7 @@ void Upstream::OnSocketState(void* data, ares_socket_t fd, int readable, int wri
     } else {
       p = it->second;
     }
-    uv_poll_start(&p->handle, (readable ? UV_READABLE : 0) | (writable ? UV_WRITABLE : 0),
-                  &OnPoll);
+    uv_poll_start(&p->handle, (readable ? UV_READABLE : 0) | (writable ? UV_WRITABLE : 0), &OnPoll);
   } else if (it != u->polls_.end()) {
     // c-ares closes the socket after this returns; the handle must stop watching it first.
     Poll* p = it->second;

@@ -31,8 +31,9 @@ size_t SearchBaseLength(std::span<const uint8_t> qname, std::span<const uint8_t>
     return 0;
   }
   auto is_svc = [&](size_t i) {
-    return qname[offs[i]] == 3 && dns::NameEqualsIgnoreCase(qname.data() + offs[i] + 1,
-                                                            reinterpret_cast<const uint8_t*>("svc"), 3);
+    return qname[offs[i]] == 3 &&
+           dns::NameEqualsIgnoreCase(qname.data() + offs[i] + 1,
+                                     reinterpret_cast<const uint8_t*>("svc"), 3);
   };
   auto end_of = [&](size_t labels) { return offs[labels - 1] + qname[offs[labels - 1]] + 1; };
   size_t base_labels = z;
@@ -71,10 +72,9 @@ void WastedQueryTracker::Note(const sockaddr_storage& client, std::span<const ui
       c->count = c->error = 0;
     } else {
       // Space-Saving: the newcomer inherits the smallest count as its possible overestimate.
-      c = &*std::min_element(clients_.begin(), clients_.end(),
-                             [](const ClientCount& a, const ClientCount& b) {
-                               return a.count < b.count;
-                             });
+      c = &*std::min_element(
+          clients_.begin(), clients_.end(),
+          [](const ClientCount& a, const ClientCount& b) { return a.count < b.count; });
       c->error = c->count;
     }
     std::memcpy(c->addr, addr, 16);
@@ -188,8 +188,8 @@ std::string RenderWastedQueriesJson(
     const std::vector<std::vector<WastedQueryTracker::ClientCount>>& per_worker,
     const std::string& cluster_domain) {
   const auto sorted = Merge(per_worker);
-  std::string out = absl::StrCat("{\"version\":1,\"cluster_domain\":\"", cluster_domain,
-                                 "\",\"clients\":[");
+  std::string out =
+      absl::StrCat("{\"version\":1,\"cluster_domain\":\"", cluster_domain, "\",\"clients\":[");
   for (size_t i = 0; i < sorted.size(); ++i) {
     const auto& [addr, m] = sorted[i];
     absl::StrAppend(&out, i ? "," : "", "{\"client\":\"", addr, "\",\"wasted\":", m.count,
@@ -208,8 +208,8 @@ std::string RenderWastedQueriesTable(
     const std::vector<std::vector<WastedQueryTracker::ClientCount>>& per_worker,
     const std::string& cluster_domain) {
   const auto sorted = Merge(per_worker);
-  std::string out = absl::StrCat(
-      "== live: search-path waste seen by nodedns (NXDOMAIN below ", cluster_domain, ")\n");
+  std::string out = absl::StrCat("== live: search-path waste seen by nodedns (NXDOMAIN below ",
+                                 cluster_domain, ")\n");
   if (sorted.empty()) return out + "  no wasted queries seen yet\n";
   absl::StrAppend(&out, "  client                                   wasted  from names\n");
   for (const auto& [addr, m] : sorted) {

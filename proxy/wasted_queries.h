@@ -71,9 +71,9 @@ class WastedQueryTracker {
 // Merges the workers' snapshots (a client may talk to several workers) and renders the GET /audit
 // JSON document: {"version":1,"cluster_domain":...,"clients":[{"client","wasted","error",
 // "names":[{"name","wasted"}]}]} sorted by wasted queries, largest first.
-std::string RenderWastedQueriesJson(const std::vector<std::vector<WastedQueryTracker::ClientCount>>&
-                                        per_worker,
-                                    const std::string& cluster_domain);
+std::string RenderWastedQueriesJson(
+    const std::vector<std::vector<WastedQueryTracker::ClientCount>>& per_worker,
+    const std::string& cluster_domain);
 
 // The same data as a table, for `nodedns audit --live` and for people with curl.
 std::string RenderWastedQueriesTable(

@@ -19,8 +19,8 @@ namespace nodedns::proxy {
 using cache::LookupResult;
 
 absl::StatusOr<int> OpenSocket(const SocketAddress& addr, bool tcp) {
-  const int fd = socket(addr.family(), (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK |
-                                           SOCK_CLOEXEC, 0);
+  const int fd =
+      socket(addr.family(), (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
   const int one = 1;
   // SO_REUSEPORT: every worker binds the same address; the kernel spreads clients over them.
@@ -123,8 +123,12 @@ struct Worker::Batch {
 
 Worker::Worker(int index, const ServeConfig& config, cache::ResponseCache& cache,
                WorkerSockets sockets)
-    : index_(index), config_(config), cache_(cache), sockets_(std::move(sockets)),
-      batch_(new Batch), scratch_(dns::kMaxMessage + 64) {
+    : index_(index),
+      config_(config),
+      cache_(cache),
+      sockets_(std::move(sockets)),
+      batch_(new Batch),
+      scratch_(dns::kMaxMessage + 64) {
   Batch& b = *batch_;
   for (int i = 0; i < kBatch; ++i) {
     b.in_iov[i] = {b.in_buf[i], kUdpBufSize};
@@ -270,8 +274,8 @@ void Worker::ServeUdpBatch(UdpSocket& s, int n) {
     }
     if (b.status[i] != dns::QueryStatus::kOk) continue;
     const dns::QueryInfo& q = b.info[i];
-    b.keys[i] = cache::CacheKey({b.in_buf[i] + dns::kHeaderSize, q.qname_length}, q.qtype,
-                                q.qclass, q.do_bit, q.cd());
+    b.keys[i] = cache::CacheKey({b.in_buf[i] + dns::kHeaderSize, q.qname_length}, q.qtype, q.qclass,
+                                q.do_bit, q.cd());
     cache_.PrefetchSlot(b.keys[i]);
   }
   for (int i = 0; i < n; ++i) {
@@ -385,8 +389,7 @@ void Worker::OnTcpConnection(uv_stream_t* server, int status) {
     // upstream timeout and restart the clock.
     if (conn->inflight == 0) conn->worker->CloseTcp(*conn);
   };
-  uv_timer_start(&c->idle, on_idle, w->config_.tcp_idle_timeout_ms,
-                 w->config_.tcp_idle_timeout_ms);
+  uv_timer_start(&c->idle, on_idle, w->config_.tcp_idle_timeout_ms, w->config_.tcp_idle_timeout_ms);
   uv_read_start(reinterpret_cast<uv_stream_t*>(&c->handle), &OnTcpAlloc, &OnTcpRead);
 }
 
@@ -492,8 +495,8 @@ void Worker::WriteTcp(TcpConn& c, const uint8_t* data, size_t size) {
   dns::Put16(req->data.get(), static_cast<uint16_t>(size));
   std::memcpy(req->data.get() + 2, data, size);
   req->req.data = req;
-  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(req->data.get()),
-                             static_cast<unsigned>(size + 2));
+  uv_buf_t buf =
+      uv_buf_init(reinterpret_cast<char*>(req->data.get()), static_cast<unsigned>(size + 2));
   const int rc = uv_write(&req->req, reinterpret_cast<uv_stream_t*>(&c.handle), &buf, 1,
                           [](uv_write_t* r, int) { delete static_cast<WriteReq*>(r->data); });
   if (rc != 0) {
@@ -567,9 +570,9 @@ void Worker::Refresh(const cache::CacheKey& key, bool do_bit, bool cd_bit) {
 void Worker::OnUpstreamReply(void* arg, int status, int /*timeouts*/, unsigned char* abuf,
                              int alen) {
   auto* p = static_cast<Pending*>(arg);
-  p->worker->CompletePending(
-      p, status, status == ARES_SUCCESS ? std::span(abuf, static_cast<size_t>(alen))
-                                        : std::span<const uint8_t>());
+  p->worker->CompletePending(p, status,
+                             status == ARES_SUCCESS ? std::span(abuf, static_cast<size_t>(alen))
+                                                    : std::span<const uint8_t>());
 }
 
 void Worker::CompletePending(Pending* p, int status, std::span<const uint8_t> reply) {

@@ -1,6 +1,6 @@
 // A worker: one thread, one libuv loop, its own SO_REUSEPORT UDP and TCP sockets on every listen
 // address, its own c-ares channels and its own table of misses in flight. No query crosses
-// threads; the only shared state is the cache. The UDP hot path (recvmmsg → parse → cache → 
+// threads; the only shared state is the cache. The UDP hot path (recvmmsg → parse → cache →
 // sendmmsg) is in worker.cc, in Worker::OnUdpReadable and Worker::ServeUdpBatch.
 #ifndef NODEDNS_PROXY_WORKER_H_
 #define NODEDNS_PROXY_WORKER_H_

@@ -2,7 +2,8 @@
 # Installs dependencies, builds nodedns three ways and runs every test:
 #   build/       RelWithDebInfo: all unit, integration and harness tests
 #   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer: all tests, integration included
-#   build-tsan/  ThreadSanitizer: the concurrent parts (cache, QSBR, proxy workers)
+#   build-tsan/  ThreadSanitizer: cache, QSBR and the proxy, with the integration tests driving a
+#                TSan-built nodedns (several workers sharing the cache)
 # Usage: scripts/test.sh [--quick]   (--quick: only the plain build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,5 +33,5 @@ fi
 if [ "${1:-}" != "--quick" ]; then
   run build-asan -DCMAKE_BUILD_TYPE=Debug -DNODEDNS_ASAN=ON -DNODEDNS_BUILD_BENCH=OFF
   run build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNODEDNS_TSAN=ON -DNODEDNS_BUILD_BENCH=OFF \
-    -- -L 'cache|dns|tsan'
+    -- -L 'cache|dns|proxy|integration'
 fi

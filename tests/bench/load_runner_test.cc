@@ -9,7 +9,7 @@ namespace {
 
 LoadConfig ValidConfig() {
   LoadConfig config;
-  config.server = *ParseHostPort("127.0.0.1:5399");
+  config.server = *dns::SocketAddress::Parse("127.0.0.1:5399");
   config.queries = {std::vector<uint8_t>(17, 0)};
   return config;
 }

@@ -94,9 +94,11 @@ TEST(CacheStressTest, ConcurrentLookupsInsertsAndEvictionsServeOnlyIntactValues)
     uint64_t my_hits = 0, my_inserts = 0, my_lookups = 0;
     for (int iter = 0; !stop.load(std::memory_order_relaxed); ++iter) {
       // A clock shared by all threads, as the proxy's workers share CLOCK_MONOTONIC.
-      const uint64_t now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                               std::chrono::steady_clock::now() - start)
-                               .count()) * 50;  // time runs 50x faster: entries expire often
+      const uint64_t now =
+          static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now() - start)
+                                    .count()) *
+          50;  // time runs 50x faster: entries expire often
       const int k = static_cast<int>(rng() % kKeys);
       if (rng() % 10 < 7) {
         ++my_lookups;

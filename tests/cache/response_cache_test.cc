@@ -254,7 +254,7 @@ TEST_F(ResponseCacheTest, PrefetchIsWantedOnceLateInLifetimeAfterEnoughHits) {
   // Late (last 10%), but only the first and second hit: not yet.
   EXPECT_FALSE(Lookup(key, kT0 + 95'000).refresh_wanted);
   EXPECT_FALSE(Lookup(key, kT0 + 95'000).refresh_wanted);
-  EXPECT_TRUE(Lookup(key, kT0 + 95'000).refresh_wanted);  // third hit
+  EXPECT_TRUE(Lookup(key, kT0 + 95'000).refresh_wanted);   // third hit
   EXPECT_FALSE(Lookup(key, kT0 + 96'000).refresh_wanted);  // exactly once
   EXPECT_FALSE(Lookup(key, kT0 + 99'000).refresh_wanted);
   // The refresh replaces the entry; the new one can ask again.
@@ -361,8 +361,7 @@ TEST_F(ResponseCacheTest, ReportsBufferTooSmallWithoutCopying) {
 TEST_F(ResponseCacheTest, ReplacesAndErases) {
   const auto key = KeyFor("example.com.");
   ASSERT_EQ(Insert(key, Build(Answer("example.com.", 300, "192.0.2.1"))), InsertResult::kInserted);
-  ASSERT_EQ(Insert(key, Build(Answer("example.com.", 300, "192.0.2.99"))),
-            InsertResult::kReplaced);
+  ASSERT_EQ(Insert(key, Build(Answer("example.com.", 300, "192.0.2.99"))), InsertResult::kReplaced);
   ASSERT_EQ(Lookup(key, kT0).status, Status::kHit);
   EXPECT_EQ(out_, Build(Answer("example.com.", 300, "192.0.2.99")));
   EXPECT_EQ(cache_->Stats().entries, 1u);
@@ -424,7 +423,8 @@ TEST_F(EvictionTest, EvictsExpiredEntriesFirst) {
   // Start over from a full cache that has had no eviction yet.
   Make(CacheSettings{cache_->settings()});
   const int fill = n - 2;
-  for (int i = 0; i < fill; ++i) Insert(K(i), Big("n" + std::to_string(i) + ".test.", i % 2 ? 10 : 1000));
+  for (int i = 0; i < fill; ++i)
+    Insert(K(i), Big("n" + std::to_string(i) + ".test.", i % 2 ? 10 : 1000));
   ASSERT_EQ(cache_->Stats().evictions, 0u);
   const uint64_t later = kT0 + 20'000;
   for (int i = 0; i < 6; ++i) {
@@ -460,7 +460,8 @@ TEST_F(EvictionTest, PurgeExpiredFreesOnlyDeadEntries) {
   CacheSettings s = cache_->settings();
   s.stale_ttl = 10;
   Make(s);
-  for (int i = 0; i < 10; ++i) Insert(K(i), Big("n" + std::to_string(i) + ".test.", i < 5 ? 5 : 500));
+  for (int i = 0; i < 10; ++i)
+    Insert(K(i), Big("n" + std::to_string(i) + ".test.", i < 5 ? 5 : 500));
   EXPECT_EQ(cache_->PurgeExpired(*thread_, kT0 + 10'000, 1 << 20), 0u);  // stale, not dead
   EXPECT_EQ(cache_->PurgeExpired(*thread_, kT0 + 15'000, 1 << 20), 5u);
   EXPECT_EQ(cache_->Stats().entries, 5u);
@@ -489,13 +490,13 @@ namespace {
 
 TEST(CacheKeyTest, LowercasesOnlyAsciiLettersWordAtATime) {
   // 30+ bytes so that both the 8-byte loop and the tail run; bytes outside A-Z stay as they are.
-  std::vector<uint8_t> name = {9, 'A', 'b', 'Z', '@', '[', '`', '{', 0xC4, 'Q', 5, 'M', 'i', 'X',
-                               'e', 'D', 13, 'L', 'o', 'n', 'G', 'e', 'R', '-', 'L', 'a', 'B',
-                               'e', 'L', '9', 0};
+  std::vector<uint8_t> name = {9,   'A', 'b', 'Z', '@', '[', '`', '{', 0xC4, 'Q', 5,
+                               'M', 'i', 'X', 'e', 'D', 13,  'L', 'o', 'n',  'G', 'e',
+                               'R', '-', 'L', 'a', 'B', 'e', 'L', '9', 0};
   CacheKey k(name, 1, 1, false, false);
-  std::vector<uint8_t> want = {9, 'a', 'b', 'z', '@', '[', '`', '{', 0xC4, 'q', 5, 'm', 'i', 'x',
-                               'e', 'd', 13, 'l', 'o', 'n', 'g', 'e', 'r', '-', 'l', 'a', 'b',
-                               'e', 'l', '9', 0};
+  std::vector<uint8_t> want = {9,   'a', 'b', 'z', '@', '[', '`', '{', 0xC4, 'q', 5,
+                               'm', 'i', 'x', 'e', 'd', 13,  'l', 'o', 'n',  'g', 'e',
+                               'r', '-', 'l', 'a', 'b', 'e', 'l', '9', 0};
   EXPECT_EQ(std::vector<uint8_t>(k.bytes().begin(), k.bytes().begin() + name.size()), want);
 }
 
@@ -508,7 +509,8 @@ TEST(CacheKeyTest, HashSpreadsSimilarNamesOverShardsSlotsAndTags) {
     std::string label = "svc" + std::to_string(i);
     std::vector<uint8_t> name = {static_cast<uint8_t>(label.size())};
     name.insert(name.end(), label.begin(), label.end());
-    for (const char* l : {"\3svc", "\7cluster", "\5local"}) name.insert(name.end(), l, l + std::strlen(l));
+    for (const char* l : {"\3svc", "\7cluster", "\5local"})
+      name.insert(name.end(), l, l + std::strlen(l));
     name.push_back(0);
     const uint64_t h = CacheKey(name, 1, 1, false, false).hash();
     ++shard[h >> 58];

@@ -722,7 +722,8 @@ class ServeIntegrationTest : public ::testing::Test {
     EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0)
         << "nodedns did not exit 0 on SIGTERM (wait status " << *st << "):\n"
         << log;
-    for (const char* bad : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"}) {
+    for (const char* bad : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                            "runtime error:", "WARNING: ThreadSanitizer"}) {
       EXPECT_EQ(log.find(bad), std::string::npos) << "sanitizer report in nodedns log:\n" << log;
     }
   }
@@ -1420,8 +1421,8 @@ TEST_F(ServeIntegrationTest, LiveAuditShowsWhichClientsWasteSearchQueries) {
     }
   }
   // ... and the second walk is served from the negative cache, which still wastes a round trip.
-  ASSERT_TRUE(UdpExchange(dns_port_, Wire({"api.corp.default.svc.example.test.", kTypeA, 0, false,
-                                           id++})));
+  ASSERT_TRUE(
+      UdpExchange(dns_port_, Wire({"api.corp.default.svc.example.test.", kTypeA, 0, false, id++})));
   // Existing names cost nothing.
   ASSERT_TRUE(UdpExchange(dns_port_, Wire({"www.example.test.", kTypeA, 0, false, id++})));
   EXPECT_EQ(Metric("nodedns_search_expansion_nxdomain_total"), 5);
@@ -1436,8 +1437,8 @@ TEST_F(ServeIntegrationTest, LiveAuditShowsWhichClientsWasteSearchQueries) {
   EXPECT_NE(table.find("127.0.0.1"), std::string::npos) << table;
   EXPECT_NE(table.find("api.corp (5)"), std::string::npos) << table;
   EXPECT_NE(table.find("exit=1"), std::string::npos) << "waste is a finding:\n" << table;
-  const std::string refused = RunCommand(std::string(NODEDNS_BINARY) +
-                                         " audit --live 127.0.0.1:1; echo exit=$?");
+  const std::string refused =
+      RunCommand(std::string(NODEDNS_BINARY) + " audit --live 127.0.0.1:1; echo exit=$?");
   EXPECT_NE(refused.find("exit=2"), std::string::npos) << refused;
   StopNodedns();
 }

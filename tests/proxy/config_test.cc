@@ -53,8 +53,9 @@ class TempFile {
 };
 
 TEST(ForwardSpecTest, ParsesZoneAndUpstreamsIncludingResolvConf) {
-  TempFile rc("# comment\nsearch a.svc.cluster.local\nnameserver 10.0.0.2\nnameserver\t10.0.0.3 # x\n"
-              "nameserver fe80::1%eth0\nnameserver 10.0.0.4\nnameserver 10.0.0.5\n");
+  TempFile rc(
+      "# comment\nsearch a.svc.cluster.local\nnameserver 10.0.0.2\nnameserver\t10.0.0.3 # x\n"
+      "nameserver fe80::1%eth0\nnameserver 10.0.0.4\nnameserver 10.0.0.5\n");
   auto z = ParseForwardSpec("Cluster.Local.=10.96.0.10:5353," + rc.path());
   ASSERT_TRUE(z.ok()) << z.status();
   EXPECT_EQ(z->zone, "cluster.local");
@@ -75,13 +76,16 @@ TEST(ForwardSpecTest, RejectsMalformedSpecs) {
 
 TEST(MatchZoneTest, LongestZoneWinsAtLabelBoundaries) {
   std::vector<ForwardZone> zones;
-  for (const char* spec : {".=192.0.2.1", "cluster.local=10.96.0.10", "svc.cluster.local=10.0.0.1"}) {
+  for (const char* spec :
+       {".=192.0.2.1", "cluster.local=10.96.0.10", "svc.cluster.local=10.0.0.1"}) {
     zones.push_back(*ParseForwardSpec(spec));
   }
   ASSERT_TRUE(FinishZones(zones, std::vector<std::string>{"cluster.local"}).ok());
   EXPECT_EQ(zones[0].zone, "svc.cluster.local");
   EXPECT_TRUE(zones[1].force_tcp);
-  auto match = [&](const char* name) { return zones[MatchZone(zones, testing::WireName(name))].zone; };
+  auto match = [&](const char* name) {
+    return zones[MatchZone(zones, testing::WireName(name))].zone;
+  };
   EXPECT_EQ(match("a.b.svc.cluster.local."), "svc.cluster.local");
   EXPECT_EQ(match("SVC.Cluster.LOCAL."), "svc.cluster.local");
   EXPECT_EQ(match("x.cluster.local."), "cluster.local");

@@ -41,8 +41,8 @@ TEST(HitPathAllocationTest, ServingABatchOfHitsAllocatesNothing) {
     const auto wire = testing::WireName(name);
     ASSERT_EQ(cache.Insert(*t, cache::CacheKey(wire, 1, 1, false, false), testing::Build(m), 1000),
               cache::InsertResult::kInserted);
-    queries.push_back(testing::BuildQuery("HOST" + std::to_string(i) + ".example.com.", 1,
-                                          i % 2 == 0));
+    queries.push_back(
+        testing::BuildQuery("HOST" + std::to_string(i) + ".example.com.", 1, i % 2 == 0));
   }
   // Everything a worker's batch uses is allocated up front, as in Worker.
   std::vector<dns::QueryInfo> info(kNames);

@@ -75,7 +75,8 @@ TEST(WastedQueryTrackerTest, KeepsHeavyHittersWhenClientsOutnumberSlots) {
   EXPECT_EQ(snap.size(), WastedQueryTracker::kClients);
   const std::string json = RenderWastedQueriesJson({snap}, "cluster.local");
   EXPECT_EQ(json.find("{\"client\":\"10.9.9.9\",\"wasted\":100"), json.find("{\"client\""))
-      << "the heavy hitter is first with its exact count:\n" << json;
+      << "the heavy hitter is first with its exact count:\n"
+      << json;
 }
 
 TEST(WastedQueryTrackerTest, MergesWorkersAndEscapesOddNames) {

@@ -1,0 +1,672 @@
+// Search-path rewriting: learning client namespaces, planning candidates, choosing the winner and
+// synthesizing the reply. See search_rewrite.h and docs/search-rewrite.md.
+#include "proxy/search_rewrite.h"
+
+#include <arpa/inet.h>
+#include <ldns/ldns.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "cache/cache_key.h"
+#include "proxy/reply.h"
+
+namespace nodedns::proxy {
+
+namespace {
+
+// Owners for ldns objects: every exit path frees them.
+struct LdnsPktFree {
+  void operator()(ldns_pkt* p) const { ldns_pkt_free(p); }
+};
+struct LdnsRrFree {
+  void operator()(ldns_rr* r) const { ldns_rr_free(r); }
+};
+struct LdnsRdfFree {
+  void operator()(ldns_rdf* r) const { ldns_rdf_deep_free(r); }
+};
+struct LdnsBufFree {
+  void operator()(uint8_t* p) const { LDNS_FREE(p); }
+};
+using PktPtr = std::unique_ptr<ldns_pkt, LdnsPktFree>;
+using RrPtr = std::unique_ptr<ldns_rr, LdnsRrFree>;
+using RdfPtr = std::unique_ptr<ldns_rdf, LdnsRdfFree>;
+using BufPtr = std::unique_ptr<uint8_t, LdnsBufFree>;
+
+constexpr uint8_t kSvcLabel[] = {3, 's', 'v', 'c'};
+
+bool IsAddressType(uint16_t qtype) { return qtype == dns::type::kA || qtype == dns::type::kAAAA; }
+
+// Writes `label` (presentation, one label) followed by `rest` (wire) into out; returns the length,
+// or 0 if it does not fit in a name.
+size_t JoinLabel(std::span<const uint8_t> label, std::span<const uint8_t> rest,
+                 uint8_t (&out)[dns::kMaxNameWire]) {
+  if (label.empty() || label.size() > dns::kMaxLabel) return 0;
+  const size_t n = 1 + label.size() + rest.size();
+  if (n > dns::kMaxNameWire) return 0;
+  out[0] = static_cast<uint8_t>(label.size());
+  std::memcpy(out + 1, label.data(), label.size());
+  std::memcpy(out + 1 + label.size(), rest.data(), rest.size());
+  return n;
+}
+
+// "svc.<zone>" into out; 0 if too long.
+size_t SvcZone(std::span<const uint8_t> zone_wire, uint8_t (&out)[dns::kMaxNameWire]) {
+  return JoinLabel(std::span<const uint8_t>(kSvcLabel + 1, 3), zone_wire, out);
+}
+
+std::span<const uint8_t> AsBytes(std::string_view s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Wire-name helpers.
+
+namespace internal {
+
+int LabelOffsets(std::span<const uint8_t> name, uint16_t (&offsets)[128]) {
+  size_t off = 0;
+  int count = 0;
+  while (off < name.size() && off < dns::kMaxNameWire) {
+    const uint8_t len = name[off];
+    if (len == 0) return count;
+    if (len > dns::kMaxLabel || count == 127) return -1;  // pointer, reserved bits, or too long
+    offsets[count++] = static_cast<uint16_t>(off);
+    off += size_t{len} + 1;
+  }
+  return -1;  // no root byte within the span or within 255 bytes
+}
+
+std::optional<size_t> StemBefore(std::span<const uint8_t> qname, std::span<const uint8_t> suffix) {
+  uint16_t offsets[128];
+  const int n = LabelOffsets(qname, offsets);
+  if (n <= 0 || suffix.empty()) return std::nullopt;
+  // The name's own length (root byte included): the span may be longer than the name.
+  const size_t len = size_t{offsets[n - 1]} + qname[offsets[n - 1]] + 2;
+  if (suffix.size() >= len) return std::nullopt;  // N would be empty
+  const size_t start = len - suffix.size();
+  // Only a label boundary counts: "xdefault.svc..." must not match "default.svc...".
+  for (int i = 1; i < n; ++i) {
+    if (offsets[i] == start) {
+      return dns::NameEqualsIgnoreCase(qname.data() + start, suffix.data(), suffix.size())
+                 ? std::optional<size_t>(start)
+                 : std::nullopt;
+    }
+    if (offsets[i] > start) break;
+  }
+  return std::nullopt;
+}
+
+absl::Status ParseCidr(absl::string_view text, uint8_t& family, uint8_t (&addr)[16], int& bits) {
+  absl::string_view host = text;
+  int max_bits = 0;
+  std::optional<int> prefix;
+  if (const size_t slash = text.find('/'); slash != absl::string_view::npos) {
+    host = text.substr(0, slash);
+    int p = 0;
+    if (!absl::SimpleAtoi(text.substr(slash + 1), &p) || p < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("bad prefix length in '", text, "'"));
+    }
+    prefix = p;
+  }
+  std::memset(addr, 0, 16);
+  const std::string h(host);
+  if (inet_pton(AF_INET, h.c_str(), addr) == 1) {
+    family = 4;
+    max_bits = 32;
+  } else if (inet_pton(AF_INET6, h.c_str(), addr) == 1) {
+    family = 6;
+    max_bits = 128;
+    static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (std::memcmp(addr, kMapped, 12) == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", text, "': write IPv4-mapped prefixes as IPv4 (clients are folded)"));
+    }
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("'", text, "' is not an address or CIDR"));
+  }
+  bits = prefix.value_or(max_bits);
+  if (bits > max_bits) {
+    return absl::InvalidArgumentError(absl::StrCat("prefix length too long in '", text, "'"));
+  }
+  // Host bits must be zero: "10.1.2.3/8" is more likely a typo than an intent.
+  for (int i = bits; i < max_bits; ++i) {
+    if (addr[i / 8] & (0x80 >> (i % 8))) {
+      return absl::InvalidArgumentError(absl::StrCat("'", text, "' has host bits set"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace internal
+
+bool IsNamespaceName(std::string_view ns) {
+  if (ns.empty() || ns.size() > dns::kMaxLabel) return false;
+  if (ns.front() == '-' || ns.back() == '-') return false;
+  for (char c : ns) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  }
+  return true;
+}
+
+absl::StatusOr<SearchRewriteSettings> SearchRewriteSettings::Make(
+    absl::string_view cluster_domain, std::span<const std::string> node_search) {
+  SearchRewriteSettings s;
+  auto zone = ZoneToWire(cluster_domain);
+  if (!zone.ok()) return zone.status();
+  if (zone->size() == 1) return absl::InvalidArgumentError("the cluster domain cannot be the root");
+  s.zone_wire = *std::move(zone);
+  uint8_t svc[dns::kMaxNameWire];
+  const size_t svc_len = SvcZone(s.zone_wire, svc);
+  if (svc_len == 0) return absl::InvalidArgumentError("the cluster domain is too long");
+  const std::span<const uint8_t> svc_zone(svc, svc_len);
+  for (const std::string& d : node_search) {
+    auto wire = ZoneToWire(absl::string_view(d.data(), d.size()));
+    if (!wire.ok()) return wire.status();
+    // svc.<zone> and <zone> are already in the list. The root stays: like glibc's root_on_list,
+    // it puts N. at that position rather than last.
+    if (std::ranges::equal(*wire, s.zone_wire) || std::ranges::equal(*wire, svc_zone) ||
+        std::ranges::find(s.node_search_wire, *wire) != s.node_search_wire.end()) {
+      continue;
+    }
+    s.node_search_wire.push_back(*std::move(wire));
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// SearchPathLearner
+
+SearchPathLearner::SearchPathLearner(std::vector<uint8_t> zone_wire, Options options)
+    : zone_wire_(std::move(zone_wire)), options_(options) {
+  const size_t max_clients = std::max<size_t>(options_.max_clients, 1);
+  slots_.resize(max_clients);
+  // Twice the bound, and at least 32: then erase+insert churn is always absorbed by absl's
+  // in-place rehash (size*32 <= capacity*25) and the index never reallocates after this.
+  index_.reserve(std::max<size_t>(2 * max_clients, 32));
+  size_t pending = 1;
+  while (pending < std::max<size_t>(options_.pending_slots, 1)) pending <<= 1;
+  pending_.resize(pending);
+}
+
+SearchPathLearner::ClientKey SearchPathLearner::KeyOf(const SocketAddress& a) {
+  ClientKey k;
+  if (a.family() == AF_INET) {
+    const auto* sin = reinterpret_cast<const sockaddr_in*>(&a.storage);
+    k.family = 4;
+    std::memcpy(k.addr, &sin->sin_addr, 4);
+  } else if (a.family() == AF_INET6) {
+    const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&a.storage);
+    const uint8_t* b = sin6->sin6_addr.s6_addr;
+    static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (std::memcmp(b, kMapped, 12) == 0) {  // a v4 client on a dual-stack socket
+      k.family = 4;
+      std::memcpy(k.addr, b + 12, 4);
+    } else {
+      k.family = 6;
+      std::memcpy(k.addr, b, 16);
+    }
+  }
+  return k;
+}
+
+uint64_t SearchPathLearner::PairTag(const ClientKey& k, std::span<const uint8_t> stem) {
+  uint8_t buf[17 + dns::kMaxNameWire];
+  buf[0] = k.family;
+  std::memcpy(buf + 1, k.addr, 16);
+  for (size_t i = 0; i < stem.size(); ++i) buf[17 + i] = dns::LowerAscii(stem[i]);
+  const uint64_t h = cache::HashKeyBytes({buf, 17 + stem.size()});
+  return h == 0 ? 1 : h;  // 0 marks an empty pending slot
+}
+
+absl::Status SearchPathLearner::AddPin(absl::string_view cidr, absl::string_view ns) {
+  Pin pin;
+  if (absl::Status s = internal::ParseCidr(cidr, pin.prefix.family, pin.prefix.addr, pin.bits);
+      !s.ok()) {
+    return s;
+  }
+  if (ns != "-") {
+    const std::string lower = absl::AsciiStrToLower(ns);
+    if (!IsNamespaceName(lower)) {
+      return absl::InvalidArgumentError(absl::StrCat("'", ns, "' is not a namespace name"));
+    }
+    pin.ns.len = static_cast<uint8_t>(lower.size());
+    std::memcpy(pin.ns.text, lower.data(), lower.size());
+  }
+  pins_.push_back(pin);
+  return absl::OkStatus();
+}
+
+absl::Status SearchPathLearner::AddPinSpec(absl::string_view spec) {
+  const size_t eq = spec.find('=');
+  if (eq == absl::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("--search-path '", spec, "': want CIDR=ns"));
+  }
+  return AddPin(absl::StripAsciiWhitespace(spec.substr(0, eq)),
+                absl::StripAsciiWhitespace(spec.substr(eq + 1)));
+}
+
+const SearchPathLearner::Pin* SearchPathLearner::FindPin(const ClientKey& k) const {
+  const Pin* best = nullptr;
+  for (const Pin& p : pins_) {
+    if (p.prefix.family != k.family) continue;
+    const int full = p.bits / 8, rest = p.bits % 8;
+    if (std::memcmp(p.prefix.addr, k.addr, full) != 0) continue;
+    if (rest != 0) {
+      const uint8_t mask = static_cast<uint8_t>(0xff << (8 - rest));
+      if ((p.prefix.addr[full] & mask) != (k.addr[full] & mask)) continue;
+    }
+    if (best == nullptr || p.bits > best->bits) best = &p;
+  }
+  return best;
+}
+
+bool SearchPathLearner::IsRelevant(std::span<const uint8_t> qname_wire, uint16_t qtype,
+                                   std::span<const uint8_t> zone_wire) {
+  if (!IsAddressType(qtype)) return false;
+  uint8_t svc[dns::kMaxNameWire];
+  const size_t svc_len = SvcZone(zone_wire, svc);
+  return svc_len != 0 && internal::StemBefore(qname_wire, {svc, svc_len}).has_value();
+}
+
+void SearchPathLearner::Observe(const SocketAddress& client, std::span<const uint8_t> qname_wire,
+                                uint16_t qtype, uint8_t rcode, uint64_t now_ms) {
+  if (!IsAddressType(qtype)) return;
+  uint8_t svc[dns::kMaxNameWire];
+  const size_t svc_len = SvcZone(zone_wire_, svc);
+  if (svc_len == 0) return;
+  // Everything before svc.<zone>: N for the second search step, N.X for the first.
+  const std::optional<size_t> stem = internal::StemBefore(qname_wire, {svc, svc_len});
+  if (!stem) return;
+  const ClientKey key = KeyOf(client);
+  if (key.family == 0 || FindPin(key) != nullptr) return;  // pins win; nothing to learn
+
+  // Reading 1: this is the query for N.svc.<zone> that follows an NXDOMAIN for N.X.svc.<zone>.
+  const std::span<const uint8_t> whole_stem = qname_wire.first(*stem);
+  const uint64_t tag2 = PairTag(key, whole_stem);
+  Pending& p2 = pending_[tag2 & (pending_.size() - 1)];
+  if (p2.tag == tag2 && now_ms >= p2.at_ms && now_ms - p2.at_ms <= options_.pair_window_ms) {
+    const NsName ns = p2.ns;
+    p2.tag = 0;  // one pair per lookup: the AAAA twin of this query finds nothing
+    OnPair(key, ns, now_ms);
+  }
+
+  // Reading 2: this is an NXDOMAIN for the first search step N.X.svc.<zone>.
+  if (rcode != dns::rcode::kNxDomain) return;
+  // The stem has no root byte (LabelOffsets wants one), and StemBefore validated its labels.
+  size_t off = 0, last = 0;
+  int labels = 0;
+  while (off < *stem) {
+    last = off;
+    off += size_t{qname_wire[off]} + 1;
+    ++labels;
+  }
+  if (labels < 2) return;  // N would be empty
+  const uint8_t x_len = qname_wire[last];
+  NsName ns;
+  ns.len = x_len;
+  for (size_t i = 0; i < x_len; ++i) {
+    ns.text[i] = static_cast<char>(dns::LowerAscii(qname_wire[last + 1 + i]));
+  }
+  if (!IsNamespaceName(ns.view())) return;
+  const uint64_t tag1 = PairTag(key, qname_wire.first(last));
+  Pending& p1 = pending_[tag1 & (pending_.size() - 1)];
+  p1.tag = tag1;
+  p1.at_ms = now_ms;
+  p1.ns = ns;
+}
+
+SearchPathLearner::Slot* SearchPathLearner::Find(const ClientKey& k) {
+  auto it = index_.find(k);
+  return it == index_.end() ? nullptr : &slots_[it->second];
+}
+
+SearchPathLearner::Slot& SearchPathLearner::Claim(const ClientKey& k, uint64_t now_ms) {
+  const auto dead = [&](const Slot& s) -> bool {
+    switch (s.state) {
+      case State::kFree:
+        return true;
+      case State::kLearned:
+      case State::kQuarantined:
+        return s.expires_ms <= now_ms;
+      case State::kUnlearned:
+        return now_ms - s.contradicted_ms > options_.ttl_ms;
+    }
+    return true;
+  };
+  // CLOCK: a slot survives one sweep if it was used since the hand last passed. Terminates within
+  // two turns of the hand, since the first turn clears every reference bit.
+  for (;;) {
+    Slot& s = slots_[hand_];
+    hand_ = (hand_ + 1) % slots_.size();
+    if (s.state != State::kFree && !dead(s) && s.referenced) {
+      s.referenced = false;
+      continue;
+    }
+    if (s.state != State::kFree) {
+      if (!dead(s)) ++counters_.evicted;
+      index_.erase(s.key);
+    }
+    s = Slot{};
+    s.key = k;
+    index_.emplace(k, static_cast<uint32_t>(&s - slots_.data()));
+    return s;
+  }
+}
+
+void SearchPathLearner::OnPair(const ClientKey& k, const NsName& ns, uint64_t now_ms) {
+  Slot* s = Find(k);
+  // A new entry starts unreferenced (CLOCK): it earns its second chance by being used.
+  if (s == nullptr) s = &Claim(k, now_ms);
+  const auto learn = [&] {
+    s->state = State::kLearned;
+    s->ns = ns;
+    s->expires_ms = now_ms + options_.ttl_ms;
+    ++counters_.clients_learned;
+  };
+  switch (s->state) {
+    case State::kFree:
+      learn();
+      return;
+    case State::kUnlearned:
+      // Whatever namespace this pair names: the contradiction already dropped the old one.
+      learn();
+      return;
+    case State::kQuarantined:
+      if (now_ms < s->expires_ms) return;
+      s->contradicted_ms = 0;
+      learn();
+      return;
+    case State::kLearned:
+      if (s->expires_ms <= now_ms) {  // expired: a fresh start
+        s->contradicted_ms = 0;
+        learn();
+        return;
+      }
+      if (s->ns.view() == ns.view()) {
+        s->referenced = true;
+        s->expires_ms = now_ms + options_.ttl_ms;
+        ++counters_.confirmed;
+        return;
+      }
+      // A search step from another namespace's first element: this address is not (or no longer)
+      // the client we learned. A pod IP reused by a pod in another namespace relearns on its next
+      // pair; an address that keeps flipping is shared (hostNetwork pods, SNAT) and is quarantined.
+      ++counters_.unlearned;
+      if (s->contradicted_ms != 0 && now_ms - s->contradicted_ms <= options_.ttl_ms) {
+        s->state = State::kQuarantined;
+        s->expires_ms = now_ms + options_.ttl_ms;
+        ++counters_.quarantined;
+      } else {
+        s->state = State::kUnlearned;
+      }
+      s->contradicted_ms = now_ms;
+      return;
+  }
+}
+
+std::optional<std::string_view> SearchPathLearner::NamespaceView(const SocketAddress& client,
+                                                                 uint64_t now_ms) {
+  const ClientKey key = KeyOf(client);
+  if (key.family == 0) return std::nullopt;
+  if (const Pin* pin = FindPin(key)) {
+    if (pin->ns.len == 0) return std::nullopt;  // "-": never rewrite for these clients
+    return pin->ns.view();
+  }
+  Slot* s = Find(key);
+  if (s == nullptr || s->state != State::kLearned || s->expires_ms <= now_ms) return std::nullopt;
+  s->referenced = true;
+  return s->ns.view();
+}
+
+size_t SearchPathLearner::LearnedClients(uint64_t now_ms) const {
+  size_t n = 0;
+  for (const Slot& s : slots_) n += s.state == State::kLearned && s.expires_ms > now_ms;
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Planning.
+
+bool MaybeExpansion(std::span<const uint8_t> qname, std::string_view ns,
+                    std::span<const uint8_t> zone_wire) {
+  uint8_t svc[dns::kMaxNameWire];
+  const size_t svc_len = SvcZone(zone_wire, svc);
+  if (svc_len == 0) return false;
+  uint8_t suffix[dns::kMaxNameWire];
+  const size_t len = JoinLabel(AsBytes(ns), {svc, svc_len}, suffix);
+  return len != 0 && internal::StemBefore(qname, {suffix, len}).has_value();
+}
+
+std::optional<RewritePlan> PlanRewrite(std::span<const uint8_t> qname, uint16_t qtype,
+                                       std::string_view ns, const SearchRewriteSettings& settings) {
+  // A and AAAA only: see docs/search-rewrite.md ("Scope").
+  if (!IsAddressType(qtype)) return std::nullopt;
+  uint8_t svc[dns::kMaxNameWire];
+  const size_t svc_len = SvcZone(settings.zone_wire, svc);
+  if (svc_len == 0) return std::nullopt;
+  uint8_t first[dns::kMaxNameWire];
+  const size_t first_len = JoinLabel(AsBytes(ns), {svc, svc_len}, first);
+  if (first_len == 0) return std::nullopt;
+  const std::optional<size_t> stem = internal::StemBefore(qname, {first, first_len});
+  if (!stem) return std::nullopt;
+
+  RewritePlan plan;
+  plan.stem_length = *stem;
+  static constexpr uint8_t kRoot[] = {0};
+  // A candidate longer than 255 bytes (RFC 1035 §3.1) ends the list: glibc's res_querydomain
+  // fails it with NO_RECOVERY, which ends the walk, while musl skips it and walks on. Stopping
+  // there is right for both: a winner before it is theirs too, and if there is none the client
+  // gets the original NXDOMAIN and walks on by its own rules.
+  bool overflow = false;
+  const auto add = [&](std::span<const uint8_t> suffix) {
+    if (overflow || *stem + suffix.size() > dns::kMaxNameWire) {
+      overflow = true;
+      return;
+    }
+    std::vector<uint8_t> name(*stem + suffix.size());
+    for (size_t i = 0; i < *stem; ++i) name[i] = dns::LowerAscii(qname[i]);
+    std::memcpy(name.data() + *stem, suffix.data(), suffix.size());
+    // A node domain equal to the client's first element would ask the question again.
+    if (std::ranges::equal(std::span<const uint8_t>(name).subspan(*stem),
+                           std::span<const uint8_t>(first, first_len))) {
+      return;
+    }
+    if (std::ranges::find(plan.candidates, name) != plan.candidates.end()) return;
+    plan.candidates.push_back(std::move(name));
+  };
+  add({svc, svc_len});
+  add(settings.zone_wire);
+  for (const auto& d : settings.node_search_wire) add(d);
+  add(kRoot);
+  return plan;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deciding.
+
+CandidateState ClassifyResponse(std::span<const uint8_t> response,
+                                std::span<const uint8_t> candidate_qname, uint16_t qtype) {
+  dns::ResponseLayout layout;
+  if (dns::ParseResponseLayout(response, layout) != dns::LayoutStatus::kOk) {
+    return CandidateState::kFailed;
+  }
+  if (!(layout.flags & dns::flag::kQR) || (layout.flags & dns::flag::kTC) ||
+      (layout.opt_offset != 0 && (layout.opt_ttl >> 24) != 0) ||
+      !ResponseMatchesQuestion(response, candidate_qname, qtype, dns::kClassIN)) {
+    return CandidateState::kFailed;
+  }
+  switch (layout.rcode) {
+    case dns::rcode::kNxDomain:
+      return CandidateState::kNxDomain;
+    case dns::rcode::kNoError:
+      return layout.ancount > 0 ? CandidateState::kAnswer : CandidateState::kNoData;
+    default:
+      return CandidateState::kFailed;
+  }
+}
+
+Decision Decide(std::span<const CandidateResult> results) {
+  for (size_t i = 0; i < results.size(); ++i) {
+    switch (results[i].state) {
+      case CandidateState::kNxDomain:
+        continue;
+      case CandidateState::kPending:
+        return {Decision::Kind::kWait, 0};
+      case CandidateState::kFailed:
+        // Stubs disagree here (glibc's res_search counts SERVFAIL as got_servfail and tries the
+        // next element; musl's name_from_dns_search stops with EAI_AGAIN; on a timeout both
+        // give up), so no answer is safe to give in their place: let the client walk its list.
+        return {Decision::Kind::kNoRewrite, 0};
+      case CandidateState::kNoData:
+      case CandidateState::kAnswer:
+        return {Decision::Kind::kUse, i};
+    }
+  }
+  if (results.empty()) return {Decision::Kind::kNoRewrite, 0};
+  return {Decision::Kind::kAllNxDomain, 0};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Synthesizing.
+
+uint32_t NegativeTtl(std::span<const uint8_t> response) {
+  dns::ResponseLayout layout;
+  if (dns::ParseResponseLayout(response, layout) != dns::LayoutStatus::kOk ||
+      layout.soa_ttl_offset == 0) {
+    return 0;
+  }
+  return std::min(dns::Get32(response.data() + layout.soa_ttl_offset), layout.soa_minimum);
+}
+
+uint32_t NegativeTtlCap(std::span<const uint8_t> original_nxdomain,
+                        std::span<const CandidateResult> results, size_t winner) {
+  uint32_t cap = std::numeric_limits<uint32_t>::max();
+  if (!original_nxdomain.empty()) cap = std::min(cap, NegativeTtl(original_nxdomain));
+  for (size_t i = 0; i < winner && i < results.size(); ++i) {
+    if (results[i].state == CandidateState::kNxDomain) {
+      cap = std::min(cap, NegativeTtl(results[i].response));
+    }
+  }
+  return cap;
+}
+
+absl::StatusOr<std::vector<uint8_t>> SynthesizeAnswer(std::span<const uint8_t> qname,
+                                                      uint16_t qtype,
+                                                      std::span<const uint8_t> candidate_qname,
+                                                      std::span<const uint8_t> candidate_response,
+                                                      uint32_t ttl_cap) {
+  uint16_t offsets[128];
+  if (internal::LabelOffsets(qname, offsets) < 0 ||
+      internal::LabelOffsets(candidate_qname, offsets) < 0) {
+    return absl::InvalidArgumentError("malformed name");
+  }
+  const CandidateState state = ClassifyResponse(candidate_response, candidate_qname, qtype);
+  if (state != CandidateState::kAnswer && state != CandidateState::kNoData) {
+    return absl::InvalidArgumentError("the candidate response is not a NOERROR answer to it");
+  }
+  ldns_pkt* raw_in = nullptr;
+  if (ldns_wire2pkt(&raw_in, candidate_response.data(), candidate_response.size()) !=
+      LDNS_STATUS_OK) {
+    return absl::InvalidArgumentError("ldns cannot parse the candidate response");
+  }
+  const PktPtr in(raw_in);
+
+  // The CNAME may live no longer than anything it stands for.
+  uint32_t ttl = ttl_cap;
+  const ldns_rr_list* answer = ldns_pkt_answer(in.get());
+  for (size_t i = 0; i < ldns_rr_list_rr_count(answer); ++i) {
+    ttl = std::min(ttl, ldns_rr_ttl(ldns_rr_list_rr(answer, i)));
+  }
+  const ldns_rr* soa = nullptr;
+  if (state == CandidateState::kNoData) {
+    const ldns_rr_list* auth = ldns_pkt_authority(in.get());
+    for (size_t i = 0; i < ldns_rr_list_rr_count(auth); ++i) {
+      const ldns_rr* rr = ldns_rr_list_rr(auth, i);
+      if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_SOA && ldns_rr_rd_count(rr) == 7) {
+        soa = rr;
+        break;
+      }
+    }
+    // RFC 2308 §5: without an SOA a negative answer has no lifetime; nor has our CNAME.
+    ttl = soa == nullptr
+              ? 0
+              : std::min({ttl, ldns_rr_ttl(soa), ldns_rdf2native_int32(ldns_rr_rdf(soa, 6))});
+  }
+
+  const PktPtr out(ldns_pkt_new());
+  if (!out) return absl::ResourceExhaustedError("ldns_pkt_new");
+  ldns_pkt_set_id(out.get(), 0);
+  ldns_pkt_set_qr(out.get(), true);
+  ldns_pkt_set_rd(out.get(), true);
+  ldns_pkt_set_ra(out.get(), true);
+  ldns_pkt_set_rcode(out.get(), LDNS_RCODE_NOERROR);
+
+  // Lowercase owner: one cache entry serves every case variant; FinishReply restores the case
+  // of the question, and RFC 4343 makes the CNAME owner match it either way.
+  std::vector<uint8_t> lower(qname.begin(), qname.end());
+  for (uint8_t& c : lower) c = dns::LowerAscii(c);
+  const auto dname = [](std::span<const uint8_t> wire) {
+    return RdfPtr(ldns_dname_new_frm_data(static_cast<uint16_t>(wire.size()), wire.data()));
+  };
+  const auto push = [&](ldns_pkt_section section, RrPtr rr) -> absl::Status {
+    if (!rr || !ldns_pkt_push_rr(out.get(), section, rr.get())) {
+      return absl::ResourceExhaustedError("ldns could not add a record");
+    }
+    rr.release();  // owned by the packet now
+    return absl::OkStatus();
+  };
+
+  RrPtr question(ldns_rr_new());
+  RdfPtr qowner = dname(lower);
+  if (!question || !qowner) return absl::ResourceExhaustedError("ldns_rr_new");
+  ldns_rr_set_owner(question.get(), qowner.release());
+  ldns_rr_set_type(question.get(), static_cast<ldns_rr_type>(qtype));
+  ldns_rr_set_class(question.get(), LDNS_RR_CLASS_IN);
+  ldns_rr_set_question(question.get(), true);
+  if (absl::Status s = push(LDNS_SECTION_QUESTION, std::move(question)); !s.ok()) return s;
+
+  RrPtr cname(ldns_rr_new());
+  RdfPtr cowner = dname(lower);
+  RdfPtr target = dname(candidate_qname);
+  if (!cname || !cowner || !target) return absl::ResourceExhaustedError("ldns_rr_new");
+  ldns_rr_set_owner(cname.get(), cowner.release());
+  ldns_rr_set_type(cname.get(), LDNS_RR_TYPE_CNAME);
+  ldns_rr_set_class(cname.get(), LDNS_RR_CLASS_IN);
+  ldns_rr_set_ttl(cname.get(), ttl);
+  if (!ldns_rr_push_rdf(cname.get(), target.get())) {
+    return absl::ResourceExhaustedError("ldns_rr_push_rdf");
+  }
+  target.release();
+  if (absl::Status s = push(LDNS_SECTION_ANSWER, std::move(cname)); !s.ok()) return s;
+
+  for (size_t i = 0; i < ldns_rr_list_rr_count(answer); ++i) {
+    RrPtr copy(ldns_rr_clone(ldns_rr_list_rr(answer, i)));
+    if (absl::Status s = push(LDNS_SECTION_ANSWER, std::move(copy)); !s.ok()) return s;
+  }
+  if (soa != nullptr) {
+    // Kept so that the client and the cache can bound the negative part (RFC 2308 §5).
+    if (absl::Status s = push(LDNS_SECTION_AUTHORITY, RrPtr(ldns_rr_clone(soa))); !s.ok()) {
+      return s;
+    }
+  }
+
+  uint8_t* raw_wire = nullptr;
+  size_t size = 0;
+  if (ldns_pkt2wire(&raw_wire, out.get(), &size) != LDNS_STATUS_OK) {
+    return absl::InternalError("ldns_pkt2wire failed");
+  }
+  const BufPtr wire(raw_wire);
+  if (size > dns::kMaxMessage) return absl::OutOfRangeError("synthesized answer too large");
+  return std::vector<uint8_t>(wire.get(), wire.get() + size);
+}
+
+}  // namespace nodedns::proxy

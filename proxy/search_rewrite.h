@@ -1,0 +1,286 @@
+// Server-side search-path rewriting ("autopath") for Kubernetes pods: the pure logic, with no
+// sockets and no event loop, so that the worker can drive it and the tests can check it alone.
+//
+// A pod's resolv.conf says `search <ns>.svc.<zone> svc.<zone> <zone> [node domains]` and
+// `options ndots:5`, so a stub resolver (glibc res_search, musl name_from_dns_search) turns one
+// lookup of `api.example.com` into a walk down that list, A and AAAA at every step, until a name
+// exists (musl stops at the first answer that is not NXDOMAIN; glibc also walks past NODATA and
+// SERVFAIL, see the doc). When nodedns knows a client's namespace it can answer the first
+// step itself: resolve the remaining steps in parallel and reply NOERROR with a CNAME from the
+// name asked to the first step, in search order, that exists. docs/search-rewrite.md has the rule,
+// the evidence the learner requires, the ambiguity analysis and the integration recipe.
+//
+// Four pieces, each usable alone:
+//   SearchPathLearner  which namespace a client address is in (learned from its traffic, or pinned)
+//   PlanRewrite        is this question a search expansion under that namespace; which candidates
+//   Decide             given the candidates' outcomes so far, who wins (search order, never speed)
+//   SynthesizeAnswer   the reply body: question, CNAME, the winner's records (ldns, off hit path)
+#ifndef NODEDNS_PROXY_SEARCH_REWRITE_H_
+#define NODEDNS_PROXY_SEARCH_REWRITE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "dns/wire.h"
+#include "proxy/config.h"
+
+namespace nodedns::proxy {
+
+// The cache class under which the worker stores synthesized (rewritten) answers. A rewritten
+// answer is right only for clients in the namespace the question names, so it must never be
+// served to a plain query for the same name (a literal query from another namespace gets the
+// upstream's NXDOMAIN); a private-use class (RFC 6895 §3.2: 0xFF00-0xFFFE) keeps the two cache
+// entries apart without a second cache. Never sent upstream: the worker must not Refresh() keys
+// of this class (see docs/search-rewrite.md).
+inline constexpr uint16_t kRewriteCacheClass = 0xFF52;
+
+// Names and domains the rewrite needs, in lowercase wire form, validated once at startup.
+struct SearchRewriteSettings {
+  std::vector<uint8_t> zone_wire;                      // e.g. cluster.local
+  std::vector<std::vector<uint8_t>> node_search_wire;  // the node's search domains, in order
+
+  // `cluster_domain` as given to --cluster-domain; `node_search` as given to --node-search (or
+  // read from the node's resolv.conf by the caller). A node domain equal to svc.<zone> or <zone>
+  // is dropped (the candidate list would repeat it); "." is kept and places N. there, as glibc
+  // does for a root search domain. Error on a name that is not a valid domain.
+  static absl::StatusOr<SearchRewriteSettings> Make(absl::string_view cluster_domain,
+                                                    std::span<const std::string> node_search);
+};
+
+// True when `ns` is a valid Kubernetes namespace name: an RFC 1123 label, lowercase letters,
+// digits and '-', not starting or ending with '-', 1..63 characters.
+bool IsNamespaceName(std::string_view ns);
+
+// Learns, per client address, the namespace whose `<ns>.svc.<zone>` heads the client's search
+// path, from the client's own traffic; static pins (CIDR → namespace) win over learning.
+//
+// Evidence (the only thing that teaches): a reply with NXDOMAIN to client C for A/AAAA
+// `N.<X>.svc.<zone>` (N at least one label, X one label that is a valid namespace name), followed
+// within `pair_window_ms` by a query from the same address (any port: glibc opens a new socket per
+// search step) for A/AAAA `N.svc.<zone>`, same N. That pair is exactly a search-list step from
+// `X.svc.<zone>` to `svc.<zone>`; a single query, however it is shaped, teaches nothing and
+// unteaches nothing. A pair naming another namespace than the learned one unlearns; a client
+// contradicted twice within `ttl_ms` (a shared address: the node IP of hostNetwork pods) is
+// quarantined for `ttl_ms`. Learned entries live `ttl_ms`, refreshed by confirming pairs.
+//
+// Thread model: not thread-safe. Each worker owns one and calls it only from its own thread (or
+// the integrator wraps a shared one in a mutex; IsRelevant() is a lock-free pre-filter).
+// Observe() and NamespaceView() never allocate: both tables are sized at construction.
+class SearchPathLearner {
+ public:
+  struct Options {
+    size_t max_clients = 4096;      // a node runs a few hundred pods at most; CLOCK eviction beyond
+    uint64_t ttl_ms = 10 * 60'000;  // lifetime of a learned entry (pod IPs are reused)
+    uint64_t pair_window_ms = 3000;  // NXDOMAIN for N.X.svc.Z → query for N.svc.Z
+    size_t pending_slots = 1024;     // recent NXDOMAIN evidence, direct-mapped; rounded up to 2^k
+  };
+  struct Counters {
+    uint64_t clients_learned = 0;  // transitions to "learned" (a relearn counts again)
+    uint64_t unlearned = 0;        // learned entries dropped by contradicting evidence
+    uint64_t confirmed = 0;        // confirming pairs (refresh the entry's lifetime)
+    uint64_t quarantined = 0;      // addresses that flipped namespaces twice within ttl_ms
+    uint64_t evicted = 0;          // live entries pushed out by the bound
+  };
+
+  SearchPathLearner(std::vector<uint8_t> zone_wire, Options options);
+  SearchPathLearner(const SearchPathLearner&) = delete;
+  SearchPathLearner& operator=(const SearchPathLearner&) = delete;
+
+  // Adds a pin: "10.0.0.0/8", "fd00::/64", or a bare address (a /32 or /128). `ns` is a namespace
+  // name, or "-" for "never rewrite for these clients". The longest matching prefix wins.
+  absl::Status AddPin(absl::string_view cidr, absl::string_view ns);
+  // "CIDR=ns", the form of --search-path.
+  absl::Status AddPinSpec(absl::string_view spec);
+
+  // Does a reply for this question possibly matter to Observe()? (A or AAAA under svc.<zone>.)
+  // Pure and cheap: lets a caller skip Observe(), or skip taking a lock around a shared learner.
+  static bool IsRelevant(std::span<const uint8_t> qname_wire, uint16_t qtype,
+                         std::span<const uint8_t> zone_wire);
+
+  // Call for every reply nodedns sends: the client, the question (uncompressed wire, any case),
+  // and the rcode of the reply as sent. `now_ms` is a monotonic clock.
+  void Observe(const SocketAddress& client, std::span<const uint8_t> qname_wire, uint16_t qtype,
+               uint8_t rcode, uint64_t now_ms);
+
+  // The client's namespace: a pin if one matches, else a live learned entry. The view points into
+  // the learner and is valid until its next non-const call. No allocation.
+  std::optional<std::string_view> NamespaceView(const SocketAddress& client, uint64_t now_ms);
+  std::optional<std::string> NamespaceOf(const SocketAddress& client, uint64_t now_ms) {
+    auto v = NamespaceView(client, now_ms);
+    return v ? std::optional<std::string>(std::string(*v)) : std::nullopt;
+  }
+
+  const Counters& counters() const { return counters_; }
+  // Live learned (not expired, not quarantined) entries. Walks the table: call it from the owning
+  // thread now and then (e.g. on the purge timer) and publish the number as a gauge.
+  size_t LearnedClients(uint64_t now_ms) const;
+  // The index's bucket count: constant after construction (a test checks no rehash happens).
+  size_t IndexCapacity() const { return index_.capacity(); }
+
+ private:
+  // Address only (no port), IPv4-mapped IPv6 folded to IPv4 so that pins and dual-stack sockets
+  // agree. family 0 means "unusable address".
+  struct ClientKey {
+    uint8_t family = 0;  // 4 or 6
+    uint8_t addr[16] = {};
+    friend bool operator==(const ClientKey& a, const ClientKey& b) {
+      return a.family == b.family && std::memcmp(a.addr, b.addr, 16) == 0;
+    }
+    template <typename H>
+    friend H AbslHashValue(H h, const ClientKey& k) {
+      return H::combine(H::combine_contiguous(std::move(h), k.addr, 16), k.family);
+    }
+  };
+  struct NsName {
+    uint8_t len = 0;
+    char text[dns::kMaxLabel] = {};
+    std::string_view view() const { return {text, len}; }
+  };
+  enum class State : uint8_t { kFree, kLearned, kUnlearned, kQuarantined };
+  struct Slot {
+    ClientKey key;
+    State state = State::kFree;
+    bool referenced = false;       // CLOCK bit
+    NsName ns;                     // valid in kLearned
+    uint64_t expires_ms = 0;       // kLearned: end of life; kQuarantined: end of quarantine
+    uint64_t contradicted_ms = 0;  // last contradiction, 0 if none
+  };
+  struct Pending {
+    uint64_t tag = 0;  // hash of (client, N); 0 = empty
+    uint64_t at_ms = 0;
+    NsName ns;
+  };
+  struct Pin {
+    ClientKey prefix;
+    int bits = 0;
+    NsName ns;  // len 0: excluded
+  };
+
+  static ClientKey KeyOf(const SocketAddress& a);
+  static uint64_t PairTag(const ClientKey& k, std::span<const uint8_t> stem);
+  const Pin* FindPin(const ClientKey& k) const;
+  Slot* Find(const ClientKey& k);
+  Slot& Claim(const ClientKey& k, uint64_t now_ms);
+  void OnPair(const ClientKey& k, const NsName& ns, uint64_t now_ms);
+
+  const std::vector<uint8_t> zone_wire_;
+  const Options options_;
+  std::vector<Pin> pins_;
+  std::vector<Slot> slots_;
+  absl::flat_hash_map<ClientKey, uint32_t> index_;
+  size_t hand_ = 0;  // CLOCK hand
+  std::vector<Pending> pending_;
+  Counters counters_;
+};
+
+// Is `qname` (uncompressed wire, any case) `N.<ns>.svc.<zone>` with N at least one label? A suffix
+// test on label boundaries; no allocation. `ns` is a presentation-form label, `zone_wire`
+// lowercase.
+bool MaybeExpansion(std::span<const uint8_t> qname, std::string_view ns,
+                    std::span<const uint8_t> zone_wire);
+
+// What the worker will ask instead of the client's first search step.
+struct RewritePlan {
+  size_t stem_length = 0;  // wire length of N without the root byte
+  // Lowercase wire names in search order: N.svc.<zone>, N.<zone>, N.<node domain>..., N.
+  // Duplicates and the question itself are left out; the list ends before the first name that
+  // would be longer than 255 bytes (see docs/search-rewrite.md).
+  std::vector<std::vector<uint8_t>> candidates;
+};
+
+// The plan for a query from a client in namespace `ns`, or nullopt when it is not a rewritable
+// search expansion: qtype other than A/AAAA, or qname not `N.<ns>.svc.<zone>`.
+std::optional<RewritePlan> PlanRewrite(std::span<const uint8_t> qname, uint16_t qtype,
+                                       std::string_view ns, const SearchRewriteSettings& settings);
+
+// ---------------------------------------------------------------------------------------------
+// Choosing the winner among candidates answered in any order.
+
+enum class CandidateState : uint8_t { kPending, kNxDomain, kNoData, kAnswer, kFailed };
+
+struct CandidateResult {
+  CandidateState state = CandidateState::kPending;
+  std::vector<uint8_t> response;  // the candidate's response (wire), once it is known
+};
+
+// How a finished candidate counts, as a stub resolver would see it: NXDOMAIN by rcode (RFC 6604
+// §3: the rcode speaks for the end of a CNAME chain, and glibc and musl both continue the search
+// on rcode 3 alone); NOERROR with answers is kAnswer, without is kNoData; anything else
+// (SERVFAIL, REFUSED, a truncated, malformed or mismatched response) is kFailed.
+CandidateState ClassifyResponse(std::span<const uint8_t> response,
+                                std::span<const uint8_t> candidate_qname, uint16_t qtype);
+
+struct Decision {
+  enum class Kind : uint8_t {
+    kWait,         // an earlier candidate has not answered yet
+    kUse,          // candidates[index] wins
+    kAllNxDomain,  // every candidate is NXDOMAIN: the client gets NXDOMAIN
+    kNoRewrite,    // an earlier candidate failed: answer the original question as upstream does
+  };
+  Kind kind = Kind::kWait;
+  size_t index = 0;  // with kUse
+  friend bool operator==(const Decision&, const Decision&) = default;
+};
+
+// Walks the candidates in search order: NXDOMAIN moves on, pending waits, failure gives up,
+// NODATA or an answer wins. So the outcome depends only on the candidates' states, never on the
+// order they arrived in: a later candidate answering first cannot win. Empty input: kNoRewrite.
+Decision Decide(std::span<const CandidateResult> results);
+
+// ---------------------------------------------------------------------------------------------
+// Building the reply.
+
+// The TTL a negative response may be cached for (RFC 2308 §5: min(SOA TTL, SOA MINIMUM)), or 0
+// when it carries no SOA (then it must not be cached at all).
+uint32_t NegativeTtl(std::span<const uint8_t> response);
+
+// The ceiling for the synthesized CNAME's TTL from the NXDOMAINs the rewrite relies on: the
+// original question's (`original_nxdomain`, may be empty when the worker did not ask it) and
+// those of every candidate before `winner`. If any of those names started to exist, the rewrite
+// would be wrong, so the answer must not outlive their negative TTLs.
+uint32_t NegativeTtlCap(std::span<const uint8_t> original_nxdomain,
+                        std::span<const CandidateResult> results, size_t winner);
+
+// The reply body for the client's question (`qname` wire, any case; `qtype`): header (ID 0, QR,
+// RD, RA, NOERROR, AD clear: the CNAME is ours and unsigned), the question, a CNAME from qname to
+// `candidate_qname`, the candidate's answer records as received (its own CNAME chain included;
+// none for NODATA), and for NODATA the candidate's SOA in the authority section. The CNAME's TTL
+// is the minimum of `ttl_cap`, the answer records' TTLs, and for NODATA the SOA's negative TTL.
+// No OPT record: FinishReply() adds ID, case and OPT. Error if the candidate response is not a
+// NOERROR response to (candidate_qname, qtype) or cannot be parsed.
+absl::StatusOr<std::vector<uint8_t>> SynthesizeAnswer(std::span<const uint8_t> qname,
+                                                      uint16_t qtype,
+                                                      std::span<const uint8_t> candidate_qname,
+                                                      std::span<const uint8_t> candidate_response,
+                                                      uint32_t ttl_cap);
+
+namespace internal {
+
+// Offsets of the labels of an uncompressed wire name (the root byte excluded); returns the count,
+// or -1 if the name is malformed. `offsets` holds 128 entries (a 255-byte name has at most 127).
+int LabelOffsets(std::span<const uint8_t> name, uint16_t (&offsets)[128]);
+
+// If `qname` is `N.<suffix>` (case-insensitive, on a label boundary, N non-empty), the wire length
+// of N without a root byte; else nullopt. `suffix` is lowercase wire with its root byte.
+std::optional<size_t> StemBefore(std::span<const uint8_t> qname, std::span<const uint8_t> suffix);
+
+// Parses "10.0.0.0/8", "fd00::/64" or a bare address into 16 bytes (IPv4 in the first 4), family
+// 4 or 6 and prefix bits.
+absl::Status ParseCidr(absl::string_view text, uint8_t& family, uint8_t (&addr)[16], int& bits);
+
+}  // namespace internal
+
+}  // namespace nodedns::proxy
+
+#endif  // NODEDNS_PROXY_SEARCH_REWRITE_H_
