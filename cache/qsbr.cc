@@ -65,10 +65,24 @@ void QsbrDomain::ReclaimOrphans(uint64_t min_epoch) {
 
 QsbrThread::QsbrThread(QsbrDomain* domain, size_t slot) : domain_(domain), slot_(slot) {}
 
-QsbrThread::~QsbrThread() { domain_->Unregister(this); }
+QsbrThread::~QsbrThread() {
+  Stamp();
+  domain_->Unregister(this);
+}
+
+void QsbrThread::Stamp() {
+  if (unstamped_ == 0) return;
+  // One increment for every object retired since the last stamp: all of them were unlinked
+  // before it (program order), which is all the safety argument needs. Per retire, this
+  // read-modify-write on one shared line was the main cost of concurrent inserts.
+  const uint64_t e = domain_->global_epoch_.fetch_add(1, std::memory_order_seq_cst) + 1;
+  for (size_t i = retired_.size() - unstamped_; i < retired_.size(); ++i) retired_[i].epoch = e;
+  unstamped_ = 0;
+}
 
 void QsbrThread::Quiescent() {
   if (!online_) return;
+  Stamp();
   auto& slot = domain_->slots_[slot_];
   // A store, not a read-modify-write: only this thread writes its slot.
   slot.epoch.store(domain_->global_epoch_.load(std::memory_order_acquire),
@@ -78,6 +92,7 @@ void QsbrThread::Quiescent() {
 
 void QsbrThread::Offline() {
   if (!online_) return;
+  Stamp();
   online_ = false;
   domain_->slots_[slot_].epoch.store(QsbrDomain::kOffline, std::memory_order_release);
   if (!retired_.empty()) Reclaim();
@@ -93,10 +108,11 @@ void QsbrThread::Online() {
 }
 
 void QsbrThread::Retire(void* p, void (*deleter)(void*), size_t bytes) {
-  // The caller has already unlinked p. Advancing the epoch after the unlink means any thread that
-  // later announces an epoch >= e has crossed a quiescent point after the unlink.
-  const uint64_t e = domain_->global_epoch_.fetch_add(1, std::memory_order_seq_cst) + 1;
-  retired_.push_back({p, deleter, bytes, e});
+  // The caller has already unlinked p. Its epoch is assigned by the next Stamp() (at the next
+  // quiescent point): advancing the epoch after the unlink means any thread that later announces
+  // an epoch >= e has crossed a quiescent point after the unlink.
+  retired_.push_back({p, deleter, bytes, QsbrDomain::kOffline});
+  ++unstamped_;
   retired_bytes_ += bytes;
   domain_->pending_bytes_.fetch_add(bytes, std::memory_order_relaxed);
 }

@@ -47,6 +47,7 @@ class QsbrThread {
   friend class QsbrDomain;
   QsbrThread(QsbrDomain* domain, size_t slot);
   void Reclaim();
+  void Stamp();
 
   struct Retired {
     void* p;
@@ -59,6 +60,7 @@ class QsbrThread {
   bool online_ = true;
   std::vector<Retired> retired_;
   size_t retired_bytes_ = 0;
+  size_t unstamped_ = 0;  // the newest retired_ entries, not yet given an epoch
 };
 
 // Owns the global epoch and the per-thread epoch slots. Register() and the destructor take a
