@@ -517,9 +517,11 @@ TEST(CacheKeyTest, HashSpreadsSimilarNamesOverShardsSlotsAndTags) {
     ++slot[h & 1023];
     ++tag[(h >> 40) & 255];
   }
-  for (int c : shard) EXPECT_NEAR(c, kN / 64, kN / 64 / 5);
-  for (int c : slot) EXPECT_NEAR(c, kN / 1024, 30);
-  for (int c : tag) EXPECT_NEAR(c, kN / 256, kN / 256 / 3);
+  // The seed is random per process, so bounds are 6 standard deviations of a uniform hash
+  // (sqrt of the expected count): a clustering hash misses them by far, a good one never does.
+  for (int c : shard) EXPECT_NEAR(c, kN / 64, 6 * 32);
+  for (int c : slot) EXPECT_NEAR(c, kN / 1024, 6 * 8);
+  for (int c : tag) EXPECT_NEAR(c, kN / 256, 6 * 16);
 }
 
 }  // namespace
