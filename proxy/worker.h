@@ -8,7 +8,6 @@
 #include <sys/socket.h>
 #include <uv.h>
 
-#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
