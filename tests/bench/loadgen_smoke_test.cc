@@ -94,8 +94,15 @@ std::optional<double> JsonNumber(const std::string& json, const std::string& key
   return value;
 }
 
+// Each test gets its own file: ctest runs these tests in parallel processes, and a shared name let
+// one test truncate the file while another's loadgen was reading it.
+std::string UniqueTempPath(const std::string& stem) {
+  return ::testing::TempDir() + "/" + stem + "_" + std::to_string(getpid()) + "_" +
+         ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".txt";
+}
+
 std::string WriteQueryFile() {
-  const std::string path = ::testing::TempDir() + "/loadgen_smoke_queries.txt";
+  const std::string path = UniqueTempPath("loadgen_smoke_queries");
   std::ofstream out(path);
   out << "; a few names of the kinds the harness sends\n"
          "svc1.ns2.svc.cluster.local A\n"
@@ -180,7 +187,7 @@ TEST(LoadgenCliTest, UnansweredQueriesCountAsLost) {
 }
 
 TEST(LoadgenCliTest, BadQueryFileIsReportedWithItsLine) {
-  const std::string path = ::testing::TempDir() + "/loadgen_bad_queries.txt";
+  const std::string path = UniqueTempPath("loadgen_bad_queries");
   {
     std::ofstream out(path);
     out << "a.example A\n\nb.example NOTATYPE\n";

@@ -1,6 +1,8 @@
 // Tests for the dnsperf-format query-file parser and the query wire builder (bench/query_file.h).
 #include "bench/query_file.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -88,7 +90,8 @@ TEST(ParseQueryTextTest, EmptyInputIsAnError) {
 }
 
 TEST(LoadQueryFileTest, ReadsFileAndPrefixesErrorsWithPath) {
-  const std::string path = ::testing::TempDir() + "/query_file_test.txt";
+  const std::string path =
+      ::testing::TempDir() + "/query_file_test_" + std::to_string(getpid()) + ".txt";
   {
     std::ofstream out(path);
     out << "a.example A\nb.example NOPE\n";
