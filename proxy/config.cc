@@ -6,12 +6,14 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "audit/resolv_conf.h"
 #include "dns/wire.h"
 
 namespace nodedns::proxy {
@@ -56,6 +58,14 @@ absl::StatusOr<std::vector<SocketAddress>> ReadResolvConfNameservers(const std::
   }
   if (out.empty()) return absl::NotFoundError(absl::StrCat(path, " lists no usable nameserver"));
   return out;
+}
+
+absl::StatusOr<std::vector<std::string>> ReadResolvConfSearch(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return audit::ParseResolvConf(text.str()).conf.search;
 }
 
 absl::StatusOr<ForwardZone> ParseForwardSpec(absl::string_view spec) {

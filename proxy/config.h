@@ -45,7 +45,16 @@ struct ServeConfig {
   uint32_t purge_interval_ms = 1000;      // how often each worker sweeps a slice of the cache
   std::string cluster_domain = "cluster.local";
   std::vector<uint8_t> cluster_domain_wire;  // lowercase wire form of cluster_domain
+  // Search-path rewriting (docs/search-rewrite.md).
+  bool search_rewrite = true;
+  std::vector<std::string> node_search;        // the node's search domains, in order
+  std::vector<std::string> search_pins;        // "CIDR=ns" (--search-path)
+  uint32_t search_rewrite_deadline_ms = 1500;  // below glibc's 5 s: no client retry meanwhile
 };
+
+// The search domains of a resolv.conf as glibc reads them (the last `search` or `domain` line).
+// A missing file is an error; a file without a search line gives an empty list.
+absl::StatusOr<std::vector<std::string>> ReadResolvConfSearch(const std::string& path);
 
 // Parses "ZONE=UPSTREAM[,UPSTREAM...]" where an upstream is ADDR[:PORT] or the path of a
 // resolv.conf (starts with '/'), whose nameservers are taken.

@@ -27,7 +27,7 @@ std::string RenderPrometheus(std::span<const WorkerCounters* const> workers,
   NODEDNS_WORKER_COUNTERS(NODEDNS_RENDER_COUNTER)
 #undef NODEDNS_RENDER_COUNTER
   for (const Gauge& g : gauges) {
-    describe(g.name, g.help, "gauge");
+    describe(g.name, g.help, g.type);
     absl::StrAppend(&out, g.name, " ", g.value, "\n");
   }
   return out;

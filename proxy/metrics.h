@@ -13,32 +13,44 @@
 namespace nodedns::proxy {
 
 // X(member, metric name, labels, help)
-#define NODEDNS_WORKER_COUNTERS(X)                                                              \
-  X(queries_udp, "nodedns_queries_total", "transport=\"udp\"", "Queries received")              \
-  X(queries_tcp, "nodedns_queries_total", "transport=\"tcp\"", "Queries received")              \
-  X(cache_hits, "nodedns_cache_hits_total", "", "Queries answered from the cache")              \
-  X(cache_misses, "nodedns_cache_misses_total", "", "Queries not answerable from the cache")    \
-  X(coalesced, "nodedns_coalesced_queries_total", "",                                           \
-    "Misses that joined an identical upstream query already in flight")                         \
-  X(upstream_queries, "nodedns_upstream_queries_total", "", "Queries sent upstream")            \
-  X(upstream_errors, "nodedns_upstream_errors_total", "",                                       \
-    "Upstream queries that failed (timeout, connection refused, mismatched reply, SERVFAIL)")   \
-  X(stale_served, "nodedns_stale_answers_total", "", "Answers served stale (RFC 8767)")         \
-  X(prefetches, "nodedns_prefetches_total", "", "Background refreshes of popular entries")      \
-  X(truncated, "nodedns_truncated_replies_total", "", "UDP replies sent with TC=1")             \
-  X(dropped, "nodedns_dropped_queries_total", "", "Datagrams dropped unanswered (QR=1, runts)") \
-  X(send_errors, "nodedns_send_errors_total", "", "Replies the kernel refused to send")         \
-  X(rcode_noerror, "nodedns_replies_total", "rcode=\"NOERROR\"", "Replies sent, by rcode")      \
-  X(rcode_formerr, "nodedns_replies_total", "rcode=\"FORMERR\"", "Replies sent, by rcode")      \
-  X(rcode_servfail, "nodedns_replies_total", "rcode=\"SERVFAIL\"", "Replies sent, by rcode")    \
-  X(rcode_nxdomain, "nodedns_replies_total", "rcode=\"NXDOMAIN\"", "Replies sent, by rcode")    \
-  X(rcode_notimp, "nodedns_replies_total", "rcode=\"NOTIMP\"", "Replies sent, by rcode")        \
-  X(rcode_refused, "nodedns_replies_total", "rcode=\"REFUSED\"", "Replies sent, by rcode")      \
-  X(rcode_other, "nodedns_replies_total", "rcode=\"other\"", "Replies sent, by rcode")          \
-  X(search_nxdomain, "nodedns_search_expansion_nxdomain_total", "",                             \
-    "NXDOMAIN replies for names under the cluster domain: queries a search-list walk wasted")   \
-  X(tcp_connections, "nodedns_tcp_connections_total", "", "TCP connections accepted")           \
-  X(tcp_rejected, "nodedns_tcp_rejected_connections_total", "",                                 \
+#define NODEDNS_WORKER_COUNTERS(X)                                                                \
+  X(queries_udp, "nodedns_queries_total", "transport=\"udp\"", "Queries received")                \
+  X(queries_tcp, "nodedns_queries_total", "transport=\"tcp\"", "Queries received")                \
+  X(cache_hits, "nodedns_cache_hits_total", "", "Queries answered from the cache")                \
+  X(cache_misses, "nodedns_cache_misses_total", "", "Queries not answerable from the cache")      \
+  X(coalesced, "nodedns_coalesced_queries_total", "",                                             \
+    "Misses that joined an identical upstream query already in flight")                           \
+  X(upstream_queries, "nodedns_upstream_queries_total", "", "Queries sent upstream")              \
+  X(upstream_errors, "nodedns_upstream_errors_total", "",                                         \
+    "Upstream queries that failed (timeout, connection refused, mismatched reply, SERVFAIL)")     \
+  X(stale_served, "nodedns_stale_answers_total", "", "Answers served stale (RFC 8767)")           \
+  X(prefetches, "nodedns_prefetches_total", "", "Background refreshes of popular entries")        \
+  X(truncated, "nodedns_truncated_replies_total", "", "UDP replies sent with TC=1")               \
+  X(dropped, "nodedns_dropped_queries_total", "", "Datagrams dropped unanswered (QR=1, runts)")   \
+  X(send_errors, "nodedns_send_errors_total", "", "Replies the kernel refused to send")           \
+  X(rcode_noerror, "nodedns_replies_total", "rcode=\"NOERROR\"", "Replies sent, by rcode")        \
+  X(rcode_formerr, "nodedns_replies_total", "rcode=\"FORMERR\"", "Replies sent, by rcode")        \
+  X(rcode_servfail, "nodedns_replies_total", "rcode=\"SERVFAIL\"", "Replies sent, by rcode")      \
+  X(rcode_nxdomain, "nodedns_replies_total", "rcode=\"NXDOMAIN\"", "Replies sent, by rcode")      \
+  X(rcode_notimp, "nodedns_replies_total", "rcode=\"NOTIMP\"", "Replies sent, by rcode")          \
+  X(rcode_refused, "nodedns_replies_total", "rcode=\"REFUSED\"", "Replies sent, by rcode")        \
+  X(rcode_other, "nodedns_replies_total", "rcode=\"other\"", "Replies sent, by rcode")            \
+  X(search_nxdomain, "nodedns_search_expansion_nxdomain_total", "",                               \
+    "NXDOMAIN replies for names under the cluster domain: queries a search-list walk wasted")     \
+  X(search_rewrites, "nodedns_search_rewrite_lookups_total", "",                                  \
+    "Replies answered with a synthesized CNAME by the search-path rewrite (cached or fresh)")     \
+  X(search_rewrite_avoided, "nodedns_search_rewrite_queries_avoided_total", "",                   \
+    "Search-list queries clients did not need to send because of rewritten replies")              \
+  X(search_rewrite_attempts, "nodedns_search_rewrite_attempts_total", "",                         \
+    "Search expansions that got NXDOMAIN and were resolved against the rest of the search list")  \
+  X(search_rewrite_declined_nxdomain, "nodedns_search_rewrite_declined_total",                    \
+    "reason=\"nxdomain\"", "Rewrite attempts answered with the original reply, by reason")        \
+  X(search_rewrite_declined_failed, "nodedns_search_rewrite_declined_total", "reason=\"failed\"", \
+    "Rewrite attempts answered with the original reply, by reason")                               \
+  X(search_rewrite_timeouts, "nodedns_search_rewrite_deadline_total", "",                         \
+    "Rewrite attempts that reached their deadline with candidates still unanswered")              \
+  X(tcp_connections, "nodedns_tcp_connections_total", "", "TCP connections accepted")             \
+  X(tcp_rejected, "nodedns_tcp_rejected_connections_total", "",                                   \
     "TCP connections closed at once because the worker was at its connection limit")
 
 class Counter {
@@ -90,6 +102,7 @@ struct Gauge {
   const char* name;
   const char* help;
   double value;
+  const char* type = "gauge";  // or "counter" for process-wide counters kept outside the workers
 };
 
 // Prometheus text exposition format 0.0.4: every counter summed over workers, then the gauges.

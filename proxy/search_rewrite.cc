@@ -669,4 +669,70 @@ absl::StatusOr<std::vector<uint8_t>> SynthesizeAnswer(std::span<const uint8_t> q
   return std::vector<uint8_t>(wire.get(), wire.get() + size);
 }
 
+// ---------------------------------------------------------------------------------------------
+// SharedSearchRewrite
+
+SharedSearchRewrite::SharedSearchRewrite(SearchRewriteSettings settings,
+                                         SearchPathLearner::Options options)
+    : settings_(std::move(settings)), learner_(settings_.zone_wire, options) {
+  svc_zone_len_ = SvcZone(settings_.zone_wire, svc_zone_);
+}
+
+absl::StatusOr<std::unique_ptr<SharedSearchRewrite>> SharedSearchRewrite::Create(
+    absl::string_view cluster_domain, std::span<const std::string> node_search,
+    std::span<const std::string> pins, SearchPathLearner::Options options) {
+  auto settings = SearchRewriteSettings::Make(cluster_domain, node_search);
+  if (!settings.ok()) return settings.status();
+  std::unique_ptr<SharedSearchRewrite> s(new SharedSearchRewrite(*std::move(settings), options));
+  if (s->svc_zone_len_ == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cluster domain '", cluster_domain, "' is too long to prefix with svc."));
+  }
+  absl::MutexLock lock(&s->mu_);
+  for (const std::string& pin : pins) {
+    if (auto st = s->learner_.AddPinSpec(pin); !st.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--search-path '", pin, "': ", st.message()));
+    }
+  }
+  return s;
+}
+
+bool SharedSearchRewrite::Relevant(const uint8_t* qname, size_t qname_length,
+                                   uint16_t qtype) const {
+  if (qtype != dns::type::kA && qtype != dns::type::kAAAA) return false;
+  // N.svc.<zone>: longer than svc.<zone>, and ending in it. Compare the tail before walking
+  // labels; the walk (IsRelevant) then checks that the tail starts on a label boundary.
+  if (qname_length <= svc_zone_len_) return false;
+  const uint8_t* tail = qname + qname_length - svc_zone_len_;
+  for (size_t i = 0; i < svc_zone_len_; ++i) {
+    uint8_t c = tail[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<uint8_t>(c | 0x20);
+    if (c != svc_zone_[i]) return false;
+  }
+  return SearchPathLearner::IsRelevant({qname, qname_length}, qtype, settings_.zone_wire);
+}
+
+bool SharedSearchRewrite::ExpansionNamespace(const SocketAddress& client,
+                                             std::span<const uint8_t> qname, uint64_t now_ms,
+                                             NamespaceName& ns) {
+  absl::MutexLock lock(&mu_);
+  const std::optional<std::string_view> view = learner_.NamespaceView(client, now_ms);
+  if (!view || view->empty() || view->size() > sizeof(ns.text)) return false;
+  if (!MaybeExpansion(qname, *view, settings_.zone_wire)) return false;
+  ns.len = static_cast<uint8_t>(view->size());
+  std::memcpy(ns.text, view->data(), view->size());
+  return true;
+}
+
+void SharedSearchRewrite::Observe(const SocketAddress& client, std::span<const uint8_t> qname,
+                                  uint16_t qtype, uint8_t rcode, uint64_t now_ms) {
+  absl::MutexLock lock(&mu_);
+  learner_.Observe(client, qname, qtype, rcode, now_ms);
+}
+
+SharedSearchRewrite::Stats SharedSearchRewrite::GetStats(uint64_t now_ms) {
+  absl::MutexLock lock(&mu_);
+  return {learner_.counters(), learner_.LearnedClients(now_ms)};
+}
+
 }  // namespace nodedns::proxy

@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -32,6 +33,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "dns/wire.h"
 #include "proxy/config.h"
 
@@ -264,6 +266,64 @@ absl::StatusOr<std::vector<uint8_t>> SynthesizeAnswer(std::span<const uint8_t> q
                                                       std::span<const uint8_t> candidate_qname,
                                                       std::span<const uint8_t> candidate_response,
                                                       uint32_t ttl_cap);
+
+// ---------------------------------------------------------------------------------------------
+// The process-wide state the workers share.
+
+// A namespace name copied out of the learner (no allocation), for a query that may be rewritten.
+struct NamespaceName {
+  uint8_t len = 0;
+  char text[dns::kMaxLabel] = {};
+  std::string_view view() const { return {text, len}; }
+  bool empty() const { return len == 0; }
+};
+
+// The settings and one SearchPathLearner shared by every worker. Shared rather than per worker
+// because a stub opens a new socket (a new source port) for every search step and SO_REUSEPORT
+// hashes the port, so with W workers the two halves of a learning pair meet on one worker only
+// 1/W of the time (docs/search-rewrite.md, "Integration").
+//
+// Thread model: any thread. Relevant() is lock-free and allocation-free; the other calls take
+// one mutex for O(1) allocation-free work, and callers take it only for A/AAAA questions under
+// svc.<zone> (Relevant()), so ordinary cache hits never touch it.
+class SharedSearchRewrite {
+ public:
+  // `pins` in the form of --search-path ("CIDR=ns"). Errors name the offending value.
+  static absl::StatusOr<std::unique_ptr<SharedSearchRewrite>> Create(
+      absl::string_view cluster_domain, std::span<const std::string> node_search,
+      std::span<const std::string> pins, SearchPathLearner::Options options = {});
+
+  const SearchRewriteSettings& settings() const { return settings_; }
+
+  // Could `qname` (wire, any case, `qname_length` bytes with the root) matter to the learner or
+  // be rewritten: A or AAAA under svc.<zone>? A tail compare first, so that names elsewhere
+  // cost a few instructions on the hit path.
+  bool Relevant(const uint8_t* qname, size_t qname_length, uint16_t qtype) const;
+
+  // If the learner (or a pin) puts `client` in a namespace X and `qname` is N.X.svc.<zone>,
+  // copies X into `ns` and returns true.
+  bool ExpansionNamespace(const SocketAddress& client, std::span<const uint8_t> qname,
+                          uint64_t now_ms, NamespaceName& ns);
+
+  // SearchPathLearner::Observe under the lock.
+  void Observe(const SocketAddress& client, std::span<const uint8_t> qname, uint16_t qtype,
+               uint8_t rcode, uint64_t now_ms);
+
+  struct Stats {
+    SearchPathLearner::Counters counters;
+    size_t learned_clients = 0;
+  };
+  Stats GetStats(uint64_t now_ms);
+
+ private:
+  SharedSearchRewrite(SearchRewriteSettings settings, SearchPathLearner::Options options);
+
+  const SearchRewriteSettings settings_;
+  uint8_t svc_zone_[dns::kMaxNameWire] = {};  // lowercase wire svc.<zone>
+  size_t svc_zone_len_ = 0;
+  absl::Mutex mu_;
+  SearchPathLearner learner_ ABSL_GUARDED_BY(mu_);
+};
 
 namespace internal {
 

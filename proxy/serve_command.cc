@@ -80,6 +80,19 @@ CLI::App* AddServeCommand(CLI::App& app, ServeFlags& f) {
                 "The Kubernetes cluster domain; NXDOMAINs below it are counted as search-path "
                 "waste (GET /audit on the health port)")
       ->capture_default_str();
+  s->add_option("--search-rewrite", f.search_rewrite,
+                "Answer a pod's first search-path expansion of a missing name with a CNAME to the "
+                "first name of its search path that exists (docs/search-rewrite.md)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"on", "off"}));
+  s->add_option("--node-search", f.node_search,
+                "The node's search domains, which follow the cluster ones in a pod's search path; "
+                "repeatable; 'none' for none (default: the search line of --resolv-conf)")
+      ->type_name("DOMAIN");
+  s->add_option("--search-path", f.search_path,
+                "CIDR=NAMESPACE: pin the namespace of these clients instead of learning it; "
+                "NAMESPACE '-' never rewrites for them (e.g. the node's own address); repeatable")
+      ->type_name("CIDR=NS");
   s->add_option("--resolv-conf", f.resolv_conf,
                 "resolv.conf whose nameservers serve '.' when no --forward covers it")
       ->capture_default_str();
@@ -148,6 +161,20 @@ absl::StatusOr<ServeConfig> BuildServeConfig(const ServeFlags& f) {
   c.cluster_domain = absl::AsciiStrToLower(f.cluster_domain);
   if (c.cluster_domain.back() == '.') c.cluster_domain.pop_back();
   c.cluster_domain_wire = *std::move(zone);
+  c.search_rewrite = f.search_rewrite == "on";
+  if (f.node_search.size() == 1 && f.node_search[0] == "none") {
+    c.node_search.clear();
+  } else if (!f.node_search.empty()) {
+    c.node_search = f.node_search;
+  } else if (c.search_rewrite) {
+    auto search = ReadResolvConfSearch(f.resolv_conf);
+    if (!search.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--node-search: not given and ", search.status().message(), " (use --node-search none)"));
+    }
+    c.node_search = *std::move(search);
+  }
+  c.search_pins = f.search_path;
   return c;
 }
 

@@ -33,7 +33,10 @@ struct ServeFlags {
   size_t tcp_max_connections = 1024;
   size_t tcp_max_inflight = 32;
   std::string resolv_conf = "/etc/resolv.conf";
-  std::string cluster_domain = "cluster.local";  // where "." forwards by default
+  std::string cluster_domain = "cluster.local";
+  std::string search_rewrite = "on";
+  std::vector<std::string> node_search;  // empty: the search line of resolv_conf
+  std::vector<std::string> search_path;  // CIDR=ns pins
 };
 
 // Adds `serve` and its options (each documented in --help) to app; returns the subcommand.

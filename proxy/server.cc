@@ -22,6 +22,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServeConfig config) {
   }
   std::unique_ptr<Server> s(new Server(std::move(config)));
   s->cache_ = std::make_unique<cache::ResponseCache>(s->config_.cache);
+  if (s->config_.search_rewrite) {
+    auto rewrite = SharedSearchRewrite::Create(s->config_.cluster_domain, s->config_.node_search,
+                                               s->config_.search_pins);
+    if (!rewrite.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("search rewrite (--cluster-domain, --node-search, --search-path): ",
+                       rewrite.status().message()));
+    }
+    s->rewrite_ = *std::move(rewrite);
+  }
   for (unsigned i = 0; i < s->config_.workers; ++i) {
     WorkerSockets socks;
     for (const auto& addr : s->config_.listen) {
@@ -36,8 +46,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServeConfig config) {
         (tcp ? socks.tcp : socks.udp).push_back(*fd);
       }
     }
-    s->workers_.push_back(
-        std::make_unique<Worker>(static_cast<int>(i), s->config_, *s->cache_, std::move(socks)));
+    s->workers_.push_back(std::make_unique<Worker>(static_cast<int>(i), s->config_, *s->cache_,
+                                                   s->rewrite_.get(), std::move(socks)));
   }
   return s;
 }
@@ -50,7 +60,21 @@ std::string Server::RenderMetrics() const {
   std::vector<const WorkerCounters*> counters;
   for (const auto& w : workers_) counters.push_back(&w->counters());
   const cache::CacheStats st = cache_->Stats();
+  SharedSearchRewrite::Stats rw;
+  if (rewrite_) rw = rewrite_->GetStats(uv_hrtime() / 1'000'000);
   const Gauge gauges[] = {
+      {"nodedns_search_rewrite_learned_clients",
+       "Clients whose search path (namespace) is currently known from their own queries",
+       static_cast<double>(rw.learned_clients)},
+      {"nodedns_search_rewrite_clients_learned_total",
+       "Times a client's namespace was learned (a relearn counts again)",
+       static_cast<double>(rw.counters.clients_learned), "counter"},
+      {"nodedns_search_rewrite_clients_unlearned_total",
+       "Learned clients dropped because their queries named another namespace",
+       static_cast<double>(rw.counters.unlearned), "counter"},
+      {"nodedns_search_rewrite_clients_quarantined_total",
+       "Client addresses that changed namespace twice within the learning TTL (shared addresses)",
+       static_cast<double>(rw.counters.quarantined), "counter"},
       {"nodedns_cache_entries", "Entries in the cache", static_cast<double>(st.entries)},
       {"nodedns_cache_bytes", "Accounted bytes in the cache (entries, keys, tables)",
        static_cast<double>(st.bytes)},

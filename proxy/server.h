@@ -14,6 +14,7 @@
 #include "cache/response_cache.h"
 #include "proxy/config.h"
 #include "proxy/http_server.h"
+#include "proxy/search_rewrite.h"
 #include "proxy/worker.h"
 
 namespace nodedns::proxy {
@@ -36,6 +37,7 @@ class Server {
   explicit Server(ServeConfig config);
   ServeConfig config_;
   std::unique_ptr<cache::ResponseCache> cache_;
+  std::unique_ptr<SharedSearchRewrite> rewrite_;  // null with --search-rewrite off
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<HttpServer> health_;
   uv_loop_t loop_;

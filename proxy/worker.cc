@@ -99,6 +99,21 @@ struct Worker::Waiter {
   socklen_t addr_len = 0;
   dns::QueryInfo q;
   std::vector<uint8_t> question;  // header + question of the query (for ID, case, flags)
+  NamespaceName rewrite_ns;       // set: an NXDOMAIN for this question starts a rewrite
+  uint64_t rewrite_id = 0;        // nonzero: not a client but candidate `candidate` of a rewrite
+  uint32_t candidate = 0;
+};
+
+// A search-path rewrite in progress: the client waiting, the candidates and their outcomes.
+struct Worker::Rewrite {
+  Worker* worker;
+  uint64_t id;
+  Waiter client;
+  RewritePlan plan;
+  std::vector<CandidateResult> results;
+  std::vector<uint8_t> original;  // the NXDOMAIN for the client's question
+  uv_timer_t deadline;
+  bool starting = true;  // candidates are being registered: decide only afterwards
 };
 
 struct Worker::Pending {
@@ -122,10 +137,11 @@ struct Worker::Batch {
 };
 
 Worker::Worker(int index, const ServeConfig& config, cache::ResponseCache& cache,
-               WorkerSockets sockets)
+               SharedSearchRewrite* rewrite, WorkerSockets sockets)
     : index_(index),
       config_(config),
       cache_(cache),
+      rewrite_(rewrite),
       sockets_(std::move(sockets)),
       batch_(new Batch),
       scratch_(dns::kMaxMessage + 64) {
@@ -164,6 +180,11 @@ absl::Status Worker::Start() {
     for (auto& [id, c] : w->tcp_conns_) conns.push_back(c);
     for (TcpConn* c : conns) w->CloseTcp(*c);
     for (auto& u : w->upstreams_) u->Shutdown();
+    for (auto& [id, r] : w->rewrites_) {
+      uv_close(reinterpret_cast<uv_handle_t*>(&r->deadline),
+               [](uv_handle_t* h) { delete static_cast<Rewrite*>(h->data); });
+    }
+    w->rewrites_.clear();
     uv_close(reinterpret_cast<uv_handle_t*>(&w->purge_timer_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&w->publish_timer_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&w->prepare_), nullptr);
@@ -294,18 +315,37 @@ void Worker::ServeUdpBatch(UdpSocket& s, int n) {
         continue;
       }
     } else {
+      const std::span<const uint8_t> qname = query.subspan(dns::kHeaderSize, q.qname_length);
       // Leave room for the OPT record FinishReply may append.
+      const std::span<uint8_t> body = reply.first(kUdpBufSize - dns::kOptRecordSize);
+      // Search-path rewriting: one tail compare for names outside svc.<zone>.
+      const bool relevant =
+          rewrite_ != nullptr && rewrite_->Relevant(qname.data(), q.qname_length, q.qtype);
+      NamespaceName ns;
+      size_t rewritten = 0;
+      if (relevant && MayRewrite(b.from[i], qname, q, now, ns)) {
+        rewritten = LookupRewritten(qname, q.qtype, ns, now, body);
+      }
       const LookupResult r =
-          cache_.Lookup(*thread_, b.keys[i], now, reply.first(kUdpBufSize - dns::kOptRecordSize));
+          rewritten != 0 ? LookupResult{.status = LookupResult::Status::kHit, .size = rewritten}
+                         : cache_.Lookup(*thread_, b.keys[i], now, body);
       if (r.status == LookupResult::Status::kHit) {
         counters_.cache_hits.Inc();
+        if (!ns.empty() && RcodeOf(reply.data()) == dns::rcode::kNxDomain) {
+          Waiter w;
+          w.udp_fd = s.fd;
+          w.addr = b.from[i];
+          w.addr_len = b.in[i].msg_hdr.msg_namelen;
+          w.q = q;
+          w.question.assign(query.begin(), query.begin() + q.question_end);
+          StartRewrite(std::move(w), ns, body.first(r.size));
+          continue;
+        }
         bool tc = false;
         size = FinishReply(reply, r.size, query, q, UdpLimit(q), &tc);
         if (tc) counters_.truncated.Inc();
         if (r.refresh_wanted) Refresh(b.keys[i], q.do_bit, q.cd());
-        if (RcodeOf(reply.data()) == dns::rcode::kNxDomain) {
-          NoteNxDomain(b.from[i], query.subspan(dns::kHeaderSize, q.qname_length));
-        }
+        if (RcodeOf(reply.data()) == dns::rcode::kNxDomain) NoteNxDomain(b.from[i], qname);
       } else if (r.status == LookupResult::Status::kTooSmall) {
         counters_.cache_hits.Inc();
         counters_.truncated.Inc();
@@ -316,9 +356,11 @@ void Worker::ServeUdpBatch(UdpSocket& s, int n) {
         w.udp_fd = s.fd;
         w.addr = b.from[i];
         w.addr_len = b.in[i].msg_hdr.msg_namelen;
+        w.rewrite_ns = ns;
         StartMiss(b.keys[i], q, query, std::move(w));
         continue;
       }
+      if (relevant) ObserveReply(b.from[i], qname, q.qtype, RcodeOf(reply.data()));
     }
     counters_.CountRcode(RcodeOf(reply.data()));
     b.out_iov[out].iov_len = size;
@@ -461,30 +503,48 @@ void Worker::HandleTcpQuery(TcpConn& c, std::span<const uint8_t> query) {
     WriteTcp(c, reply, size);
     return;
   }
-  const cache::CacheKey key({query.data() + dns::kHeaderSize, q.qname_length}, q.qtype, q.qclass,
-                            q.do_bit, q.cd());
+  const std::span<const uint8_t> qname = query.subspan(dns::kHeaderSize, q.qname_length);
+  const cache::CacheKey key(qname, q.qtype, q.qclass, q.do_bit, q.cd());
+  const uint64_t now = Now();
   // A TCP query may be answered by a message of up to 64 KiB: use the scratch buffer. (It is also
   // the read buffer, but the query was already copied into c.in.)
   std::span<uint8_t> out(scratch_);
-  const LookupResult r =
-      cache_.Lookup(*thread_, key, Now(), out.first(out.size() - dns::kOptRecordSize));
+  const std::span<uint8_t> body = out.first(out.size() - dns::kOptRecordSize);
+  const bool relevant =
+      rewrite_ != nullptr && rewrite_->Relevant(qname.data(), q.qname_length, q.qtype);
+  NamespaceName ns;
+  size_t rewritten = 0;
+  if (relevant && MayRewrite(c.peer, qname, q, now, ns)) {
+    rewritten = LookupRewritten(qname, q.qtype, ns, now, body);
+  }
+  const LookupResult r = rewritten != 0
+                             ? LookupResult{.status = LookupResult::Status::kHit, .size = rewritten}
+                             : cache_.Lookup(*thread_, key, now, body);
+  Waiter w;
+  w.tcp = true;
+  w.conn_id = c.id;
+  w.addr = c.peer;
   if (r.status == LookupResult::Status::kHit) {
     counters_.cache_hits.Inc();
-    const size_t size = FinishReply(out, r.size, query, q, dns::kMaxMessage);  // never truncated
-    counters_.CountRcode(RcodeOf(out.data()));
-    if (RcodeOf(out.data()) == dns::rcode::kNxDomain) {
-      NoteNxDomain(c.peer, query.subspan(dns::kHeaderSize, q.qname_length));
+    if (!ns.empty() && RcodeOf(out.data()) == dns::rcode::kNxDomain) {
+      ++c.inflight;
+      w.q = q;
+      w.question.assign(query.begin(), query.begin() + q.question_end);
+      StartRewrite(std::move(w), ns, body.first(r.size));
+      return;
     }
+    const size_t size = FinishReply(out, r.size, query, q, dns::kMaxMessage);  // never truncated
+    const uint8_t rcode = RcodeOf(out.data());
+    counters_.CountRcode(rcode);
+    if (rcode == dns::rcode::kNxDomain) NoteNxDomain(c.peer, qname);
+    if (relevant) ObserveReply(c.peer, qname, q.qtype, rcode);
     WriteTcp(c, out.data(), size);
     if (r.refresh_wanted) Refresh(key, q.do_bit, q.cd());
     return;
   }
   counters_.cache_misses.Inc();
   ++c.inflight;
-  Waiter w;
-  w.tcp = true;
-  w.conn_id = c.id;
-  w.addr = c.peer;
+  w.rewrite_ns = ns;
   StartMiss(key, q, query, std::move(w));
 }
 
@@ -524,6 +584,10 @@ void Worker::StartMiss(const cache::CacheKey& key, const dns::QueryInfo& q,
                        std::span<const uint8_t> query, Waiter&& waiter) {
   waiter.q = q;
   waiter.question.assign(query.begin(), query.begin() + q.question_end);
+  JoinPending(key, q.do_bit, q.cd(), std::move(waiter));
+}
+
+void Worker::JoinPending(const cache::CacheKey& key, bool do_bit, bool cd_bit, Waiter&& waiter) {
   const auto kb = key.bytes();
   auto it = pending_.find(absl::string_view(reinterpret_cast<const char*>(kb.data()), kb.size()));
   if (it != pending_.end()) {
@@ -534,7 +598,7 @@ void Worker::StartMiss(const cache::CacheKey& key, const dns::QueryInfo& q,
   Pending* p = NewPending(key);
   p->waiters.push_back(std::move(waiter));
   // Sent only now, so that a synchronous failure finds the waiter in place.
-  SendUpstream(key, q.do_bit, q.cd(), p);
+  SendUpstream(key, do_bit, cd_bit, p);
 }
 
 Worker::Pending* Worker::NewPending(const cache::CacheKey& key) {
@@ -594,7 +658,14 @@ void Worker::CompletePending(Pending* p, int status, std::span<const uint8_t> re
   if (failed) counters_.upstream_errors.Inc();
   std::span<uint8_t> out(scratch_);
   const auto body = out.first(out.size() - dns::kOptRecordSize);
-  for (const Waiter& w : own->waiters) {
+  for (Waiter& w : own->waiters) {
+    if (w.rewrite_id != 0) {  // a candidate of a search-path rewrite, not a client
+      const uint16_t qtype = dns::Get16(kb.data() + qlen);
+      OnCandidate(w.rewrite_id, w.candidate,
+                  ok ? ClassifyResponse(reply, kb.first(qlen), qtype) : CandidateState::kFailed,
+                  ok ? reply : std::span<const uint8_t>());
+      continue;
+    }
     const std::span<const uint8_t> question(w.question);
     const size_t limit = w.tcp ? dns::kMaxMessage : UdpLimit(w.q);
     size_t size = 0;
@@ -603,8 +674,16 @@ void Worker::CompletePending(Pending* p, int status, std::span<const uint8_t> re
       counters_.stale_served.Inc();  // RFC 8767: the upstream failed, the old answer helps
     }
     if (r.status == LookupResult::Status::kHit || r.status == LookupResult::Status::kStale) {
-      size = FinishReply(out, r.size, question, w.q, limit);
-    } else if (ok && (size = CopyWithoutOpt(reply, body)) > 0) {
+      size = r.size;
+    } else if (ok) {
+      size = CopyWithoutOpt(reply, body);
+    }
+    if (size > 0 && !w.rewrite_ns.empty() && RcodeOf(body.data()) == dns::rcode::kNxDomain) {
+      const NamespaceName ns = w.rewrite_ns;
+      StartRewrite(std::move(w), ns, body.first(size));
+      continue;
+    }
+    if (size > 0) {
       size = FinishReply(out, size, question, w.q, limit);
     } else {
       size = BuildErrorReply(question, w.q, dns::QueryStatus::kOk, dns::rcode::kServFail, out);
@@ -612,6 +691,175 @@ void Worker::CompletePending(Pending* p, int status, std::span<const uint8_t> re
     if (!w.tcp && dns::HeaderFlags(out) & dns::flag::kTC) counters_.truncated.Inc();
     Reply(w, out.data(), size, RcodeOf(out.data()));
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Search-path rewriting (docs/search-rewrite.md): the first search step of a pod whose namespace
+// we know is answered with a CNAME to the first later step that exists, found in parallel.
+
+namespace {
+
+SocketAddress AsSocketAddress(const sockaddr_storage& a) {
+  SocketAddress out;
+  out.storage = a;
+  out.length = sizeof(sockaddr_storage);
+  return out;
+}
+
+}  // namespace
+
+bool Worker::MayRewrite(const sockaddr_storage& client, std::span<const uint8_t> qname,
+                        const dns::QueryInfo& q, uint64_t now, NamespaceName& ns) {
+  // The CNAME is ours and unsigned: a validating client (DO) or one that validates itself (CD)
+  // gets the upstream's answer. Class IN only: the rewrite class is private.
+  if (q.do_bit || q.cd() || q.qclass != dns::kClassIN) return false;
+  return rewrite_->ExpansionNamespace(AsSocketAddress(client), qname, now, ns);
+}
+
+size_t Worker::LookupRewritten(std::span<const uint8_t> qname, uint16_t qtype,
+                               const NamespaceName& ns, uint64_t now, std::span<uint8_t> body) {
+  const cache::CacheKey key(qname, qtype, kRewriteCacheClass, false, false);
+  // Never stale and never refreshed: an expired rewrite is rebuilt from the candidates, and the
+  // private class must not go upstream.
+  const LookupResult r = cache_.Lookup(*thread_, key, now, body);
+  if (r.status != LookupResult::Status::kHit) return 0;
+  counters_.search_rewrites.Inc();
+  // The steps skipped: the candidate the CNAME points to, plus one. Off the hit path proper
+  // (only rewritten answers pay for the plan).
+  const std::span<const uint8_t> msg = body.first(r.size);
+  auto plan = PlanRewrite(qname, qtype, ns.view(), rewrite_->settings());
+  // The first answer record is our CNAME, right after the question: owner, then type, class, TTL
+  // and rdlength (10 bytes), then the target.
+  const std::optional<size_t> owner_end = dns::SkipName(msg, dns::kHeaderSize + qname.size() + 4);
+  uint8_t target[dns::kMaxNameWire];
+  const std::optional<size_t> target_len =
+      plan && owner_end ? dns::ExpandName(msg, *owner_end + 10, target) : std::nullopt;
+  for (size_t i = 0; target_len && i < plan->candidates.size(); ++i) {
+    const std::vector<uint8_t>& c = plan->candidates[i];
+    if (c.size() == *target_len && dns::NameEqualsIgnoreCase(c.data(), target, c.size())) {
+      counters_.search_rewrite_avoided.Inc(i + 1);
+      break;
+    }
+  }
+  return r.size;
+}
+
+void Worker::StartRewrite(Waiter&& client, const NamespaceName& ns,
+                          std::span<const uint8_t> original) {
+  const std::span<const uint8_t> qname(client.question.data() + dns::kHeaderSize,
+                                       client.q.qname_length);
+  const uint16_t qtype = client.q.qtype;
+  std::optional<RewritePlan> plan = PlanRewrite(qname, qtype, ns.view(), rewrite_->settings());
+  auto* r = new Rewrite;
+  r->worker = this;
+  r->id = next_rewrite_id_++;
+  r->client = std::move(client);
+  r->original.assign(original.begin(), original.end());  // before the lookups reuse scratch_
+  uv_timer_init(loop_, &r->deadline);
+  r->deadline.data = r;
+  rewrites_.emplace(r->id, r);
+  if (!plan || plan->candidates.empty()) {
+    FinishRewrite(r, Decision{.kind = Decision::Kind::kNoRewrite});
+    return;
+  }
+  counters_.search_rewrite_attempts.Inc();
+  r->plan = *std::move(plan);
+  r->results.resize(r->plan.candidates.size());
+  const uint64_t now = Now();
+  const std::span<uint8_t> body(scratch_.data(), scratch_.size() - dns::kOptRecordSize);
+  for (size_t i = 0; i < r->plan.candidates.size(); ++i) {
+    const cache::CacheKey key(r->plan.candidates[i], qtype, dns::kClassIN, false, false);
+    const LookupResult hit = cache_.Lookup(*thread_, key, now, body);
+    if (hit.status == LookupResult::Status::kHit) {
+      r->results[i] = {ClassifyResponse(body.first(hit.size), r->plan.candidates[i], qtype),
+                       {body.begin(), body.begin() + hit.size}};
+      if (hit.refresh_wanted) Refresh(key, false, false);
+      continue;
+    }
+    Waiter w;
+    w.rewrite_id = r->id;
+    w.candidate = static_cast<uint32_t>(i);
+    JoinPending(key, false, false, std::move(w));  // may complete at once (a send failure)
+  }
+  r->starting = false;
+  EvaluateRewrite(r);
+  if (rewrites_.contains(r->id)) {
+    uv_timer_start(
+        &r->deadline,
+        [](uv_timer_t* t) {
+          auto* rw = static_cast<Rewrite*>(t->data);
+          // Past the deadline a pending candidate counts as failed: the client is better off
+          // walking its list itself than retrying its first query while we wait.
+          for (CandidateResult& c : rw->results) {
+            if (c.state == CandidateState::kPending) c.state = CandidateState::kFailed;
+          }
+          rw->worker->counters_.search_rewrite_timeouts.Inc();
+          rw->worker->EnsureOnline();
+          rw->worker->EvaluateRewrite(rw);
+        },
+        config_.search_rewrite_deadline_ms, 0);
+  }
+}
+
+void Worker::OnCandidate(uint64_t rewrite_id, size_t index, CandidateState state,
+                         std::span<const uint8_t> response) {
+  auto it = rewrites_.find(rewrite_id);
+  if (it == rewrites_.end()) return;  // decided already (or the deadline passed)
+  Rewrite* r = it->second;
+  if (index >= r->results.size() || r->results[index].state != CandidateState::kPending) return;
+  r->results[index] = {state, {response.begin(), response.end()}};
+  EvaluateRewrite(r);
+}
+
+void Worker::EvaluateRewrite(Rewrite* r) {
+  if (r->starting) return;
+  const Decision d = Decide(r->results);
+  if (d.kind != Decision::Kind::kWait) FinishRewrite(r, d);
+}
+
+void Worker::FinishRewrite(Rewrite* r, const Decision& d) {
+  rewrites_.erase(r->id);
+  uv_close(reinterpret_cast<uv_handle_t*>(&r->deadline),
+           [](uv_handle_t* h) { delete static_cast<Rewrite*>(h->data); });
+  const Waiter& w = r->client;
+  const std::span<const uint8_t> question(w.question);
+  const std::span<const uint8_t> qname = question.subspan(dns::kHeaderSize, w.q.qname_length);
+  std::span<uint8_t> out(scratch_);
+  const std::span<uint8_t> body = out.first(out.size() - dns::kOptRecordSize);
+  size_t size = 0;
+  if (d.kind == Decision::Kind::kUse) {
+    const uint32_t cap = NegativeTtlCap(r->original, r->results, d.index);
+    auto answer = SynthesizeAnswer(qname, w.q.qtype, r->plan.candidates[d.index],
+                                   r->results[d.index].response, cap);
+    if (answer.ok() && answer->size() <= body.size()) {
+      // Cached under the private class: only clients in this namespace ever get it.
+      cache_.Insert(*thread_, cache::CacheKey(qname, w.q.qtype, kRewriteCacheClass, false, false),
+                    *answer, Now());
+      std::memcpy(body.data(), answer->data(), answer->size());
+      size = answer->size();
+      counters_.search_rewrites.Inc();
+      counters_.search_rewrite_avoided.Inc(d.index + 1);
+    } else {
+      counters_.search_rewrite_declined_failed.Inc();
+    }
+  } else if (d.kind == Decision::Kind::kAllNxDomain) {
+    counters_.search_rewrite_declined_nxdomain.Inc();
+  } else {
+    counters_.search_rewrite_declined_failed.Inc();
+  }
+  if (size == 0) size = CopyWithoutOpt(r->original, body);  // the client's own NXDOMAIN
+  if (size == 0) {
+    size = BuildErrorReply(question, w.q, dns::QueryStatus::kOk, dns::rcode::kServFail, out);
+  } else {
+    size = FinishReply(out, size, question, w.q, w.tcp ? dns::kMaxMessage : UdpLimit(w.q));
+  }
+  if (!w.tcp && dns::HeaderFlags(out) & dns::flag::kTC) counters_.truncated.Inc();
+  Reply(w, out.data(), size, RcodeOf(out.data()));
+}
+
+void Worker::ObserveReply(const sockaddr_storage& client, std::span<const uint8_t> qname,
+                          uint16_t qtype, uint8_t rcode) {
+  rewrite_->Observe(AsSocketAddress(client), qname, qtype, rcode, Now());
 }
 
 void Worker::NoteNxDomain(const sockaddr_storage& client, std::span<const uint8_t> qname) {
@@ -624,8 +872,10 @@ void Worker::NoteNxDomain(const sockaddr_storage& client, std::span<const uint8_
 
 void Worker::Reply(const Waiter& w, const uint8_t* data, size_t size, uint8_t rcode) {
   counters_.CountRcode(rcode);
-  if (rcode == dns::rcode::kNxDomain) {
-    NoteNxDomain(w.addr, {w.question.data() + dns::kHeaderSize, w.q.qname_length});
+  const std::span<const uint8_t> qname(w.question.data() + dns::kHeaderSize, w.q.qname_length);
+  if (rcode == dns::rcode::kNxDomain) NoteNxDomain(w.addr, qname);
+  if (rewrite_ != nullptr && rewrite_->Relevant(qname.data(), qname.size(), w.q.qtype)) {
+    ObserveReply(w.addr, qname, w.q.qtype, rcode);
   }
   if (!w.tcp) {
     SendUdp(w.udp_fd, w.addr, w.addr_len, data, size);

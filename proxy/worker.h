@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "dns/wire.h"
 #include "proxy/config.h"
 #include "proxy/metrics.h"
+#include "proxy/search_rewrite.h"
 #include "proxy/upstream.h"
 #include "proxy/wasted_queries.h"
 
@@ -41,7 +43,9 @@ class Worker {
   static constexpr int kBatch = 64;            // datagrams per recvmmsg/sendmmsg
   static constexpr size_t kUdpBufSize = 1536;  // per datagram; longer queries are FORMERR
 
-  Worker(int index, const ServeConfig& config, cache::ResponseCache& cache, WorkerSockets sockets);
+  // `rewrite` is shared by all workers; null when --search-rewrite is off.
+  Worker(int index, const ServeConfig& config, cache::ResponseCache& cache,
+         SharedSearchRewrite* rewrite, WorkerSockets sockets);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -61,6 +65,7 @@ class Worker {
   struct TcpConn;
   struct Waiter;
   struct Pending;
+  struct Rewrite;
 
   void Run();
   void EnsureOnline() {
@@ -94,10 +99,29 @@ class Worker {
   void Reply(const Waiter& w, const uint8_t* data, size_t size, uint8_t rcode);
   // Counts an NXDOMAIN sent to `client` for `qname` if the name is under the cluster domain.
   void NoteNxDomain(const sockaddr_storage& client, std::span<const uint8_t> qname);
+  // Finds the miss for `key` in flight or sends it; `waiter` then gets its reply.
+  void JoinPending(const cache::CacheKey& key, bool do_bit, bool cd_bit, Waiter&& waiter);
+
+  // Search-path rewriting (docs/search-rewrite.md). Slow path: only A/AAAA under svc.<zone>.
+  // Is this question a search expansion of the client's own namespace (sets `ns`)?
+  bool MayRewrite(const sockaddr_storage& client, std::span<const uint8_t> qname,
+                  const dns::QueryInfo& q, uint64_t now, NamespaceName& ns);
+  // A live rewritten answer for the question, copied into `body`; returns its size or 0.
+  size_t LookupRewritten(std::span<const uint8_t> qname, uint16_t qtype, const NamespaceName& ns,
+                         uint64_t now, std::span<uint8_t> body);
+  // The client's question got NXDOMAIN (`original`): resolve the other search steps and reply.
+  void StartRewrite(Waiter&& client, const NamespaceName& ns, std::span<const uint8_t> original);
+  void OnCandidate(uint64_t rewrite_id, size_t index, CandidateState state,
+                   std::span<const uint8_t> response);
+  void EvaluateRewrite(Rewrite* r);
+  void FinishRewrite(Rewrite* r, const Decision& d);
+  void ObserveReply(const sockaddr_storage& client, std::span<const uint8_t> qname, uint16_t qtype,
+                    uint8_t rcode);
 
   const int index_;
   const ServeConfig& config_;
   cache::ResponseCache& cache_;
+  SharedSearchRewrite* const rewrite_;
   WorkerSockets sockets_;
   WorkerCounters counters_;
   std::unique_ptr<cache::CacheThread> thread_;
@@ -114,6 +138,8 @@ class Worker {
   absl::flat_hash_map<std::string, std::unique_ptr<Pending>> pending_;
   absl::flat_hash_map<uint64_t, TcpConn*> tcp_conns_;
   uint64_t next_conn_id_ = 1;
+  absl::flat_hash_map<uint64_t, Rewrite*> rewrites_;  // deleted in their timer's close callback
+  uint64_t next_rewrite_id_ = 1;
   bool stopping_ = false;
 
   // Batch state for the UDP hot path, allocated once.

@@ -104,7 +104,13 @@ std::string ZoneText() {
        "v4only A 192.0.2.4\n"
        "MixedCase.Host A 192.0.2.5\n"
        "short 2 A 192.0.2.6\n"
-       "coalesce A 192.0.2.7\n";
+       "coalesce A 192.0.2.7\n"
+       // A cluster zone below the test zone, for the search-path rewrite (cluster domain
+       // cluster.example.test): a service, a service in another namespace, and a name that exists
+       // only as N.svc.<zone> (the first candidate).
+       "kubernetes.default.svc.cluster A 10.96.0.1\n"
+       "web.otherns.svc.cluster A 10.96.1.1\n"
+       "only.svc.cluster A 10.96.2.1\n";
   for (int i = 0; i < 3; ++i) z << "three TXT \"" << TxtString('t', i) << "\"\n";
   for (int i = 0; i < kMediumTxtRecords; ++i) z << "medium TXT \"" << TxtString('m', i) << "\"\n";
   for (int i = 0; i < kBigTxtRecords; ++i) z << "big TXT \"" << TxtString('b', i) << "\"\n";
@@ -1409,8 +1415,13 @@ namespace {
 // The live half of `nodedns audit`: NXDOMAINs below the cluster domain are counted per client and
 // per typed name, and `nodedns audit --live` prints them from the running proxy.
 TEST_F(ServeIntegrationTest, LiveAuditShowsWhichClientsWasteSearchQueries) {
-  StartBoth({"--cluster-domain", "example.test"});
+  StartKnot();
   if (HasFatalFailure() || IsSkipped()) return;
+  // One worker: each worker attributes `api.corp.svc.<zone>` (typed "api.corp" from namespace
+  // default, or "api" from namespace corp) by what it saw itself, and SO_REUSEPORT spreads one
+  // client's queries over the workers by source port, so with two the split varied from run to run.
+  StartNodedns({"--cluster-domain", "example.test", "--search-rewrite", "off"}, {}, 1);
+  if (HasFatalFailure()) return;
   uint16_t id = 100;
   // A pod in namespace "default" resolving api.corp walks its search list: 3 NXDOMAINs ...
   for (const char* name : {"api.corp.default.svc.example.test.", "api.corp.svc.example.test."}) {
@@ -1440,6 +1451,201 @@ TEST_F(ServeIntegrationTest, LiveAuditShowsWhichClientsWasteSearchQueries) {
   const std::string refused =
       RunCommand(std::string(NODEDNS_BINARY) + " audit --live 127.0.0.1:1; echo exit=$?");
   EXPECT_NE(refused.find("exit=2"), std::string::npos) << refused;
+  StopNodedns();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Search-path rewriting (docs/search-rewrite.md), with cluster domain cluster.example.test so that
+// names outside it (www.example.test) exist on the same Knot. Clients are 127.0.0.1.
+
+constexpr char kClusterFlag[] = "cluster.example.test";
+constexpr char kExpansion[] = "www.example.test.default.svc.cluster.example.test.";
+
+// Answer records as "type target-or-address" (lowercase), in order.
+std::vector<std::string> AnswerSummary(const Bytes& reply) {
+  std::vector<std::string> out;
+  LdnsPkt p = Parse(reply);
+  if (!p) return out;
+  const ldns_rr_list* an = ldns_pkt_answer(p.get());
+  for (size_t i = 0; i < ldns_rr_list_rr_count(an); ++i) {
+    ldns_rr* rr = ldns_rr_clone(ldns_rr_list_rr(an, i));
+    ldns_rr2canonical(rr);
+    char* type = ldns_rr_type2str(ldns_rr_get_type(rr));
+    char* data = ldns_rdf2str(ldns_rr_rdf(rr, 0));
+    out.push_back(std::string(type) + " " + data);
+    free(type);
+    free(data);
+    ldns_rr_free(rr);
+  }
+  return out;
+}
+
+TEST_F(ServeIntegrationTest, RewritesFirstSearchStepOfPinnedClientToFirstExistingCandidate) {
+  StartBoth({"--cluster-domain", kClusterFlag, "--node-search", "none", "--search-path",
+             "127.0.0.0/8=default"});
+  if (HasFatalFailure() || IsSkipped()) return;
+  // An external name typed without its trailing dot: the first search step is answered with a
+  // CNAME to the absolute name (the last candidate) and its addresses, in the client's case.
+  const std::string mixed = "WWW.Example.test.default.svc.cluster.example.test.";
+  auto a = UdpExchange(dns_port_, Wire({mixed, kTypeA, 1232, false, 301}));
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(Id(*a), 301);
+  EXPECT_EQ(Rcode(*a), LDNS_RCODE_NOERROR);
+  EXPECT_EQ(AnswerSummary(*a),
+            (std::vector<std::string>{"CNAME www.example.test.", "A 192.0.2.1"}));
+  LdnsPkt pa = Parse(*a);
+  ASSERT_TRUE(pa);
+  char* qname = ldns_rdf2str(ldns_rr_owner(ldns_rr_list_rr(ldns_pkt_question(pa.get()), 0)));
+  EXPECT_EQ(std::string(qname), mixed) << "the question must echo the client's case";
+  free(qname);
+  EXPECT_FALSE(ldns_pkt_ad(pa.get())) << "the CNAME is ours and unsigned";
+  auto aaaa = UdpExchange(dns_port_, Wire({kExpansion, kTypeAaaa, 0, false, 302}));
+  ASSERT_TRUE(aaaa.has_value());
+  EXPECT_EQ(AnswerSummary(*aaaa),
+            (std::vector<std::string>{"CNAME www.example.test.", "AAAA 2001:db8::1"}));
+  // Candidates in search order: www.example.test.svc.<zone>, www.example.test.<zone>, then
+  // www.example.test. — the winner is the third, so each reply saves the client 3 queries.
+  EXPECT_EQ(Metric("nodedns_search_rewrite_lookups_total"), 2);
+  EXPECT_EQ(Metric("nodedns_search_rewrite_queries_avoided_total"), 6);
+  // The second time it is a cache hit: same answer, nothing sent upstream.
+  const double upstream = Metric("nodedns_upstream_queries_total");
+  auto again = UdpExchange(dns_port_, Wire({kExpansion, kTypeA, 0, false, 303}));
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(AnswerSummary(*again),
+            (std::vector<std::string>{"CNAME www.example.test.", "A 192.0.2.1"}));
+  EXPECT_EQ(Metric("nodedns_upstream_queries_total"), upstream);
+  EXPECT_EQ(Metric("nodedns_search_rewrite_lookups_total"), 3);
+  EXPECT_EQ(Metric("nodedns_search_rewrite_queries_avoided_total"), 9);
+  // The first candidate wins when it exists: only.svc.<zone>.
+  auto only = UdpExchange(dns_port_,
+                          Wire({"only.default.svc.cluster.example.test.", kTypeA, 0, false, 304}));
+  ASSERT_TRUE(only.has_value());
+  EXPECT_EQ(AnswerSummary(*only),
+            (std::vector<std::string>{"CNAME only.svc.cluster.example.test.", "A 10.96.2.1"}));
+  // Over TCP as well.
+  auto tcp = TcpExchange(
+      dns_port_, Wire({"c.example.test.default.svc.cluster.example.test.", kTypeA, 0, false, 305}));
+  ASSERT_TRUE(tcp.has_value());
+  EXPECT_EQ(AnswerSummary(*tcp),
+            (std::vector<std::string>{"CNAME c.example.test.", "A 192.0.2.3"}));
+  StopNodedns();
+}
+
+TEST_F(ServeIntegrationTest, RewriteKeepsNodataAndNeverTouchesNamesThatExistOrDnssecQueries) {
+  StartBoth({"--cluster-domain", kClusterFlag, "--node-search", "none", "--search-path",
+             "127.0.0.1=default"});
+  if (HasFatalFailure() || IsSkipped()) return;
+  // NODATA wins (musl and CoreDNS autopath stop there): NOERROR, the CNAME, no AAAA, the SOA.
+  auto nodata = UdpExchange(dns_port_, Wire({"v4only.example.test.default.svc.cluster.example."
+                                             "test.",
+                                             kTypeAaaa, 0, false, 311}));
+  ASSERT_TRUE(nodata.has_value());
+  EXPECT_EQ(Rcode(*nodata), LDNS_RCODE_NOERROR);
+  EXPECT_EQ(AnswerSummary(*nodata), (std::vector<std::string>{"CNAME v4only.example.test."}));
+  LdnsPkt pn = Parse(*nodata);
+  ASSERT_TRUE(pn);
+  EXPECT_EQ(CountType(ldns_pkt_authority(pn.get()), LDNS_RR_TYPE_SOA), 1u);
+  // A name that exists is answered as upstream answers it.
+  auto svc = UdpExchange(
+      dns_port_, Wire({"kubernetes.default.svc.cluster.example.test.", kTypeA, 0, false, 312}));
+  ASSERT_TRUE(svc.has_value());
+  EXPECT_EQ(AnswerSummary(*svc), (std::vector<std::string>{"A 10.96.0.1"}));
+  // Every candidate NXDOMAIN: the client gets NXDOMAIN and walks on.
+  auto none = UdpExchange(dns_port_, Wire({"nothere.example.test.default.svc.cluster.example."
+                                           "test.",
+                                           kTypeA, 0, false, 313}));
+  ASSERT_TRUE(none.has_value());
+  EXPECT_EQ(Rcode(*none), LDNS_RCODE_NXDOMAIN);
+  EXPECT_EQ(Metric("nodedns_search_rewrite_declined_total{reason=\"nxdomain\"}"), 1);
+  // DO (and CD) queries get the upstream's NXDOMAIN: a validator cannot use an unsigned CNAME.
+  auto dnssec = UdpExchange(dns_port_, Wire({kExpansion, kTypeA, 1232, true, 314}));
+  ASSERT_TRUE(dnssec.has_value());
+  EXPECT_EQ(Rcode(*dnssec), LDNS_RCODE_NXDOMAIN);
+  Query cd{kExpansion, kTypeA, 1232, false, 315};
+  cd.cd = true;
+  auto checking_disabled = UdpExchange(dns_port_, Wire(cd));
+  ASSERT_TRUE(checking_disabled.has_value());
+  EXPECT_EQ(Rcode(*checking_disabled), LDNS_RCODE_NXDOMAIN);
+  // Another namespace's expansion is not this client's search step: answered literally.
+  auto other = UdpExchange(dns_port_, Wire({"www.example.test.otherns.svc.cluster.example.test.",
+                                            kTypeA, 0, false, 316}));
+  ASSERT_TRUE(other.has_value());
+  EXPECT_EQ(Rcode(*other), LDNS_RCODE_NXDOMAIN);
+  EXPECT_TRUE(AnswerSummary(*other).empty());
+  // Of all these, only the NODATA reply was rewritten.
+  EXPECT_EQ(Metric("nodedns_search_rewrite_lookups_total"), 1);
+  StopNodedns();
+}
+
+TEST_F(ServeIntegrationTest, LearnsClientNamespaceFromOneSearchStepThenRewrites) {
+  StartBoth({"--cluster-domain", kClusterFlag, "--node-search", "none"});
+  if (HasFatalFailure() || IsSkipped()) return;
+  // Not learned yet: the expansion is answered literally.
+  auto before = UdpExchange(dns_port_, Wire({kExpansion, kTypeA, 0, false, 321}));
+  ASSERT_TRUE(before.has_value());
+  EXPECT_EQ(Rcode(*before), LDNS_RCODE_NXDOMAIN);
+  EXPECT_EQ(Metric("nodedns_search_rewrite_learned_clients"), 0);
+  // One step of a pod's walk, from new source ports as glibc and musl send it: NXDOMAIN for
+  // N.default.svc.<zone>, then N.svc.<zone>.
+  for (const char* name :
+       {"learn.default.svc.cluster.example.test.", "learn.svc.cluster.example.test."}) {
+    auto r = UdpExchange(dns_port_, Wire({name, kTypeA, 0, false, 322}));
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(Rcode(*r), LDNS_RCODE_NXDOMAIN) << name;
+  }
+  EXPECT_EQ(Metric("nodedns_search_rewrite_clients_learned_total"), 1);
+  EXPECT_EQ(Metric("nodedns_search_rewrite_learned_clients"), 1);
+  auto after = UdpExchange(dns_port_, Wire({kExpansion, kTypeA, 0, false, 323}));
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(AnswerSummary(*after),
+            (std::vector<std::string>{"CNAME www.example.test.", "A 192.0.2.1"}));
+  StopNodedns();
+}
+
+TEST_F(ServeIntegrationTest, SearchRewriteOffAnswersExpansionsLiterally) {
+  StartBoth({"--cluster-domain", kClusterFlag, "--node-search", "none", "--search-path",
+             "127.0.0.1=default", "--search-rewrite", "off"});
+  if (HasFatalFailure() || IsSkipped()) return;
+  auto r = UdpExchange(dns_port_, Wire({kExpansion, kTypeA, 0, false, 331}));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(Rcode(*r), LDNS_RCODE_NXDOMAIN);
+  EXPECT_EQ(Metric("nodedns_search_rewrite_lookups_total"), 0);
+  StopNodedns();
+}
+
+TEST_F(ServeIntegrationTest, RewriteGivesUpOnFailedOrSilentCandidateAndAnswersNxdomain) {
+  StartKnot();
+  if (HasFatalFailure() || IsSkipped()) return;
+  Relay relay(knot_port_, milliseconds(0), Relay::Mode::kForward);
+  // Upstream timeout above the rewrite deadline (1.5 s), so that the deadline decides.
+  StartNodedns({"--cluster-domain", kClusterFlag, "--node-search", "none", "--upstream-timeout",
+                "4000", "--upstream-tries", "1"},
+               relay.port());
+  if (HasFatalFailure()) return;
+  // Not learned: the NXDOMAINs for two expansions are cached. Then learn (no pin: the
+  // expansions must be cache hits when their rewrites start, with the candidates not cached).
+  const char* kSecond = "c.example.test.default.svc.cluster.example.test.";
+  for (const char* name : {kExpansion, kSecond, "learn.default.svc.cluster.example.test.",
+                           "learn.svc.cluster.example.test."}) {
+    auto r = UdpExchange(dns_port_, Wire({name, kTypeA, 0, false, 341}));
+    ASSERT_TRUE(r.has_value());
+    ASSERT_EQ(Rcode(*r), LDNS_RCODE_NXDOMAIN) << name;
+  }
+  ASSERT_EQ(Metric("nodedns_search_rewrite_learned_clients"), 1);
+  // A candidate SERVFAILs: no rewrite, the client gets its NXDOMAIN and walks on by itself.
+  relay.set_mode(Relay::Mode::kServfail);
+  auto failed = UdpExchange(dns_port_, Wire({kExpansion, kTypeA, 0, false, 342}));
+  ASSERT_TRUE(failed.has_value());
+  EXPECT_EQ(Rcode(*failed), LDNS_RCODE_NXDOMAIN);
+  EXPECT_EQ(Metric("nodedns_search_rewrite_declined_total{reason=\"failed\"}"), 1);
+  // Candidates unanswered: the rewrite's deadline (1.5 s) ends the wait before the upstream
+  // timeout (4 s) and before the client would retry; the client gets its NXDOMAIN.
+  relay.set_mode(Relay::Mode::kDrop);
+  auto silent = UdpExchange(dns_port_, Wire({kSecond, kTypeA, 0, false, 343}), 3500);
+  ASSERT_TRUE(silent.has_value()) << "no reply within 3.5 s";
+  EXPECT_EQ(Rcode(*silent), LDNS_RCODE_NXDOMAIN);
+  EXPECT_EQ(Metric("nodedns_search_rewrite_deadline_total"), 1);
+  EXPECT_EQ(Metric("nodedns_search_rewrite_declined_total{reason=\"failed\"}"), 2);
   StopNodedns();
 }
 
