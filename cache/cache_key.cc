@@ -30,16 +30,6 @@ inline uint64_t Mum(uint64_t a, uint64_t b) {
   return static_cast<uint64_t>(r) ^ static_cast<uint64_t>(r >> 64);
 }
 
-// Lowercases the ASCII letters of 8 bytes at once (RFC 4343). Label length bytes (< 64) and bytes
-// >= 0x80 are left alone.
-inline uint64_t LowerWord(uint64_t w) {
-  const uint64_t low7 = w & (0x7f * kOnes);
-  const uint64_t ge_a = low7 + (0x80 - 'A') * kOnes;      // top bit set where byte >= 'A'
-  const uint64_t gt_z = low7 + (0x80 - 'Z' - 1) * kOnes;  // top bit set where byte > 'Z'
-  const uint64_t upper = ge_a & ~gt_z & ~w & (0x80 * kOnes);
-  return w | (upper >> 2);  // 0x80 >> 2 == 0x20, the case bit
-}
-
 inline uint64_t Load64(const uint8_t* p) {
   uint64_t v;
   std::memcpy(&v, p, 8);
@@ -55,7 +45,7 @@ CacheKey::CacheKey(std::span<const uint8_t> qname, uint16_t qtype, uint16_t qcla
   // A callgrind profile of the hit path showed the byte-at-a-time loop at ~130 instructions per
   // query; a word at a time it is a handful.
   for (; i + 8 <= n; i += 8) {
-    const uint64_t w = LowerWord(Load64(qname.data() + i));
+    const uint64_t w = dns::LowerAsciiWord(Load64(qname.data() + i));
     std::memcpy(data_ + i, &w, 8);
   }
   for (; i < n; ++i) data_[i] = dns::LowerAscii(qname[i]);

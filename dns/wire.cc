@@ -63,8 +63,16 @@ std::optional<size_t> ExpandName(std::span<const uint8_t> msg, size_t off,
 }
 
 bool NameEqualsIgnoreCase(const uint8_t* a, const uint8_t* b, size_t len) {
-  // Label length bytes are < 64 and therefore unaffected by LowerAscii.
-  for (size_t i = 0; i < len; ++i) {
+  // Label length bytes are < 64 and therefore unaffected by lowercasing. Eight bytes at a time:
+  // byte by byte this was ~14 instructions per byte, a tenth of a miss's own work (callgrind).
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    uint64_t x, y;
+    std::memcpy(&x, a + i, 8);
+    std::memcpy(&y, b + i, 8);
+    if (x != y && LowerAsciiWord(x) != LowerAsciiWord(y)) return false;
+  }
+  for (; i < len; ++i) {
     if (LowerAscii(a[i]) != LowerAscii(b[i])) return false;
   }
   return true;

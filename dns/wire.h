@@ -95,6 +95,16 @@ inline uint8_t Opcode(uint16_t flags) { return static_cast<uint8_t>((flags >> 11
 // ASCII-only lowercase: DNS names compare case-insensitively for ASCII letters only (RFC 4343).
 inline uint8_t LowerAscii(uint8_t c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
 
+// The same for 8 bytes at once (SWAR): label length bytes (< 64) and bytes >= 0x80 are left alone.
+inline uint64_t LowerAsciiWord(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  const uint64_t low7 = w & (0x7f * kOnes);
+  const uint64_t ge_a = low7 + (0x80 - 'A') * kOnes;      // top bit set where byte >= 'A'
+  const uint64_t gt_z = low7 + (0x80 - 'Z' - 1) * kOnes;  // top bit set where byte > 'Z'
+  const uint64_t upper = ge_a & ~gt_z & ~w & (0x80 * kOnes);
+  return w | (upper >> 2);  // 0x80 >> 2 == 0x20, the case bit
+}
+
 // Returns the offset just past the (possibly compressed) name starting at `off`, or nullopt if
 // the name is malformed or runs past the end. A compression pointer ends the name in place.
 std::optional<size_t> SkipName(std::span<const uint8_t> msg, size_t off);

@@ -674,7 +674,9 @@ absl::StatusOr<std::vector<uint8_t>> SynthesizeAnswer(std::span<const uint8_t> q
 
 SharedSearchRewrite::SharedSearchRewrite(SearchRewriteSettings settings,
                                          SearchPathLearner::Options options)
-    : settings_(std::move(settings)), learner_(settings_.zone_wire, options) {
+    : settings_(std::move(settings)),
+      pair_window_ms_(options.pair_window_ms),
+      learner_(settings_.zone_wire, options) {
   svc_zone_len_ = SvcZone(settings_.zone_wire, svc_zone_);
 }
 
@@ -694,6 +696,7 @@ absl::StatusOr<std::unique_ptr<SharedSearchRewrite>> SharedSearchRewrite::Create
       return absl::InvalidArgumentError(absl::StrCat("--search-path '", pin, "': ", st.message()));
     }
   }
+  s->any_namespace_.store(!pins.empty(), std::memory_order_relaxed);
   return s;
 }
 
@@ -715,6 +718,7 @@ bool SharedSearchRewrite::Relevant(const uint8_t* qname, size_t qname_length,
 bool SharedSearchRewrite::ExpansionNamespace(const SocketAddress& client,
                                              std::span<const uint8_t> qname, uint64_t now_ms,
                                              NamespaceName& ns) {
+  if (!any_namespace_.load(std::memory_order_relaxed)) return false;
   absl::MutexLock lock(&mu_);
   const std::optional<std::string_view> view = learner_.NamespaceView(client, now_ms);
   if (!view || view->empty() || view->size() > sizeof(ns.text)) return false;
@@ -726,8 +730,21 @@ bool SharedSearchRewrite::ExpansionNamespace(const SocketAddress& client,
 
 void SharedSearchRewrite::Observe(const SocketAddress& client, std::span<const uint8_t> qname,
                                   uint16_t qtype, uint8_t rcode, uint64_t now_ms) {
+  // Only an NXDOMAIN starts a pair, and only a reply within the pair window of one can finish it.
+  // (Workers' loop clocks differ by a few ms; the window is 3 s.)
+  if (rcode != dns::rcode::kNxDomain &&
+      now_ms > evidence_until_ms_.load(std::memory_order_relaxed)) {
+    return;
+  }
   absl::MutexLock lock(&mu_);
+  if (rcode == dns::rcode::kNxDomain) {
+    evidence_until_ms_.store(std::max(evidence_until_ms_.load(std::memory_order_relaxed),
+                                      now_ms + pair_window_ms_ + 100),
+                             std::memory_order_relaxed);
+  }
   learner_.Observe(client, qname, qtype, rcode, now_ms);
+  if (learner_.counters().clients_learned > 0)
+    any_namespace_.store(true, std::memory_order_relaxed);
 }
 
 SharedSearchRewrite::Stats SharedSearchRewrite::GetStats(uint64_t now_ms) {

@@ -18,6 +18,7 @@
 #ifndef NODEDNS_PROXY_SEARCH_REWRITE_H_
 #define NODEDNS_PROXY_SEARCH_REWRITE_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -319,8 +320,14 @@ class SharedSearchRewrite {
   SharedSearchRewrite(SearchRewriteSettings settings, SearchPathLearner::Options options);
 
   const SearchRewriteSettings settings_;
+  const uint64_t pair_window_ms_;
   uint8_t svc_zone_[dns::kMaxNameWire] = {};  // lowercase wire svc.<zone>
   size_t svc_zone_len_ = 0;
+  // Lock-free pre-filters, so that a service lookup (a hit under svc.<zone>) takes the lock only
+  // when it can matter: a namespace is known for some client (a pin, or anything ever learned),
+  // and an NXDOMAIN was observed recently enough for a reply to complete a learning pair.
+  std::atomic<bool> any_namespace_{false};
+  std::atomic<uint64_t> evidence_until_ms_{0};
   absl::Mutex mu_;
   SearchPathLearner learner_ ABSL_GUARDED_BY(mu_);
 };

@@ -17,6 +17,31 @@ using ::nodedns::testing::BuildQuery;
 using ::nodedns::testing::MessageSpec;
 using ::nodedns::testing::Parse;
 
+// The word-at-a-time comparison must agree with RFC 4343's byte rule on every byte value, at every
+// length and position (tails shorter than 8 bytes included).
+TEST(NameEqualsIgnoreCaseTest, AgreesWithBytewiseAsciiFoldingForEveryByteValue) {
+  auto reference = [](const uint8_t* a, const uint8_t* b, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      if (LowerAscii(a[i]) != LowerAscii(b[i])) return false;
+    }
+    return true;
+  };
+  for (size_t len : {1, 7, 8, 9, 16, 23, 40}) {
+    for (size_t pos = 0; pos < len; ++pos) {
+      for (int x = 0; x < 256; ++x) {
+        for (int y : {x, x ^ 0x20, x ^ 0x01, x ^ 0x80}) {
+          std::vector<uint8_t> a(len, 'q'), b(len, 'Q');
+          a[pos] = static_cast<uint8_t>(x);
+          b[pos] = static_cast<uint8_t>(y);
+          ASSERT_EQ(NameEqualsIgnoreCase(a.data(), b.data(), len),
+                    reference(a.data(), b.data(), len))
+              << "len " << len << " pos " << pos << " bytes " << x << "/" << y;
+        }
+      }
+    }
+  }
+}
+
 TEST(ParseQueryTest, ReadsQuestionAndNoEdns) {
   auto q = BuildQuery("WWW.Example.com.", type::kAAAA, false, false, 0xbeef);
   QueryInfo info;
