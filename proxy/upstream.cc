@@ -19,7 +19,8 @@ struct Upstream::Poll {
 Upstream::Upstream(uv_loop_t* loop) : loop_(loop) {}
 
 absl::StatusOr<std::unique_ptr<Upstream>> Upstream::Create(uv_loop_t* loop, const ForwardZone& zone,
-                                                           uint32_t timeout_ms, int tries) {
+                                                           uint32_t timeout_ms, int tries,
+                                                           bool tcp_only) {
   std::unique_ptr<Upstream> u(new Upstream(loop));
   ares_options opts{};
   int mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB |
@@ -27,7 +28,7 @@ absl::StatusOr<std::unique_ptr<Upstream>> Upstream::Create(uv_loop_t* loop, cons
   // STAYOPEN keeps TCP connections to upstream (force-tcp zones) across queries; NOCHECKRESP
   // returns SERVFAIL and REFUSED answers to us, so we can serve stale or pass them on.
   opts.flags = ARES_FLAG_STAYOPEN | ARES_FLAG_NOCHECKRESP | ARES_FLAG_NOSEARCH |
-               ARES_FLAG_NOALIASES | (zone.force_tcp ? ARES_FLAG_USEVC : 0);
+               ARES_FLAG_NOALIASES | (zone.force_tcp || tcp_only ? ARES_FLAG_USEVC : 0);
   opts.timeout = static_cast<int>(timeout_ms);
   opts.tries = tries;
   opts.sock_state_cb = &OnSocketState;

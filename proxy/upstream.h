@@ -33,8 +33,11 @@ class Upstream {
   // the call) when ARES_SUCCESS.
   using Callback = ares_callback;
 
+  // `tcp_only`: every query over TCP (as for --force-tcp zones); used for the TCP fallback of
+  // the UDP forwarder, which has already seen TC=1.
   static absl::StatusOr<std::unique_ptr<Upstream>> Create(uv_loop_t* loop, const ForwardZone& zone,
-                                                          uint32_t timeout_ms, int tries);
+                                                          uint32_t timeout_ms, int tries,
+                                                          bool tcp_only = false);
   ~Upstream();
   Upstream(const Upstream&) = delete;
   Upstream& operator=(const Upstream&) = delete;

@@ -98,9 +98,16 @@ struct Worker::Waiter {
   sockaddr_storage addr{};
   socklen_t addr_len = 0;
   dns::QueryInfo q;
-  std::vector<uint8_t> question;  // header + question of the query (for ID, case, flags)
-  NamespaceName rewrite_ns;       // set: an NXDOMAIN for this question starts a rewrite
-  uint64_t rewrite_id = 0;        // nonzero: not a client but candidate `candidate` of a rewrite
+  // Header and question of the query (for ID, case, flags), inline: no allocation per miss.
+  uint8_t question_bytes[dns::kHeaderSize + dns::kMaxNameWire + 4];
+  uint16_t question_size = 0;
+  std::span<const uint8_t> question() const { return {question_bytes, question_size}; }
+  void SetQuestion(std::span<const uint8_t> query, const dns::QueryInfo& info) {
+    question_size = info.question_end;
+    std::memcpy(question_bytes, query.data(), question_size);
+  }
+  NamespaceName rewrite_ns;  // set: an NXDOMAIN for this question starts a rewrite
+  uint64_t rewrite_id = 0;   // nonzero: not a client but candidate `candidate` of a rewrite
   uint32_t candidate = 0;
 };
 
@@ -116,11 +123,16 @@ struct Worker::Rewrite {
   bool starting = true;  // candidates are being registered: decide only afterwards
 };
 
+// A miss in flight. Recycled through pending_pool_ (with its waiters' capacity), and keyed in
+// pending_ by a view of its own key's bytes: no allocation per miss once warm.
 struct Worker::Pending {
   Worker* worker;
-  std::string key_bytes;
   cache::CacheKey key;
   std::vector<Waiter> waiters;
+  absl::string_view KeyView() const {
+    const auto kb = key.bytes();
+    return {reinterpret_cast<const char*>(kb.data()), kb.size()};
+  }
 };
 
 struct Worker::Batch {
@@ -136,6 +148,15 @@ struct Worker::Batch {
   alignas(64) uint8_t out_buf[kBatch][kUdpBufSize];
 };
 
+struct Worker::Outbox {
+  int n = 0;
+  int fd[kBatch];
+  mmsghdr msgs[kBatch];
+  iovec iov[kBatch];
+  sockaddr_storage to[kBatch];
+  alignas(64) uint8_t buf[kBatch][kUdpBufSize];
+};
+
 Worker::Worker(int index, const ServeConfig& config, cache::ResponseCache& cache,
                SharedSearchRewrite* rewrite, WorkerSockets sockets)
     : index_(index),
@@ -144,6 +165,7 @@ Worker::Worker(int index, const ServeConfig& config, cache::ResponseCache& cache
       rewrite_(rewrite),
       sockets_(std::move(sockets)),
       batch_(new Batch),
+      outbox_(new Outbox),
       scratch_(dns::kMaxMessage + 64) {
   Batch& b = *batch_;
   for (int i = 0; i < kBatch; ++i) {
@@ -179,12 +201,17 @@ absl::Status Worker::Start() {
     std::vector<TcpConn*> conns;
     for (auto& [id, c] : w->tcp_conns_) conns.push_back(c);
     for (TcpConn* c : conns) w->CloseTcp(*c);
+    for (auto& f : w->forwarders_) {
+      if (f) f->Shutdown();
+    }
     for (auto& u : w->upstreams_) u->Shutdown();
     for (auto& [id, r] : w->rewrites_) {
       uv_close(reinterpret_cast<uv_handle_t*>(&r->deadline),
                [](uv_handle_t* h) { delete static_cast<Rewrite*>(h->data); });
     }
     w->rewrites_.clear();
+    w->FlushOutbox();
+    uv_close(reinterpret_cast<uv_handle_t*>(&w->outbox_check_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&w->purge_timer_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&w->publish_timer_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&w->prepare_), nullptr);
@@ -199,6 +226,11 @@ absl::Status Worker::Start() {
     auto* w = static_cast<Worker*>(h->data);
     if (w->thread_) w->thread_->Offline();
   });
+  uv_check_init(loop_, &outbox_check_);
+  outbox_check_.data = this;
+  uv_check_start(&outbox_check_,
+                 [](uv_check_t* h) { static_cast<Worker*>(h->data)->FlushOutbox(); });
+  uv_unref(reinterpret_cast<uv_handle_t*>(&outbox_check_));
   uv_timer_init(loop_, &purge_timer_);
   purge_timer_.data = this;
   if (index_ == 0) {
@@ -217,9 +249,19 @@ absl::Status Worker::Start() {
       &publish_timer_, [](uv_timer_t* h) { static_cast<Worker*>(h->data)->wasted_.Publish(); },
       1000, 1000);
   for (const auto& zone : config_.zones) {
-    auto u = Upstream::Create(loop_, zone, config_.upstream_timeout_ms, config_.upstream_tries);
+    auto u = Upstream::Create(loop_, zone, config_.upstream_timeout_ms, config_.upstream_tries,
+                              /*tcp_only=*/true);
     if (!u.ok()) return u.status();
     upstreams_.push_back(*std::move(u));
+    std::unique_ptr<UdpForwarder> f;
+    if (!zone.force_tcp) {
+      auto made = UdpForwarder::Create(
+          loop_, zone, {.timeout_ms = config_.upstream_timeout_ms, .tries = config_.upstream_tries},
+          upstreams_.back().get());
+      if (!made.ok()) return made.status();
+      f = *std::move(made);
+    }
+    forwarders_.push_back(std::move(f));
   }
   for (int fd : sockets_.udp) {
     auto s = std::make_unique<UdpSocket>();
@@ -337,7 +379,7 @@ void Worker::ServeUdpBatch(UdpSocket& s, int n) {
           w.addr = b.from[i];
           w.addr_len = b.in[i].msg_hdr.msg_namelen;
           w.q = q;
-          w.question.assign(query.begin(), query.begin() + q.question_end);
+          w.SetQuestion(query, q);
           StartRewrite(std::move(w), ns, body.first(r.size));
           continue;
         }
@@ -369,6 +411,10 @@ void Worker::ServeUdpBatch(UdpSocket& s, int n) {
     b.out_iov[out].iov_base = b.out_buf[out];
     ++out;
   }
+  // This batch's misses leave for upstream in one sendmmsg per upstream socket.
+  for (auto& f : forwarders_) {
+    if (f) f->Flush();
+  }
   for (int done = 0; done < out;) {
     const int sent = sendmmsg(s.fd, b.out + done, static_cast<unsigned>(out - done), MSG_DONTWAIT);
     if (sent > 0) {
@@ -387,9 +433,47 @@ void Worker::ServeUdpBatch(UdpSocket& s, int n) {
 
 void Worker::SendUdp(int fd, const sockaddr_storage& to, socklen_t to_len, const uint8_t* data,
                      size_t size) {
-  if (sendto(fd, data, size, MSG_DONTWAIT, reinterpret_cast<const sockaddr*>(&to), to_len) < 0) {
-    counters_.send_errors.Inc();
+  Outbox& o = *outbox_;
+  if (size > kUdpBufSize) {  // never for UDP replies (at most 1232 bytes); kept safe anyway
+    if (sendto(fd, data, size, MSG_DONTWAIT, reinterpret_cast<const sockaddr*>(&to), to_len) < 0) {
+      counters_.send_errors.Inc();
+    }
+    return;
   }
+  if (o.n == kBatch) FlushOutbox();
+  const int i = o.n++;
+  o.fd[i] = fd;
+  o.to[i] = to;
+  std::memcpy(o.buf[i], data, size);
+  o.iov[i] = {o.buf[i], size};
+  o.msgs[i] = {};
+  o.msgs[i].msg_hdr.msg_name = &o.to[i];
+  o.msgs[i].msg_hdr.msg_namelen = to_len;
+  o.msgs[i].msg_hdr.msg_iov = &o.iov[i];
+  o.msgs[i].msg_hdr.msg_iovlen = 1;
+}
+
+void Worker::FlushOutbox() {
+  Outbox& o = *outbox_;
+  // Runs of the same socket (there is one per listen address) go out in one sendmmsg each.
+  for (int start = 0; start < o.n;) {
+    int end = start + 1;
+    while (end < o.n && o.fd[end] == o.fd[start]) ++end;
+    for (int done = start; done < end;) {
+      const int sent =
+          sendmmsg(o.fd[start], o.msgs + done, static_cast<unsigned>(end - done), MSG_DONTWAIT);
+      if (sent > 0) {
+        done += sent;
+      } else if (sent < 0 && errno == EINTR) {
+        continue;
+      } else {
+        counters_.send_errors.Inc();  // this destination failed, or the buffer is full: skip it
+        ++done;
+      }
+    }
+    start = end;
+  }
+  o.n = 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -529,7 +613,7 @@ void Worker::HandleTcpQuery(TcpConn& c, std::span<const uint8_t> query) {
     if (!ns.empty() && RcodeOf(out.data()) == dns::rcode::kNxDomain) {
       ++c.inflight;
       w.q = q;
-      w.question.assign(query.begin(), query.begin() + q.question_end);
+      w.SetQuestion(query, q);
       StartRewrite(std::move(w), ns, body.first(r.size));
       return;
     }
@@ -583,7 +667,7 @@ void Worker::CloseTcp(TcpConn& c) {
 void Worker::StartMiss(const cache::CacheKey& key, const dns::QueryInfo& q,
                        std::span<const uint8_t> query, Waiter&& waiter) {
   waiter.q = q;
-  waiter.question.assign(query.begin(), query.begin() + q.question_end);
+  waiter.SetQuestion(query, q);
   JoinPending(key, q.do_bit, q.cd(), std::move(waiter));
 }
 
@@ -602,13 +686,17 @@ void Worker::JoinPending(const cache::CacheKey& key, bool do_bit, bool cd_bit, W
 }
 
 Worker::Pending* Worker::NewPending(const cache::CacheKey& key) {
-  const auto kb = key.bytes();
-  auto p = std::make_unique<Pending>();
+  std::unique_ptr<Pending> p;
+  if (!pending_pool_.empty()) {
+    p = std::move(pending_pool_.back());
+    pending_pool_.pop_back();
+  } else {
+    p = std::make_unique<Pending>();
+  }
   p->worker = this;
   p->key = key;
-  p->key_bytes.assign(reinterpret_cast<const char*>(kb.data()), kb.size());
   Pending* raw = p.get();
-  pending_.emplace(p->key_bytes, std::move(p));
+  pending_.emplace(raw->KeyView(), std::move(p));
   return raw;
 }
 
@@ -619,7 +707,12 @@ void Worker::SendUpstream(const cache::CacheKey& key, bool do_bit, bool cd_bit, 
   const size_t len = BuildUpstreamQuery(kb.first(qlen), dns::Get16(kb.data() + qlen),
                                         dns::Get16(kb.data() + qlen + 2), do_bit, cd_bit, query);
   counters_.upstream_queries.Inc();
-  upstreams_[MatchZone(config_.zones, kb.first(qlen))]->Send({query, len}, &OnUpstreamReply, p);
+  const size_t zone = MatchZone(config_.zones, kb.first(qlen));
+  if (UdpForwarder* f = forwarders_[zone].get()) {
+    f->Send({query, len}, &OnUpstreamReply, p);  // leaves with the batch's sendmmsg (Flush)
+  } else {
+    upstreams_[zone]->Send({query, len}, &OnUpstreamReply, p);
+  }
 }
 
 void Worker::Refresh(const cache::CacheKey& key, bool do_bit, bool cd_bit) {
@@ -640,10 +733,19 @@ void Worker::OnUpstreamReply(void* arg, int status, int /*timeouts*/, unsigned c
 }
 
 void Worker::CompletePending(Pending* p, int status, std::span<const uint8_t> reply) {
-  auto it = pending_.find(p->key_bytes);
+  auto it = pending_.find(p->KeyView());
   if (it == pending_.end() || it->second.get() != p) return;
   std::unique_ptr<Pending> own = std::move(it->second);
   pending_.erase(it);
+  // Back to the pool when done (after the waiters: they may start new misses meanwhile).
+  struct Recycle {
+    Worker* w;
+    std::unique_ptr<Pending>& p;
+    ~Recycle() {
+      p->waiters.clear();
+      if (w->pending_pool_.size() < 1024) w->pending_pool_.push_back(std::move(p));
+    }
+  } recycle{this, own};
   if (stopping_ || status == ARES_EDESTRUCTION) return;  // shutting down: nobody to answer
   EnsureOnline();
   const uint64_t now = Now();
@@ -666,7 +768,7 @@ void Worker::CompletePending(Pending* p, int status, std::span<const uint8_t> re
                   ok ? reply : std::span<const uint8_t>());
       continue;
     }
-    const std::span<const uint8_t> question(w.question);
+    const std::span<const uint8_t> question = w.question();
     const size_t limit = w.tcp ? dns::kMaxMessage : UdpLimit(w.q);
     size_t size = 0;
     LookupResult r = cache_.Lookup(*thread_, p->key, now, body, /*allow_stale=*/failed);
@@ -746,7 +848,7 @@ size_t Worker::LookupRewritten(std::span<const uint8_t> qname, uint16_t qtype,
 
 void Worker::StartRewrite(Waiter&& client, const NamespaceName& ns,
                           std::span<const uint8_t> original) {
-  const std::span<const uint8_t> qname(client.question.data() + dns::kHeaderSize,
+  const std::span<const uint8_t> qname(client.question_bytes + dns::kHeaderSize,
                                        client.q.qname_length);
   const uint16_t qtype = client.q.qtype;
   std::optional<RewritePlan> plan = PlanRewrite(qname, qtype, ns.view(), rewrite_->settings());
@@ -822,7 +924,7 @@ void Worker::FinishRewrite(Rewrite* r, const Decision& d) {
   uv_close(reinterpret_cast<uv_handle_t*>(&r->deadline),
            [](uv_handle_t* h) { delete static_cast<Rewrite*>(h->data); });
   const Waiter& w = r->client;
-  const std::span<const uint8_t> question(w.question);
+  const std::span<const uint8_t> question = w.question();
   const std::span<const uint8_t> qname = question.subspan(dns::kHeaderSize, w.q.qname_length);
   std::span<uint8_t> out(scratch_);
   const std::span<uint8_t> body = out.first(out.size() - dns::kOptRecordSize);
@@ -872,7 +974,7 @@ void Worker::NoteNxDomain(const sockaddr_storage& client, std::span<const uint8_
 
 void Worker::Reply(const Waiter& w, const uint8_t* data, size_t size, uint8_t rcode) {
   counters_.CountRcode(rcode);
-  const std::span<const uint8_t> qname(w.question.data() + dns::kHeaderSize, w.q.qname_length);
+  const std::span<const uint8_t> qname(w.question_bytes + dns::kHeaderSize, w.q.qname_length);
   if (rcode == dns::rcode::kNxDomain) NoteNxDomain(w.addr, qname);
   if (rewrite_ != nullptr && rewrite_->Relevant(qname.data(), qname.size(), w.q.qtype)) {
     ObserveReply(w.addr, qname, w.q.qtype, rcode);

@@ -22,6 +22,7 @@
 #include "proxy/config.h"
 #include "proxy/metrics.h"
 #include "proxy/search_rewrite.h"
+#include "proxy/udp_forwarder.h"
 #include "proxy/upstream.h"
 #include "proxy/wasted_queries.h"
 
@@ -76,8 +77,11 @@ class Worker {
   // UDP.
   static void OnUdpReadable(uv_poll_t* handle, int status, int events);
   void ServeUdpBatch(UdpSocket& s, int n);
+  // Replies off the batch path (misses, rewrites) wait in an outbox and leave in one sendmmsg()
+  // per socket, at the end of the loop iteration (or when the outbox is full).
   void SendUdp(int fd, const sockaddr_storage& to, socklen_t to_len, const uint8_t* data,
                size_t size);
+  void FlushOutbox();
 
   // TCP.
   static void OnTcpConnection(uv_stream_t* server, int status);
@@ -134,8 +138,13 @@ class Worker {
   std::thread os_thread_;
   std::vector<std::unique_ptr<UdpSocket>> udp_;
   std::vector<std::unique_ptr<TcpListener>> tcp_listeners_;
-  std::vector<std::unique_ptr<Upstream>> upstreams_;  // one per config_.zones entry
-  absl::flat_hash_map<std::string, std::unique_ptr<Pending>> pending_;
+  // Per config_.zones entry: c-ares (TCP: --force-tcp zones, and UDP replies with TC=1), and the
+  // UDP forwarder (null for --force-tcp zones). Declared after upstreams_: destroyed first.
+  std::vector<std::unique_ptr<Upstream>> upstreams_;
+  std::vector<std::unique_ptr<UdpForwarder>> forwarders_;
+  // Keyed by a view into the Pending's own CacheKey (stable: Pendings live on the heap).
+  absl::flat_hash_map<absl::string_view, std::unique_ptr<Pending>> pending_;
+  std::vector<std::unique_ptr<Pending>> pending_pool_;
   absl::flat_hash_map<uint64_t, TcpConn*> tcp_conns_;
   uint64_t next_conn_id_ = 1;
   absl::flat_hash_map<uint64_t, Rewrite*> rewrites_;  // deleted in their timer's close callback
@@ -145,6 +154,9 @@ class Worker {
   // Batch state for the UDP hot path, allocated once.
   struct Batch;
   std::unique_ptr<Batch> batch_;
+  struct Outbox;
+  std::unique_ptr<Outbox> outbox_;
+  uv_check_t outbox_check_;
   std::vector<uint8_t> scratch_;  // 64 KiB for replies built off the hot path
 };
 

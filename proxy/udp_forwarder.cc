@@ -1,0 +1,305 @@
+// UDP forwarding with batched system calls; see udp_forwarder.h.
+#include "proxy/udp_forwarder.h"
+
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "proxy/reply.h"
+
+namespace nodedns::proxy {
+
+struct UdpForwarder::Socket {
+  uv_poll_t poll;
+  UdpForwarder* owner;
+  int fd = -1;
+  uint32_t index = 0;
+  std::vector<uint32_t> queued;  // slots to send on the next Flush()
+};
+
+UdpForwarder::UdpForwarder(uv_loop_t* loop, Options options, Upstream* tcp)
+    : loop_(loop), options_(options), tcp_(tcp), rx_(new uint8_t[kRecvBatch * kRecvSize]) {}
+
+absl::StatusOr<std::unique_ptr<UdpForwarder>> UdpForwarder::Create(uv_loop_t* loop,
+                                                                   const ForwardZone& zone,
+                                                                   Options options, Upstream* tcp) {
+  if (zone.upstreams.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("zone ", zone.zone, " has no upstream"));
+  }
+  options.tries = std::clamp(options.tries, 1, 10);
+  options.sockets_per_server = std::clamp(options.sockets_per_server, 1, 64);
+  std::unique_ptr<UdpForwarder> f(new UdpForwarder(loop, options, tcp));
+  f->servers_ = zone.upstreams.size();
+  const int rounds = options.tries;
+  f->deadlines_.resize(static_cast<size_t>(rounds));
+  for (const SocketAddress& server : zone.upstreams) {
+    for (int k = 0; k < options.sockets_per_server; ++k) {
+      auto s = std::make_unique<Socket>();
+      s->owner = f.get();
+      s->index = static_cast<uint32_t>(f->sockets_.size());
+      s->fd = socket(server.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      // connect(): the kernel picks a random ephemeral port and drops datagrams from anyone but
+      // the server.
+      if (s->fd < 0 || connect(s->fd, server.get(), server.length) != 0) {
+        const int err = errno;
+        if (s->fd >= 0) close(s->fd);
+        for (auto& o : f->sockets_) close(o->fd);
+        f->sockets_.clear();
+        return absl::UnavailableError(absl::StrCat("upstream ", server.ToString(), " for zone ",
+                                                   zone.zone, ": ", std::strerror(err)));
+      }
+      s->queued.reserve(64);
+      f->sockets_.push_back(std::move(s));
+    }
+  }
+  for (auto& s : f->sockets_) {
+    uv_poll_init_socket(loop, &s->poll, s->fd);
+    s->poll.data = s.get();
+    uv_poll_start(&s->poll, UV_READABLE, &OnPoll);
+  }
+  uv_timer_init(loop, &f->timer_);
+  f->timer_.data = f.get();
+  uv_check_init(loop, &f->check_);
+  f->check_.data = f.get();
+  uv_check_start(&f->check_, [](uv_check_t* h) { static_cast<UdpForwarder*>(h->data)->Flush(); });
+  uv_unref(reinterpret_cast<uv_handle_t*>(&f->check_));  // not a reason to keep the loop alive
+  return f;
+}
+
+UdpForwarder::~UdpForwarder() {
+  // Shutdown() closed the handles; the sockets are ours to close.
+  for (auto& s : sockets_) close(s->fd);
+}
+
+uint16_t UdpForwarder::NewId() {
+  for (;;) {
+    if (ids_left_ == 0) {
+      arc4random_buf(ids_, sizeof ids_);
+      ids_left_ = std::size(ids_);
+    }
+    const uint16_t id = ids_[--ids_left_];
+    if (!by_id_.contains(id)) return id;
+  }
+}
+
+void UdpForwarder::Send(std::span<const uint8_t> query, Callback cb, void* arg) {
+  const auto qname_length = query.size() > dns::kHeaderSize
+                                ? dns::PlainNameLength(query, dns::kHeaderSize)
+                                : std::nullopt;
+  if (shut_down_ || !qname_length || query.size() > kMaxQuery ||
+      query.size() < dns::kHeaderSize + *qname_length + 4 || by_id_.size() >= 60000) {
+    cb(arg, shut_down_ ? ARES_EDESTRUCTION : ARES_EBADQUERY, 0, nullptr, 0);
+    return;
+  }
+  uint32_t index;
+  if (!free_.empty()) {
+    index = free_.back();
+    free_.pop_back();
+  } else {
+    index = static_cast<uint32_t>(slots_.size());
+    slots_.push_back(std::make_unique<Slot>());
+  }
+  Slot& s = *slots_[index];
+  s.cb = cb;
+  s.arg = arg;
+  ++s.serial;
+  s.in_use = true;
+  s.attempt = 0;
+  s.size = static_cast<uint16_t>(query.size());
+  s.qname_length = static_cast<uint16_t>(*qname_length);
+  std::memcpy(s.query, query.data(), query.size());
+  s.id = NewId();
+  dns::Put16(s.query, s.id);
+  by_id_.emplace(s.id, index);
+  Transmit(index);
+}
+
+void UdpForwarder::Transmit(uint32_t index) {
+  Slot& s = *slots_[index];
+  const size_t k = static_cast<size_t>(options_.sockets_per_server);
+  const size_t server = s.attempt % servers_;
+  const size_t round = s.attempt / servers_;
+  // The socket within the server's set: from the ID, which is random.
+  s.socket = static_cast<uint32_t>(server * k + s.id % k);
+  Socket& sock = *sockets_[s.socket];
+  if (sock.queued.empty()) dirty_.push_back(sock.index);
+  sock.queued.push_back(index);
+  const uint64_t at = uv_now(loop_) + (uint64_t{options_.timeout_ms} << round);
+  deadlines_[round].push_back({at, index, s.serial, s.attempt});
+  ArmTimer(at);
+}
+
+void UdpForwarder::Flush() {
+  for (uint32_t d : dirty_) {
+    Socket& sock = *sockets_[d];
+    mmsghdr msgs[64];
+    iovec iov[64];
+    size_t done = 0;
+    while (done < sock.queued.size()) {
+      const size_t n = std::min<size_t>(64, sock.queued.size() - done);
+      for (size_t i = 0; i < n; ++i) {
+        Slot& s = *slots_[sock.queued[done + i]];
+        iov[i] = {s.query, s.size};
+        msgs[i] = {};
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+      }
+      const int sent = sendmmsg(sock.fd, msgs, static_cast<unsigned>(n), MSG_DONTWAIT);
+      if (sent < 0 && errno == EINTR) continue;
+      // A datagram the kernel refused (buffer full, ICMP error pending) is left to its timeout,
+      // which retries it; skip it and send the rest.
+      done += sent > 0 ? static_cast<size_t>(sent) : 1;
+    }
+    sock.queued.clear();
+  }
+  dirty_.clear();
+}
+
+void UdpForwarder::ArmTimer(uint64_t at_ms) {
+  if (timer_at_ != 0 && timer_at_ <= at_ms) return;
+  timer_at_ = at_ms;
+  const uint64_t now = uv_now(loop_);
+  uv_timer_start(&timer_, &OnTimer, at_ms > now ? at_ms - now : 0, 0);
+}
+
+void UdpForwarder::OnTimer(uv_timer_t* handle) {
+  auto* f = static_cast<UdpForwarder*>(handle->data);
+  f->timer_at_ = 0;
+  const uint64_t now = uv_now(f->loop_);
+  uint64_t next = 0;
+  for (auto& q : f->deadlines_) {
+    while (!q.empty() && q.front().at_ms <= now) {
+      const Deadline d = q.front();
+      q.pop_front();
+      const Slot& s = *f->slots_[d.slot];
+      if (s.in_use && s.serial == d.serial && s.attempt == d.attempt) f->Retry(d.slot);
+    }
+    if (!q.empty() && (next == 0 || q.front().at_ms < next)) next = q.front().at_ms;
+  }
+  if (next != 0 && !f->shut_down_) f->ArmTimer(next);
+}
+
+void UdpForwarder::Retry(uint32_t index) {
+  Slot& s = *slots_[index];
+  ++s.attempt;
+  if (s.attempt >= options_.tries * servers_) {
+    ++stats_.timeouts;
+    Complete(index, ARES_ETIMEOUT, nullptr, 0);
+    return;
+  }
+  ++stats_.retries;
+  Transmit(index);
+}
+
+void UdpForwarder::Complete(uint32_t index, int status, const uint8_t* reply, size_t size) {
+  Slot& s = *slots_[index];
+  const Callback cb = s.cb;
+  void* const arg = s.arg;
+  by_id_.erase(s.id);
+  s.in_use = false;
+  ++s.serial;
+  free_.push_back(index);
+  // Still queued for sending (a reply beat the flush, or a timeout of 0): sending it anyway is
+  // harmless, its reply will find no ID.
+  cb(arg, status, 0, const_cast<uint8_t*>(reply), static_cast<int>(size));
+}
+
+void UdpForwarder::OnPoll(uv_poll_t* handle, int status, int events) {
+  auto* sock = static_cast<Socket*>(handle->data);
+  if (sock->owner->shut_down_) return;
+  if (status < 0 || (events & UV_READABLE)) sock->owner->Receive(*sock);
+  // On POLLERR (a pending ICMP error on the connected socket) libuv stops the handle before it
+  // calls back with UV_EBADF; Receive() consumed the error, so watch the socket again.
+  if (status < 0 && !sock->owner->shut_down_) uv_poll_start(&sock->poll, UV_READABLE, &OnPoll);
+}
+
+void UdpForwarder::Receive(Socket& sock) {
+  mmsghdr msgs[kRecvBatch];
+  iovec iov[kRecvBatch];
+  for (int round = 0; round < 8; ++round) {
+    for (int i = 0; i < kRecvBatch; ++i) {
+      iov[i] = {rx_.get() + i * kRecvSize, kRecvSize};
+      msgs[i] = {};
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    const int n = recvmmsg(sock.fd, msgs, kRecvBatch, MSG_DONTWAIT, nullptr);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH) {
+        // An ICMP error for some datagram on this socket: no server there. Move the queries whose
+        // current try used this socket on to their next try now instead of at their timeout.
+        std::vector<uint32_t> moved;
+        for (const auto& [id, index] : by_id_) {
+          if (slots_[index]->socket == sock.index) moved.push_back(index);
+        }
+        for (uint32_t index : moved) {
+          if (slots_[index]->in_use && slots_[index]->socket == sock.index) Retry(index);
+        }
+        continue;  // the error is consumed; there may be datagrams behind it
+      }
+      return;  // EAGAIN: drained
+    }
+    for (int i = 0; i < n; ++i) {
+      const std::span<const uint8_t> reply(rx_.get() + i * kRecvSize, msgs[i].msg_len);
+      if (reply.size() < dns::kHeaderSize || (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ||
+          !(dns::HeaderFlags(reply) & dns::flag::kQR)) {
+        ++stats_.mismatched;
+        continue;
+      }
+      const auto it = by_id_.find(dns::HeaderId(reply));
+      if (it == by_id_.end()) {
+        ++stats_.mismatched;  // late (a retry already answered it) or forged
+        continue;
+      }
+      const uint32_t index = it->second;
+      Slot& s = *slots_[index];
+      const std::span<const uint8_t> qname(s.query + dns::kHeaderSize, s.qname_length);
+      const uint8_t* qtail = s.query + dns::kHeaderSize + s.qname_length;
+      if (!ResponseMatchesQuestion(reply, qname, dns::Get16(qtail), dns::Get16(qtail + 2))) {
+        ++stats_.mismatched;  // RFC 5452 §9.1: the question must match too; keep waiting
+        continue;
+      }
+      if (dns::HeaderFlags(reply) & dns::flag::kTC) {
+        ++stats_.truncated;
+        // Re-ask over TCP (RFC 7766 §5); c-ares copies the query, the slot is free at once.
+        const Callback cb = s.cb;
+        void* const arg = s.arg;
+        by_id_.erase(it);
+        s.in_use = false;
+        ++s.serial;
+        if (tcp_ != nullptr) {
+          tcp_->Send({s.query, s.size}, cb, arg);
+        } else {
+          cb(arg, ARES_SUCCESS, 0, const_cast<uint8_t*>(reply.data()),
+             static_cast<int>(reply.size()));
+        }
+        free_.push_back(index);  // only now: a callback run by Send may have sent a new query
+        continue;
+      }
+      Complete(index, ARES_SUCCESS, reply.data(), reply.size());
+    }
+    if (n < kRecvBatch) return;
+  }
+}
+
+void UdpForwarder::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  std::vector<uint32_t> live;
+  for (const auto& [id, index] : by_id_) live.push_back(index);
+  for (uint32_t index : live) Complete(index, ARES_EDESTRUCTION, nullptr, 0);
+  for (auto& s : sockets_) {
+    uv_poll_stop(&s->poll);
+    uv_close(reinterpret_cast<uv_handle_t*>(&s->poll), nullptr);
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&check_), nullptr);
+}
+
+}  // namespace nodedns::proxy

@@ -1,0 +1,138 @@
+// The UDP path of forwarding misses upstream, without c-ares: queries queued during a batch leave
+// in one sendmmsg() per socket, replies arrive in recvmmsg() batches, and a reply is matched by ID
+// and question in a fixed table. A truncated reply (TC=1) goes on to TCP through c-ares (the
+// `tcp` Upstream), which also carries zones forwarded with --force-tcp.
+//
+// Why not c-ares for UDP too: per miss, c-ares 1.18 spent ~2,250 instructions expanding the two
+// question names it compares (ares_expand_name, allocating), ~1,100 in ares_timeout() walking
+// every query in flight after each send and reply, and one sendto/recvfrom per datagram; the miss
+// scenario of bench/compare was 0.88x dnsdist (docs/benchmarks.md has the profile).
+//
+// Security (RFC 5452): every socket is connected, so the kernel drops datagrams from any other
+// address; IDs are unpredictable (arc4random) and unique among queries in flight; a reply must
+// repeat the question (case-insensitively) or it is ignored and the query keeps waiting. Each
+// server gets `sockets_per_server` sockets with kernel-chosen random ports, and a query takes a
+// random one: more port entropy than c-ares 1.18's single socket, less than a new port per query.
+#ifndef NODEDNS_PROXY_UDP_FORWARDER_H_
+#define NODEDNS_PROXY_UDP_FORWARDER_H_
+
+#include <ares.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "dns/wire.h"
+#include "proxy/config.h"
+#include "proxy/upstream.h"
+
+namespace nodedns::proxy {
+
+// One forward zone's UDP upstreams on one worker. Loop thread only.
+class UdpForwarder {
+ public:
+  // The same contract as c-ares's: status ARES_SUCCESS with the reply (valid during the call),
+  // ARES_ETIMEOUT after every try, ARES_EDESTRUCTION on Shutdown(), ARES_EBADQUERY for a query
+  // that cannot be sent.
+  using Callback = ares_callback;
+  struct Options {
+    uint32_t timeout_ms = 2000;  // first round; doubled on each round over all servers (c-ares)
+    int tries = 2;               // rounds over all servers
+    int sockets_per_server = 4;
+  };
+  struct Stats {
+    uint64_t retries = 0;     // tries sent after a timeout or ICMP error
+    uint64_t timeouts = 0;    // queries that ran out of tries
+    uint64_t mismatched = 0;  // replies ignored: unknown ID, another question, or unreadable
+    uint64_t truncated = 0;   // replies with TC=1, re-asked over TCP
+  };
+
+  // `tcp` (not owned, same loop, outlives this) receives truncated queries.
+  static absl::StatusOr<std::unique_ptr<UdpForwarder>> Create(uv_loop_t* loop,
+                                                              const ForwardZone& zone,
+                                                              Options options, Upstream* tcp);
+  ~UdpForwarder();
+  UdpForwarder(const UdpForwarder&) = delete;
+  UdpForwarder& operator=(const UdpForwarder&) = delete;
+
+  // Queues a copy of `query` (its ID is replaced) for the next Flush(); `cb(arg, ...)` runs exactly
+  // once, possibly before Send returns.
+  void Send(std::span<const uint8_t> query, Callback cb, void* arg);
+  // Sends everything queued: one sendmmsg() per socket. Also runs on its own once per loop
+  // iteration (a uv_check_t), so callers only call it to send before the iteration ends.
+  void Flush();
+  size_t in_flight() const { return by_id_.size(); }
+  const Stats& stats() const { return stats_; }
+  // Fails every query in flight with ARES_EDESTRUCTION and closes the handles; delete the object
+  // only after the loop has run the close callbacks.
+  void Shutdown();
+
+  static constexpr size_t kMaxQuery =
+      dns::kHeaderSize + dns::kMaxNameWire + 4 + dns::kOptRecordSize;
+
+ private:
+  struct Socket;
+  struct Slot {
+    Callback cb = nullptr;
+    void* arg = nullptr;
+    uint32_t serial = 0;  // bumped on every use, so stale deadlines can be recognized
+    uint16_t id = 0;
+    uint16_t size = 0;
+    uint16_t qname_length = 0;
+    uint16_t attempt = 0;
+    uint32_t socket = 0;  // index into sockets_ of the current try
+    bool in_use = false;
+    uint8_t query[kMaxQuery];
+  };
+  struct Deadline {
+    uint64_t at_ms;
+    uint32_t slot;
+    uint32_t serial;
+    uint16_t attempt;
+  };
+
+  UdpForwarder(uv_loop_t* loop, Options options, Upstream* tcp);
+  uint16_t NewId();
+  void Transmit(uint32_t slot);
+  void Retry(uint32_t slot);
+  // Removes the query from the table and runs its callback.
+  void Complete(uint32_t slot, int status, const uint8_t* reply, size_t size);
+  void ArmTimer(uint64_t at_ms);
+  static void OnPoll(uv_poll_t* handle, int status, int events);
+  static void OnTimer(uv_timer_t* handle);
+  void Receive(Socket& s);
+
+  uv_loop_t* const loop_;
+  const Options options_;
+  Upstream* const tcp_;
+  size_t servers_ = 0;
+  std::vector<std::unique_ptr<Socket>> sockets_;  // server i owns [i*K, i*K+K)
+  std::vector<uint32_t> dirty_;                   // sockets with queued datagrams
+  std::vector<std::unique_ptr<Slot>> slots_;      // stable addresses; reused through free_
+  std::vector<uint32_t> free_;
+  absl::flat_hash_map<uint16_t, uint32_t> by_id_;
+  // One FIFO per round: within a round every try has the same timeout, so deadlines are sorted.
+  std::vector<std::deque<Deadline>> deadlines_;
+  uv_timer_t timer_;
+  uint64_t timer_at_ = 0;  // when the timer fires, 0 if stopped
+  uv_check_t check_;
+  uint16_t ids_[256];  // random IDs drawn 256 at a time (one getrandom per 256 queries)
+  size_t ids_left_ = 0;
+  bool shut_down_ = false;
+  Stats stats_;
+  // Receive buffers: advertised EDNS size is 1232 (BuildUpstreamQuery), so 4 KiB holds any reply
+  // a conforming server sends over UDP; longer ones are treated as truncated.
+  static constexpr int kRecvBatch = 32;
+  static constexpr size_t kRecvSize = 4096;
+  std::unique_ptr<uint8_t[]> rx_;
+};
+
+}  // namespace nodedns::proxy
+
+#endif  // NODEDNS_PROXY_UDP_FORWARDER_H_

@@ -1,0 +1,240 @@
+// The UDP forwarder on a real libuv loop against UDP sockets the test controls: random distinct
+// IDs from several source ports, replies matched by ID and question (others ignored), retries on
+// the next server after a timeout, fast failover on ICMP port unreachable, shutdown.
+#include "proxy/udp_forwarder.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "proxy/reply.h"
+#include "tests/testing/dns_builder.h"
+
+namespace nodedns::proxy {
+namespace {
+
+// A UDP socket on 127.0.0.1 standing in for an upstream server.
+struct FakeServer {
+  FakeServer() {
+    fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+  }
+  ~FakeServer() {
+    if (fd >= 0) close(fd);
+  }
+  std::string Address() const { return "127.0.0.1:" + std::to_string(port); }
+  int fd = -1;
+  uint16_t port = 0;
+};
+
+struct Datagram {
+  std::vector<uint8_t> bytes;
+  sockaddr_in from;
+};
+
+class UdpForwarderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(ares_library_init(ARES_LIB_INIT_ALL), ARES_SUCCESS);
+    uv_loop_init(&loop_);
+  }
+  void Start(const std::vector<std::string>& servers, UdpForwarder::Options options) {
+    std::string spec = ".=";
+    for (size_t i = 0; i < servers.size(); ++i) spec += (i ? "," : "") + servers[i];
+    const ForwardZone zone = *ParseForwardSpec(spec);
+    auto tcp = Upstream::Create(&loop_, zone, options.timeout_ms, 1, /*tcp_only=*/true);
+    ASSERT_TRUE(tcp.ok()) << tcp.status();
+    tcp_ = *std::move(tcp);
+    auto f = UdpForwarder::Create(&loop_, zone, options, tcp_.get());
+    ASSERT_TRUE(f.ok()) << f.status();
+    forwarder_ = *std::move(f);
+  }
+  void TearDown() override {
+    if (forwarder_) forwarder_->Shutdown();
+    if (tcp_) tcp_->Shutdown();
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    forwarder_.reset();
+    tcp_.reset();
+    uv_loop_close(&loop_);
+    ares_library_cleanup();
+  }
+  static std::vector<uint8_t> Query(const std::string& name) {
+    std::vector<uint8_t> q(300);
+    q.resize(BuildUpstreamQuery(testing::WireName(name), 1, 1, false, false, q));
+    return q;
+  }
+  // Runs the loop until `n` datagrams arrived at `server` (bounded: about 2 s).
+  std::vector<Datagram> Receive(const FakeServer& server, size_t n) {
+    std::vector<Datagram> got;
+    for (int spins = 0; got.size() < n && spins < 2000; ++spins) {
+      uv_run(&loop_, UV_RUN_NOWAIT);
+      uint8_t buf[1500];
+      sockaddr_in from{};
+      socklen_t len = sizeof from;
+      const ssize_t r =
+          recvfrom(server.fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
+      if (r > 0) {
+        got.push_back({std::vector<uint8_t>(buf, buf + r), from});
+      } else {
+        usleep(1000);
+      }
+    }
+    return got;
+  }
+  struct Result {
+    int calls = 0;
+    int status = -1;
+    std::vector<uint8_t> reply;
+  };
+  static void OnReply(void* arg, int status, int, unsigned char* abuf, int alen) {
+    auto* r = static_cast<Result*>(arg);
+    ++r->calls;
+    r->status = status;
+    if (status == ARES_SUCCESS) r->reply.assign(abuf, abuf + alen);
+  }
+  // Runs the loop until `done()` (bounded: about 3 s).
+  template <typename F>
+  void RunUntil(F done) {
+    for (int spins = 0; !done() && spins < 3000; ++spins) {
+      uv_run(&loop_, UV_RUN_NOWAIT);
+      usleep(1000);
+    }
+  }
+  static void Answer(const FakeServer& server, const Datagram& d, const std::string& qname) {
+    testing::MessageSpec m;
+    m.qname = qname;
+    m.id = dns::HeaderId(d.bytes);
+    m.answer = {qname + " 60 IN A 192.0.2.7"};
+    const auto reply = testing::Build(m);
+    sendto(server.fd, reply.data(), reply.size(), 0, reinterpret_cast<const sockaddr*>(&d.from),
+           sizeof d.from);
+  }
+
+  uv_loop_t loop_;
+  std::unique_ptr<Upstream> tcp_;
+  std::unique_ptr<UdpForwarder> forwarder_;
+  std::vector<Result> results_;  // outlives each test body: TearDown fails what is left
+};
+
+TEST_F(UdpForwarderTest, QueriesLeaveWithRandomDistinctIdsFromSeveralPorts) {
+  FakeServer server;
+  Start({server.Address()}, {.timeout_ms = 2000, .tries = 1, .sockets_per_server = 4});
+  constexpr int kN = 64;
+  results_.resize(kN);
+  for (int i = 0; i < kN; ++i) {
+    forwarder_->Send(Query("q" + std::to_string(i) + ".example.com."), &OnReply, &results_[i]);
+  }
+  EXPECT_EQ(forwarder_->in_flight(), static_cast<size_t>(kN));
+  const auto got = Receive(server, kN);
+  ASSERT_EQ(got.size(), static_cast<size_t>(kN));
+  std::set<uint16_t> ids, ports;
+  for (const Datagram& d : got) {
+    ids.insert(dns::HeaderId(d.bytes));
+    ports.insert(ntohs(d.from.sin_port));
+  }
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kN)) << "IDs repeat among queries in flight";
+  EXPECT_GE(ports.size(), 2u) << "every query left from one source port";
+  int consecutive = 0;
+  for (size_t i = 1; i < got.size(); ++i) {
+    consecutive += dns::HeaderId(got[i].bytes) == dns::HeaderId(got[i - 1].bytes) + 1;
+  }
+  EXPECT_LT(consecutive, 4);
+}
+
+TEST_F(UdpForwarderTest, MatchingReplyCompletesAndOtherQuestionOrUnknownIdIsIgnored) {
+  FakeServer server;
+  Start({server.Address()}, {.timeout_ms = 300, .tries = 1});
+  Result good, bad;
+  forwarder_->Send(Query("good.example.com."), &OnReply, &good);
+  forwarder_->Send(Query("bad.example.com."), &OnReply, &bad);
+  const auto got = Receive(server, 2);
+  ASSERT_EQ(got.size(), 2u);
+  for (const Datagram& d : got) {
+    const bool is_good = d.bytes[13] == 'g';
+    // For "bad": the right ID with another question, the shape of a spoofing attempt.
+    Answer(server, d, is_good ? "good.example.com." : "other.example.com.");
+    if (!is_good) {
+      Datagram unknown = d;
+      dns::Put16(unknown.bytes.data(), static_cast<uint16_t>(dns::HeaderId(d.bytes) ^ 0x5a5a));
+      Answer(server, unknown, "bad.example.com.");
+    }
+  }
+  RunUntil([&] { return good.calls > 0 && bad.calls > 0; });
+  EXPECT_EQ(good.calls, 1);
+  EXPECT_EQ(good.status, ARES_SUCCESS);
+  EXPECT_TRUE(ResponseMatchesQuestion(good.reply, testing::WireName("good.example.com."), 1, 1));
+  EXPECT_EQ(bad.calls, 1);
+  EXPECT_EQ(bad.status, ARES_ETIMEOUT) << "a reply to another question or ID was accepted";
+  EXPECT_EQ(forwarder_->stats().mismatched, 2u);
+  EXPECT_EQ(forwarder_->in_flight(), 0u);
+}
+
+TEST_F(UdpForwarderTest, RetriesOnTheNextServerAfterATimeout) {
+  FakeServer silent, answering;
+  Start({silent.Address(), answering.Address()}, {.timeout_ms = 200, .tries = 1});
+  Result r;
+  forwarder_->Send(Query("retry.example.com."), &OnReply, &r);
+  ASSERT_EQ(Receive(silent, 1).size(), 1u) << "the first try goes to the first server";
+  const auto second = Receive(answering, 1);
+  ASSERT_EQ(second.size(), 1u) << "no second try on the next server";
+  Answer(answering, second[0], "retry.example.com.");
+  RunUntil([&] { return r.calls > 0; });
+  EXPECT_EQ(r.calls, 1);
+  EXPECT_EQ(r.status, ARES_SUCCESS);
+  EXPECT_EQ(forwarder_->stats().retries, 1u);
+}
+
+TEST_F(UdpForwarderTest, FailsOverAtOnceWhenNothingListens) {
+  uint16_t closed_port;
+  {
+    FakeServer gone;  // a port that was free a moment ago: ICMP port unreachable
+    closed_port = gone.port;
+  }
+  // A timeout far beyond the test's bound: only the ICMP error can end the query in time.
+  Start({"127.0.0.1:" + std::to_string(closed_port)}, {.timeout_ms = 30000, .tries = 2});
+  Result r;
+  forwarder_->Send(Query("refused.example.com."), &OnReply, &r);
+  RunUntil([&] { return r.calls > 0; });
+  EXPECT_EQ(r.calls, 1);
+  EXPECT_EQ(r.status, ARES_ETIMEOUT);
+  EXPECT_EQ(forwarder_->stats().timeouts, 1u);
+}
+
+TEST_F(UdpForwarderTest, ShutdownFailsQueriesInFlightOnceAndRefusesNewOnes) {
+  FakeServer server;
+  Start({server.Address()}, {.timeout_ms = 2000, .tries = 1});
+  Result r;
+  forwarder_->Send(Query("slow.example.com."), &OnReply, &r);
+  forwarder_->Shutdown();
+  EXPECT_EQ(r.calls, 1);
+  EXPECT_EQ(r.status, ARES_EDESTRUCTION);
+  Result after;
+  forwarder_->Send(Query("late.example.com."), &OnReply, &after);
+  EXPECT_EQ(after.calls, 1);
+  EXPECT_EQ(after.status, ARES_EDESTRUCTION);
+}
+
+TEST_F(UdpForwarderTest, RejectsMalformedQueriesWithoutSending) {
+  FakeServer server;
+  Start({server.Address()}, {.timeout_ms = 2000, .tries = 1});
+  Result r;
+  const std::vector<uint8_t> runt(5, 0);
+  forwarder_->Send(runt, &OnReply, &r);
+  EXPECT_EQ(r.calls, 1);
+  EXPECT_EQ(r.status, ARES_EBADQUERY);
+  EXPECT_EQ(forwarder_->in_flight(), 0u);
+}
+
+}  // namespace
+}  // namespace nodedns::proxy
