@@ -62,7 +62,25 @@ std::string Server::RenderMetrics() const {
   const cache::CacheStats st = cache_->Stats();
   SharedSearchRewrite::Stats rw;
   if (rewrite_) rw = rewrite_->GetStats(uv_hrtime() / 1'000'000);
+  Worker::ForwarderTotals fwd;
+  for (const auto& w : workers_) {
+    const Worker::ForwarderTotals t = w->forwarder_totals();
+    fwd.retries += t.retries;
+    fwd.timeouts += t.timeouts;
+    fwd.mismatched += t.mismatched;
+    fwd.truncated += t.truncated;
+  }
   const Gauge gauges[] = {
+      {"nodedns_upstream_udp_retries_total",
+       "Upstream UDP tries resent after a timeout or an ICMP error (next server, doubled timeout)",
+       static_cast<double>(fwd.retries), "counter"},
+      {"nodedns_upstream_udp_timeouts_total", "Upstream UDP queries that ran out of tries",
+       static_cast<double>(fwd.timeouts), "counter"},
+      {"nodedns_upstream_udp_mismatched_total",
+       "Upstream UDP replies ignored: unknown ID, another question, or unreadable (RFC 5452)",
+       static_cast<double>(fwd.mismatched), "counter"},
+      {"nodedns_upstream_udp_truncated_total", "Upstream UDP replies with TC=1, re-asked over TCP",
+       static_cast<double>(fwd.truncated), "counter"},
       {"nodedns_search_rewrite_learned_clients",
        "Clients whose search path (namespace) is currently known from their own queries",
        static_cast<double>(rw.learned_clients)},

@@ -188,11 +188,11 @@ void UdpForwarder::Retry(uint32_t index) {
   Slot& s = *slots_[index];
   ++s.attempt;
   if (s.attempt >= options_.tries * servers_) {
-    ++stats_.timeouts;
+    stats_.timeouts.Inc();
     Complete(index, ARES_ETIMEOUT, nullptr, 0);
     return;
   }
-  ++stats_.retries;
+  stats_.retries.Inc();
   Transmit(index);
 }
 
@@ -249,12 +249,12 @@ void UdpForwarder::Receive(Socket& sock) {
       const std::span<const uint8_t> reply(rx_.get() + i * kRecvSize, msgs[i].msg_len);
       if (reply.size() < dns::kHeaderSize || (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ||
           !(dns::HeaderFlags(reply) & dns::flag::kQR)) {
-        ++stats_.mismatched;
+        stats_.mismatched.Inc();
         continue;
       }
       const auto it = by_id_.find(dns::HeaderId(reply));
       if (it == by_id_.end()) {
-        ++stats_.mismatched;  // late (a retry already answered it) or forged
+        stats_.mismatched.Inc();  // late (a retry already answered it) or forged
         continue;
       }
       const uint32_t index = it->second;
@@ -262,11 +262,11 @@ void UdpForwarder::Receive(Socket& sock) {
       const std::span<const uint8_t> qname(s.query + dns::kHeaderSize, s.qname_length);
       const uint8_t* qtail = s.query + dns::kHeaderSize + s.qname_length;
       if (!ResponseMatchesQuestion(reply, qname, dns::Get16(qtail), dns::Get16(qtail + 2))) {
-        ++stats_.mismatched;  // RFC 5452 §9.1: the question must match too; keep waiting
+        stats_.mismatched.Inc();  // RFC 5452 §9.1: the question must match too; keep waiting
         continue;
       }
       if (dns::HeaderFlags(reply) & dns::flag::kTC) {
-        ++stats_.truncated;
+        stats_.truncated.Inc();
         // Re-ask over TCP (RFC 7766 §5); c-ares copies the query, the slot is free at once.
         const Callback cb = s.cb;
         void* const arg = s.arg;

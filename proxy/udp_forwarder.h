@@ -30,6 +30,7 @@
 #include "absl/status/statusor.h"
 #include "dns/wire.h"
 #include "proxy/config.h"
+#include "proxy/metrics.h"
 #include "proxy/upstream.h"
 
 namespace nodedns::proxy {
@@ -46,11 +47,12 @@ class UdpForwarder {
     int tries = 2;               // rounds over all servers
     int sockets_per_server = 4;
   };
+  // Written by the loop thread, read by the metrics thread (relaxed atomics, one writer).
   struct Stats {
-    uint64_t retries = 0;     // tries sent after a timeout or ICMP error
-    uint64_t timeouts = 0;    // queries that ran out of tries
-    uint64_t mismatched = 0;  // replies ignored: unknown ID, another question, or unreadable
-    uint64_t truncated = 0;   // replies with TC=1, re-asked over TCP
+    Counter retries;     // tries sent after a timeout or ICMP error
+    Counter timeouts;    // queries that ran out of tries
+    Counter mismatched;  // replies ignored: unknown ID, another question, or unreadable
+    Counter truncated;   // replies with TC=1, re-asked over TCP
   };
 
   // `tcp` (not owned, same loop, outlives this) receives truncated queries.

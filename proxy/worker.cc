@@ -290,6 +290,19 @@ absl::Status Worker::Start() {
   return absl::OkStatus();
 }
 
+Worker::ForwarderTotals Worker::forwarder_totals() const {
+  ForwarderTotals t;
+  // forwarders_ is filled in Start() before the thread starts, and never resized after.
+  for (const auto& f : forwarders_) {
+    if (!f) continue;
+    t.retries += f->stats().retries.Get();
+    t.timeouts += f->stats().timeouts.Get();
+    t.mismatched += f->stats().mismatched.Get();
+    t.truncated += f->stats().truncated.Get();
+  }
+  return t;
+}
+
 void Worker::Run() {
   thread_ = cache_.RegisterThread();
   uv_run(loop_, UV_RUN_DEFAULT);

@@ -57,6 +57,11 @@ class Worker {
   void Stop();
   void Join();
   const WorkerCounters& counters() const { return counters_; }
+  // Any thread: the UDP forwarders' counters summed over zones (zero before Start()).
+  struct ForwarderTotals {
+    uint64_t retries = 0, timeouts = 0, mismatched = 0, truncated = 0;
+  };
+  ForwarderTotals forwarder_totals() const;
   // Any thread: the worker's last published top-K of search-path waste (updated every second).
   std::vector<WastedQueryTracker::ClientCount> WastedSnapshot() const { return wasted_.Snapshot(); }
 

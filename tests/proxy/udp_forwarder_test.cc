@@ -176,7 +176,7 @@ TEST_F(UdpForwarderTest, MatchingReplyCompletesAndOtherQuestionOrUnknownIdIsIgno
   EXPECT_TRUE(ResponseMatchesQuestion(good.reply, testing::WireName("good.example.com."), 1, 1));
   EXPECT_EQ(bad.calls, 1);
   EXPECT_EQ(bad.status, ARES_ETIMEOUT) << "a reply to another question or ID was accepted";
-  EXPECT_EQ(forwarder_->stats().mismatched, 2u);
+  EXPECT_EQ(forwarder_->stats().mismatched.Get(), 2u);
   EXPECT_EQ(forwarder_->in_flight(), 0u);
 }
 
@@ -192,7 +192,7 @@ TEST_F(UdpForwarderTest, RetriesOnTheNextServerAfterATimeout) {
   RunUntil([&] { return r.calls > 0; });
   EXPECT_EQ(r.calls, 1);
   EXPECT_EQ(r.status, ARES_SUCCESS);
-  EXPECT_EQ(forwarder_->stats().retries, 1u);
+  EXPECT_EQ(forwarder_->stats().retries.Get(), 1u);
 }
 
 TEST_F(UdpForwarderTest, FailsOverAtOnceWhenNothingListens) {
@@ -208,7 +208,7 @@ TEST_F(UdpForwarderTest, FailsOverAtOnceWhenNothingListens) {
   RunUntil([&] { return r.calls > 0; });
   EXPECT_EQ(r.calls, 1);
   EXPECT_EQ(r.status, ARES_ETIMEOUT);
-  EXPECT_EQ(forwarder_->stats().timeouts, 1u);
+  EXPECT_EQ(forwarder_->stats().timeouts.Get(), 1u);
 }
 
 TEST_F(UdpForwarderTest, ShutdownFailsQueriesInFlightOnceAndRefusesNewOnes) {
