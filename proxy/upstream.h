@@ -1,4 +1,5 @@
-// Upstream forwarding through c-ares, driven by a worker's libuv loop: c-ares tells which sockets
+// Upstream forwarding over TCP through c-ares (--force-tcp zones, and UDP replies with TC=1 from
+// the UdpForwarder), driven by a worker's libuv loop: c-ares tells which sockets
 // it wants watched (socket-state callback → uv_poll_t), and one uv_timer_t is re-armed from
 // ares_timeout() after every send and every socket event — the pattern of Node's cares_wrap.cc.
 //
