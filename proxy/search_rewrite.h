@@ -301,12 +301,23 @@ class SharedSearchRewrite {
   // cost a few instructions on the hit path.
   bool Relevant(const uint8_t* qname, size_t qname_length, uint16_t qtype) const;
 
+  // Lock-free pre-filters, inline so that a hit builds no SocketAddress when they say no.
+  // Is any namespace known (a pin, or any client ever learned)? Else nothing can be rewritten.
+  bool AnyNamespace() const { return any_namespace_.load(std::memory_order_relaxed); }
+  // Can this reply matter to the learner? Only an NXDOMAIN starts a pair, and only a reply within
+  // the pair window of one can finish it. (Workers' loop clocks differ by a few ms; the window
+  // is 3 s and the bound has 100 ms of slack.)
+  bool WantsReply(uint8_t rcode, uint64_t now_ms) const {
+    return rcode == dns::rcode::kNxDomain ||
+           now_ms <= evidence_until_ms_.load(std::memory_order_relaxed);
+  }
+
   // If the learner (or a pin) puts `client` in a namespace X and `qname` is N.X.svc.<zone>,
   // copies X into `ns` and returns true.
   bool ExpansionNamespace(const SocketAddress& client, std::span<const uint8_t> qname,
                           uint64_t now_ms, NamespaceName& ns);
 
-  // SearchPathLearner::Observe under the lock.
+  // SearchPathLearner::Observe under the lock (callers check WantsReply() first).
   void Observe(const SocketAddress& client, std::span<const uint8_t> qname, uint16_t qtype,
                uint8_t rcode, uint64_t now_ms);
 

@@ -827,7 +827,7 @@ bool Worker::MayRewrite(const sockaddr_storage& client, std::span<const uint8_t>
                         const dns::QueryInfo& q, uint64_t now, NamespaceName& ns) {
   // The CNAME is ours and unsigned: a validating client (DO) or one that validates itself (CD)
   // gets the upstream's answer. Class IN only: the rewrite class is private.
-  if (q.do_bit || q.cd() || q.qclass != dns::kClassIN) return false;
+  if (q.do_bit || q.cd() || q.qclass != dns::kClassIN || !rewrite_->AnyNamespace()) return false;
   return rewrite_->ExpansionNamespace(AsSocketAddress(client), qname, now, ns);
 }
 
@@ -974,7 +974,10 @@ void Worker::FinishRewrite(Rewrite* r, const Decision& d) {
 
 void Worker::ObserveReply(const sockaddr_storage& client, std::span<const uint8_t> qname,
                           uint16_t qtype, uint8_t rcode) {
-  rewrite_->Observe(AsSocketAddress(client), qname, qtype, rcode, Now());
+  const uint64_t now = Now();
+  if (rewrite_->WantsReply(rcode, now)) {
+    rewrite_->Observe(AsSocketAddress(client), qname, qtype, rcode, now);
+  }
 }
 
 void Worker::NoteNxDomain(const sockaddr_storage& client, std::span<const uint8_t> qname) {

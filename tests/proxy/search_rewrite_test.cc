@@ -360,6 +360,40 @@ TEST(SearchPathLearnerTest, MappedIpv4ClientIsTheSameClient) {
   EXPECT_EQ(l.NamespaceOf(Addr("[::ffff:10.3.0.1]:4000"), t), "pinned");
 }
 
+// The workers' fast pre-filter must say exactly what IsRelevant() says: it decides which replies
+// the learner sees at all.
+TEST(SharedSearchRewriteTest, RelevantAgreesWithIsRelevant) {
+  auto shared = SharedSearchRewrite::Create("cluster.local", {}, {});
+  ASSERT_TRUE(shared.ok()) << shared.status();
+  EXPECT_FALSE((*shared)->AnyNamespace()) << "nothing pinned or learned yet";
+  const char* names[] = {"a.b.svc.cluster.local.",
+                         "A.SVC.Cluster.Local.",
+                         "svc.cluster.local.",
+                         "a.cluster.local.",
+                         "asvc.cluster.local.",
+                         "a.xsvc.cluster.local.",
+                         "svc.cluster.local.com.",
+                         "a.svc.cluster.localx.",
+                         "x.y.z.w.svc.cluster.local.",
+                         "www.example.com.",
+                         "a.svc.cluster.local.svc.cluster.local.",
+                         "."};
+  for (const char* n : names) {
+    const auto wire = WireName(n);
+    for (uint16_t type : {kA, kAAAA, uint16_t{33}}) {
+      EXPECT_EQ((*shared)->Relevant(wire.data(), wire.size(), type),
+                SearchPathLearner::IsRelevant(wire, type, Zone()))
+          << n << " type " << type;
+    }
+  }
+  const std::vector<std::string> pins = {"10.0.0.0/8=default"};
+  auto pinned = SharedSearchRewrite::Create("cluster.local", {}, pins);
+  ASSERT_TRUE(pinned.ok()) << pinned.status();
+  EXPECT_TRUE((*pinned)->AnyNamespace());
+  const std::vector<std::string> bad = {"10.0.0.0/99=x"};
+  EXPECT_FALSE(SharedSearchRewrite::Create("cluster.local", {}, bad).ok());
+}
+
 TEST(SearchPathLearnerTest, IsRelevantOnlyForAddressQueriesUnderSvc) {
   const auto z = Zone();
   EXPECT_TRUE(SearchPathLearner::IsRelevant(WireName("a.b.svc.cluster.local."), kA, z));
