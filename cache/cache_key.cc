@@ -3,6 +3,7 @@
 
 #include <sys/random.h>
 
+#include <bit>
 #include <cstring>
 
 namespace nodedns::cache {
@@ -67,7 +68,13 @@ uint64_t HashKeyBytes(std::span<const uint8_t> bytes) {
     n -= 8;
     p += 8;
   }
-  for (size_t k = 0; k < n; ++k) b |= uint64_t{p[k]} << (8 * k);
+  if (n > 0 && bytes.size() >= 8) {
+    // The last n bytes, read as one overlapping word (little-endian: they are the high bytes).
+    static_assert(std::endian::native == std::endian::little);
+    b = Load64(p + n - 8) >> (64 - 8 * n);
+  } else {
+    for (size_t k = 0; k < n; ++k) b |= uint64_t{p[k]} << (8 * k);
+  }
   h = Mum(a ^ kP1, b ^ h ^ kP2);
   // Final avalanche so that the top bits (shard), the low bits (slot) and bits 32..47 (tag) all
   // depend on every input bit.

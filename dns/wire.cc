@@ -65,15 +65,23 @@ std::optional<size_t> ExpandName(std::span<const uint8_t> msg, size_t off,
 bool NameEqualsIgnoreCase(const uint8_t* a, const uint8_t* b, size_t len) {
   // Label length bytes are < 64 and therefore unaffected by lowercasing. Eight bytes at a time:
   // byte by byte this was ~14 instructions per byte, a tenth of a miss's own work (callgrind).
-  size_t i = 0;
-  for (; i + 8 <= len; i += 8) {
-    uint64_t x, y;
-    std::memcpy(&x, a + i, 8);
-    std::memcpy(&y, b + i, 8);
-    if (x != y && LowerAsciiWord(x) != LowerAsciiWord(y)) return false;
+  if (len < 8) {
+    for (size_t i = 0; i < len; ++i) {
+      if (LowerAscii(a[i]) != LowerAscii(b[i])) return false;
+    }
+    return true;
   }
-  for (; i < len; ++i) {
-    if (LowerAscii(a[i]) != LowerAscii(b[i])) return false;
+  const auto words_equal = [](const uint8_t* x, const uint8_t* y) {
+    uint64_t u, v;
+    std::memcpy(&u, x, 8);
+    std::memcpy(&v, y, 8);
+    return u == v || LowerAsciiWord(u) == LowerAsciiWord(v);
+  };
+  // The last word first (it overlaps the one before when len is not a multiple of 8): names
+  // that differ mostly differ at the end, e.g. a zone suffix.
+  if (!words_equal(a + len - 8, b + len - 8)) return false;
+  for (size_t i = 0; i + 8 < len; i += 8) {
+    if (!words_equal(a + i, b + i)) return false;
   }
   return true;
 }

@@ -386,6 +386,20 @@ TEST(SharedSearchRewriteTest, RelevantAgreesWithIsRelevant) {
           << n << " type " << type;
     }
   }
+  // Short zones: svc.<zone> under 8 bytes takes the byte-wise path.
+  for (const char* zone : {"k", "k8s", "Cluster.Example"}) {
+    auto z = SharedSearchRewrite::Create(zone, {}, {});
+    ASSERT_TRUE(z.ok()) << z.status();
+    auto zone_wire = WireName(std::string(zone) + ".");
+    for (auto& c : zone_wire) c = dns::LowerAscii(c);  // IsRelevant takes the zone lowercase
+    for (const std::string n : {"a.svc.k.", "a.b.svc.k8s.", "svc.k.", "a.svc.k8.",
+                                "x.svc.cluster.example.", "a.xsvc.k8s.", "a.svc.k.k8s."}) {
+      const auto wire = WireName(n);
+      EXPECT_EQ((*z)->Relevant(wire.data(), wire.size(), kA),
+                SearchPathLearner::IsRelevant(wire, kA, zone_wire))
+          << n << " zone " << zone;
+    }
+  }
   const std::vector<std::string> pins = {"10.0.0.0/8=default"};
   auto pinned = SharedSearchRewrite::Create("cluster.local", {}, pins);
   ASSERT_TRUE(pinned.ok()) << pinned.status();
