@@ -39,8 +39,8 @@ inline uint64_t Load64(const uint8_t* p) {
 
 }  // namespace
 
-CacheKey::CacheKey(std::span<const uint8_t> qname, uint16_t qtype, uint16_t qclass, bool do_bit,
-                   bool cd_bit) {
+void CacheKey::Assign(std::span<const uint8_t> qname, uint16_t qtype, uint16_t qclass, bool do_bit,
+                      bool cd_bit) {
   const size_t n = qname.size() > dns::kMaxNameWire ? dns::kMaxNameWire : qname.size();
   size_t i = 0;
   // A callgrind profile of the hit path showed the byte-at-a-time loop at ~130 instructions per
@@ -49,7 +49,12 @@ CacheKey::CacheKey(std::span<const uint8_t> qname, uint16_t qtype, uint16_t qcla
     const uint64_t w = dns::LowerAsciiWord(Load64(qname.data() + i));
     std::memcpy(data_ + i, &w, 8);
   }
-  for (; i < n; ++i) data_[i] = dns::LowerAscii(qname[i]);
+  if (i < n && n >= 8) {  // the rest as one overlapping word
+    const uint64_t w = dns::LowerAsciiWord(Load64(qname.data() + n - 8));
+    std::memcpy(data_ + n - 8, &w, 8);
+  } else {
+    for (; i < n; ++i) data_[i] = dns::LowerAscii(qname[i]);
+  }
   dns::Put16(data_ + n, qtype);
   dns::Put16(data_ + n + 2, qclass);
   data_[n + 4] = static_cast<uint8_t>((do_bit ? kDoBit : 0) | (cd_bit ? kCdBit : 0));

@@ -350,8 +350,8 @@ void Worker::ServeUdpBatch(UdpSocket& s, int n) {
     }
     if (b.status[i] != dns::QueryStatus::kOk) continue;
     const dns::QueryInfo& q = b.info[i];
-    b.keys[i] = cache::CacheKey({b.in_buf[i] + dns::kHeaderSize, q.qname_length}, q.qtype, q.qclass,
-                                q.do_bit, q.cd());
+    b.keys[i].Assign({b.in_buf[i] + dns::kHeaderSize, q.qname_length}, q.qtype, q.qclass, q.do_bit,
+                     q.cd());
     cache_.PrefetchSlot(b.keys[i]);
   }
   for (int i = 0; i < n; ++i) {
