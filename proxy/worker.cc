@@ -64,6 +64,34 @@ uint8_t RcodeOf(const uint8_t* reply) { return reply[3] & 0xf; }
 
 }  // namespace
 
+namespace {
+
+// Whether the search-path rewrite cares about a question, found at most once and only when the
+// answer can matter: a rewrite needs some namespace known (a pin or a learned client); the learner
+// needs an NXDOMAIN, or a reply within the pair window of one. Otherwise a hit pays two relaxed
+// loads and no name compare.
+class RewriteGate {
+ public:
+  RewriteGate(const SharedSearchRewrite* rewrite, std::span<const uint8_t> qname, uint16_t qtype)
+      : rewrite_(rewrite), qname_(qname), qtype_(qtype) {}
+  bool ForLookup() { return rewrite_ != nullptr && rewrite_->AnyNamespace() && Relevant(); }
+  bool ForReply(uint8_t rcode, uint64_t now) {
+    return rewrite_ != nullptr && rewrite_->WantsReply(rcode, now) && Relevant();
+  }
+
+ private:
+  bool Relevant() {
+    if (relevant_ < 0) relevant_ = rewrite_->Relevant(qname_.data(), qname_.size(), qtype_);
+    return relevant_ == 1;
+  }
+  const SharedSearchRewrite* rewrite_;
+  std::span<const uint8_t> qname_;
+  uint16_t qtype_;
+  int relevant_ = -1;
+};
+
+}  // namespace
+
 struct Worker::UdpSocket {
   uv_poll_t poll;
   Worker* worker;
@@ -373,12 +401,10 @@ void Worker::ServeUdpBatch(UdpSocket& s, int n) {
       const std::span<const uint8_t> qname = query.subspan(dns::kHeaderSize, q.qname_length);
       // Leave room for the OPT record FinishReply may append.
       const std::span<uint8_t> body = reply.first(kUdpBufSize - dns::kOptRecordSize);
-      // Search-path rewriting: one tail compare for names outside svc.<zone>.
-      const bool relevant =
-          rewrite_ != nullptr && rewrite_->Relevant(qname.data(), q.qname_length, q.qtype);
+      RewriteGate gate(rewrite_, qname, q.qtype);
       NamespaceName ns;
       size_t rewritten = 0;
-      if (relevant && MayRewrite(b.from[i], qname, q, now, ns)) {
+      if (gate.ForLookup() && MayRewrite(b.from[i], qname, q, now, ns)) {
         rewritten = LookupRewritten(qname, q.qtype, ns, now, body);
       }
       const LookupResult r =
@@ -415,7 +441,9 @@ void Worker::ServeUdpBatch(UdpSocket& s, int n) {
         StartMiss(b.keys[i], q, query, std::move(w));
         continue;
       }
-      if (relevant) ObserveReply(b.from[i], qname, q.qtype, RcodeOf(reply.data()));
+      if (gate.ForReply(RcodeOf(reply.data()), now)) {
+        ObserveReply(b.from[i], qname, q.qtype, RcodeOf(reply.data()));
+      }
     }
     counters_.CountRcode(RcodeOf(reply.data()));
     b.out_iov[out].iov_len = size;
@@ -607,11 +635,10 @@ void Worker::HandleTcpQuery(TcpConn& c, std::span<const uint8_t> query) {
   // the read buffer, but the query was already copied into c.in.)
   std::span<uint8_t> out(scratch_);
   const std::span<uint8_t> body = out.first(out.size() - dns::kOptRecordSize);
-  const bool relevant =
-      rewrite_ != nullptr && rewrite_->Relevant(qname.data(), q.qname_length, q.qtype);
+  RewriteGate gate(rewrite_, qname, q.qtype);
   NamespaceName ns;
   size_t rewritten = 0;
-  if (relevant && MayRewrite(c.peer, qname, q, now, ns)) {
+  if (gate.ForLookup() && MayRewrite(c.peer, qname, q, now, ns)) {
     rewritten = LookupRewritten(qname, q.qtype, ns, now, body);
   }
   const LookupResult r = rewritten != 0
@@ -634,7 +661,7 @@ void Worker::HandleTcpQuery(TcpConn& c, std::span<const uint8_t> query) {
     const uint8_t rcode = RcodeOf(out.data());
     counters_.CountRcode(rcode);
     if (rcode == dns::rcode::kNxDomain) NoteNxDomain(c.peer, qname);
-    if (relevant) ObserveReply(c.peer, qname, q.qtype, rcode);
+    if (gate.ForReply(rcode, now)) ObserveReply(c.peer, qname, q.qtype, rcode);
     WriteTcp(c, out.data(), size);
     if (r.refresh_wanted) Refresh(key, q.do_bit, q.cd());
     return;
@@ -974,10 +1001,7 @@ void Worker::FinishRewrite(Rewrite* r, const Decision& d) {
 
 void Worker::ObserveReply(const sockaddr_storage& client, std::span<const uint8_t> qname,
                           uint16_t qtype, uint8_t rcode) {
-  const uint64_t now = Now();
-  if (rewrite_->WantsReply(rcode, now)) {
-    rewrite_->Observe(AsSocketAddress(client), qname, qtype, rcode, now);
-  }
+  rewrite_->Observe(AsSocketAddress(client), qname, qtype, rcode, Now());
 }
 
 void Worker::NoteNxDomain(const sockaddr_storage& client, std::span<const uint8_t> qname) {
@@ -992,7 +1016,7 @@ void Worker::Reply(const Waiter& w, const uint8_t* data, size_t size, uint8_t rc
   counters_.CountRcode(rcode);
   const std::span<const uint8_t> qname(w.question_bytes + dns::kHeaderSize, w.q.qname_length);
   if (rcode == dns::rcode::kNxDomain) NoteNxDomain(w.addr, qname);
-  if (rewrite_ != nullptr && rewrite_->Relevant(qname.data(), qname.size(), w.q.qtype)) {
+  if (RewriteGate(rewrite_, qname, w.q.qtype).ForReply(rcode, Now())) {
     ObserveReply(w.addr, qname, w.q.qtype, rcode);
   }
   if (!w.tcp) {

@@ -124,6 +124,7 @@ class Worker {
                    std::span<const uint8_t> response);
   void EvaluateRewrite(Rewrite* r);
   void FinishRewrite(Rewrite* r, const Decision& d);
+  // Shows a reply to the learner; callers check RewriteGate::ForReply first.
   void ObserveReply(const sockaddr_storage& client, std::span<const uint8_t> qname, uint16_t qtype,
                     uint8_t rcode);
 

@@ -98,26 +98,12 @@ if [[ $ready -ne 1 ]]; then
   exit 1
 fi
 
-# --- The clients: the same getaddrinfo(AF_UNSPEC) program against each libc. No AI_ADDRCONFIG,
-# so both always ask A and AAAA (getent ahosts sets AI_ADDRCONFIG, which drops AAAA in a
-# namespace without a global IPv6 address).
-cat >"$WORK/client.c" <<'EOF'
-#include <netdb.h>
-#include <stdio.h>
-#include <string.h>
-int main(int argc, char **argv) {
-  struct addrinfo hints, *res = 0;
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  int rc = getaddrinfo(argv[1], 0, &hints, &res);
-  printf("%s\n", rc == 0 ? "ok" : gai_strerror(rc));
-  if (res) freeaddrinfo(res);
-  return 0;
-}
-EOF
-cc -O1 -o "$WORK/client-glibc" "$WORK/client.c" || { echo "FAIL: cc"; exit 1; }
-musl-gcc -static -O1 -o "$WORK/client-musl" "$WORK/client.c" || { echo "FAIL: musl-gcc"; exit 1; }
+# --- The clients: the same getaddrinfo(AF_UNSPEC) program (tests/testing/getaddrinfo_client.c)
+# against each libc. No AI_ADDRCONFIG, so both always ask A and AAAA (getent ahosts sets
+# AI_ADDRCONFIG, which drops AAAA in a namespace without a non-loopback IPv6 address).
+CLIENT_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/../testing" && pwd)/getaddrinfo_client.c"
+cc -O1 -o "$WORK/client-glibc" "$CLIENT_SRC" || { echo "FAIL: cc"; exit 1; }
+musl-gcc -static -O1 -o "$WORK/client-musl" "$CLIENT_SRC" || { echo "FAIL: musl-gcc"; exit 1; }
 printf 'hosts: files dns\n' >"$WORK/nsswitch.conf"
 printf '127.0.0.1 localhost\n::1 localhost\n' >"$WORK/hosts"
 
