@@ -149,6 +149,7 @@ struct Worker::Rewrite {
   std::vector<uint8_t> original;  // the NXDOMAIN for the client's question
   uv_timer_t deadline;
   bool starting = true;  // candidates are being registered: decide only afterwards
+  size_t started = 0;    // candidates [0, started) were looked up or sent
 };
 
 // A miss in flight. Recycled through pending_pool_ (with its waiters' capacity), and keyed in
@@ -907,22 +908,16 @@ void Worker::StartRewrite(Waiter&& client, const NamespaceName& ns,
   counters_.search_rewrite_attempts.Inc();
   r->plan = *std::move(plan);
   r->results.resize(r->plan.candidates.size());
-  const uint64_t now = Now();
-  const std::span<uint8_t> body(scratch_.data(), scratch_.size() - dns::kOptRecordSize);
-  for (size_t i = 0; i < r->plan.candidates.size(); ++i) {
-    const cache::CacheKey key(r->plan.candidates[i], qtype, dns::kClassIN, false, false);
-    const LookupResult hit = cache_.Lookup(*thread_, key, now, body);
-    if (hit.status == LookupResult::Status::kHit) {
-      r->results[i] = {ClassifyResponse(body.first(hit.size), r->plan.candidates[i], qtype),
-                       {body.begin(), body.begin() + hit.size}};
-      if (hit.refresh_wanted) Refresh(key, false, false);
-      continue;
-    }
-    Waiter w;
-    w.rewrite_id = r->id;
-    w.candidate = static_cast<uint32_t>(i);
-    JoinPending(key, false, false, std::move(w));  // may complete at once (a send failure)
+  // Names inside the cluster zone first; the others (node domains, N.) only once every cluster
+  // candidate is NXDOMAIN. Otherwise a lookup of a service in another namespace (web.otherns)
+  // would also send web.otherns.<node domain> and web.otherns. to the node's resolvers: names the
+  // client never asks, leaked outside the cluster for every cold lookup.
+  size_t cluster = 0;
+  while (cluster < r->plan.candidates.size() &&
+         internal::StemBefore(r->plan.candidates[cluster], rewrite_->settings().zone_wire)) {
+    ++cluster;
   }
+  StartCandidates(r, cluster == 0 ? r->plan.candidates.size() : cluster);
   r->starting = false;
   EvaluateRewrite(r);
   if (rewrites_.contains(r->id)) {
@@ -943,6 +938,27 @@ void Worker::StartRewrite(Waiter&& client, const NamespaceName& ns,
   }
 }
 
+void Worker::StartCandidates(Rewrite* r, size_t end) {
+  const uint16_t qtype = r->client.q.qtype;
+  const uint64_t now = Now();
+  const std::span<uint8_t> body(scratch_.data(), scratch_.size() - dns::kOptRecordSize);
+  for (size_t i = r->started; i < end; ++i) {
+    const cache::CacheKey key(r->plan.candidates[i], qtype, dns::kClassIN, false, false);
+    const LookupResult hit = cache_.Lookup(*thread_, key, now, body);
+    if (hit.status == LookupResult::Status::kHit) {
+      r->results[i] = {ClassifyResponse(body.first(hit.size), r->plan.candidates[i], qtype),
+                       {body.begin(), body.begin() + hit.size}};
+      if (hit.refresh_wanted) Refresh(key, false, false);
+      continue;
+    }
+    Waiter w;
+    w.rewrite_id = r->id;
+    w.candidate = static_cast<uint32_t>(i);
+    JoinPending(key, false, false, std::move(w));  // may complete at once (a send failure)
+  }
+  r->started = std::max(r->started, end);
+}
+
 void Worker::OnCandidate(uint64_t rewrite_id, size_t index, CandidateState state,
                          std::span<const uint8_t> response) {
   auto it = rewrites_.find(rewrite_id);
@@ -955,7 +971,18 @@ void Worker::OnCandidate(uint64_t rewrite_id, size_t index, CandidateState state
 
 void Worker::EvaluateRewrite(Rewrite* r) {
   if (r->starting) return;
-  const Decision d = Decide(r->results);
+  Decision d = Decide(r->results);
+  if (d.kind == Decision::Kind::kWait && r->started < r->results.size()) {
+    // Waiting on a candidate not started yet: every started one before it is NXDOMAIN.
+    size_t first_pending = 0;
+    while (r->results[first_pending].state != CandidateState::kPending) ++first_pending;
+    if (first_pending >= r->started) {
+      r->starting = true;
+      StartCandidates(r, r->results.size());
+      r->starting = false;
+      d = Decide(r->results);
+    }
+  }
   if (d.kind != Decision::Kind::kWait) FinishRewrite(r, d);
 }
 

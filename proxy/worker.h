@@ -120,6 +120,8 @@ class Worker {
                          uint64_t now, std::span<uint8_t> body);
   // The client's question got NXDOMAIN (`original`): resolve the other search steps and reply.
   void StartRewrite(Waiter&& client, const NamespaceName& ns, std::span<const uint8_t> original);
+  // Looks up or sends candidates [r->started, end).
+  void StartCandidates(Rewrite* r, size_t end);
   void OnCandidate(uint64_t rewrite_id, size_t index, CandidateState state,
                    std::span<const uint8_t> response);
   void EvaluateRewrite(Rewrite* r);

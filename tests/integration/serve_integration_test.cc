@@ -1516,12 +1516,16 @@ TEST_F(ServeIntegrationTest, RewritesFirstSearchStepOfPinnedClientToFirstExistin
   EXPECT_EQ(Metric("nodedns_upstream_queries_total"), upstream);
   EXPECT_EQ(Metric("nodedns_search_rewrite_lookups_total"), 3);
   EXPECT_EQ(Metric("nodedns_search_rewrite_queries_avoided_total"), 9);
-  // The first candidate wins when it exists: only.svc.<zone>.
+  // The first candidate wins when it exists: only.svc.<zone>. Candidates outside the cluster
+  // zone (here only.) are not even asked: 3 upstream queries, the question and the two
+  // candidates inside the zone.
+  const double before_only = Metric("nodedns_upstream_queries_total");
   auto only = UdpExchange(dns_port_,
                           Wire({"only.default.svc.cluster.example.test.", kTypeA, 0, false, 304}));
   ASSERT_TRUE(only.has_value());
   EXPECT_EQ(AnswerSummary(*only),
             (std::vector<std::string>{"CNAME only.svc.cluster.example.test.", "A 10.96.2.1"}));
+  EXPECT_EQ(Metric("nodedns_upstream_queries_total") - before_only, 3);
   // Over TCP as well.
   auto tcp = TcpExchange(
       dns_port_, Wire({"c.example.test.default.svc.cluster.example.test.", kTypeA, 0, false, 305}));
