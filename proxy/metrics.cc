@@ -1,9 +1,12 @@
 // Prometheus rendering of the counter list; see metrics.h.
 #include "proxy/metrics.h"
 
+#include <cmath>
+#include <cstdint>
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace nodedns::proxy {
 
@@ -28,7 +31,13 @@ std::string RenderPrometheus(std::span<const WorkerCounters* const> workers,
 #undef NODEDNS_RENDER_COUNTER
   for (const Gauge& g : gauges) {
     describe(g.name, g.help, g.type);
-    absl::StrAppend(&out, g.name, " ", g.value, "\n");
+    // Exact integers (absl's double formatting keeps 6 digits: 1000000 came out as "1e+06"), and
+    // round-trip precision for anything else.
+    if (g.value == std::trunc(g.value) && std::fabs(g.value) < 9007199254740992.0) {
+      absl::StrAppend(&out, g.name, " ", static_cast<int64_t>(g.value), "\n");
+    } else {
+      absl::StrAppend(&out, g.name, " ", absl::StrFormat("%.17g", g.value), "\n");
+    }
   }
   return out;
 }

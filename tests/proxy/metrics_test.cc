@@ -31,6 +31,16 @@ TEST(MetricsTest, SumsWorkersAndGroupsFamilies) {
   EXPECT_EQ(n, 1u);
 }
 
+TEST(MetricsTest, RendersLargeGaugesExactly) {
+  const Gauge g[] = {{"nodedns_cache_entries", "Entries", 1'000'000},
+                     {"nodedns_cache_capacity_bytes", "Capacity", 536'870'912},
+                     {"nodedns_ratio", "A fraction", 0.125}};
+  const std::string out = RenderPrometheus({}, g);
+  EXPECT_NE(out.find("nodedns_cache_entries 1000000\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("nodedns_cache_capacity_bytes 536870912\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("nodedns_ratio 0.125\n"), std::string::npos) << out;
+}
+
 TEST(MetricsTest, EveryCounterIsDocumentedInOperationsGuide) {
   std::ifstream in(NODEDNS_SOURCE_DIR "/docs/operations.md");
   ASSERT_TRUE(in) << "docs/operations.md is missing";
