@@ -16,6 +16,8 @@ namespace nodedns::proxy {
 #define NODEDNS_WORKER_COUNTERS(X)                                                                \
   X(queries_udp, "nodedns_queries_total", "transport=\"udp\"", "Queries received")                \
   X(queries_tcp, "nodedns_queries_total", "transport=\"tcp\"", "Queries received")                \
+  X(udp_batches, "nodedns_udp_receive_batches_total", "",                                         \
+    "recvmmsg calls that returned datagrams (queries_total{udp} / this = mean batch size)")       \
   X(cache_hits, "nodedns_cache_hits_total", "", "Queries answered from the cache")                \
   X(cache_misses, "nodedns_cache_misses_total", "", "Queries not answerable from the cache")      \
   X(coalesced, "nodedns_coalesced_queries_total", "",                                             \
