@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "proxy/metrics.h"
 
 namespace nodedns::proxy {
@@ -151,8 +152,20 @@ absl::Status Server::Run() {
     std::string addrs;
     for (const auto& a : config_.listen)
       absl::StrAppend(&addrs, addrs.empty() ? "" : " ", a.ToString());
-    std::fprintf(stderr, "nodedns: serving on %s (udp+tcp) with %zu workers, cache %zu MiB\n",
-                 addrs.c_str(), workers_.size(), config_.cache.capacity_bytes >> 20);
+    // What the search rewrite will assume about pods' search paths, so that an operator can
+    // check it against a pod's resolv.conf (docs/search-rewrite.md).
+    const std::string rewrite =
+        rewrite_
+            ? absl::StrCat("on (", config_.cluster_domain, ", node search: ",
+                           config_.node_search.empty() ? std::string("none")
+                                                       : absl::StrJoin(config_.node_search, " "),
+                           ", ", config_.search_pins.size(), " pins)")
+            : std::string("off");
+    std::fprintf(stderr,
+                 "nodedns: serving on %s (udp+tcp) with %zu workers, cache %zu MiB, search rewrite "
+                 "%s\n",
+                 addrs.c_str(), workers_.size(), config_.cache.capacity_bytes >> 20,
+                 rewrite.c_str());
     std::fflush(stderr);
     uv_run(&loop_, UV_RUN_DEFAULT);
     std::fprintf(stderr, "nodedns: shutting down\n");

@@ -14,6 +14,7 @@ struct Upstream::Poll {
   uv_poll_t handle;
   Upstream* owner;
   ares_socket_t fd;
+  int events = 0;  // what c-ares last asked to watch
 };
 
 Upstream::Upstream(uv_loop_t* loop) : loop_(loop) {}
@@ -114,7 +115,8 @@ void Upstream::OnSocketState(void* data, ares_socket_t fd, int readable, int wri
     } else {
       p = it->second;
     }
-    uv_poll_start(&p->handle, (readable ? UV_READABLE : 0) | (writable ? UV_WRITABLE : 0), &OnPoll);
+    p->events = (readable ? UV_READABLE : 0) | (writable ? UV_WRITABLE : 0);
+    uv_poll_start(&p->handle, p->events, &OnPoll);
   } else if (it != u->polls_.end()) {
     // c-ares closes the socket after this returns; the handle must stop watching it first.
     Poll* p = it->second;
@@ -130,8 +132,14 @@ void Upstream::OnPoll(uv_poll_t* handle, int status, int events) {
   Upstream* u = p->owner;
   if (u->channel_ == nullptr) return;
   if (status < 0) {
-    // An error on the socket: let c-ares read and write it to find out and fail over.
-    ares_process_fd(u->channel_, p->fd, p->fd);
+    // An error on the socket: let c-ares read and write it to find out and fail over. libuv
+    // stopped the handle before this callback (POLLERR); if c-ares keeps the socket, watch it
+    // again, or replies on it would never be read.
+    const ares_socket_t fd = p->fd;
+    ares_process_fd(u->channel_, fd, fd);
+    if (auto it = u->polls_.find(fd); it != u->polls_.end() && it->second == p) {
+      uv_poll_start(&p->handle, p->events, &OnPoll);
+    }
   } else {
     ares_process_fd(u->channel_, (events & UV_READABLE) ? p->fd : ARES_SOCKET_BAD,
                     (events & UV_WRITABLE) ? p->fd : ARES_SOCKET_BAD);
