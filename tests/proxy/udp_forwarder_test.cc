@@ -13,10 +13,17 @@
 #include <vector>
 
 #include "proxy/reply.h"
+#include "tests/proxy/upstream_test_util.h"
 #include "tests/testing/dns_builder.h"
 
 namespace nodedns::proxy {
 namespace {
+
+using testing_util::Datagram;
+using testing_util::ReceiveDatagrams;
+using testing_util::RecordUpstreamReply;
+using testing_util::UpstreamQuery;
+using testing_util::UpstreamResult;
 
 // A UDP socket on 127.0.0.1 standing in for an upstream server.
 struct FakeServer {
@@ -36,11 +43,6 @@ struct FakeServer {
   std::string Address() const { return "127.0.0.1:" + std::to_string(port); }
   int fd = -1;
   uint16_t port = 0;
-};
-
-struct Datagram {
-  std::vector<uint8_t> bytes;
-  sockaddr_in from;
 };
 
 class UdpForwarderTest : public ::testing::Test {
@@ -69,39 +71,8 @@ class UdpForwarderTest : public ::testing::Test {
     uv_loop_close(&loop_);
     ares_library_cleanup();
   }
-  static std::vector<uint8_t> Query(const std::string& name) {
-    std::vector<uint8_t> q(300);
-    q.resize(BuildUpstreamQuery(testing::WireName(name), 1, 1, false, false, q));
-    return q;
-  }
-  // Runs the loop until `n` datagrams arrived at `server` (bounded: about 2 s).
   std::vector<Datagram> Receive(const FakeServer& server, size_t n) {
-    std::vector<Datagram> got;
-    for (int spins = 0; got.size() < n && spins < 2000; ++spins) {
-      uv_run(&loop_, UV_RUN_NOWAIT);
-      uint8_t buf[1500];
-      sockaddr_in from{};
-      socklen_t len = sizeof from;
-      const ssize_t r =
-          recvfrom(server.fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
-      if (r > 0) {
-        got.push_back({std::vector<uint8_t>(buf, buf + r), from});
-      } else {
-        usleep(1000);
-      }
-    }
-    return got;
-  }
-  struct Result {
-    int calls = 0;
-    int status = -1;
-    std::vector<uint8_t> reply;
-  };
-  static void OnReply(void* arg, int status, int, unsigned char* abuf, int alen) {
-    auto* r = static_cast<Result*>(arg);
-    ++r->calls;
-    r->status = status;
-    if (status == ARES_SUCCESS) r->reply.assign(abuf, abuf + alen);
+    return ReceiveDatagrams(&loop_, server.fd, n);
   }
   // Runs the loop until `done()` (bounded: about 3 s).
   template <typename F>
@@ -124,7 +95,7 @@ class UdpForwarderTest : public ::testing::Test {
   uv_loop_t loop_;
   std::unique_ptr<Upstream> tcp_;
   std::unique_ptr<UdpForwarder> forwarder_;
-  std::vector<Result> results_;  // outlives each test body: TearDown fails what is left
+  std::vector<UpstreamResult> results_;  // outlives each test body: TearDown fails what is left
 };
 
 TEST_F(UdpForwarderTest, QueriesLeaveWithRandomDistinctIdsFromSeveralPorts) {
@@ -133,7 +104,8 @@ TEST_F(UdpForwarderTest, QueriesLeaveWithRandomDistinctIdsFromSeveralPorts) {
   constexpr int kN = 64;
   results_.resize(kN);
   for (int i = 0; i < kN; ++i) {
-    forwarder_->Send(Query("q" + std::to_string(i) + ".example.com."), &OnReply, &results_[i]);
+    forwarder_->Send(UpstreamQuery("q" + std::to_string(i) + ".example.com."), &RecordUpstreamReply,
+                     &results_[i]);
   }
   EXPECT_EQ(forwarder_->in_flight(), static_cast<size_t>(kN));
   const auto got = Receive(server, kN);
@@ -155,9 +127,9 @@ TEST_F(UdpForwarderTest, QueriesLeaveWithRandomDistinctIdsFromSeveralPorts) {
 TEST_F(UdpForwarderTest, MatchingReplyCompletesAndOtherQuestionOrUnknownIdIsIgnored) {
   FakeServer server;
   Start({server.Address()}, {.timeout_ms = 300, .tries = 1});
-  Result good, bad;
-  forwarder_->Send(Query("good.example.com."), &OnReply, &good);
-  forwarder_->Send(Query("bad.example.com."), &OnReply, &bad);
+  UpstreamResult good, bad;
+  forwarder_->Send(UpstreamQuery("good.example.com."), &RecordUpstreamReply, &good);
+  forwarder_->Send(UpstreamQuery("bad.example.com."), &RecordUpstreamReply, &bad);
   const auto got = Receive(server, 2);
   ASSERT_EQ(got.size(), 2u);
   for (const Datagram& d : got) {
@@ -183,8 +155,8 @@ TEST_F(UdpForwarderTest, MatchingReplyCompletesAndOtherQuestionOrUnknownIdIsIgno
 TEST_F(UdpForwarderTest, RetriesOnTheNextServerAfterATimeout) {
   FakeServer silent, answering;
   Start({silent.Address(), answering.Address()}, {.timeout_ms = 200, .tries = 1});
-  Result r;
-  forwarder_->Send(Query("retry.example.com."), &OnReply, &r);
+  UpstreamResult r;
+  forwarder_->Send(UpstreamQuery("retry.example.com."), &RecordUpstreamReply, &r);
   ASSERT_EQ(Receive(silent, 1).size(), 1u) << "the first try goes to the first server";
   const auto second = Receive(answering, 1);
   ASSERT_EQ(second.size(), 1u) << "no second try on the next server";
@@ -203,8 +175,8 @@ TEST_F(UdpForwarderTest, FailsOverAtOnceWhenNothingListens) {
   }
   // A timeout far beyond the test's bound: only the ICMP error can end the query in time.
   Start({"127.0.0.1:" + std::to_string(closed_port)}, {.timeout_ms = 30000, .tries = 2});
-  Result r;
-  forwarder_->Send(Query("refused.example.com."), &OnReply, &r);
+  UpstreamResult r;
+  forwarder_->Send(UpstreamQuery("refused.example.com."), &RecordUpstreamReply, &r);
   RunUntil([&] { return r.calls > 0; });
   EXPECT_EQ(r.calls, 1);
   EXPECT_EQ(r.status, ARES_ETIMEOUT);
@@ -214,13 +186,13 @@ TEST_F(UdpForwarderTest, FailsOverAtOnceWhenNothingListens) {
 TEST_F(UdpForwarderTest, ShutdownFailsQueriesInFlightOnceAndRefusesNewOnes) {
   FakeServer server;
   Start({server.Address()}, {.timeout_ms = 2000, .tries = 1});
-  Result r;
-  forwarder_->Send(Query("slow.example.com."), &OnReply, &r);
+  UpstreamResult r;
+  forwarder_->Send(UpstreamQuery("slow.example.com."), &RecordUpstreamReply, &r);
   forwarder_->Shutdown();
   EXPECT_EQ(r.calls, 1);
   EXPECT_EQ(r.status, ARES_EDESTRUCTION);
-  Result after;
-  forwarder_->Send(Query("late.example.com."), &OnReply, &after);
+  UpstreamResult after;
+  forwarder_->Send(UpstreamQuery("late.example.com."), &RecordUpstreamReply, &after);
   EXPECT_EQ(after.calls, 1);
   EXPECT_EQ(after.status, ARES_EDESTRUCTION);
 }
@@ -228,9 +200,9 @@ TEST_F(UdpForwarderTest, ShutdownFailsQueriesInFlightOnceAndRefusesNewOnes) {
 TEST_F(UdpForwarderTest, RejectsMalformedQueriesWithoutSending) {
   FakeServer server;
   Start({server.Address()}, {.timeout_ms = 2000, .tries = 1});
-  Result r;
+  UpstreamResult r;
   const std::vector<uint8_t> runt(5, 0);
-  forwarder_->Send(runt, &OnReply, &r);
+  forwarder_->Send(runt, &RecordUpstreamReply, &r);
   EXPECT_EQ(r.calls, 1);
   EXPECT_EQ(r.status, ARES_EBADQUERY);
   EXPECT_EQ(forwarder_->in_flight(), 0u);

@@ -12,10 +12,17 @@
 #include <vector>
 
 #include "proxy/reply.h"
+#include "tests/proxy/upstream_test_util.h"
 #include "tests/testing/dns_builder.h"
 
 namespace nodedns::proxy {
 namespace {
+
+using testing_util::Datagram;
+using testing_util::ReceiveDatagrams;
+using testing_util::RecordUpstreamReply;
+using testing_util::UpstreamQuery;
+using testing_util::UpstreamResult;
 
 class UpstreamTest : public ::testing::Test {
  protected:
@@ -42,42 +49,9 @@ class UpstreamTest : public ::testing::Test {
     close(fd_);
     ares_library_cleanup();
   }
-  std::vector<uint8_t> Query(const std::string& name) {
-    std::vector<uint8_t> q(300);
-    auto wire = testing::WireName(name);
-    q.resize(BuildUpstreamQuery(wire, 1, 1, false, false, q));
-    return q;
-  }
-  // Runs the loop until `n` datagrams arrived at the test socket (bounded).
-  std::vector<std::pair<std::vector<uint8_t>, sockaddr_in>> Receive(size_t n) {
-    std::vector<std::pair<std::vector<uint8_t>, sockaddr_in>> got;
-    for (int spins = 0; got.size() < n && spins < 2000; ++spins) {
-      uv_run(&loop_, UV_RUN_NOWAIT);
-      uint8_t buf[1500];
-      sockaddr_in from{};
-      socklen_t len = sizeof from;
-      const ssize_t r = recvfrom(fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
-      if (r > 0) {
-        got.push_back({std::vector<uint8_t>(buf, buf + r), from});
-      } else {
-        usleep(1000);
-      }
-    }
-    return got;
-  }
-  struct Result {
-    int calls = 0;
-    int status = -1;
-    std::vector<uint8_t> reply;
-  };
-  static void OnReply(void* arg, int status, int, unsigned char* abuf, int alen) {
-    auto* r = static_cast<Result*>(arg);
-    ++r->calls;
-    r->status = status;
-    if (status == ARES_SUCCESS) r->reply.assign(abuf, abuf + alen);
-  }
+  std::vector<Datagram> Receive(size_t n) { return ReceiveDatagrams(&loop_, fd_, n); }
 
-  std::vector<Result> results_;
+  std::vector<UpstreamResult> results_;
   int fd_ = -1;
   uv_loop_t loop_;
   std::unique_ptr<Upstream> upstream_;
@@ -88,7 +62,8 @@ TEST_F(UpstreamTest, QueriesLeaveWithRandomDistinctIds) {
   auto& results = results_;  // outlives the test body: TearDown fails the queries left
   results.resize(kN);
   for (int i = 0; i < kN; ++i) {
-    upstream_->Send(Query("q" + std::to_string(i) + ".example.com."), &OnReply, &results[i]);
+    upstream_->Send(UpstreamQuery("q" + std::to_string(i) + ".example.com."), &RecordUpstreamReply,
+                    &results[i]);
   }
   EXPECT_EQ(upstream_->in_flight(), static_cast<size_t>(kN));
   auto got = Receive(kN);
@@ -99,15 +74,15 @@ TEST_F(UpstreamTest, QueriesLeaveWithRandomDistinctIds) {
   // Not a counter: sorted by arrival, the IDs are not consecutive.
   int consecutive = 0;
   for (size_t i = 1; i < got.size(); ++i) {
-    consecutive += dns::HeaderId(got[i].first) == dns::HeaderId(got[i - 1].first) + 1;
+    consecutive += dns::HeaderId(got[i].bytes) == dns::HeaderId(got[i - 1].bytes) + 1;
   }
   EXPECT_LT(consecutive, 4);
 }
 
 TEST_F(UpstreamTest, MatchingReplyCompletesAndMismatchedQuestionIsIgnored) {
-  Result good, bad;
-  upstream_->Send(Query("good.example.com."), &OnReply, &good);
-  upstream_->Send(Query("bad.example.com."), &OnReply, &bad);
+  UpstreamResult good, bad;
+  upstream_->Send(UpstreamQuery("good.example.com."), &RecordUpstreamReply, &good);
+  upstream_->Send(UpstreamQuery("bad.example.com."), &RecordUpstreamReply, &bad);
   auto got = Receive(2);
   ASSERT_EQ(got.size(), 2u);
   for (auto& [msg, from] : got) {
@@ -133,13 +108,13 @@ TEST_F(UpstreamTest, MatchingReplyCompletesAndMismatchedQuestionIsIgnored) {
 }
 
 TEST_F(UpstreamTest, ShutdownFailsQueriesInFlightOnce) {
-  Result r;
-  upstream_->Send(Query("slow.example.com."), &OnReply, &r);
+  UpstreamResult r;
+  upstream_->Send(UpstreamQuery("slow.example.com."), &RecordUpstreamReply, &r);
   upstream_->Shutdown();
   EXPECT_EQ(r.calls, 1);
   EXPECT_EQ(r.status, ARES_EDESTRUCTION);
-  Result after;
-  upstream_->Send(Query("late.example.com."), &OnReply, &after);
+  UpstreamResult after;
+  upstream_->Send(UpstreamQuery("late.example.com."), &RecordUpstreamReply, &after);
   EXPECT_EQ(after.calls, 1);
 }
 
