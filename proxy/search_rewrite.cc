@@ -708,25 +708,7 @@ bool SharedSearchRewrite::Relevant(const uint8_t* qname, size_t qname_length,
   // put the byte loop plus IsRelevant() at ~280 instructions per service-name hit).
   if (qname_length <= svc_zone_len_) return false;
   const size_t stem = qname_length - svc_zone_len_;
-  if (svc_zone_len_ >= 8) {
-    // svc_zone_ is lowercase already: one LowerAsciiWord per word, last word first (rejects
-    // names outside the zone at once).
-    const auto word = [](const uint8_t* p) {
-      uint64_t w;
-      std::memcpy(&w, p, 8);
-      return w;
-    };
-    const uint8_t* tail = qname + stem;
-    if (dns::LowerAsciiWord(word(tail + svc_zone_len_ - 8)) !=
-        word(svc_zone_ + svc_zone_len_ - 8)) {
-      return false;
-    }
-    for (size_t i = 0; i + 8 < svc_zone_len_; i += 8) {
-      if (dns::LowerAsciiWord(word(tail + i)) != word(svc_zone_ + i)) return false;
-    }
-  } else if (!dns::NameEqualsIgnoreCase(qname + stem, svc_zone_, svc_zone_len_)) {
-    return false;
-  }
+  if (!dns::NameEqualsIgnoreCase(qname + stem, svc_zone_, svc_zone_len_)) return false;
   size_t off = 0;
   while (off < stem) off += size_t{qname[off]} + 1;  // label lengths: the name was parsed
   return off == stem;

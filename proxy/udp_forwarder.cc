@@ -196,17 +196,20 @@ void UdpForwarder::Retry(uint32_t index) {
   Transmit(index);
 }
 
-void UdpForwarder::Complete(uint32_t index, int status, const uint8_t* reply, size_t size) {
+UdpForwarder::Owner UdpForwarder::Detach(uint32_t index) {
   Slot& s = *slots_[index];
-  const Callback cb = s.cb;
-  void* const arg = s.arg;
   by_id_.erase(s.id);
   s.in_use = false;
   ++s.serial;
+  return {s.cb, s.arg};
+}
+
+void UdpForwarder::Complete(uint32_t index, int status, const uint8_t* reply, size_t size) {
+  const Owner owner = Detach(index);
   free_.push_back(index);
   // Still queued for sending (a reply beat the flush, or a timeout of 0): sending it anyway is
   // harmless, its reply will find no ID.
-  cb(arg, status, 0, const_cast<uint8_t*>(reply), static_cast<int>(size));
+  owner.cb(owner.arg, status, 0, const_cast<uint8_t*>(reply), static_cast<int>(size));
 }
 
 void UdpForwarder::OnPoll(uv_poll_t* handle, int status, int events) {
@@ -268,16 +271,12 @@ void UdpForwarder::Receive(Socket& sock) {
       if (dns::HeaderFlags(reply) & dns::flag::kTC) {
         stats_.truncated.Inc();
         // Re-ask over TCP (RFC 7766 §5); c-ares copies the query, the slot is free at once.
-        const Callback cb = s.cb;
-        void* const arg = s.arg;
-        by_id_.erase(it);
-        s.in_use = false;
-        ++s.serial;
+        const Owner owner = Detach(index);
         if (tcp_ != nullptr) {
-          tcp_->Send({s.query, s.size}, cb, arg);
+          tcp_->Send({s.query, s.size}, owner.cb, owner.arg);
         } else {
-          cb(arg, ARES_SUCCESS, 0, const_cast<uint8_t*>(reply.data()),
-             static_cast<int>(reply.size()));
+          owner.cb(owner.arg, ARES_SUCCESS, 0, const_cast<uint8_t*>(reply.data()),
+                   static_cast<int>(reply.size()));
         }
         free_.push_back(index);  // only now: a callback run by Send may have sent a new query
         continue;

@@ -103,7 +103,14 @@ class UdpForwarder {
   uint16_t NewId();
   void Transmit(uint32_t slot);
   void Retry(uint32_t slot);
-  // Removes the query from the table and runs its callback.
+  struct Owner {
+    Callback cb;
+    void* arg;
+  };
+  // Takes the query out of the ID table and retires the slot's deadlines; the caller returns the
+  // slot to free_ once nothing can still read it.
+  Owner Detach(uint32_t slot);
+  // Detaches the query, frees its slot and runs its callback.
   void Complete(uint32_t slot, int status, const uint8_t* reply, size_t size);
   void ArmTimer(uint64_t at_ms);
   static void OnPoll(uv_poll_t* handle, int status, int events);

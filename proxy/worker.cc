@@ -62,6 +62,12 @@ uint8_t RcodeFor(dns::QueryStatus s) {
 
 uint8_t RcodeOf(const uint8_t* reply) { return reply[3] & 0xf; }
 
+// A key's bytes as the pending table's key type.
+absl::string_view PendingKey(const cache::CacheKey& key) {
+  const auto kb = key.bytes();
+  return {reinterpret_cast<const char*>(kb.data()), kb.size()};
+}
+
 }  // namespace
 
 namespace {
@@ -158,10 +164,7 @@ struct Worker::Pending {
   Worker* worker;
   cache::CacheKey key;
   std::vector<Waiter> waiters;
-  absl::string_view KeyView() const {
-    const auto kb = key.bytes();
-    return {reinterpret_cast<const char*>(kb.data()), kb.size()};
-  }
+  absl::string_view KeyView() const { return PendingKey(key); }
 };
 
 struct Worker::Batch {
@@ -718,8 +721,7 @@ void Worker::StartMiss(const cache::CacheKey& key, const dns::QueryInfo& q,
 }
 
 void Worker::JoinPending(const cache::CacheKey& key, bool do_bit, bool cd_bit, Waiter&& waiter) {
-  const auto kb = key.bytes();
-  auto it = pending_.find(absl::string_view(reinterpret_cast<const char*>(kb.data()), kb.size()));
+  auto it = pending_.find(PendingKey(key));
   if (it != pending_.end()) {
     counters_.coalesced.Inc();
     it->second->waiters.push_back(std::move(waiter));
@@ -762,8 +764,7 @@ void Worker::SendUpstream(const cache::CacheKey& key, bool do_bit, bool cd_bit, 
 }
 
 void Worker::Refresh(const cache::CacheKey& key, bool do_bit, bool cd_bit) {
-  const auto kb = key.bytes();
-  if (pending_.contains(absl::string_view(reinterpret_cast<const char*>(kb.data()), kb.size()))) {
+  if (pending_.contains(PendingKey(key))) {
     return;  // already on its way
   }
   counters_.prefetches.Inc();
