@@ -34,9 +34,22 @@ std::unique_ptr<QsbrThread> QsbrDomain::Register() {
 void QsbrDomain::Unregister(QsbrThread* t) {
   std::lock_guard lock(mu_);
   slots_[t->slot_].epoch.store(kOffline, std::memory_order_seq_cst);
+  slots_[t->slot_].retired_bytes.store(0, std::memory_order_relaxed);
   slots_[t->slot_].used.store(false, std::memory_order_release);
   orphans_.insert(orphans_.end(), t->retired_.begin(), t->retired_.end());
+  orphan_bytes_.store(orphan_bytes_.load(std::memory_order_relaxed) + t->retired_bytes_,
+                      std::memory_order_relaxed);
+  if (!orphans_.empty()) has_orphans_.store(true, std::memory_order_release);
   t->retired_.clear();
+  t->retired_bytes_ = 0;
+}
+
+size_t QsbrDomain::pending_bytes() const {
+  std::lock_guard lock(mu_);
+  size_t total = orphan_bytes_.load(std::memory_order_relaxed);
+  const size_t n = high_water_.load(std::memory_order_acquire);
+  for (size_t i = 0; i < n; ++i) total += slots_[i].retired_bytes.load(std::memory_order_relaxed);
+  return total;
 }
 
 uint64_t QsbrDomain::MinEpoch() const {
@@ -52,15 +65,20 @@ uint64_t QsbrDomain::MinEpoch() const {
 }
 
 void QsbrDomain::ReclaimOrphans(uint64_t min_epoch) {
+  if (!has_orphans_.load(std::memory_order_acquire)) return;
   std::unique_lock lock(mu_, std::try_to_lock);
   if (!lock.owns_lock() || orphans_.empty()) return;
   auto keep = std::partition(orphans_.begin(), orphans_.end(),
                              [&](const QsbrThread::Retired& r) { return r.epoch > min_epoch; });
+  size_t freed = 0;
   for (auto it = keep; it != orphans_.end(); ++it) {
     it->deleter(it->p);
-    pending_bytes_.fetch_sub(it->bytes, std::memory_order_relaxed);
+    freed += it->bytes;
   }
   orphans_.erase(keep, orphans_.end());
+  orphan_bytes_.store(orphan_bytes_.load(std::memory_order_relaxed) - freed,
+                      std::memory_order_relaxed);
+  if (orphans_.empty()) has_orphans_.store(false, std::memory_order_relaxed);
 }
 
 QsbrThread::QsbrThread(QsbrDomain* domain, size_t slot) : domain_(domain), slot_(slot) {}
@@ -114,7 +132,7 @@ void QsbrThread::Retire(void* p, void (*deleter)(void*), size_t bytes) {
   retired_.push_back({p, deleter, bytes, QsbrDomain::kOffline});
   ++unstamped_;
   retired_bytes_ += bytes;
-  domain_->pending_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  domain_->slots_[slot_].retired_bytes.store(retired_bytes_, std::memory_order_relaxed);
 }
 
 void QsbrThread::Reclaim() {
@@ -130,7 +148,7 @@ void QsbrThread::Reclaim() {
   if (n > 0) {
     retired_.erase(retired_.begin(), retired_.begin() + static_cast<ptrdiff_t>(n));
     retired_bytes_ -= freed_bytes;
-    domain_->pending_bytes_.fetch_sub(freed_bytes, std::memory_order_relaxed);
+    domain_->slots_[slot_].retired_bytes.store(retired_bytes_, std::memory_order_relaxed);
   }
   domain_->ReclaimOrphans(min_epoch);
 }

@@ -77,7 +77,7 @@ class QsbrDomain {
   std::unique_ptr<QsbrThread> Register();
 
   // Bytes retired and not yet freed, over all threads and orphans (approximate, for metrics).
-  size_t pending_bytes() const { return pending_bytes_.load(std::memory_order_relaxed); }
+  size_t pending_bytes() const;
 
  private:
   friend class QsbrThread;
@@ -89,14 +89,21 @@ class QsbrDomain {
   void ReclaimOrphans(uint64_t min_epoch);
 
   struct alignas(64) Slot {
-    std::atomic<uint64_t> epoch{kOffline};
+    std::atomic<uint64_t> epoch{kOffline};  // read by every thread's MinEpoch()
     std::atomic<bool> used{false};
+    // Written by the owner on every retire and reclaim, read only by pending_bytes(): on its own
+    // line, so that retiring does not invalidate the line other threads scan. A shared counter
+    // here (one atomic add per retire) made concurrent inserts bounce one line between cores.
+    alignas(64) std::atomic<size_t> retired_bytes{0};
   };
   alignas(64) std::atomic<uint64_t> global_epoch_{1};
   alignas(64) std::atomic<size_t> high_water_{0};  // slots [0, high_water) may be used
-  std::atomic<size_t> pending_bytes_{0};
+  // Whether orphans_ may be non-empty: lets Reclaim() skip the mutex (an atomic read-modify-write
+  // on a shared line) at every quiescent point.
+  std::atomic<bool> has_orphans_{false};
+  std::atomic<size_t> orphan_bytes_{0};  // written under mu_
   std::unique_ptr<Slot[]> slots_;
-  std::mutex mu_;  // guards registration and orphans_
+  mutable std::mutex mu_;  // guards registration and orphans_
   std::vector<QsbrThread::Retired> orphans_;
 };
 

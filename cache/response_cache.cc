@@ -7,6 +7,7 @@
 #include <new>
 
 #include "absl/strings/str_cat.h"
+#include "cache/block_pool.h"
 #include "dns/wire.h"
 
 namespace nodedns::cache {
@@ -121,8 +122,9 @@ ResponseCache::Shard& ResponseCache::ShardFor(uint64_t hash) {
 
 void ResponseCache::FreeEntry(void* p) {
   auto* e = static_cast<Entry*>(p);
+  const size_t block = e->charge - kAllocOverhead;
   e->~Entry();
-  ::operator delete(e);
+  internal::BlockPool::Free(e, block);
 }
 
 void ResponseCache::FreeTable(void* p) { ::operator delete(p); }
@@ -313,8 +315,9 @@ ResponseCache::Entry* ResponseCache::BuildEntry(const CacheKey& key,
     return nullptr;
   }
   const auto kb = key.bytes();
-  const size_t alloc = Entry::AllocSize(kb.size(), layout.n_ttls, wire_size);
-  void* mem = ::operator new(alloc);
+  const size_t alloc =
+      internal::BlockPool::RoundUp(Entry::AllocSize(kb.size(), layout.n_ttls, wire_size));
+  void* mem = internal::BlockPool::Allocate(alloc);
   auto* e = new (mem) Entry;
   e->hash = key.hash();
   e->key_size = static_cast<uint16_t>(kb.size());

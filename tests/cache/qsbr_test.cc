@@ -59,10 +59,29 @@ TEST_F(QsbrTest, RetiredObjectsOfExitedThreadsAreFreedLater) {
     writer->Retire(new int(1), &CountFree, sizeof(int));
   }  // the writer leaves before the grace period ends: its list becomes an orphan
   EXPECT_EQ(freed, 0);
+  EXPECT_EQ(domain_.pending_bytes(), sizeof(int)) << "orphans still count as pending";
   reader->Quiescent();
   reader->Retire(new int(2), &CountFree, sizeof(int));
   reader->Quiescent();
   EXPECT_EQ(freed, 2);
+  EXPECT_EQ(domain_.pending_bytes(), 0u);
+}
+
+TEST_F(QsbrTest, PendingBytesSumsEveryThread) {
+  auto a = domain_.Register();
+  auto b = domain_.Register();
+  a->Retire(new int(1), &CountFree, 100);
+  b->Retire(new int(2), &CountFree, 20);
+  b->Retire(new int(3), &CountFree, 3);
+  EXPECT_EQ(domain_.pending_bytes(), 123u);
+  a->Quiescent();
+  b->Quiescent();
+  EXPECT_EQ(domain_.pending_bytes(), 123u) << "nothing is safe before both passed a point";
+  a->Quiescent();
+  EXPECT_EQ(domain_.pending_bytes(), 23u);
+  b->Quiescent();
+  EXPECT_EQ(domain_.pending_bytes(), 0u);
+  EXPECT_EQ(freed, 3);
 }
 
 TEST_F(QsbrTest, DomainFreesEverythingLeftAtDestruction) {
