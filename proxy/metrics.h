@@ -37,6 +37,8 @@ namespace nodedns::proxy {
   X(rcode_notimp, "nodedns_replies_total", "rcode=\"NOTIMP\"", "Replies sent, by rcode")          \
   X(rcode_refused, "nodedns_replies_total", "rcode=\"REFUSED\"", "Replies sent, by rcode")        \
   X(rcode_other, "nodedns_replies_total", "rcode=\"other\"", "Replies sent, by rcode")            \
+  X(search_queries, "nodedns_search_expansion_queries_total", "",                                 \
+    "Queries for names under the cluster domain: search-list expansions, as GET /audit counts")   \
   X(search_nxdomain, "nodedns_search_expansion_nxdomain_total", "",                               \
     "NXDOMAIN replies for names under the cluster domain: queries a search-list walk wasted")     \
   X(search_rewrites, "nodedns_search_rewrite_lookups_total", "",                                  \

@@ -30,6 +30,21 @@ namespace nodedns::proxy {
 size_t SearchBaseLength(std::span<const uint8_t> qname, std::span<const uint8_t> zone_wire,
                         size_t* alternative = nullptr);
 
+// Whether `qname` (a parsed wire name, root byte included) is a search-list expansion as GET
+// /audit classifies one: strictly below the cluster zone, i.e. SearchBaseLength() > 0. Runs for
+// every query (nodedns_search_expansion_queries_total), so a word-at-a-time tail compare comes
+// first and names outside the zone cost no label walk.
+inline bool IsSearchExpansion(std::span<const uint8_t> qname, std::span<const uint8_t> zone_wire) {
+  if (zone_wire.size() <= 1 || qname.size() <= zone_wire.size()) return false;
+  const size_t stem = qname.size() - zone_wire.size();
+  if (!dns::NameEqualsIgnoreCase(qname.data() + stem, zone_wire.data(), zone_wire.size())) {
+    return false;
+  }
+  size_t off = 0;
+  while (off < stem) off += size_t{qname[off]} + 1;  // on a label boundary?
+  return off == stem;
+}
+
 // Owned and written by one worker; Publish() copies it for readers on other threads.
 class WastedQueryTracker {
  public:

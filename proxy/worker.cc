@@ -408,6 +408,7 @@ void Worker::ServeUdpBatch(UdpSocket& s, int n) {
       }
     } else {
       const std::span<const uint8_t> qname = query.subspan(dns::kHeaderSize, q.qname_length);
+      if (IsSearchExpansion(qname, config_.cluster_domain_wire)) counters_.search_queries.Inc();
       // Leave room for the OPT record FinishReply may append.
       const std::span<uint8_t> body = reply.first(kUdpBufSize - dns::kOptRecordSize);
       RewriteGate gate(rewrite_, qname, q.qtype);
@@ -638,6 +639,7 @@ void Worker::HandleTcpQuery(TcpConn& c, std::span<const uint8_t> query) {
     return;
   }
   const std::span<const uint8_t> qname = query.subspan(dns::kHeaderSize, q.qname_length);
+  if (IsSearchExpansion(qname, config_.cluster_domain_wire)) counters_.search_queries.Inc();
   const cache::CacheKey key(qname, q.qtype, q.qclass, q.do_bit, q.cd());
   const uint64_t now = Now();
   // A TCP query may be answered by a message of up to 64 KiB: use the scratch buffer. (It is also

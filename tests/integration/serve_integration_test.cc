@@ -1434,9 +1434,13 @@ TEST_F(ServeIntegrationTest, LiveAuditShowsWhichClientsWasteSearchQueries) {
   // ... and the second walk is served from the negative cache, which still wastes a round trip.
   ASSERT_TRUE(
       UdpExchange(dns_port_, Wire({"api.corp.default.svc.example.test.", kTypeA, 0, false, id++})));
-  // Existing names cost nothing.
+  // Existing names cost nothing, but are below the cluster domain: expansion queries (UDP and
+  // TCP). The zone's apex is not below it.
   ASSERT_TRUE(UdpExchange(dns_port_, Wire({"www.example.test.", kTypeA, 0, false, id++})));
+  ASSERT_TRUE(TcpExchange(dns_port_, Wire({"www.example.test.", kTypeAaaa, 0, false, id++})));
+  ASSERT_TRUE(UdpExchange(dns_port_, Wire({"example.test.", kTypeA, 0, false, id++})));
   EXPECT_EQ(Metric("nodedns_search_expansion_nxdomain_total"), 5);
+  EXPECT_EQ(Metric("nodedns_search_expansion_queries_total"), 7);
   std::this_thread::sleep_for(milliseconds(1300));  // workers publish every second
   auto json = HttpGet(health_port_, "/audit");
   ASSERT_TRUE(json.has_value());

@@ -37,6 +37,23 @@ TEST(SearchBaseTest, StripsTheKubernetesSearchSuffixes) {
   EXPECT_EQ(Base("xcluster.local."), "<none>");
 }
 
+// The per-query counter's fast check agrees with the suffix stripping GET /audit uses.
+TEST(SearchBaseTest, IsSearchExpansionMatchesSearchBaseLength) {
+  const auto zone = WireName("cluster.local.");
+  for (const char* name :
+       {"api.example.com.default.svc.cluster.local.", "API.Example.COM.Default.SVC.Cluster.Local.",
+        "foo.svc.cluster.local.", "svc.cluster.local.", "foo.cluster.local.", "cluster.local.",
+        "local.", ".", "example.com.", "xcluster.local.", "a.xcluster.local.",
+        "cluster.local.example.com.", "a.b.c.d.e.f.g.cluster.local."}) {
+    const auto wire = WireName(name);
+    EXPECT_EQ(IsSearchExpansion(wire, zone), SearchBaseLength(wire, zone) > 0) << name;
+  }
+  EXPECT_TRUE(IsSearchExpansion(WireName("kubernetes.default.svc.cluster.local."), zone));
+  EXPECT_FALSE(IsSearchExpansion(WireName("xcluster.local."), zone));
+  // One label whose last bytes equal the zone's wire form: the tail matches, the boundary does not.
+  EXPECT_FALSE(IsSearchExpansion(WireName("a\\007cluster\\005local."), zone));
+}
+
 sockaddr_storage V4(const char* ip) {
   sockaddr_storage ss{};
   auto* a = reinterpret_cast<sockaddr_in*>(&ss);
