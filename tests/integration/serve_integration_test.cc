@@ -48,6 +48,8 @@ namespace {
 
 using nodedns::testing::AllTtls;
 using nodedns::testing::Build;
+using nodedns::testing::EdnsOption;
+using nodedns::testing::EdnsOptions;
 using nodedns::testing::LdnsPkt;
 using nodedns::testing::MessageSpec;
 using nodedns::testing::Parse;
@@ -417,6 +419,7 @@ struct Query {
   bool dnssec = false;
   uint16_t id = 0x4242;
   bool cd = false;
+  std::vector<EdnsOption> options = {};  // EDNS options (needs bufsize != 0)
 };
 
 Bytes Wire(const Query& q) {
@@ -429,6 +432,7 @@ Bytes Wire(const Query& q) {
   spec.udp_size = q.bufsize;
   spec.do_bit = q.dnssec;
   spec.cd = q.cd;
+  spec.edns_options = q.options;
   return Build(spec);
 }
 
@@ -1404,6 +1408,91 @@ TEST_F(ServeIntegrationTest, SetsAdOnlyForClientsThatAskForIt) {
     EXPECT_EQ(Rcode(*r), kRcodeNoError);
     EXPECT_EQ(((*r)[3] & 0x20) != 0, c.want_ad);
   }
+}
+
+// Issue 3: EDNS options in queries (COOKIE, which dig and kdig send, padding, ECS) must neither
+// split the cache (PowerDNS/pdns#5131) nor be echoed. Each name is asked first with options (a
+// miss), then without (must be a hit), then with them again over TCP (a hit); every reply is
+// Knot's answer with an OPT record that carries no option.
+TEST_F(ServeIntegrationTest, EdnsOptionsNeitherSplitTheCacheNorAreEchoed) {
+  StartBoth();
+  ASSERT_FALSE(HasFatalFailure());
+  using namespace nodedns::testing;                                  // option codes
+  const EdnsOption cookie{kOptionCookie, {1, 2, 3, 4, 5, 6, 7, 8}};  // an 8-byte client cookie
+  // Family 1 (IPv4), source prefix 24, scope 0, address 192.0.2 (RFC 7871 §6).
+  const EdnsOption ecs{kOptionClientSubnet, {0, 1, 24, 0, 192, 0, 2}};
+  const EdnsOption padding{kOptionPadding, Bytes(100, 0)};
+  struct Case {
+    std::string name;
+    uint16_t type;
+    std::vector<EdnsOption> options;
+  };
+  const std::vector<Case> cases = {
+      {"www.example.test.", kTypeA, {cookie}},
+      {"www.example.test.", kTypeAaaa, {ecs}},
+      {"c.example.test.", kTypeA, {padding}},
+      {"nope.example.test.", kTypeA, {cookie, ecs, padding}},
+  };
+  uint16_t id = 4000;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name + " type " + std::to_string(c.type) + ", " +
+                 std::to_string(c.options.size()) + " options");
+    const Query with{c.name, c.type, 1232, false, ++id, false, c.options};
+    const Query without{c.name, c.type, 1232, false, ++id};
+    const Query with_tcp{c.name, c.type, 1232, false, ++id, false, c.options};
+    const double upstream = Metric("nodedns_upstream_queries_total");
+    double hits = Metric("nodedns_cache_hits_total");
+    // The miss.
+    const Bytes first_query = Wire(with);
+    ASSERT_EQ(EdnsOptions(first_query), c.options) << "test builder lost the options";
+    auto first = UdpExchange(dns_port_, first_query);
+    ASSERT_TRUE(first.has_value());
+    ExpectMatchesKnot(with, false, first_query, *first, KnotTcp(Wire(without)));
+    EXPECT_EQ(EdnsOptions(*first), std::vector<EdnsOption>{}) << "options echoed on a miss";
+    EXPECT_EQ(Metric("nodedns_upstream_queries_total"), upstream + 1);
+    EXPECT_EQ(Metric("nodedns_cache_hits_total"), hits);
+    // Without options: the same cache entry.
+    const Bytes second_query = Wire(without);
+    auto second = UdpExchange(dns_port_, second_query);
+    ASSERT_TRUE(second.has_value());
+    ExpectMatchesKnot(without, false, second_query, *second, KnotTcp(second_query));
+    EXPECT_EQ(Metric("nodedns_cache_hits_total"), ++hits) << "options split the cache";
+    // With options again, over TCP: a hit, nothing echoed.
+    const Bytes third_query = Wire(with_tcp);
+    auto third = TcpExchange(dns_port_, third_query);
+    ASSERT_TRUE(third.has_value());
+    ExpectMatchesKnot(with_tcp, true, third_query, *third, KnotTcp(second_query));
+    EXPECT_EQ(EdnsOptions(*third), std::vector<EdnsOption>{}) << "options echoed on a hit";
+    EXPECT_EQ(Metric("nodedns_cache_hits_total"), ++hits) << "options split the cache";
+    EXPECT_EQ(Metric("nodedns_upstream_queries_total"), upstream + 1);
+  }
+}
+
+// The same with a real client: kdig's +cookie, +padding and +subnet each get the right answer, and
+// no option comes back (kdig prints a returned COOKIE/PADDING/SUBNET in its OPT pseudosection).
+TEST_F(ServeIntegrationTest, KdigWithCookiePaddingAndSubnetGetsCorrectAnswers) {
+  StartBoth();
+  ASSERT_FALSE(HasFatalFailure());
+  std::string out = Kdig("+nocookie www.example.test A");  // fills the cache
+  ASSERT_NE(out.find("status: NOERROR"), std::string::npos) << out;
+  const double upstream = Metric("nodedns_upstream_queries_total");
+  const double hits = Metric("nodedns_cache_hits_total");
+  const std::vector<std::string> flags = {"+cookie", "+padding", "+subnet=192.0.2.0/24",
+                                          "+cookie +padding=64 +subnet=2001:db8::/56"};
+  for (const std::string& f : flags) {
+    for (const char* transport : {"", "+tcp "}) {
+      out = Kdig(transport + f + " www.example.test A");
+      SCOPED_TRACE(transport + f);
+      EXPECT_NE(out.find("status: NOERROR"), std::string::npos) << out;
+      EXPECT_NE(out.find("\tA\t192.0.2.1"), std::string::npos) << out;
+      EXPECT_NE(out.find("EDNS PSEUDOSECTION"), std::string::npos) << out;
+      for (const char* option : {"COOKIE", "PADDING", "CLIENT-SUBNET"}) {
+        EXPECT_EQ(out.find(option), std::string::npos) << option << " echoed:\n" << out;
+      }
+    }
+  }
+  EXPECT_EQ(Metric("nodedns_cache_hits_total"), hits + 2 * flags.size());
+  EXPECT_EQ(Metric("nodedns_upstream_queries_total"), upstream);
 }
 
 }  // namespace

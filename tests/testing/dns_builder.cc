@@ -52,6 +52,21 @@ std::vector<uint8_t> Build(const MessageSpec& spec) {
   if (spec.edns) {
     ldns_pkt_set_edns_udp_size(pkt, spec.udp_size);
     ldns_pkt_set_edns_do(pkt, spec.do_bit);
+    // The options' wire form (code, length, data each), as the OPT record's raw RDATA.
+    std::vector<uint8_t> rdata;
+    for (const EdnsOption& o : spec.edns_options) {
+      for (uint16_t v : {o.code, static_cast<uint16_t>(o.data.size())}) {
+        rdata.push_back(static_cast<uint8_t>(v >> 8));
+        rdata.push_back(static_cast<uint8_t>(v));
+      }
+      rdata.insert(rdata.end(), o.data.begin(), o.data.end());
+    }
+    if (!rdata.empty()) {
+      ldns_pkt_set_edns_data(
+          pkt, ldns_rdf_new_frm_data(LDNS_RDF_TYPE_UNKNOWN, rdata.size(), rdata.data()));
+    }
+  } else if (!spec.edns_options.empty()) {
+    Die("EDNS options without edns");
   }
   uint8_t* wire = nullptr;
   size_t size = 0;
@@ -80,6 +95,26 @@ LdnsPkt Parse(std::span<const uint8_t> wire) {
   return LdnsPkt(pkt);
 }
 
+std::vector<EdnsOption> EdnsOptions(std::span<const uint8_t> wire) {
+  LdnsPkt pkt = Parse(wire);
+  if (!pkt) Die("EdnsOptions: message does not parse");
+  std::vector<EdnsOption> out;
+  const ldns_rdf* data = ldns_pkt_edns_data(pkt.get());
+  if (data == nullptr) return out;
+  const uint8_t* p = ldns_rdf_data(data);
+  const size_t size = ldns_rdf_size(data);
+  for (size_t off = 0; off + 4 <= size;) {
+    EdnsOption o;
+    o.code = static_cast<uint16_t>(p[off] << 8 | p[off + 1]);
+    const size_t len = static_cast<size_t>(p[off + 2] << 8 | p[off + 3]);
+    if (off + 4 + len > size) Die("EdnsOptions: option overruns the OPT record");
+    o.data.assign(p + off + 4, p + off + 4 + len);
+    out.push_back(std::move(o));
+    off += 4 + len;
+  }
+  return out;
+}
+
 std::vector<uint8_t> WireName(std::string_view name) {
   ldns_rdf* d = Dname(name);
   std::vector<uint8_t> out(ldns_rdf_data(d), ldns_rdf_data(d) + ldns_rdf_size(d));
@@ -89,8 +124,8 @@ std::vector<uint8_t> WireName(std::string_view name) {
 
 std::vector<uint32_t> AllTtls(const ldns_pkt* pkt) {
   std::vector<uint32_t> ttls;
-  for (ldns_rr_list* list : {ldns_pkt_answer(pkt), ldns_pkt_authority(pkt),
-                             ldns_pkt_additional(pkt)}) {
+  for (ldns_rr_list* list :
+       {ldns_pkt_answer(pkt), ldns_pkt_authority(pkt), ldns_pkt_additional(pkt)}) {
     for (size_t i = 0; i < ldns_rr_list_rr_count(list); ++i) {
       ttls.push_back(ldns_rr_ttl(ldns_rr_list_rr(list, i)));
     }

@@ -3,6 +3,8 @@
 #ifndef NODEDNS_TESTS_TESTING_DNS_BUILDER_H_
 #define NODEDNS_TESTS_TESTING_DNS_BUILDER_H_
 
+#include <ldns/ldns.h>
+
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -10,14 +12,23 @@
 #include <string_view>
 #include <vector>
 
-#include <ldns/ldns.h>
-
 namespace nodedns::testing {
 
 struct LdnsPktDeleter {
   void operator()(ldns_pkt* p) const { ldns_pkt_free(p); }
 };
 using LdnsPkt = std::unique_ptr<ldns_pkt, LdnsPktDeleter>;
+
+// EDNS option codes (IANA registry) the tests send.
+constexpr uint16_t kOptionClientSubnet = 8;  // RFC 7871
+constexpr uint16_t kOptionCookie = 10;       // RFC 7873
+constexpr uint16_t kOptionPadding = 12;      // RFC 7830
+
+struct EdnsOption {
+  uint16_t code = 0;
+  std::vector<uint8_t> data;
+  bool operator==(const EdnsOption&) const = default;
+};
 
 struct MessageSpec {
   std::string qname = "example.com.";
@@ -33,6 +44,7 @@ struct MessageSpec {
   bool edns = false;
   bool do_bit = false;
   uint16_t udp_size = 1232;
+  std::vector<EdnsOption> edns_options;  // in the OPT record, in order (needs edns)
 };
 
 // Builds the wire form with ldns (which compresses names). Aborts the test binary on a bad spec.
@@ -42,6 +54,9 @@ std::vector<uint8_t> BuildQuery(std::string_view qname, uint16_t qtype, bool edn
                                 bool do_bit = false, uint16_t id = 0x4242);
 // Parses with ldns; nullptr if ldns rejects the bytes.
 LdnsPkt Parse(std::span<const uint8_t> wire);
+// The options of a message's OPT record, in order; empty without OPT or options. Aborts the test
+// binary if ldns cannot parse the message.
+std::vector<EdnsOption> EdnsOptions(std::span<const uint8_t> wire);
 // Uncompressed wire form of a presentation-format name.
 std::vector<uint8_t> WireName(std::string_view name);
 // All TTLs of a parsed packet's answer, authority and additional sections (OPT excluded), in order.
