@@ -42,7 +42,8 @@ HttpServer::HttpServer(SocketAddress addr, Handler handler)
 
 HttpServer::~HttpServer() { Stop(); }
 
-absl::Status HttpServer::Start() {
+absl::Status HttpServer::Listen() {
+  if (listening_) return absl::OkStatus();
   uv_loop_init(&loop_);
   uv_tcp_init(&loop_, &listener_);
   listener_.data = this;
@@ -74,6 +75,12 @@ absl::Status HttpServer::Start() {
         nullptr);
   });
   stop_.data = this;
+  listening_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status HttpServer::Start() {
+  if (auto st = Listen(); !st.ok()) return st;
   started_ = true;
   thread_ = std::thread([this] {
     uv_run(&loop_, UV_RUN_DEFAULT);
@@ -83,10 +90,17 @@ absl::Status HttpServer::Start() {
 }
 
 void HttpServer::Stop() {
-  if (!started_) return;
-  started_ = false;
+  if (!listening_) return;
+  listening_ = false;
   uv_async_send(&stop_);
-  thread_.join();
+  if (started_) {
+    started_ = false;
+    thread_.join();
+    return;
+  }
+  // Listening, never started: close the handles on this thread.
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  uv_loop_close(&loop_);
 }
 
 void HttpServer::OnConnection(uv_stream_t* listener, int status) {

@@ -28,6 +28,10 @@ class HttpServer {
   using Handler = std::function<HttpResponse(std::string_view method, std::string_view path)>;
   HttpServer(SocketAddress addr, Handler handler);
   ~HttpServer();
+  // Binds and listens (errors name --health), so that an unusable address is reported before the
+  // server starts anything else. Start() calls it if it has not run.
+  absl::Status Listen();
+  // Starts the server's thread.
   absl::Status Start();
   void Stop();
 
@@ -40,6 +44,7 @@ class HttpServer {
   uv_tcp_t listener_;
   uv_async_t stop_;
   std::thread thread_;
+  bool listening_ = false;
   bool started_ = false;
 };
 

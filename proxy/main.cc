@@ -1,6 +1,7 @@
 // nodedns: the command line. The only code not linked into tests.
 #include <ares.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -13,6 +14,13 @@ int main(int argc, char** argv) {
   CLI::App app("nodedns: a node-local DNS caching proxy for Kubernetes", "nodedns");
   app.require_subcommand(1);
   app.set_version_flag("--version", "nodedns 0.1.0");
+  // A bad flag is one line on stderr (the error names the flag) and exit code 2; CLI11's default
+  // adds "Run with --help for more information." as a second line.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    std::string line = e.what();
+    std::replace(line.begin(), line.end(), '\n', ' ');
+    return "nodedns: " + line + "\n";
+  });
   nodedns::proxy::ServeFlags serve_flags;
   CLI::App* serve = nodedns::proxy::AddServeCommand(app, serve_flags);
   nodedns::audit::AuditFlags audit_flags;

@@ -26,7 +26,8 @@ CLI::App* AddServeCommand(CLI::App& app, ServeFlags& f) {
       ->type_name("ZONE");
   s->add_option("--workers", f.workers,
                 "Worker threads, each with its own sockets (0: one per CPU)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 1024u));
   s->add_option("--cache-size", f.cache_size_mb,
                 "Cache capacity in MiB; all memory of entries, keys and tables counted")
       ->capture_default_str()

@@ -50,6 +50,31 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServeConfig config) {
     s->workers_.push_back(std::make_unique<Worker>(static_cast<int>(i), s->config_, *s->cache_,
                                                    s->rewrite_.get(), std::move(socks)));
   }
+  // The health port too is bound here, before anything runs: an unusable --health exits 2 with
+  // one line, like an unusable --listen.
+  if (s->config_.health) {
+    Server* self = s.get();
+    s->health_ = std::make_unique<HttpServer>(*s->config_.health, [self](std::string_view method,
+                                                                         std::string_view path) {
+      if (method != "GET") return HttpResponse{405, "text/plain; charset=utf-8", "GET only\n"};
+      if (path == "/health") return HttpResponse{200, "text/plain; charset=utf-8", "ok\n"};
+      if (path == "/audit" || path == "/audit.txt") {
+        std::vector<std::vector<WastedQueryTracker::ClientCount>> snaps;
+        for (const auto& w : self->workers_) snaps.push_back(w->WastedSnapshot());
+        if (path == "/audit.txt") {
+          return HttpResponse{200, "text/plain; charset=utf-8",
+                              RenderWastedQueriesTable(snaps, self->config_.cluster_domain)};
+        }
+        return HttpResponse{200, "application/json",
+                            RenderWastedQueriesJson(snaps, self->config_.cluster_domain)};
+      }
+      if (path == "/metrics") {
+        return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", self->RenderMetrics()};
+      }
+      return HttpResponse{404, "text/plain; charset=utf-8", "not found\n"};
+    });
+    if (auto st = s->health_->Listen(); !st.ok()) return st;
+  }
   return s;
 }
 
@@ -126,28 +151,7 @@ absl::Status Server::Run() {
     status = w->Start();
     if (!status.ok()) break;
   }
-  if (status.ok() && config_.health) {
-    health_ = std::make_unique<HttpServer>(
-        *config_.health, [this](std::string_view method, std::string_view path) {
-          if (method != "GET") return HttpResponse{405, "text/plain; charset=utf-8", "GET only\n"};
-          if (path == "/health") return HttpResponse{200, "text/plain; charset=utf-8", "ok\n"};
-          if (path == "/audit" || path == "/audit.txt") {
-            std::vector<std::vector<WastedQueryTracker::ClientCount>> snaps;
-            for (const auto& w : workers_) snaps.push_back(w->WastedSnapshot());
-            if (path == "/audit.txt") {
-              return HttpResponse{200, "text/plain; charset=utf-8",
-                                  RenderWastedQueriesTable(snaps, config_.cluster_domain)};
-            }
-            return HttpResponse{200, "application/json",
-                                RenderWastedQueriesJson(snaps, config_.cluster_domain)};
-          }
-          if (path == "/metrics") {
-            return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", RenderMetrics()};
-          }
-          return HttpResponse{404, "text/plain; charset=utf-8", "not found\n"};
-        });
-    status = health_->Start();
-  }
+  if (status.ok() && health_) status = health_->Start();
   if (status.ok()) {
     std::string addrs;
     for (const auto& a : config_.listen)
