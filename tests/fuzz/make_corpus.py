@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of the fuzz targets into tests/fuzz/corpus/<target>/ (docs/fuzzing.md).
+
+Every seed is built here, byte by byte, so that the corpus is reproducible and reviewable: real
+queries (EDNS, cookies, ECS, search-path expansions, zero or two questions, truncated, compressed
+question) and real responses (A, CNAME chains with compression, NXDOMAIN and NODATA with SOA,
+SERVFAIL, TC, BADVERS, compression loops, 513 records) and resolv.conf variants. Files found by
+fuzzing (reproducers) live beside them under names starting with "found-"; this script leaves
+those alone and rewrites the rest.
+
+Usage: tests/fuzz/make_corpus.py [--out DIR]   (default: the corpus/ directory next to it)
+"""
+
+import argparse
+import pathlib
+import struct
+
+# Header flags (RFC 1035 §4.1.1).
+QR, AA, TC, RD, RA, AD, CD = 0x8000, 0x0400, 0x0200, 0x0100, 0x0080, 0x0020, 0x0010
+A, NS, CNAME, SOA, PTR, MX, TXT, AAAA, SRV, OPT, RRSIG, AXFR, ANY = (
+    1, 2, 5, 6, 12, 15, 16, 28, 33, 41, 46, 252, 255)
+IN, CH = 1, 3
+PTR_QNAME = b"\xc0\x0c"  # compression pointer to the question name
+
+
+def name(text):
+    """Uncompressed wire form of a presentation name ("." for the root)."""
+    out = b""
+    for label in text.strip(".").split(".") if text.strip(".") else []:
+        raw = label.encode()
+        assert 0 < len(raw) < 64, label
+        out += bytes([len(raw)]) + raw
+    return out + b"\x00"
+
+
+def header(id_=0x1234, flags=RD, qd=1, an=0, ns=0, ar=0):
+    return struct.pack(">HHHHHH", id_, flags, qd, an, ns, ar)
+
+
+def question(qname, qtype=A, qclass=IN):
+    return (name(qname) if isinstance(qname, str) else qname) + struct.pack(">HH", qtype, qclass)
+
+
+def rr(owner, rtype, ttl, rdata, rclass=IN):
+    owner = name(owner) if isinstance(owner, str) else owner
+    return owner + struct.pack(">HHIH", rtype, rclass, ttl, len(rdata)) + rdata
+
+
+def opt(udp=1232, ext_rcode=0, version=0, do=False, options=b""):
+    ttl = ext_rcode << 24 | version << 16 | (0x8000 if do else 0)
+    return b"\x00" + struct.pack(">HHIH", OPT, udp, ttl, len(options)) + options
+
+
+def edns_option(code, data):
+    return struct.pack(">HH", code, len(data)) + data
+
+
+def soa_rdata(mname=PTR_QNAME, rname=PTR_QNAME, serial=2024010101, minimum=60):
+    return mname + rname + struct.pack(">IIIII", serial, 7200, 3600, 1209600, minimum)
+
+
+def ipv4(text):
+    return bytes(int(x) for x in text.split("."))
+
+
+def query(qname, qtype=A, id_=0x1234, flags=RD, edns=None, qclass=IN):
+    extra = opt(**edns) if edns is not None else b""
+    return header(id_, flags, 1, 0, 0, 1 if extra else 0) + question(qname, qtype, qclass) + extra
+
+
+def response(qname, qtype=A, rcode=0, flags=QR | RD | RA, answer=(), authority=(),
+             additional=(), edns=None, id_=0x1234, qd=None):
+    extra = list(additional) + ([opt(**edns)] if edns is not None else [])
+    body = question(qname, qtype) if qname is not None else b""
+    msg = header(id_, flags | rcode, 1 if qd is None else qd, len(answer), len(authority),
+                 len(extra))
+    return msg + body + b"".join(answer) + b"".join(authority) + b"".join(extra)
+
+
+K8S_FIRST_STEP = "api.example.com.default.svc.cluster.local"
+
+
+def queries():
+    long_name = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])  # 255 bytes in wire form
+    too_long = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 62])  # 256
+    cookie = edns_option(10, bytes(range(8)))  # client cookie (RFC 7873)
+    ecs = edns_option(8, struct.pack(">HBB", 1, 24, 0) + ipv4("192.0.2.0")[:3])  # RFC 7871
+    padding = edns_option(12, bytes(20))  # RFC 7830
+    a = query("example.com")
+    return {
+        "a": a,
+        "aaaa_edns": query("example.com", AAAA, edns={}),
+        "edns_do_cookie": query("Example.COM", A, edns={"do": True, "options": cookie}),
+        "edns_ecs_padding": query("www.example.org", AAAA, edns={"options": ecs + padding}),
+        "edns_small_udp": query("example.com", TXT, edns={"udp": 100}),
+        "edns_large_udp": query("example.com", TXT, edns={"udp": 4096}),
+        "badvers": query("example.com", A, edns={"version": 1}),
+        "ad_cd": query("dnssec.example", A, id_=0x5ff8, flags=RD | AD | CD, edns={"do": True}),
+        "many_answers_id": query("big.example", A, id_=0x5ff0),
+        "no_rd": query("example.com", A, flags=0),
+        "zero_questions": header(0x1111, RD, 0) + opt(),
+        "two_questions": header(0x2222, RD, 2) + question("a.example") + question("b.example"),
+        "compressed_qname": header(0x3333, RD, 1) + PTR_QNAME + struct.pack(">HH", A, IN),
+        "truncated_mid_name": a[:18],
+        "truncated_mid_opt": query("example.com", A, edns={})[:-4],
+        "short_header": a[:7],
+        "empty": b"",
+        "response_bit": query("example.com", A, flags=QR | RD),
+        "notify_opcode": query("example.com", SOA, flags=4 << 11 | AA),
+        "update_opcode": query("example.com", SOA, flags=5 << 11),
+        "k8s_first_step": query(K8S_FIRST_STEP, A, edns={}),
+        "k8s_first_step_case": query("Api.Example.Com.Default.SVC.cluster.LOCAL", AAAA),
+        "k8s_second_step": query("api.example.com.svc.cluster.local", A),
+        "k8s_service": query("kubernetes.default.svc.cluster.local", A, edns={}),
+        "long_name": query(long_name, A, edns={}),
+        "name_too_long": header(0x4444, RD, 1) + name(too_long) + struct.pack(">HH", A, IN),
+        "label_too_long_type": header(0x5555, RD, 1) + b"\x40" + b"a" * 64 + b"\x00" +
+                               struct.pack(">HH", A, IN),
+        "opt_in_answer": header(0x6666, RD, 1, 1, 0, 0) + question("example.com") + opt(),
+        "two_opts": header(0x7777, RD, 1, 0, 0, 2) + question("example.com") + opt() + opt(),
+        "opt_nonroot_owner": header(0x8888, RD, 1, 0, 0, 1) + question("example.com") +
+                             name("x") + opt()[1:],
+        "rr_overrun": header(0x9999, RD, 1, 0, 0, 1) + question("example.com") +
+                      opt(options=edns_option(10, bytes(8)))[:-3],
+        "any": query("example.com", ANY),
+        "axfr": query("example.com", AXFR),
+        "chaos_version_bind": query("version.bind", TXT, qclass=CH),
+        "root_ns": query(".", NS, edns={}),
+        "ptr": query("1.2.0.192.in-addr.arpa", PTR),
+    }
+
+
+def responses():
+    soa_auth = rr(b"\xc0\x19", SOA, 3600, soa_rdata(name("ns1.example.com"),
+                                                     name("hostmaster.example.com"), minimum=300))
+    a_rrs = [rr(PTR_QNAME, A, 300, ipv4("192.0.2.1")), rr(PTR_QNAME, A, 120, ipv4("192.0.2.2"))]
+    # www.example.com CNAME cdn.example.net, cdn.example.net CNAME edge.example.net, edge A.
+    www = "www.example.com"
+    cname1 = rr(PTR_QNAME, CNAME, 600, name("cdn.example.net"))
+    cdn_at = 12 + len(name(www)) + 4 + 12  # the rdata of the first CNAME
+    cname2 = rr(struct.pack(">H", 0xc000 | cdn_at), CNAME, 60, name("edge") +
+                struct.pack(">H", 0xc000 | (cdn_at + 4)))
+    edge_at = cdn_at + len(name("cdn.example.net")) + 12
+    edge_a = rr(struct.pack(">H", 0xc000 | edge_at), A, 20, ipv4("198.51.100.7"))
+    many = [rr(PTR_QNAME, A, 300, bytes([10, 0, i >> 8, i & 0xff])) for i in range(100)]
+    too_many = [rr(PTR_QNAME, A, 300, bytes([10, 1, i >> 8, i & 0xff])) for i in range(513)]
+    loop_at = 12 + len(name("loop.example")) + 4 + 12  # the rdata of the CNAME: points at itself
+    loop_cname = rr(PTR_QNAME, CNAME, 300, struct.pack(">H", 0xc000 | loop_at))
+    self_ptr = header(0x1234, QR | RA, 1, 1) + b"\xc0\x0c" + struct.pack(">HH", A, IN) + \
+        rr(PTR_QNAME, A, 60, ipv4("192.0.2.9"))
+    rrsig = rr(PTR_QNAME, RRSIG, 300, struct.pack(">HBBIIIH", A, 13, 2, 300, 1700000000,
+                                                  1690000000, 12345) + name("example.com") +
+               bytes(64))
+    return {
+        "a_two_records_opt": response("example.com", A, answer=a_rrs, edns={}),
+        "a_no_opt_ad": response("example.com", A, flags=QR | RD | RA | AD, answer=a_rrs),
+        "a_rrsig_do": response("example.com", A, answer=a_rrs[:1] + [rrsig], edns={"do": True}),
+        "cname_chain": response(www, A, answer=[cname1, cname2, edge_a], edns={}),
+        "nxdomain_soa": response("nope.example.com", A, rcode=3, authority=[
+            rr(b"\xc0\x11", SOA, 3600, soa_rdata(name("ns1.example.com"),
+                                                 name("hostmaster.example.com"), minimum=300))],
+            edns={}),
+        "nodata_soa": response("example.com", AAAA, authority=[soa_auth.replace(
+            b"\xc0\x19", PTR_QNAME, 1)]),
+        "nxdomain_no_soa": response("nope.example.com", A, rcode=3),
+        "servfail": response("example.com", A, rcode=2, edns={}),
+        "refused": response("example.com", A, rcode=5),
+        "truncated_tc": response("example.com", A, flags=QR | RD | RA | TC),
+        "badvers": response("example.com", A, rcode=0, edns={"ext_rcode": 1}),
+        "opt_not_last": header(0x1234, QR | RD | RA, 1, 1, 0, 2) + question("example.com") +
+                        a_rrs[0] + opt() + rr(name("ns1.example.com"), A, 60, ipv4("192.0.2.53")),
+        "compression_loop": response("loop.example", A, answer=[loop_cname]),
+        "compressed_question_self": self_ptr,
+        "ttl_high_bit": response("example.com", A, answer=[rr(PTR_QNAME, A, 0x80000001,
+                                                              ipv4("192.0.2.1"))]),
+        "ttl_zero": response("example.com", A, answer=[rr(PTR_QNAME, A, 0, ipv4("192.0.2.1"))]),
+        "large_100_records": response("big.example", A, answer=many, edns={}),
+        "too_many_513_records": response("huge.example", A, answer=too_many),
+        "no_question": response(None, A, qd=0, answer=[rr("example.com", A, 60, ipv4("1.2.3.4"))]),
+        "two_questions": header(0x1234, QR | RA, 2) + question("a.example") + question("b.example"),
+        "qr_clear": response("example.com", A, flags=RD, answer=a_rrs),
+        "soa_bad_rdlength": response("nope.example", A, rcode=3, authority=[
+            rr(PTR_QNAME, SOA, 60, soa_rdata()[:-1])]),
+        "mx_srv_txt": response("example.com", MX, answer=[
+            rr(PTR_QNAME, MX, 300, struct.pack(">H", 10) + b"\x04mail" + PTR_QNAME),
+            rr(PTR_QNAME, TXT, 300, b"\x0bhello world"),
+            rr(b"\x04_sip\x04_udp" + PTR_QNAME, SRV, 300, struct.pack(">HHH", 1, 2, 5060) +
+               PTR_QNAME)], additional=[rr(b"\x04mail" + PTR_QNAME, A, 300, ipv4("192.0.2.25"))]),
+        "truncated_mid_rr": response("example.com", A, answer=a_rrs)[:-3],
+    }
+
+
+def rewrite_candidates():
+    cand = "api.example.com"
+    svc = "api.example.com.svc.cluster.local"
+    soa = rr(name("cluster.local"), SOA, 30, soa_rdata(name("ns.dns.cluster.local"),
+                                                       name("hostmaster.cluster.local"),
+                                                       minimum=5))
+    a = [rr(PTR_QNAME, A, 300, ipv4("192.0.2.10")), rr(PTR_QNAME, A, 45, ipv4("192.0.2.11"))]
+    chain = [rr(PTR_QNAME, CNAME, 600, name("lb.example.net")),
+             rr(name("lb.example.net"), A, 30, ipv4("203.0.113.5"))]
+    long_label = "x" * 60
+    long_cand = ".".join([long_label] * 3 + ["example"])
+    return {
+        "answer_a": response(cand, A, answer=a, edns={}),
+        "answer_cname_chain": response(cand, A, answer=chain),
+        "nodata_aaaa_soa": response(cand, AAAA, authority=[soa]),
+        "nodata_aaaa_no_soa": response(cand, AAAA),
+        "nxdomain_svc": response(svc, A, rcode=3, authority=[soa]),
+        "servfail": response(cand, A, rcode=2),
+        "class_chaos": header(0x1234, QR | RA, 1, 1) + question(cand, A, CH) + a[0],
+        "answer_ttl_zero": response(cand, A, answer=[rr(PTR_QNAME, A, 0, ipv4("192.0.2.1"))]),
+        "answer_with_opt_do": response(cand, AAAA, answer=[rr(PTR_QNAME, AAAA, 300, bytes(16))],
+                                       edns={"do": True}),
+        "long_candidate": response(long_cand, A, answer=[rr(PTR_QNAME, A, 60, ipv4("10.0.0.1"))]),
+        "root_question": response(".", A, authority=[soa]),
+        "no_question": response(None, A, qd=0, answer=a),
+        "tc_set": response(cand, A, flags=QR | RD | RA | TC),
+    }
+
+
+RESOLV_CONFS = {
+    "k8s_pod": "search default.svc.cluster.local svc.cluster.local cluster.local\n"
+               "nameserver 10.96.0.10\noptions ndots:5\n",
+    "k8s_nodelocal": "nameserver 169.254.20.10\n"
+                     "search kube-system.svc.cluster.local svc.cluster.local cluster.local "
+                     "ec2.internal\noptions ndots:5 timeout:1 attempts:3\n",
+    "host": "# generated by NetworkManager\nsearch corp.example.com example.com\n"
+            "nameserver 192.0.2.53\nnameserver 2001:db8::53\nnameserver 198.51.100.53\n"
+            "nameserver 203.0.113.53\noptions rotate timeout:2 attempts:5 edns0 trust-ad\n",
+    "systemd_resolved": "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch .\n",
+    "crlf": "search a.example b.example\r\nnameserver 10.0.0.1\r\noptions ndots:2\r\n",
+    "indented_and_comments": "  nameserver 10.0.0.2\n;comment\n#comment\nnameserver 10.0.0.3 "
+                             "# trailing\nsearch svc.example # not a comment\n\toptions ndots:3\n",
+    "domain_words": "domain one.example two.example\nnameserver 10.0.0.4\n",
+    "search_overridden": "search first.example\nsearch second.example third.example\n"
+                         "domain last.example\n",
+    "long_search_musl": "search " + " ".join("d%02d.example.com" % i for i in range(20)) + "\n",
+    "bad_options": "options ndots:x timeout:-1 attempts:99 ndots:99 timeout:100 bogus "
+                   "single-request-reopen no-aaaa no_tld_query inet6 use-vc\n",
+    "musl_options": "options foo ndots:3bar attempts:7 timeout:61\n",
+    "nameservers_odd": "nameserver fe80::1%eth0\nnameserver dns.example.com\nnameserver 127.1\n"
+                       "nameserver 10.0.0.1:5353\nnameserver [::1]:53\nnameserver 0x7f.0.0.1\n"
+                       "nameserver\n",
+    "no_trailing_newline": "nameserver 10.0.0.9\nsearch x.example",
+    "empty": "",
+    "keywords_only": "search\ndomain\noptions\nsortlist 10.0.0.0/255.0.0.0\nbogus line\n",
+    "binary": "nameserver 10.0.0.1\x00\nsearch a\x00b c\xff\xfe\noptions ndots:1\x7f\n",
+}
+
+
+def write(out, target, files, prefix=b""):
+    directory = out / target
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.iterdir():
+        if not old.name.startswith("found-"):
+            old.unlink()
+    for stem, data in files.items():
+        if isinstance(data, str):
+            data = data.encode("latin-1")
+        (directory / stem).write_bytes(prefix + data)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=pathlib.Path,
+                        default=pathlib.Path(__file__).resolve().parent / "corpus")
+    out = parser.parse_args().out
+    write(out, "query_parse_fuzz", queries())
+    # The response targets take a control byte first (see the targets' file comments); the seeds
+    # cycle through a few, so that the corpus starts with every client shape and lookup delay.
+    # response_fuzz: 0x00 plain; 0xb3 EDNS+DO, 3600 s later; 0xcd EDNS+AD+CD, 3601 s (stale);
+    # 0xf1 EDNS, 90001 s (gone); 0x54 AD, 5 s; 0x7a DO+CD, 59 s.
+    ctl = [0x00, 0xb3, 0xcd, 0xf1, 0x54, 0x7a]
+    write(out, "response_fuzz", {stem: bytes([ctl[i % len(ctl)]]) + data
+                                 for i, (stem, data) in enumerate(responses().items())})
+    # search_rewrite_fuzz: 0x00 plain; 0xdc capitals, EDNS+DO, cap 60, one NXDOMAIN before;
+    # 0x26 cap from NegativeTtlCap, two before; 0x43 AAAA fallback, cap 0, EDNS.
+    ctl = [0x00, 0xdc, 0x26, 0x43]
+    candidates = rewrite_candidates().items()
+    write(out, "search_rewrite_fuzz", {stem: bytes([ctl[i % len(ctl)]]) + data
+                                       for i, (stem, data) in enumerate(candidates)})
+    write(out, "resolv_conf_fuzz", RESOLV_CONFS)
+
+
+if __name__ == "__main__":
+    main()
