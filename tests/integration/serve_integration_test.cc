@@ -31,6 +31,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -626,6 +627,172 @@ class Relay {
   uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
   std::atomic<int> queries_{0};
+  std::thread thread_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// A scripted upstream on one port, UDP and TCP (2-byte framing, pipelining), that answers every
+// query itself after `delay`: an A query with `kFakeAddress` and the current TTL, anything else
+// with an empty NOERROR. It records each query's name and transport, and the most queries it ever
+// held unanswered at once (what a per-connection in-flight cap bounds).
+
+constexpr char kFakeAddress[] = "192.0.2.99";
+
+class FakeUpstream {
+ public:
+  struct Seen {
+    std::string name;  // lowercase presentation form, with the final dot
+    bool tcp = false;
+  };
+
+  explicit FakeUpstream(milliseconds delay, uint32_t ttl = 300) : delay_(delay), ttl_(ttl) {
+    sockaddr_in a = Loopback(0);
+    socklen_t len = sizeof a;
+    tcp_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bind(tcp_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    getsockname(tcp_fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    listen(tcp_fd_, 64);
+    udp_fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    bind(udp_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);  // the same port
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~FakeUpstream() {
+    stop_ = true;
+    thread_.join();
+    for (const auto& c : conns_) close(c.fd);
+    close(udp_fd_);
+    close(tcp_fd_);
+  }
+  uint16_t port() const { return port_; }
+  void set_ttl(uint32_t ttl) { ttl_ = ttl; }
+  int queries() const { return queries_; }
+  int max_outstanding() const { return max_outstanding_; }
+  std::vector<Seen> seen() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return seen_;
+  }
+  // Queries for `name` (lowercase, final dot) that came over TCP (`tcp`) or UDP.
+  int Count(const std::string& name, bool tcp) const {
+    int n = 0;
+    for (const Seen& s : seen()) n += s.name == name && s.tcp == tcp;
+    return n;
+  }
+
+ private:
+  struct Conn {
+    int fd;
+    Bytes in;
+  };
+  struct Due {
+    Clock::time_point at;
+    int tcp_fd;  // -1: UDP, to `from`
+    sockaddr_storage from;
+    socklen_t from_len;
+    Bytes reply;
+  };
+
+  // The reply to `query`, or nothing if it does not parse.
+  std::optional<Bytes> Answer(const Bytes& query, bool tcp) {
+    LdnsPkt q = Parse(query);
+    if (!q || ldns_pkt_qdcount(q.get()) != 1) return std::nullopt;
+    const ldns_rr* question = ldns_rr_list_rr(ldns_pkt_question(q.get()), 0);
+    char* owner = ldns_rdf2str(ldns_rr_owner(question));
+    std::string name = owner;
+    free(owner);
+    std::transform(name.begin(), name.end(), name.begin(), ::tolower);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      seen_.push_back({name, tcp});
+    }
+    ++queries_;
+    MessageSpec spec;
+    spec.qname = name;
+    spec.qtype = ldns_rr_get_type(question);
+    spec.id = ldns_pkt_id(q.get());
+    spec.rd = ldns_pkt_rd(q.get());
+    spec.cd = ldns_pkt_cd(q.get());
+    spec.edns = HasOpt(q.get());
+    if (spec.qtype == kTypeA) {
+      spec.answer = {name + " " + std::to_string(ttl_.load()) + " IN A " + kFakeAddress};
+    }
+    return Build(spec);
+  }
+
+  void Schedule(const Bytes& query, int tcp_fd, const sockaddr_storage& from, socklen_t len) {
+    auto reply = Answer(query, tcp_fd >= 0);
+    if (!reply) return;
+    due_.push_back({Clock::now() + delay_, tcp_fd, from, len, *std::move(reply)});
+    max_outstanding_ = std::max<int>(max_outstanding_, static_cast<int>(due_.size()));
+  }
+
+  void Run() {
+    while (!stop_) {
+      std::vector<pollfd> fds = {{udp_fd_, POLLIN, 0}, {tcp_fd_, POLLIN, 0}};
+      for (const auto& c : conns_) fds.push_back({c.fd, POLLIN, 0});
+      poll(fds.data(), fds.size(), 5);
+      if (fds[0].revents & POLLIN) {
+        Bytes buf(65536);
+        sockaddr_storage from{};
+        socklen_t len = sizeof from;
+        const ssize_t n =
+            recvfrom(udp_fd_, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&from), &len);
+        if (n > 0) {
+          buf.resize(static_cast<size_t>(n));
+          Schedule(buf, -1, from, len);
+        }
+      }
+      if (fds[1].revents & POLLIN) {
+        const int c = accept4(tcp_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c >= 0) conns_.push_back({c, {}});
+      }
+      for (size_t i = 2; i < fds.size(); ++i) {
+        if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        Conn& c = conns_[i - 2];
+        uint8_t buf[4096];
+        const ssize_t n = recv(c.fd, buf, sizeof buf, 0);
+        if (n <= 0) {  // closed: forget it and whatever it still had coming
+          std::erase_if(due_, [&](const Due& d) { return d.tcp_fd == c.fd; });
+          close(c.fd);
+          c.fd = -1;
+          continue;
+        }
+        c.in.insert(c.in.end(), buf, buf + n);
+        while (c.in.size() >= 2 && c.in.size() >= 2u + (c.in[0] << 8 | c.in[1])) {
+          const size_t len = c.in[0] << 8 | c.in[1];
+          Schedule(Bytes(c.in.begin() + 2, c.in.begin() + 2 + len), c.fd, {}, 0);
+          c.in.erase(c.in.begin(), c.in.begin() + 2 + len);
+        }
+      }
+      std::erase_if(conns_, [](const Conn& c) { return c.fd < 0; });
+      const auto now = Clock::now();
+      for (auto it = due_.begin(); it != due_.end();) {
+        if (it->at > now) {
+          ++it;
+          continue;
+        }
+        if (it->tcp_fd >= 0) {
+          SendAll(it->tcp_fd, TcpFrame(it->reply));
+        } else {
+          sendto(udp_fd_, it->reply.data(), it->reply.size(), 0,
+                 reinterpret_cast<const sockaddr*>(&it->from), it->from_len);
+        }
+        it = due_.erase(it);
+      }
+    }
+  }
+
+  const milliseconds delay_;
+  std::atomic<uint32_t> ttl_;
+  int udp_fd_ = -1, tcp_fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> queries_{0};
+  std::atomic<int> max_outstanding_{0};
+  mutable std::mutex mu_;
+  std::vector<Seen> seen_;
+  std::vector<Conn> conns_;  // the thread's own
+  std::vector<Due> due_;     // the thread's own
   std::thread thread_;
 };
 
@@ -1408,6 +1575,124 @@ TEST_F(ServeIntegrationTest, SetsAdOnlyForClientsThatAskForIt) {
     EXPECT_EQ(Rcode(*r), kRcodeNoError);
     EXPECT_EQ(((*r)[3] & 0x20) != 0, c.want_ad);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// TCP limits (RFC 7766 §6.2), against the scripted upstream.
+
+// Waits until the server closes `fd` (EOF or reset); returns how long that took, or nothing if the
+// connection is still open after `timeout`. Data that arrives meanwhile is discarded.
+std::optional<milliseconds> WaitForClose(int fd, milliseconds timeout) {
+  const auto start = Clock::now();
+  const auto deadline = start + timeout;
+  while (true) {
+    const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
+    pollfd p{fd, POLLIN, 0};
+    if (left <= 0 || poll(&p, 1, static_cast<int>(left)) != 1) return std::nullopt;
+    uint8_t buf[4096];
+    if (recv(fd, buf, sizeof buf, 0) <= 0) {
+      return std::chrono::duration_cast<milliseconds>(Clock::now() - start);
+    }
+  }
+}
+
+TEST_F(ServeIntegrationTest, ClosesTcpConnectionsIdleForTheIdleTimeout) {
+  FakeUpstream upstream(milliseconds(0));
+  StartNodedns({"--tcp-idle-timeout", "0.5"}, upstream.port());
+  ASSERT_FALSE(HasFatalFailure());
+  // A connection that never sends a query is closed after 0.5 s, not before and not never.
+  const int idle = TcpConnect(dns_port_);
+  ASSERT_GE(idle, 0);
+  const auto closed = WaitForClose(idle, milliseconds(5000));
+  close(idle);
+  ASSERT_TRUE(closed.has_value()) << "idle connection still open after 5 s";
+  EXPECT_GE(*closed, milliseconds(400));
+  EXPECT_LT(*closed, milliseconds(2500));
+  // A connection in use stays open: each query restarts the clock.
+  const int busy = TcpConnect(dns_port_);
+  ASSERT_GE(busy, 0);
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(SendAll(busy, TcpFrame(Wire({"busy.example.", kTypeA, 0, false, uint16_t(i)}))));
+    auto r = RecvTcpMessage(busy, Clock::now() + milliseconds(3000));
+    ASSERT_TRUE(r.has_value()) << "query " << i << ": connection closed while in use";
+    EXPECT_EQ(Id(*r), i);
+    std::this_thread::sleep_for(milliseconds(300));  // 4 × 300 ms: longer than one timeout
+  }
+  // Then, left alone, it is closed within the timeout (about 0.2 s of it is left).
+  const auto later = WaitForClose(busy, milliseconds(5000));
+  close(busy);
+  ASSERT_TRUE(later.has_value()) << "connection still open 5 s after its last query";
+  EXPECT_LT(*later, milliseconds(2500));
+}
+
+TEST_F(ServeIntegrationTest, RejectsTcpConnectionsBeyondThePerWorkerLimit) {
+  FakeUpstream upstream(milliseconds(0));
+  StartNodedns({"--tcp-max-connections", "2"}, upstream.port(), /*workers=*/1);
+  ASSERT_FALSE(HasFatalFailure());
+  // Two connections, each proven accepted by an answer.
+  int conns[2];
+  for (int i = 0; i < 2; ++i) {
+    conns[i] = TcpConnect(dns_port_);
+    ASSERT_GE(conns[i], 0);
+    ASSERT_TRUE(SendAll(conns[i], TcpFrame(Wire({"cap.example.", kTypeA, 0, false, 1}))));
+    ASSERT_TRUE(RecvTcpMessage(conns[i], Clock::now() + milliseconds(3000)).has_value());
+  }
+  // The third is accepted by the kernel and closed by the worker at once, unanswered.
+  const int third = TcpConnect(dns_port_);
+  ASSERT_GE(third, 0);
+  SendAll(third, TcpFrame(Wire({"cap.example.", kTypeA, 0, false, 3})));
+  const auto closed = WaitForClose(third, milliseconds(3000));
+  close(third);
+  ASSERT_TRUE(closed.has_value()) << "connection beyond the limit kept open";
+  EXPECT_LT(*closed, milliseconds(1000));
+  std::string m = Metrics();
+  EXPECT_EQ(MetricValue(m, "nodedns_tcp_rejected_connections_total"), 1);
+  EXPECT_EQ(MetricValue(m, "nodedns_tcp_connections_total"), 2);
+  // The first two still work; when one leaves, a new connection gets its place.
+  ASSERT_TRUE(SendAll(conns[1], TcpFrame(Wire({"cap.example.", kTypeA, 0, false, 4}))));
+  EXPECT_TRUE(RecvTcpMessage(conns[1], Clock::now() + milliseconds(3000)).has_value());
+  close(conns[0]);
+  bool admitted = false;
+  for (int attempt = 0; attempt < 20 && !admitted; ++attempt) {  // the close takes a loop turn
+    std::this_thread::sleep_for(milliseconds(50));
+    admitted =
+        TcpExchange(dns_port_, Wire({"cap.example.", kTypeA, 0, false, 5}), 1000).has_value();
+  }
+  close(conns[1]);
+  EXPECT_TRUE(admitted) << "no room after a connection closed";
+  EXPECT_GE(Metric("nodedns_tcp_connections_total"), 3);
+}
+
+TEST_F(ServeIntegrationTest, UpstreamSeesAtMostTheInflightLimitPerTcpConnection) {
+  // Every upstream answer takes 300 ms, so that queries pile up unless the limit holds them back.
+  FakeUpstream upstream(milliseconds(300));
+  StartNodedns({"--tcp-max-inflight", "3", "--upstream-timeout", "3000"}, upstream.port(),
+               /*workers=*/1);
+  ASSERT_FALSE(HasFatalFailure());
+  constexpr int kQueries = 20;
+  Bytes all;
+  for (int i = 0; i < kQueries; ++i) {  // distinct names: no coalescing, no cache hits
+    const Bytes f = TcpFrame(
+        Wire({"q" + std::to_string(i) + ".inflight.example.", kTypeA, 0, false, uint16_t(i)}));
+    all.insert(all.end(), f.begin(), f.end());
+  }
+  const int fd = TcpConnect(dns_port_);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(SendAll(fd, all));
+  const auto deadline = Clock::now() + milliseconds(15000);
+  std::set<uint16_t> ids;
+  for (int i = 0; i < kQueries; ++i) {
+    auto r = RecvTcpMessage(fd, deadline);
+    ASSERT_TRUE(r.has_value()) << "only " << i << " of " << kQueries << " replies";
+    EXPECT_EQ(Rcode(*r), kRcodeNoError);
+    EXPECT_EQ(AnswerAddresses(*r), std::vector<std::string>{kFakeAddress});
+    EXPECT_TRUE(ids.insert(Id(*r)).second) << "two replies for ID " << Id(*r);
+  }
+  close(fd);
+  EXPECT_EQ(ids.size(), size_t{kQueries});
+  EXPECT_EQ(upstream.queries(), kQueries);
+  EXPECT_LE(upstream.max_outstanding(), 3) << "more than --tcp-max-inflight queries upstream";
+  EXPECT_EQ(upstream.max_outstanding(), 3) << "pipelined queries were not sent in parallel";
 }
 
 // Issue 3: EDNS options in queries (COOKIE, which dig and kdig send, padding, ECS) must neither
