@@ -1695,6 +1695,41 @@ TEST_F(ServeIntegrationTest, UpstreamSeesAtMostTheInflightLimitPerTcpConnection)
   EXPECT_EQ(upstream.max_outstanding(), 3) << "pipelined queries were not sent in parallel";
 }
 
+// --force-tcp ZONE: that zone's misses reach the upstream over TCP only, whatever the client used;
+// other zones' misses go over UDP. One scripted upstream serves both zones and records how each
+// query arrived.
+TEST_F(ServeIntegrationTest, ForceTcpZoneReachesItsUpstreamOverTcpOthersOverUdp) {
+  FakeUpstream upstream(milliseconds(0));
+  const std::string up = "127.0.0.1:" + std::to_string(upstream.port());
+  StartNodedns({"--forward", "tcponly.example=" + up, "--force-tcp", "tcponly.example"},
+               upstream.port());
+  ASSERT_FALSE(HasFatalFailure());
+  struct Case {
+    std::string name;
+    bool client_tcp;
+    bool want_upstream_tcp;
+  };
+  const std::vector<Case> cases = {
+      {"a.tcponly.example.", false, true}, {"B.TcpOnly.Example.", true, true},
+      {"tcponly.example.", false, true},   {"a.udp.example.", false, false},
+      {"b.udp.example.", true, false},     {"xtcponly.example.", false, false},  // not below it
+  };
+  uint16_t id = 700;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name + (c.client_tcp ? " (client tcp)" : " (client udp)"));
+    const Bytes q = Wire({c.name, kTypeA, 1232, false, ++id});
+    auto r = c.client_tcp ? TcpExchange(dns_port_, q) : UdpExchange(dns_port_, q);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(Id(*r), id);
+    EXPECT_EQ(AnswerAddresses(*r), std::vector<std::string>{kFakeAddress});
+    std::string lower = c.name;
+    std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+    EXPECT_EQ(upstream.Count(lower, true), c.want_upstream_tcp ? 1 : 0) << "queries over TCP";
+    EXPECT_EQ(upstream.Count(lower, false), c.want_upstream_tcp ? 0 : 1) << "queries over UDP";
+  }
+  EXPECT_EQ(upstream.queries(), static_cast<int>(cases.size()));
+}
+
 // Issue 3: EDNS options in queries (COOKIE, which dig and kdig send, padding, ECS) must neither
 // split the cache (PowerDNS/pdns#5131) nor be echoed. Each name is asked first with options (a
 // miss), then without (must be a hit), then with them again over TCP (a hit); every reply is
