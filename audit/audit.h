@@ -5,9 +5,11 @@
 #ifndef NODEDNS_AUDIT_AUDIT_H_
 #define NODEDNS_AUDIT_AUDIT_H_
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "audit/finding.h"
@@ -32,7 +34,19 @@ inline constexpr int kLegacyMaxSearchChars = 256;
 // name.
 std::vector<std::string> DefaultSampleNames();
 
+// What a running nodedns saw from one client: `nodedns audit --live`, read from GET /audit
+// (audit/live_audit.h).
+struct LiveWaste {
+  std::string server;          // The health endpoint asked, ADDR:PORT.
+  std::string cluster_domain;  // The proxy's --cluster-domain.
+  uint64_t wasted = 0;         // NXDOMAIN replies to the client for names below cluster_domain.
+  uint64_t error = 0;          // Space-Saving: `wasted` may exceed the truth by at most this.
+  // The names the client looked up (search suffix stripped), with their NXDOMAINs, largest first.
+  std::vector<std::pair<std::string, uint64_t>> names;
+};
+
 struct FileReport {
+  // The file; with --live, the client's address (and `conf` is that of an empty file).
   std::string path;
   ResolvConf conf;
   std::optional<KubernetesContext> k8s;
@@ -41,6 +55,7 @@ struct FileReport {
   // Where the walk outcomes come from: "model" (docs/audit.md, "Expected existence") or
   // "server ADDR:PORT" with --resolve.
   std::string outcome_source = "model";
+  std::optional<LiveWaste> live;  // Set by --live only.
 };
 
 // Audits one file's contents. `oracle` defaults to DefaultExistence(conf) when empty.

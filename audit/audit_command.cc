@@ -5,9 +5,9 @@
 #include <glob.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "audit/audit.h"
+#include "audit/live_audit.h"
 #include "audit/live_oracle.h"
 #include "audit/report.h"
 #include "audit/string_view_compat.h"
@@ -234,13 +235,14 @@ CLI::App* AddAuditCommand(CLI::App& app, AuditFlags& flags) {
          "its real answers instead of the modelled ones")
       ->type_name("ADDR:PORT");
   cmd->add_option("--live", flags.live,
-                  "show what a running `nodedns serve --health ADDR:PORT` has seen: the clients "
-                  "whose search-list walks waste the most queries, and the names behind them "
-                  "(GET /audit); resolv.conf files are not read")
+                  "show what a running `nodedns serve --health ADDR:PORT` has seen (GET /audit): "
+                  "one entry per client whose search-list walks wasted queries, with the names "
+                  "behind them and a search-path-waste warning; resolv.conf files are not read")
       ->type_name("ADDR:PORT");
   cmd->footer(
       "Exit codes: 0 no finding at or above --fail-on, 1 findings at or above it, 2 bad input "
-      "(unreadable file, bad flag). JSON schema and finding ids: docs/audit.md.");
+      "(unreadable file, bad flag; with --live: server unreachable or its answer unreadable). "
+      "JSON schema and finding ids: docs/audit.md.");
   return cmd;
 }
 
@@ -261,17 +263,24 @@ int RunAuditCommand(const AuditFlags& flags, std::ostream& out, std::ostream& er
       err << "nodedns audit: --live " << server.status().message() << "\n";
       return kExitBadInput;
     }
-    absl::StatusOr<std::string> body =
-        internal::HttpGet(*server, flags.format == "json" ? "/audit" : "/audit.txt");
-    if (!body.ok()) {
-      err << "nodedns audit: --live " << flags.live << ": " << body.status().message() << "\n";
+    absl::StatusOr<std::string> body = internal::HttpGet(*server, "/audit");
+    absl::StatusOr<LiveAudit> seen =
+        body.ok() ? ParseLiveAudit(*body, flags.live) : absl::StatusOr<LiveAudit>(body.status());
+    if (!seen.ok()) {
+      err << "nodedns audit: --live " << flags.live << ": " << seen.status().message() << "\n";
       return kExitBadInput;
     }
-    out << *body;
-    // Waste seen live is a warning-level finding: pods are paying for their search path.
-    const bool wasted = flags.format == "json" ? body->find("\"wasted\":") != std::string::npos
-                                               : body->find("no wasted queries") == std::string::npos;
-    return wasted && *fail_on != Severity::kError ? kExitFindings : kExitOk;
+    // The offline renderers: one report per client, each with a search-path-waste warning.
+    if (flags.format == "json") {
+      RenderJson(seen->reports, out);
+    } else if (seen->reports.empty()) {
+      out << "== no wasted queries seen by nodedns at " << flags.live << " (NXDOMAIN below "
+          << seen->cluster_domain << ")\n";
+    } else {
+      RenderTable(seen->reports, out);
+    }
+    std::optional<Severity> worst = WorstSeverity(seen->reports);
+    return (worst.has_value() && *worst >= *fail_on) ? kExitFindings : kExitOk;
   }
   std::unique_ptr<LiveOracle> live;
   if (!flags.resolve.empty()) {

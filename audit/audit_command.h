@@ -2,7 +2,8 @@
 // globs), name lists and exit codes. The audit itself is in audit.h, the output in report.h.
 //
 // Exit codes: 0 no finding at or above --fail-on; 1 some finding at or above it; 2 bad input
-// (unreadable or missing file, bad flag value, invalid name).
+// (unreadable or missing file, bad flag value, invalid name; with --live, a server that cannot be
+// reached or whose GET /audit answer cannot be read).
 #ifndef NODEDNS_AUDIT_AUDIT_COMMAND_H_
 #define NODEDNS_AUDIT_AUDIT_COMMAND_H_
 

@@ -60,6 +60,20 @@ std::string WalkJson(const Walk& w) {
       ",\"result\":", JsonString(OutcomeName(w.final_outcome)), "}");
 }
 
+// With --live: what the proxy counted for the client; null for a resolv.conf.
+std::string LiveJson(const FileReport& r) {
+  if (!r.live.has_value()) return "null";
+  const LiveWaste& w = *r.live;
+  std::vector<std::string> names;
+  for (const auto& [name, count] : w.names) {
+    names.push_back(absl::StrCat("{\"name\":", JsonString(name), ",\"wasted\":", count, "}"));
+  }
+  return absl::StrCat("{\"server\":", JsonString(w.server),
+                      ",\"cluster_domain\":", JsonString(w.cluster_domain),
+                      ",\"wasted\":", w.wasted, ",\"error\":", w.error, ",\"names\":[",
+                      absl::StrJoin(names, ","), "]}");
+}
+
 std::string SeverityLabel(Severity s) {
   switch (s) {
     case Severity::kError:
@@ -75,16 +89,28 @@ std::string SeverityLabel(Severity s) {
 void TableFile(const FileReport& r, std::ostream& out) {
   const ResolvConf& c = r.conf;
   out << "== " << r.path;
-  if (r.k8s.has_value()) {
+  if (r.live.has_value()) {
+    out << " (client seen by nodedns at " << r.live->server << ", zone " << r.live->cluster_domain
+        << ")";
+  } else if (r.k8s.has_value()) {
     out << " (Kubernetes pod: namespace " << r.k8s->namespace_name << ", zone " << r.k8s->zone
         << ")";
   }
   out << "\n";
-  out << "  nameservers: " << (c.nameservers.empty() ? "(none)" : absl::StrJoin(c.nameservers, " "))
-      << "\n";
-  out << "  search:      " << (c.search.empty() ? "(none)" : absl::StrJoin(c.search, " ")) << "\n";
-  out << "  options:     " << absl::StrJoin(EffectiveOptions(c), " ") << "\n";
-  out << "  config hash: " << ConfigHash(c) << "\n";
+  if (r.live.has_value()) {
+    // The proxy sees queries, not the client's resolv.conf: no configuration lines.
+    out << "  wasted:      " << r.live->wasted << " NXDOMAIN replies below "
+        << r.live->cluster_domain;
+    if (r.live->error > 0) out << " (top-K estimate, over by at most " << r.live->error << ")";
+    out << "\n";
+  } else {
+    out << "  nameservers: "
+        << (c.nameservers.empty() ? "(none)" : absl::StrJoin(c.nameservers, " ")) << "\n";
+    out << "  search:      " << (c.search.empty() ? "(none)" : absl::StrJoin(c.search, " "))
+        << "\n";
+    out << "  options:     " << absl::StrJoin(EffectiveOptions(c), " ") << "\n";
+    out << "  config hash: " << ConfigHash(c) << "\n";
+  }
   if (r.findings.empty()) {
     out << "  findings:    none\n";
   } else {
@@ -94,6 +120,13 @@ void TableFile(const FileReport& r, std::ostream& out) {
       if (f.line > 0) out << " (line " << f.line << ")";
       out << ": " << f.message << "\n";
       out << "            fix: " << f.fix << "\n";
+    }
+  }
+  if (r.live.has_value() && !r.live->names.empty()) {
+    out << "  names (NXDOMAIN replies per name looked up, as the proxy counted them):\n";
+    int step = 0;
+    for (const auto& [name, count] : r.live->names) {
+      out << absl::StrFormat("          %d. %-50s %-7d nxdomain\n", ++step, name, count);
     }
   }
   if (!r.walks.empty()) {
@@ -172,17 +205,22 @@ void RenderTable(const std::vector<FileReport>& reports, std::ostream& out) {
   }
   if (reports.size() > 1) {
     std::vector<ConfigGroup> groups = GroupByConfig(reports);
-    out << "== summary: " << reports.size() << " files, " << groups.size()
+    out << "== summary: " << reports.size()
+        << (reports.front().live.has_value() ? " clients, " : " files, ") << groups.size()
         << " distinct configuration(s)\n";
     for (const ConfigGroup& g : groups) {
       const ResolvConf& c = g.example->conf;
-      out << absl::StrFormat("  %s  %d file(s)  worst: %s  ndots:%d  search: %s\n", g.config_hash,
-                             g.files.size(), g.has_findings ? SeverityName(g.worst) : "none",
-                             c.ndots, c.search.empty() ? "(none)" : absl::StrJoin(c.search, " "));
+      const bool live = g.example->live.has_value();
+      out << absl::StrFormat(
+          "  %s  %d %s  worst: %s  %s\n", g.config_hash, g.files.size(),
+          live ? "client(s)" : "file(s)", g.has_findings ? SeverityName(g.worst) : "none",
+          live ? absl::StrCat("live: clients of nodedns at ", g.example->live->server)
+               : absl::StrCat("ndots:", c.ndots, "  search: ",
+                              c.search.empty() ? "(none)" : absl::StrJoin(c.search, " ")));
       if (!g.finding_ids.empty()) {
         out << "      findings: " << absl::StrJoin(g.finding_ids, ", ") << "\n";
       }
-      out << "      files: " << absl::StrJoin(g.files, " ") << "\n";
+      out << (live ? "      clients: " : "      files: ") << absl::StrJoin(g.files, " ") << "\n";
     }
   }
 }
@@ -197,7 +235,7 @@ void RenderJson(const std::vector<FileReport>& reports, std::ostream& out) {
     files.push_back(absl::StrCat(
         "{\"path\":", JsonString(r.path), ",\"outcome_source\":", JsonString(r.outcome_source),
         ",\"config\":", internal::ConfigJson(r), ",\"findings\":[", absl::StrJoin(findings, ","),
-        "],\"walks\":[", absl::StrJoin(walks, ","), "]}"));
+        "],\"walks\":[", absl::StrJoin(walks, ","), "],\"live\":", internal::LiveJson(r), "}"));
   }
   std::vector<std::string> summary;
   for (const ConfigGroup& g : GroupByConfig(reports)) {

@@ -90,7 +90,8 @@ std::string RenderWastedQueriesJson(
     const std::vector<std::vector<WastedQueryTracker::ClientCount>>& per_worker,
     const std::string& cluster_domain);
 
-// The same data as a table, for `nodedns audit --live` and for people with curl.
+// The same data as a table, for people with curl (GET /audit.txt). `nodedns audit --live` reads
+// the JSON and renders it with the offline audit's renderers (audit/live_audit.h).
 std::string RenderWastedQueriesTable(
     const std::vector<std::vector<WastedQueryTracker::ClientCount>>& per_worker,
     const std::string& cluster_domain);

@@ -1831,6 +1831,12 @@ TEST_F(ServeIntegrationTest, LiveAuditShowsWhichClientsWasteSearchQueries) {
   // client's queries over the workers by source port, so with two the split varied from run to run.
   StartNodedns({"--cluster-domain", "example.test", "--search-rewrite", "off"}, {}, 1);
   if (HasFatalFailure()) return;
+  const std::string health = "127.0.0.1:" + std::to_string(health_port_);
+  const std::string live = std::string(NODEDNS_BINARY) + " audit --live " + health;
+  // Nothing wasted yet: no finding, exit 0 even with --fail-on info.
+  const std::string clean = RunCommand(live + " --fail-on info; echo exit=$?");
+  EXPECT_EQ(clean, "== no wasted queries seen by nodedns at " + health +
+                       " (NXDOMAIN below example.test)\nexit=0\n");
   uint16_t id = 100;
   // A pod in namespace "default" resolving api.corp walks its search list: 3 NXDOMAINs ...
   for (const char* name : {"api.corp.default.svc.example.test.", "api.corp.svc.example.test."}) {
@@ -1856,11 +1862,36 @@ TEST_F(ServeIntegrationTest, LiveAuditShowsWhichClientsWasteSearchQueries) {
   EXPECT_NE(json->find("\"client\":\"127.0.0.1\",\"wasted\":5"), std::string::npos) << *json;
   EXPECT_NE(json->find("{\"name\":\"api.corp\",\"wasted\":5}"), std::string::npos) << *json;
   EXPECT_EQ(json->find("www"), std::string::npos) << *json;
-  const std::string table = RunCommand(std::string(NODEDNS_BINARY) + " audit --live 127.0.0.1:" +
-                                       std::to_string(health_port_) + "; echo exit=$?");
-  EXPECT_NE(table.find("127.0.0.1"), std::string::npos) << table;
-  EXPECT_NE(table.find("api.corp (5)"), std::string::npos) << table;
-  EXPECT_NE(table.find("exit=1"), std::string::npos) << "waste is a finding:\n" << table;
+  // `nodedns audit --live` renders GET /audit with the offline renderers: the table has an entry
+  // per client with a search-path-waste warning and one row per name ...
+  const std::string table = RunCommand(live + "; echo exit=$?");
+  for (const std::string& line :
+       {"== 127.0.0.1 (client seen by nodedns at " + health + ", zone example.test)\n",
+        std::string("\n  wasted:      5 NXDOMAIN replies below example.test\n  findings:\n"),
+        std::string("\n    WARNING search-path-waste: 5 replies to this client were NXDOMAIN"),
+        std::string("\n            fix: fully qualify these names"),
+        std::string("\n          1. api.corp                                           5       "
+                    "nxdomain\n"),
+        std::string("\nexit=1\n")}) {
+    EXPECT_NE(table.find(line), std::string::npos) << "no '" << line << "' in:\n" << table;
+  }
+  // ... waste is a warning, so --fail-on decides the exit code ...
+  EXPECT_EQ(RunCommand(live + " --fail-on error >/dev/null; echo exit=$?"), "exit=0\n");
+  EXPECT_EQ(RunCommand(live + " --fail-on info >/dev/null; echo exit=$?"), "exit=1\n");
+  // ... and the JSON is the offline schema (version 1) with its "live" extension.
+  const std::string report = RunCommand(live + " --format json; echo exit=$?");
+  for (const std::string& part :
+       {"{\"version\":1,\"files\":[{\"path\":\"127.0.0.1\",\"outcome_source\":\"live " + health +
+            "\",\"config\":{",
+        std::string("\"findings\":[{\"id\":\"search-path-waste\",\"severity\":\"warning\""),
+        "\"live\":{\"server\":\"" + health +
+            "\",\"cluster_domain\":\"example.test\",\"wasted\":5,\"error\":0,\"names\":[{"
+            "\"name\":\"api.corp\",\"wasted\":5}]}}",
+        std::string("\"worst_severity\":\"warning\"}\nexit=1\n")}) {
+    EXPECT_NE(report.find(part), std::string::npos) << "no '" << part << "' in:\n" << report;
+  }
+  EXPECT_EQ(RunCommand(live + " --format json --fail-on error >/dev/null; echo exit=$?"),
+            "exit=0\n");
   const std::string refused =
       RunCommand(std::string(NODEDNS_BINARY) + " audit --live 127.0.0.1:1; echo exit=$?");
   EXPECT_NE(refused.find("exit=2"), std::string::npos) << refused;

@@ -1,0 +1,54 @@
+// `nodedns audit --live ADDR:PORT`: the GET /audit document of a running `nodedns serve`
+// (rendered by proxy/wasted_queries.cc) read back into one FileReport per client, so that the
+// offline renderers (report.h: the same table, the same JSON schema) and --fail-on apply to it.
+// Each client that wasted queries gets the warning `search-path-waste` (docs/audit.md, "Live").
+#ifndef NODEDNS_AUDIT_LIVE_AUDIT_H_
+#define NODEDNS_AUDIT_LIVE_AUDIT_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "audit/audit.h"
+
+namespace nodedns::audit {
+
+inline constexpr char kSearchPathWasteId[] = "search-path-waste";
+// The GET /audit document version this reader understands.
+inline constexpr int kLiveAuditVersion = 1;
+
+struct LiveAudit {
+  std::string cluster_domain;
+  std::vector<FileReport> reports;  // One per client, in the server's order (most waste first).
+};
+
+// Parses the GET /audit JSON fetched from `server` (ADDR:PORT, recorded in the reports):
+// {"version":1,"cluster_domain":"...","clients":[{"client":"...","wasted":N,"error":N,
+// "names":[{"name":"...","wasted":N}]}]}. Unknown fields are ignored; anything else that does
+// not match is an error naming what is wrong.
+absl::StatusOr<LiveAudit> ParseLiveAudit(std::string_view json, const std::string& server);
+
+namespace internal {
+
+// A parsed JSON value (RFC 8259), enough to read GET /audit: no JSON library is a dependency.
+struct JsonValue {
+  enum class Kind { kNull, kBool, kNumber, kString, kArray, kObject };
+  Kind kind = Kind::kNull;
+  std::string text;  // A string's value, a number's literal, "true" or "false".
+  std::vector<JsonValue> items;
+  std::vector<std::pair<std::string, JsonValue>> members;
+  // The first member named `key` of an object; nullptr if absent or not an object.
+  const JsonValue* Find(std::string_view key) const;
+};
+
+// Strict: exactly one value, optional surrounding whitespace, nesting at most 32 deep.
+absl::StatusOr<JsonValue> ParseJson(std::string_view text);
+
+}  // namespace internal
+
+}  // namespace nodedns::audit
+
+#endif  // NODEDNS_AUDIT_LIVE_AUDIT_H_
