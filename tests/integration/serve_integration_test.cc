@@ -1730,6 +1730,55 @@ TEST_F(ServeIntegrationTest, ForceTcpZoneReachesItsUpstreamOverTcpOthersOverUdp)
   EXPECT_EQ(upstream.queries(), static_cast<int>(cases.size()));
 }
 
+// Prefetch (docs/architecture.md): a hit in the last 10 % of an entry's lifetime, on an entry hit
+// at least --prefetch-hits times, refreshes it in the background exactly once; the client is
+// answered from the cache at once, and the refreshed entry carries the upstream's new TTL.
+TEST_F(ServeIntegrationTest, LateHitRefreshesPopularEntryOnceInTheBackground) {
+  FakeUpstream upstream(milliseconds(0), /*ttl=*/6);  // late: the last 600 ms
+  StartNodedns({"--prefetch-hits", "2"}, upstream.port(), /*workers=*/1);
+  ASSERT_FALSE(HasFatalFailure());
+  const std::string name = "popular.example.";
+  uint16_t id = 800;
+  auto ask = [&] { return UdpExchange(dns_port_, Wire({name, kTypeA, 0, false, ++id})); };
+  auto first = ask();  // the miss that stores the entry (TTL 6)
+  const auto stored = Clock::now();
+  ASSERT_TRUE(first.has_value());
+  ASSERT_EQ(AllTtls(Parse(*first).get()), std::vector<uint32_t>{6});
+  // Two early hits reach the threshold but are not late: no refresh.
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(ask().has_value());
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_EQ(upstream.queries(), 1) << "refreshed before the entry was late";
+  EXPECT_EQ(Metric("nodedns_prefetches_total"), 0);
+  // The upstream's data changes; then a hit 5.7 s into the 6 s lifetime.
+  upstream.set_ttl(120);
+  std::this_thread::sleep_until(stored + milliseconds(5700));
+  auto late = ask();
+  ASSERT_TRUE(late.has_value());
+  EXPECT_EQ(AnswerAddresses(*late), std::vector<std::string>{kFakeAddress});
+  EXPECT_EQ(AllTtls(Parse(*late).get()), std::vector<uint32_t>{1}) << "not served from the cache";
+  // More late hits meanwhile: the refresh is claimed once per entry.
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(ask().has_value());
+  std::this_thread::sleep_for(milliseconds(300));  // the refresh's answer is in
+  EXPECT_EQ(upstream.queries(), 2) << "one background refresh expected";
+  EXPECT_EQ(upstream.Count(name, false), 2);
+  std::string m = Metrics();
+  EXPECT_EQ(MetricValue(m, "nodedns_prefetches_total"), 1);
+  EXPECT_EQ(MetricValue(m, "nodedns_upstream_queries_total"), 2);
+  EXPECT_EQ(MetricValue(m, "nodedns_cache_misses_total"), 1) << "the late hits were misses";
+  // Past the old expiry, the entry is the refreshed one: a hit with the new TTL.
+  std::this_thread::sleep_until(stored + milliseconds(6500));
+  auto refreshed = ask();
+  ASSERT_TRUE(refreshed.has_value());
+  const auto ttls = AllTtls(Parse(*refreshed).get());
+  ASSERT_EQ(ttls.size(), 1u);
+  EXPECT_LE(ttls[0], 120u);
+  EXPECT_GE(ttls[0], 118u);
+  m = Metrics();
+  EXPECT_EQ(MetricValue(m, "nodedns_upstream_queries_total"), 2);
+  EXPECT_EQ(MetricValue(m, "nodedns_cache_misses_total"), 1);
+  EXPECT_EQ(upstream.queries(), 2);
+}
+
 // Issue 3: EDNS options in queries (COOKIE, which dig and kdig send, padding, ECS) must neither
 // split the cache (PowerDNS/pdns#5131) nor be echoed. Each name is asked first with options (a
 // miss), then without (must be a hit), then with them again over TCP (a hit); every reply is
