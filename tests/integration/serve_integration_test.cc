@@ -1779,6 +1779,69 @@ TEST_F(ServeIntegrationTest, LateHitRefreshesPopularEntryOnceInTheBackground) {
   EXPECT_EQ(upstream.queries(), 2);
 }
 
+// Every metric named in the table of docs/operations.md ("| `nodedns_...` | labels | meaning |";
+// "`_suffix`" shorthands extend the row's first name's prefix).
+std::vector<std::string> DocumentedMetrics() {
+  std::ifstream in(NODEDNS_SOURCE_DIR "/docs/operations.md");
+  std::vector<std::string> names;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("| `nodedns_", 0) != 0) continue;
+    const std::string cell = line.substr(0, line.find('|', 1));
+    std::string first;
+    for (size_t a = cell.find('`'); a != std::string::npos; a = cell.find('`', a + 1)) {
+      const size_t b = cell.find('`', a + 1);
+      if (b == std::string::npos) break;
+      std::string name = cell.substr(a + 1, b - a - 1);
+      a = b;
+      if (name.rfind("nodedns_", 0) == 0) {
+        if (first.empty()) first = name;
+      } else if (!name.empty() && name[0] == '_' && !first.empty()) {
+        // "_clients_unlearned_total" after "nodedns_search_rewrite_clients_learned_total".
+        const size_t at = first.find(name.substr(0, name.find('_', 1) + 1));
+        if (at == std::string::npos) continue;
+        name = first.substr(0, at) + name;
+      } else {
+        continue;
+      }
+      names.push_back(name);
+    }
+  }
+  return names;
+}
+
+TEST_F(ServeIntegrationTest, HealthEndpointServesHealthAndEveryDocumentedMetric) {
+  StartBoth();
+  ASSERT_FALSE(HasFatalFailure());
+  // While serving: GET /health is 200 "ok" (HttpGet returns the body of a 200 only).
+  for (bool tcp : {false, true}) {
+    const Bytes q = Wire({"www.example.test.", kTypeA, 0, false, 1});
+    ASSERT_TRUE(tcp ? TcpExchange(dns_port_, q) : UdpExchange(dns_port_, q));
+    EXPECT_EQ(HttpGet(health_port_, "/health"), std::optional<std::string>("ok\n"));
+  }
+  EXPECT_EQ(HttpGet(health_port_, "/no-such-page"), std::nullopt) << "a 200 for an unknown path";
+  // /metrics: every documented metric, as a sample or at least its TYPE line.
+  const std::vector<std::string> documented = DocumentedMetrics();
+  ASSERT_GE(documented.size(), 30u) << "the table in docs/operations.md was not found";
+  const std::string m = Metrics();
+  for (const std::string& name : documented) {
+    const bool present = m.find("\n" + name + " ") != std::string::npos ||
+                         m.find("\n" + name + "{") != std::string::npos ||
+                         m.find("# TYPE " + name + " ") != std::string::npos;
+    EXPECT_TRUE(present) << name << " is documented but not served:\n" << m;
+  }
+  // And the values add up: one query per transport, one miss, one hit, two workers.
+  EXPECT_EQ(MetricValue(m, "nodedns_queries_total{transport=\"udp\"}"), 1);
+  EXPECT_EQ(MetricValue(m, "nodedns_queries_total{transport=\"tcp\"}"), 1);
+  EXPECT_EQ(MetricValue(m, "nodedns_cache_misses_total"), 1);
+  EXPECT_EQ(MetricValue(m, "nodedns_cache_hits_total"), 1);
+  EXPECT_EQ(MetricValue(m, "nodedns_upstream_queries_total"), 1);
+  EXPECT_EQ(MetricValue(m, "nodedns_replies_total{rcode=\"NOERROR\"}"), 2);
+  EXPECT_EQ(MetricValue(m, "nodedns_tcp_connections_total"), 1);
+  EXPECT_EQ(MetricValue(m, "nodedns_workers"), 2);
+  EXPECT_GE(MetricValue(m, "nodedns_cache_entries"), 1);
+}
+
 // Issue 3: EDNS options in queries (COOKIE, which dig and kdig send, padding, ECS) must neither
 // split the cache (PowerDNS/pdns#5131) nor be echoed. Each name is asked first with options (a
 // miss), then without (must be a hit), then with them again over TCP (a hit); every reply is
