@@ -2209,5 +2209,44 @@ TEST_F(ServeIntegrationTest, RewriteGivesUpOnFailedOrSilentCandidateAndAnswersNx
   StopNodedns();
 }
 
+// Every candidate NXDOMAIN: the client gets its NXDOMAIN and walks on, and each of its next
+// search steps (A and AAAA) is one of the rewrite's candidates, already in the negative cache:
+// answered from it, with no upstream query.
+TEST_F(ServeIntegrationTest, ClientWalkAfterAllNxdomainRewriteIsServedFromTheNegativeCache) {
+  StartBoth({"--cluster-domain", kClusterFlag, "--node-search", "none", "--search-path",
+             "127.0.0.1=default"});
+  if (HasFatalFailure() || IsSkipped()) return;
+  uint16_t id = 350;
+  for (uint16_t type : {kTypeA, kTypeAaaa}) {
+    auto first = UdpExchange(
+        dns_port_,
+        Wire({"nothere.example.test.default.svc.cluster.example.test.", type, 0, false, id++}));
+    ASSERT_TRUE(first.has_value());
+    EXPECT_EQ(Rcode(*first), LDNS_RCODE_NXDOMAIN);
+  }
+  EXPECT_EQ(Metric("nodedns_search_rewrite_declined_total{reason=\"nxdomain\"}"), 2);
+  const double upstream = Metric("nodedns_upstream_queries_total");
+  const double hits = Metric("nodedns_cache_hits_total");
+  // The rest of the walk, as glibc and musl send it: svc.<zone>, <zone>, then the name as typed.
+  int steps = 0;
+  for (const char* name : {"nothere.example.test.svc.cluster.example.test.",
+                           "nothere.example.test.cluster.example.test.", "nothere.example.test."}) {
+    for (uint16_t type : {kTypeA, kTypeAaaa}) {
+      auto r = UdpExchange(dns_port_, Wire({name, type, 0, false, id++}));
+      ASSERT_TRUE(r.has_value()) << name;
+      EXPECT_EQ(Rcode(*r), LDNS_RCODE_NXDOMAIN) << name;
+      LdnsPkt p = Parse(*r);
+      ASSERT_TRUE(p);
+      EXPECT_EQ(CountType(ldns_pkt_authority(p.get()), LDNS_RR_TYPE_SOA), 1u) << name;
+      ++steps;
+    }
+  }
+  EXPECT_EQ(Metric("nodedns_upstream_queries_total"), upstream)
+      << "a search step after the rewrite went upstream";
+  EXPECT_EQ(Metric("nodedns_cache_hits_total"), hits + steps);
+  EXPECT_EQ(Metric("nodedns_search_rewrite_lookups_total"), 0);
+  StopNodedns();
+}
+
 }  // namespace
 }  // namespace nodedns::integration
