@@ -110,10 +110,14 @@ std::string ZoneText() {
        "coalesce A 192.0.2.7\n"
        // A cluster zone below the test zone, for the search-path rewrite (cluster domain
        // cluster.example.test): a service, a service in another namespace, and a name that exists
-       // only as N.svc.<zone> (the first candidate).
+       // only as N.svc.<zone> (the first candidate). SRV records and a headless pod under the
+       // service, and an SRV name that exists only under svc.<zone>.
        "kubernetes.default.svc.cluster A 10.96.0.1\n"
+       "_https._tcp.kubernetes.default.svc.cluster SRV 0 100 443 kubernetes.default.svc.cluster\n"
+       "pod-0.kubernetes.default.svc.cluster A 10.244.0.5\n"
        "web.otherns.svc.cluster A 10.96.1.1\n"
-       "only.svc.cluster A 10.96.2.1\n";
+       "only.svc.cluster A 10.96.2.1\n"
+       "_http._tcp.only.svc.cluster SRV 0 100 80 only.svc.cluster\n";
   for (int i = 0; i < 3; ++i) z << "three TXT \"" << TxtString('t', i) << "\"\n";
   for (int i = 0; i < kMediumTxtRecords; ++i) z << "medium TXT \"" << TxtString('m', i) << "\"\n";
   for (int i = 0; i < kBigTxtRecords; ++i) z << "big TXT \"" << TxtString('b', i) << "\"\n";
@@ -2245,6 +2249,52 @@ TEST_F(ServeIntegrationTest, ClientWalkAfterAllNxdomainRewriteIsServedFromTheNeg
       << "a search step after the rewrite went upstream";
   EXPECT_EQ(Metric("nodedns_cache_hits_total"), hits + steps);
   EXPECT_EQ(Metric("nodedns_search_rewrite_lookups_total"), 0);
+  StopNodedns();
+}
+
+// Names that exist are answered as upstream answers them, for a client learned from its own walk:
+// a service, a headless pod under it and an SRV name below it. Non-address types are never
+// rewritten, even when their name is NXDOMAIN and a candidate exists (_http._tcp.only.svc.<zone>).
+TEST_F(ServeIntegrationTest, LearnedClientGetsUpstreamAnswersForExistingNamesAndSrv) {
+  StartBoth({"--cluster-domain", kClusterFlag, "--node-search", "none"});
+  if (HasFatalFailure() || IsSkipped()) return;
+  uint16_t id = 360;
+  for (const char* name :
+       {"learn.default.svc.cluster.example.test.", "learn.svc.cluster.example.test."}) {
+    auto r = UdpExchange(dns_port_, Wire({name, kTypeA, 0, false, id++}));
+    ASSERT_TRUE(r.has_value());
+    ASSERT_EQ(Rcode(*r), LDNS_RCODE_NXDOMAIN) << name;
+  }
+  ASSERT_EQ(Metric("nodedns_search_rewrite_learned_clients"), 1);
+  constexpr uint16_t kTypeSrv = 33;
+  const std::vector<Query> queries = {
+      {"_https._tcp.kubernetes.default.svc.cluster.example.test.", kTypeSrv, 0, false, id++},
+      {"kubernetes.default.svc.cluster.example.test.", kTypeA, 0, false, id++},
+      {"kubernetes.default.svc.cluster.example.test.", kTypeAaaa, 0, false, id++},
+      {"pod-0.kubernetes.default.svc.cluster.example.test.", kTypeA, 0, false, id++},
+      {"_http._tcp.only.default.svc.cluster.example.test.", kTypeSrv, 0, false, id++},
+  };
+  // Twice: a miss, then a cache hit.
+  for (int round = 0; round < 2; ++round) {
+    for (const Query& q : queries) {
+      const Bytes query = Wire(q);
+      auto got = UdpExchange(dns_port_, query);
+      ASSERT_TRUE(got.has_value()) << q.name;
+      ExpectMatchesKnot(q, false, query, *got, KnotTcp(query));
+    }
+  }
+  EXPECT_EQ(AnswerSummary(*UdpExchange(dns_port_, Wire(queries[1]))),
+            (std::vector<std::string>{"A 10.96.0.1"}));
+  LdnsPkt srv = Parse(*UdpExchange(dns_port_, Wire(queries[0])));
+  ASSERT_TRUE(srv);
+  EXPECT_EQ(CountType(ldns_pkt_answer(srv.get()), LDNS_RR_TYPE_SRV), 1u);
+  EXPECT_EQ(Metric("nodedns_search_rewrite_lookups_total"), 0);
+  EXPECT_EQ(Metric("nodedns_search_rewrite_attempts_total"), 0);
+  // The client is learned and rewriting works: an A expansion is rewritten.
+  auto a = UdpExchange(dns_port_, Wire({kExpansion, kTypeA, 0, false, id++}));
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(AnswerSummary(*a),
+            (std::vector<std::string>{"CNAME www.example.test.", "A 192.0.2.1"}));
   StopNodedns();
 }
 
