@@ -284,9 +284,11 @@ struct NamespaceName {
 // hashes the port, so with W workers the two halves of a learning pair meet on one worker only
 // 1/W of the time (docs/search-rewrite.md, "Integration").
 //
-// Thread model: any thread. Relevant() is lock-free and allocation-free; the other calls take
-// one mutex for O(1) allocation-free work, and callers take it only for A/AAAA questions under
-// svc.<zone> (Relevant()), so ordinary cache hits never touch it.
+// Thread model: any thread. Relevant(), AnyNamespace() and WantsReply() are lock-free and
+// allocation-free; the other calls take one mutex for O(1) allocation-free work. Callers take it
+// only for A/AAAA questions under svc.<zone> (Relevant()), so hits for other names never touch
+// it. Hits for service names do: ExpansionNamespace() once AnyNamespace(), Observe() when
+// WantsReply() (docs/search-rewrite.md, "When a cache hit takes the lock").
 class SharedSearchRewrite {
  public:
   // `pins` in the form of --search-path ("CIDR=ns"). Errors name the offending value.
