@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -63,6 +64,31 @@ size_t SvcZone(std::span<const uint8_t> zone_wire, uint8_t (&out)[dns::kMaxNameW
 
 std::span<const uint8_t> AsBytes(std::string_view s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+// Does ldns read every record of `msg` exactly where RFC 1035 (and ParseResponseLayout) puts it,
+// each one ending at its RDLENGTH? ldns 1.8 reads a known type's RDATA field by field and does not
+// resync on RDLENGTH: it can leave RDATA bytes unread or read a name on past RDLENGTH, and then
+// parses the following records from the wrong place (docs/fuzzing.md, finding 2). `msg` must
+// already have passed ParseResponseLayout, so the RR headers are inside the message.
+bool LdnsReadsRecordsAtTheirBoundaries(std::span<const uint8_t> msg) {
+  const size_t qd = dns::QdCount(msg);
+  const size_t total = qd + dns::AnCount(msg) + dns::NsCount(msg) + dns::ArCount(msg);
+  size_t off = dns::kHeaderSize;
+  for (size_t i = 0; i < total; ++i) {
+    const std::optional<size_t> after_name = dns::SkipName(msg, off);
+    if (!after_name || *after_name + (i < qd ? 4 : 10) > msg.size()) return false;
+    const size_t next =
+        i < qd ? *after_name + 4 : *after_name + 10 + dns::Get16(msg.data() + *after_name + 8);
+    size_t pos = off;
+    ldns_rr* raw = nullptr;
+    const ldns_pkt_section section = i < qd ? LDNS_SECTION_QUESTION : LDNS_SECTION_ANSWER;
+    if (ldns_wire2rr(&raw, msg.data(), msg.size(), &pos, section) != LDNS_STATUS_OK) return false;
+    ldns_rr_free(raw);
+    if (pos != next) return false;
+    off = next;
+  }
+  return true;
 }
 
 }  // namespace
@@ -579,6 +605,11 @@ absl::StatusOr<std::vector<uint8_t>> SynthesizeAnswer(std::span<const uint8_t> q
     return absl::InvalidArgumentError("ldns cannot parse the candidate response");
   }
   const PktPtr in(raw_in);
+  // The answer is built from ldns's reading of the records; refuse a candidate ldns misreads
+  // rather than send records that are not the ones the upstream sent.
+  if (!LdnsReadsRecordsAtTheirBoundaries(candidate_response)) {
+    return absl::InvalidArgumentError("ldns misreads the candidate response's records");
+  }
 
   // The CNAME may live no longer than anything it stands for.
   uint32_t ttl = ttl_cap;
@@ -666,7 +697,17 @@ absl::StatusOr<std::vector<uint8_t>> SynthesizeAnswer(std::span<const uint8_t> q
   }
   const BufPtr wire(raw_wire);
   if (size > dns::kMaxMessage) return absl::OutOfRangeError("synthesized answer too large");
-  return std::vector<uint8_t>(wire.get(), wire.get() + size);
+  std::vector<uint8_t> result(wire.get(), wire.get() + size);
+  // What the data path will cache and relay: its own walker must accept it, with the question,
+  // the CNAME plus the candidate's answers and no OPT.
+  dns::ResponseLayout layout;
+  if (dns::ParseResponseLayout(result, layout) != dns::LayoutStatus::kOk ||
+      layout.opt_offset != 0 || dns::QdCount(result) != 1 ||
+      layout.ancount != 1 + ldns_rr_list_rr_count(answer) ||
+      !ResponseMatchesQuestion(result, lower, qtype, dns::kClassIN)) {
+    return absl::InternalError("synthesized answer does not have the expected structure");
+  }
+  return result;
 }
 
 // ---------------------------------------------------------------------------------------------
