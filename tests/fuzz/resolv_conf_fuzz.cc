@@ -258,14 +258,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (servers.ok()) {
     FUZZ_CHECK(!servers->empty() && servers->size() <= audit::kMaxNameservers);
     // "as glibc reads them" (docs/operations.md): port 53, and only addresses glibc would use.
-    // Known not to hold (docs/fuzzing.md, finding 1): ADDR:PORT, indented and '#'-cut lines.
-    if (KnownBugChecks()) {
-      std::vector<std::string> glibc;
-      for (const std::string& n : parsed.conf.nameservers) glibc.push_back(GlibcAddress(n));
-      for (const dns::SocketAddress& a : *servers) {
-        FUZZ_CHECK(a.port() == 53);
-        FUZZ_CHECK(std::find(glibc.begin(), glibc.end(), SocketAddressBytes(a)) != glibc.end());
-      }
+    // (docs/fuzzing.md, finding 1, fixed: ADDR:PORT, indented and '#'-cut lines were used.)
+    std::vector<std::string> glibc;
+    for (const std::string& n : parsed.conf.nameservers) glibc.push_back(GlibcAddress(n));
+    for (const dns::SocketAddress& a : *servers) {
+      FUZZ_CHECK(a.port() == 53);
+      FUZZ_CHECK(std::find(glibc.begin(), glibc.end(), SocketAddressBytes(a)) != glibc.end());
     }
   }
   return 0;

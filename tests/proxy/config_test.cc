@@ -60,10 +60,52 @@ TEST(ForwardSpecTest, ParsesZoneAndUpstreamsIncludingResolvConf) {
   ASSERT_TRUE(z.ok()) << z.status();
   EXPECT_EQ(z->zone, "cluster.local");
   EXPECT_EQ(z->zone_wire, testing::WireName("cluster.local."));
-  ASSERT_EQ(z->upstreams.size(), 4u);  // glibc's MAXNS is 3: the fourth line is ignored
+  // glibc's MAXNS is 3: .2, .3 and fe80::1%eth0 (which we cannot use); .4 and .5 are ignored.
+  ASSERT_EQ(z->upstreams.size(), 3u);
   EXPECT_EQ(z->upstreams[0].ToString(), "10.96.0.10:5353");
   EXPECT_EQ(z->upstreams[1].ToString(), "10.0.0.2:53");
-  EXPECT_EQ(z->upstreams[3].ToString(), "10.0.0.4:53");
+  EXPECT_EQ(z->upstreams[2].ToString(), "10.0.0.3:53");
+}
+
+std::vector<std::string> Nameservers(const std::string& text) {
+  TempFile rc(text);
+  auto servers = ReadResolvConfNameservers(rc.path());
+  std::vector<std::string> out;
+  if (servers.ok()) {
+    for (const auto& s : *servers) out.push_back(s.ToString());
+  }
+  return out;
+}
+
+// tests/fuzz/corpus/resolv_conf_fuzz/found-nameserver-port-indent-comment: glibc takes none.
+TEST(ResolvConfNameserversTest, IgnoresPortsIndentationCommentsAndOtherBlanks) {
+  EXPECT_EQ(Nameservers("nameserver 10.0.0.1:5353\n  nameserver 10.0.0.2\nnameserver 10.0.0.3#x\n"
+                        "nameserver\v10.0.0.4\nnameserver [::1]:53\n"),
+            std::vector<std::string>{});
+}
+
+// tests/fuzz/corpus/resolv_conf_fuzz/nameservers_odd: glibc takes fe80::1%eth0, 127.1 and
+// 0x7f.0.0.1 (inet_aton forms), and stops at three.
+TEST(ResolvConfNameserversTest, ReadsAddressesAsGlibcDoes) {
+  EXPECT_EQ(Nameservers("nameserver fe80::1%eth0\nnameserver dns.example.com\nnameserver 127.1\n"
+                        "nameserver 10.0.0.1:5353\nnameserver [::1]:53\nnameserver 0x7f.0.0.1\n"
+                        "nameserver\n"),
+            (std::vector<std::string>{"127.0.0.1:53", "127.0.0.1:53"}));
+  EXPECT_EQ(Nameservers("nameserver 10.0.0.1\nnameserver\t 2001:db8::1 x\nnameserver 0300.1\n"
+                        "nameserver 10.0.0.9\n"),
+            (std::vector<std::string>{"10.0.0.1:53", "[2001:db8::1]:53", "192.0.0.1:53"}));
+  // Only a blank, tab or newline ends the address: CR (a CRLF file) and other junk do not.
+  EXPECT_EQ(Nameservers("nameserver 10.0.0.1\r\nnameserver 10.0.0.2;x\nnameserver 10.0.0.3\n"),
+            std::vector<std::string>{"10.0.0.3:53"});
+}
+
+// tests/fuzz/corpus/resolv_conf_fuzz/indented_and_comments: the indented line is not read; a
+// comment after the address is.
+TEST(ResolvConfNameserversTest, IndentedLineIgnoredTrailingCommentAllowed) {
+  EXPECT_EQ(
+      Nameservers("  nameserver 10.0.0.2\n;comment\n#comment\nnameserver 10.0.0.3 # trailing\n"
+                  "search svc.example # not a comment\n\toptions ndots:3\n"),
+      std::vector<std::string>{"10.0.0.3:53"});
 }
 
 TEST(ForwardSpecTest, RejectsMalformedSpecs) {
