@@ -37,8 +37,7 @@ void QsbrDomain::Unregister(QsbrThread* t) {
   slots_[t->slot_].retired_bytes.store(0, std::memory_order_relaxed);
   slots_[t->slot_].used.store(false, std::memory_order_release);
   orphans_.insert(orphans_.end(), t->retired_.begin(), t->retired_.end());
-  orphan_bytes_.store(orphan_bytes_.load(std::memory_order_relaxed) + t->retired_bytes_,
-                      std::memory_order_relaxed);
+  orphan_bytes_ += t->retired_bytes_;
   if (!orphans_.empty()) has_orphans_.store(true, std::memory_order_release);
   t->retired_.clear();
   t->retired_bytes_ = 0;
@@ -46,7 +45,7 @@ void QsbrDomain::Unregister(QsbrThread* t) {
 
 size_t QsbrDomain::pending_bytes() const {
   std::lock_guard lock(mu_);
-  size_t total = orphan_bytes_.load(std::memory_order_relaxed);
+  size_t total = orphan_bytes_;
   const size_t n = high_water_.load(std::memory_order_acquire);
   for (size_t i = 0; i < n; ++i) total += slots_[i].retired_bytes.load(std::memory_order_relaxed);
   return total;
@@ -76,8 +75,7 @@ void QsbrDomain::ReclaimOrphans(uint64_t min_epoch) {
     freed += it->bytes;
   }
   orphans_.erase(keep, orphans_.end());
-  orphan_bytes_.store(orphan_bytes_.load(std::memory_order_relaxed) - freed,
-                      std::memory_order_relaxed);
+  orphan_bytes_ -= freed;
   if (orphans_.empty()) has_orphans_.store(false, std::memory_order_relaxed);
 }
 

@@ -101,7 +101,7 @@ class QsbrDomain {
   // Whether orphans_ may be non-empty: lets Reclaim() skip the mutex (an atomic read-modify-write
   // on a shared line) at every quiescent point.
   std::atomic<bool> has_orphans_{false};
-  std::atomic<size_t> orphan_bytes_{0};  // written under mu_
+  size_t orphan_bytes_ = 0;  // guarded by mu_
   std::unique_ptr<Slot[]> slots_;
   mutable std::mutex mu_;  // guards registration and orphans_
   std::vector<QsbrThread::Retired> orphans_;
