@@ -1,6 +1,4 @@
 // nodedns: the command line. The only code not linked into tests.
-#include <ares.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
@@ -37,17 +35,12 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "nodedns serve: %s\n", std::string(config.status().message()).c_str());
       return 2;
     }
-    if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS) {
-      std::fprintf(stderr, "nodedns serve: c-ares initialization failed\n");
-      return 1;
-    }
     auto server = nodedns::proxy::Server::Create(*std::move(config));
     if (!server.ok()) {
       std::fprintf(stderr, "nodedns serve: %s\n", std::string(server.status().message()).c_str());
       return 2;
     }
     const absl::Status st = (*server)->Run();
-    ares_library_cleanup();
     if (!st.ok()) {
       std::fprintf(stderr, "nodedns serve: %s\n", std::string(st.message()).c_str());
       return 1;

@@ -22,12 +22,13 @@ struct UdpForwarder::Socket {
   std::vector<uint32_t> queued;  // slots to send on the next Flush()
 };
 
-UdpForwarder::UdpForwarder(uv_loop_t* loop, Options options, Upstream* tcp)
+UdpForwarder::UdpForwarder(uv_loop_t* loop, Options options, TcpForwarder* tcp)
     : loop_(loop), options_(options), tcp_(tcp), rx_(new uint8_t[kRecvBatch * kRecvSize]) {}
 
 absl::StatusOr<std::unique_ptr<UdpForwarder>> UdpForwarder::Create(uv_loop_t* loop,
                                                                    const ForwardZone& zone,
-                                                                   Options options, Upstream* tcp) {
+                                                                   Options options,
+                                                                   TcpForwarder* tcp) {
   if (zone.upstreams.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("zone ", zone.zone, " has no upstream"));
   }
@@ -87,13 +88,13 @@ uint16_t UdpForwarder::NewId() {
   }
 }
 
-void UdpForwarder::Send(std::span<const uint8_t> query, Callback cb, void* arg) {
+void UdpForwarder::Send(std::span<const uint8_t> query, ForwardCallback cb, void* arg) {
   const auto qname_length = query.size() > dns::kHeaderSize
                                 ? dns::PlainNameLength(query, dns::kHeaderSize)
                                 : std::nullopt;
   if (shut_down_ || !qname_length || query.size() > kMaxQuery ||
       query.size() < dns::kHeaderSize + *qname_length + 4 || by_id_.size() >= 60000) {
-    cb(arg, shut_down_ ? ARES_EDESTRUCTION : ARES_EBADQUERY, 0, nullptr, 0);
+    cb(arg, shut_down_ ? ForwardStatus::kShutdown : ForwardStatus::kBadQuery, {});
     return;
   }
   uint32_t index;
@@ -189,7 +190,7 @@ void UdpForwarder::Retry(uint32_t index) {
   ++s.attempt;
   if (s.attempt >= options_.tries * servers_) {
     stats_.timeouts.Inc();
-    Complete(index, ARES_ETIMEOUT, nullptr, 0);
+    Complete(index, ForwardStatus::kTimeout, {});
     return;
   }
   stats_.retries.Inc();
@@ -204,12 +205,12 @@ UdpForwarder::Owner UdpForwarder::Detach(uint32_t index) {
   return {s.cb, s.arg};
 }
 
-void UdpForwarder::Complete(uint32_t index, int status, const uint8_t* reply, size_t size) {
+void UdpForwarder::Complete(uint32_t index, ForwardStatus status, std::span<const uint8_t> reply) {
   const Owner owner = Detach(index);
   free_.push_back(index);
   // Still queued for sending (a reply beat the flush, or a timeout of 0): sending it anyway is
   // harmless, its reply will find no ID.
-  owner.cb(owner.arg, status, 0, const_cast<uint8_t*>(reply), static_cast<int>(size));
+  owner.cb(owner.arg, status, reply);
 }
 
 void UdpForwarder::OnPoll(uv_poll_t* handle, int status, int events) {
@@ -250,8 +251,7 @@ void UdpForwarder::Receive(Socket& sock) {
     }
     for (int i = 0; i < n; ++i) {
       const std::span<const uint8_t> reply(rx_.get() + i * kRecvSize, msgs[i].msg_len);
-      if (reply.size() < dns::kHeaderSize || (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ||
-          !(dns::HeaderFlags(reply) & dns::flag::kQR)) {
+      if (reply.size() < dns::kHeaderSize || !(dns::HeaderFlags(reply) & dns::flag::kQR)) {
         stats_.mismatched.Inc();
         continue;
       }
@@ -264,24 +264,26 @@ void UdpForwarder::Receive(Socket& sock) {
       Slot& s = *slots_[index];
       const std::span<const uint8_t> qname(s.query + dns::kHeaderSize, s.qname_length);
       const uint8_t* qtail = s.query + dns::kHeaderSize + s.qname_length;
+      // The question is at the start, so a reply cut at the buffer's end can still be matched.
       if (!ResponseMatchesQuestion(reply, qname, dns::Get16(qtail), dns::Get16(qtail + 2))) {
         stats_.mismatched.Inc();  // RFC 5452 §9.1: the question must match too; keep waiting
         continue;
       }
-      if (dns::HeaderFlags(reply) & dns::flag::kTC) {
+      // TC=1, or longer than any reply to the 1232 bytes we advertise (a server that ignores
+      // EDNS): asking again over UDP would get the same. Re-ask over TCP now (RFC 7766 §5).
+      if ((dns::HeaderFlags(reply) & dns::flag::kTC) || (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)) {
         stats_.truncated.Inc();
-        // Re-ask over TCP (RFC 7766 §5); c-ares copies the query, the slot is free at once.
+        // The TCP forwarder copies the query: the slot is free once Send returns.
         const Owner owner = Detach(index);
         if (tcp_ != nullptr) {
           tcp_->Send({s.query, s.size}, owner.cb, owner.arg);
         } else {
-          owner.cb(owner.arg, ARES_SUCCESS, 0, const_cast<uint8_t*>(reply.data()),
-                   static_cast<int>(reply.size()));
+          owner.cb(owner.arg, ForwardStatus::kFailed, {});
         }
         free_.push_back(index);  // only now: a callback run by Send may have sent a new query
         continue;
       }
-      Complete(index, ARES_SUCCESS, reply.data(), reply.size());
+      Complete(index, ForwardStatus::kOk, reply);
     }
     if (n < kRecvBatch) return;
   }
@@ -292,7 +294,7 @@ void UdpForwarder::Shutdown() {
   shut_down_ = true;
   std::vector<uint32_t> live;
   for (const auto& [id, index] : by_id_) live.push_back(index);
-  for (uint32_t index : live) Complete(index, ARES_EDESTRUCTION, nullptr, 0);
+  for (uint32_t index : live) Complete(index, ForwardStatus::kShutdown, {});
   for (auto& s : sockets_) {
     uv_poll_stop(&s->poll);
     uv_close(reinterpret_cast<uv_handle_t*>(&s->poll), nullptr);

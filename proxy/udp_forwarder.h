@@ -1,7 +1,7 @@
 // The UDP path of forwarding misses upstream, without c-ares: queries queued during a batch leave
 // in one sendmmsg() per socket, replies arrive in recvmmsg() batches, and a reply is matched by ID
-// and question in a fixed table. A truncated reply (TC=1) goes on to TCP through c-ares (the
-// `tcp` Upstream), which also carries zones forwarded with --force-tcp.
+// and question in a fixed table. A truncated reply (TC=1), or one longer than the receive buffer,
+// goes on to the zone's TcpForwarder, which also carries zones forwarded with --force-tcp.
 //
 // Why not c-ares for UDP too: per miss, c-ares 1.18 spent ~2,250 instructions expanding the two
 // question names it compares (ares_expand_name, allocating), ~1,100 in ares_timeout() walking
@@ -16,7 +16,6 @@
 #ifndef NODEDNS_PROXY_UDP_FORWARDER_H_
 #define NODEDNS_PROXY_UDP_FORWARDER_H_
 
-#include <ares.h>
 #include <sys/socket.h>
 #include <uv.h>
 
@@ -30,20 +29,17 @@
 #include "absl/status/statusor.h"
 #include "dns/wire.h"
 #include "proxy/config.h"
+#include "proxy/forward.h"
 #include "proxy/metrics.h"
-#include "proxy/upstream.h"
+#include "proxy/tcp_forwarder.h"
 
 namespace nodedns::proxy {
 
 // One forward zone's UDP upstreams on one worker. Loop thread only.
 class UdpForwarder {
  public:
-  // The same contract as c-ares's: status ARES_SUCCESS with the reply (valid during the call),
-  // ARES_ETIMEOUT after every try, ARES_EDESTRUCTION on Shutdown(), ARES_EBADQUERY for a query
-  // that cannot be sent.
-  using Callback = ares_callback;
   struct Options {
-    uint32_t timeout_ms = 2000;  // first round; doubled on each round over all servers (c-ares)
+    uint32_t timeout_ms = 2000;  // first round; doubled on each round over all servers
     int tries = 2;               // rounds over all servers
     int sockets_per_server = 4;
   };
@@ -52,26 +48,26 @@ class UdpForwarder {
     Counter retries;     // tries sent after a timeout or ICMP error
     Counter timeouts;    // queries that ran out of tries
     Counter mismatched;  // replies ignored: unknown ID, another question, or unreadable
-    Counter truncated;   // replies with TC=1, re-asked over TCP
+    Counter truncated;   // replies with TC=1 or longer than the buffer, re-asked over TCP
   };
 
   // `tcp` (not owned, same loop, outlives this) receives truncated queries.
   static absl::StatusOr<std::unique_ptr<UdpForwarder>> Create(uv_loop_t* loop,
                                                               const ForwardZone& zone,
-                                                              Options options, Upstream* tcp);
+                                                              Options options, TcpForwarder* tcp);
   ~UdpForwarder();
   UdpForwarder(const UdpForwarder&) = delete;
   UdpForwarder& operator=(const UdpForwarder&) = delete;
 
   // Queues a copy of `query` (its ID is replaced) for the next Flush(); `cb(arg, ...)` runs exactly
   // once, possibly before Send returns.
-  void Send(std::span<const uint8_t> query, Callback cb, void* arg);
+  void Send(std::span<const uint8_t> query, ForwardCallback cb, void* arg);
   // Sends everything queued: one sendmmsg() per socket. Also runs on its own once per loop
   // iteration (a uv_check_t), so callers only call it to send before the iteration ends.
   void Flush();
   size_t in_flight() const { return by_id_.size(); }
   const Stats& stats() const { return stats_; }
-  // Fails every query in flight with ARES_EDESTRUCTION and closes the handles; delete the object
+  // Fails every query in flight with kShutdown and closes the handles; delete the object
   // only after the loop has run the close callbacks.
   void Shutdown();
 
@@ -81,7 +77,7 @@ class UdpForwarder {
  private:
   struct Socket;
   struct Slot {
-    Callback cb = nullptr;
+    ForwardCallback cb = nullptr;
     void* arg = nullptr;
     uint32_t serial = 0;  // bumped on every use, so stale deadlines can be recognized
     uint16_t id = 0;
@@ -99,19 +95,19 @@ class UdpForwarder {
     uint16_t attempt;
   };
 
-  UdpForwarder(uv_loop_t* loop, Options options, Upstream* tcp);
+  UdpForwarder(uv_loop_t* loop, Options options, TcpForwarder* tcp);
   uint16_t NewId();
   void Transmit(uint32_t slot);
   void Retry(uint32_t slot);
   struct Owner {
-    Callback cb;
+    ForwardCallback cb;
     void* arg;
   };
   // Takes the query out of the ID table and retires the slot's deadlines; the caller returns the
   // slot to free_ once nothing can still read it.
   Owner Detach(uint32_t slot);
   // Detaches the query, frees its slot and runs its callback.
-  void Complete(uint32_t slot, int status, const uint8_t* reply, size_t size);
+  void Complete(uint32_t slot, ForwardStatus status, std::span<const uint8_t> reply);
   void ArmTimer(uint64_t at_ms);
   static void OnPoll(uv_poll_t* handle, int status, int events);
   static void OnTimer(uv_timer_t* handle);
@@ -119,7 +115,7 @@ class UdpForwarder {
 
   uv_loop_t* const loop_;
   const Options options_;
-  Upstream* const tcp_;
+  TcpForwarder* const tcp_;
   size_t servers_ = 0;
   std::vector<std::unique_ptr<Socket>> sockets_;  // server i owns [i*K, i*K+K)
   std::vector<uint32_t> dirty_;                   // sockets with queued datagrams
@@ -136,7 +132,7 @@ class UdpForwarder {
   bool shut_down_ = false;
   Stats stats_;
   // Receive buffers: advertised EDNS size is 1232 (BuildUpstreamQuery), so 4 KiB holds any reply
-  // a conforming server sends over UDP; longer ones are treated as truncated.
+  // a conforming server sends over UDP; a longer one (MSG_TRUNC) is asked again over TCP at once.
   static constexpr int kRecvBatch = 32;
   static constexpr size_t kRecvSize = 4096;
   std::unique_ptr<uint8_t[]> rx_;

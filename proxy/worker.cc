@@ -1,6 +1,7 @@
 // The worker's data path. A UDP cache hit, start to end: OnUdpReadable (recvmmsg) → ServeUdpBatch
 // (parse, key, two prefetch passes, Lookup, FinishReply) → sendmmsg. No allocation, no lock, no
-// syscall per packet. Misses go through StartMiss → Upstream (c-ares) → CompletePending.
+// syscall per packet. Misses go through StartMiss → UdpForwarder or TcpForwarder →
+// CompletePending.
 #include "proxy/worker.h"
 
 #include <netinet/in.h>
@@ -236,7 +237,7 @@ absl::Status Worker::Start() {
     for (auto& f : w->forwarders_) {
       if (f) f->Shutdown();
     }
-    for (auto& u : w->upstreams_) u->Shutdown();
+    for (auto& t : w->tcp_forwarders_) t->Shutdown();
     for (auto& [id, r] : w->rewrites_) {
       uv_close(reinterpret_cast<uv_handle_t*>(&r->deadline),
                [](uv_handle_t* h) { delete static_cast<Rewrite*>(h->data); });
@@ -281,15 +282,15 @@ absl::Status Worker::Start() {
       &publish_timer_, [](uv_timer_t* h) { static_cast<Worker*>(h->data)->wasted_.Publish(); },
       1000, 1000);
   for (const auto& zone : config_.zones) {
-    auto u = Upstream::Create(loop_, zone, config_.upstream_timeout_ms, config_.upstream_tries,
-                              /*tcp_only=*/true);
-    if (!u.ok()) return u.status();
-    upstreams_.push_back(*std::move(u));
+    auto t = TcpForwarder::Create(
+        loop_, zone, {.timeout_ms = config_.upstream_timeout_ms, .tries = config_.upstream_tries});
+    if (!t.ok()) return t.status();
+    tcp_forwarders_.push_back(*std::move(t));
     std::unique_ptr<UdpForwarder> f;
     if (!zone.force_tcp) {
       auto made = UdpForwarder::Create(
           loop_, zone, {.timeout_ms = config_.upstream_timeout_ms, .tries = config_.upstream_tries},
-          upstreams_.back().get());
+          tcp_forwarders_.back().get());
       if (!made.ok()) return made.status();
       f = *std::move(made);
     }
@@ -322,15 +323,41 @@ absl::Status Worker::Start() {
   return absl::OkStatus();
 }
 
+void Worker::ForwarderTotals::Add(const ForwarderTotals& o) {
+  retries += o.retries;
+  timeouts += o.timeouts;
+  mismatched += o.mismatched;
+  truncated += o.truncated;
+  tcp_connections += o.tcp_connections;
+  tcp_stalled += o.tcp_stalled;
+  tcp_retries += o.tcp_retries;
+  tcp_timeouts += o.tcp_timeouts;
+  tcp_failed += o.tcp_failed;
+  tcp_mismatched += o.tcp_mismatched;
+  tcp_truncated += o.tcp_truncated;
+  tcp_resent += o.tcp_resent;
+}
+
 Worker::ForwarderTotals Worker::forwarder_totals() const {
   ForwarderTotals t;
-  // forwarders_ is filled in Start() before the thread starts, and never resized after.
+  // The forwarders are made in Start() before the thread starts, and never resized after.
   for (const auto& f : forwarders_) {
     if (!f) continue;
     t.retries += f->stats().retries.Get();
     t.timeouts += f->stats().timeouts.Get();
     t.mismatched += f->stats().mismatched.Get();
     t.truncated += f->stats().truncated.Get();
+  }
+  for (const auto& f : tcp_forwarders_) {
+    const TcpForwarder::Stats& s = f->stats();
+    t.tcp_connections += s.connections.Get();
+    t.tcp_stalled += s.stalled.Get();
+    t.tcp_retries += s.retries.Get();
+    t.tcp_timeouts += s.timeouts.Get();
+    t.tcp_failed += s.failed.Get();
+    t.tcp_mismatched += s.mismatched.Get();
+    t.tcp_truncated += s.truncated.Get();
+    t.tcp_resent += s.resent.Get();
   }
   return t;
 }
@@ -593,8 +620,8 @@ void Worker::OnTcpRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) 
 }
 
 void Worker::ResumeTcpReads(TcpConn& c) {
-  // A reply completing synchronously inside the loop below (c-ares can fail a send at once) must
-  // not re-enter it: the outer call sees the updated counts.
+  // A reply completing synchronously inside the loop below (a forwarder can fail a send at once)
+  // must not re-enter it: the outer call sees the updated counts.
   if (c.in_resume) return;
   c.in_resume = true;
   // Serve every complete frame buffered, up to the in-flight limit.
@@ -713,7 +740,7 @@ void Worker::CloseTcp(TcpConn& c) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Misses: coalesced per worker, forwarded through c-ares, answered from what comes back.
+// Misses: coalesced per worker, forwarded over UDP or TCP, answered from what comes back.
 
 void Worker::StartMiss(const cache::CacheKey& key, const dns::QueryInfo& q,
                        std::span<const uint8_t> query, Waiter&& waiter) {
@@ -761,7 +788,7 @@ void Worker::SendUpstream(const cache::CacheKey& key, bool do_bit, bool cd_bit, 
   if (UdpForwarder* f = forwarders_[zone].get()) {
     f->Send({query, len}, &OnUpstreamReply, p);  // leaves with the batch's sendmmsg (Flush)
   } else {
-    upstreams_[zone]->Send({query, len}, &OnUpstreamReply, p);
+    tcp_forwarders_[zone]->Send({query, len}, &OnUpstreamReply, p);
   }
 }
 
@@ -773,15 +800,12 @@ void Worker::Refresh(const cache::CacheKey& key, bool do_bit, bool cd_bit) {
   SendUpstream(key, do_bit, cd_bit, NewPending(key));
 }
 
-void Worker::OnUpstreamReply(void* arg, int status, int /*timeouts*/, unsigned char* abuf,
-                             int alen) {
+void Worker::OnUpstreamReply(void* arg, ForwardStatus status, std::span<const uint8_t> reply) {
   auto* p = static_cast<Pending*>(arg);
-  p->worker->CompletePending(p, status,
-                             status == ARES_SUCCESS ? std::span(abuf, static_cast<size_t>(alen))
-                                                    : std::span<const uint8_t>());
+  p->worker->CompletePending(p, status, reply);
 }
 
-void Worker::CompletePending(Pending* p, int status, std::span<const uint8_t> reply) {
+void Worker::CompletePending(Pending* p, ForwardStatus status, std::span<const uint8_t> reply) {
   auto it = pending_.find(p->KeyView());
   if (it == pending_.end() || it->second.get() != p) return;
   std::unique_ptr<Pending> own = std::move(it->second);
@@ -795,12 +819,12 @@ void Worker::CompletePending(Pending* p, int status, std::span<const uint8_t> re
       if (w->pending_pool_.size() < 1024) w->pending_pool_.push_back(std::move(p));
     }
   } recycle{this, own};
-  if (stopping_ || status == ARES_EDESTRUCTION) return;  // shutting down: nobody to answer
+  if (stopping_ || status == ForwardStatus::kShutdown) return;  // nobody to answer
   EnsureOnline();
   const uint64_t now = Now();
   const auto kb = p->key.bytes();
   const size_t qlen = p->key.qname_length();
-  const bool ok = status == ARES_SUCCESS &&
+  const bool ok = status == ForwardStatus::kOk &&
                   ResponseMatchesQuestion(reply, kb.first(qlen), dns::Get16(kb.data() + qlen),
                                           dns::Get16(kb.data() + qlen + 2));
   const uint8_t rcode = ok ? RcodeOf(reply.data()) : dns::rcode::kServFail;

@@ -1,5 +1,5 @@
 // A worker: one thread, one libuv loop, its own SO_REUSEPORT UDP and TCP sockets on every listen
-// address, its own c-ares channels and its own table of misses in flight. No query crosses
+// address, its own upstream forwarders and its own table of misses in flight. No query crosses
 // threads; the only shared state is the cache. The UDP hot path (recvmmsg → parse → cache →
 // sendmmsg) is in worker.cc, in Worker::OnUdpReadable and Worker::ServeUdpBatch.
 #ifndef NODEDNS_PROXY_WORKER_H_
@@ -20,10 +20,11 @@
 #include "cache/response_cache.h"
 #include "dns/wire.h"
 #include "proxy/config.h"
+#include "proxy/forward.h"
 #include "proxy/metrics.h"
 #include "proxy/search_rewrite.h"
+#include "proxy/tcp_forwarder.h"
 #include "proxy/udp_forwarder.h"
-#include "proxy/upstream.h"
 #include "proxy/wasted_queries.h"
 
 namespace nodedns::proxy {
@@ -57,9 +58,12 @@ class Worker {
   void Stop();
   void Join();
   const WorkerCounters& counters() const { return counters_; }
-  // Any thread: the UDP forwarders' counters summed over zones (zero before Start()).
+  // Any thread: the forwarders' counters summed over zones (zero before Start()).
   struct ForwarderTotals {
     uint64_t retries = 0, timeouts = 0, mismatched = 0, truncated = 0;
+    uint64_t tcp_connections = 0, tcp_stalled = 0, tcp_retries = 0, tcp_timeouts = 0,
+             tcp_failed = 0, tcp_mismatched = 0, tcp_truncated = 0, tcp_resent = 0;
+    void Add(const ForwarderTotals& o);
   };
   ForwarderTotals forwarder_totals() const;
   // Any thread: the worker's last published top-K of search-path waste (updated every second).
@@ -103,8 +107,8 @@ class Worker {
   void Refresh(const cache::CacheKey& key, bool do_bit, bool cd_bit);
   Pending* NewPending(const cache::CacheKey& key);
   void SendUpstream(const cache::CacheKey& key, bool do_bit, bool cd_bit, Pending* p);
-  static void OnUpstreamReply(void* arg, int status, int timeouts, unsigned char* abuf, int alen);
-  void CompletePending(Pending* p, int status, std::span<const uint8_t> reply);
+  static void OnUpstreamReply(void* arg, ForwardStatus status, std::span<const uint8_t> reply);
+  void CompletePending(Pending* p, ForwardStatus status, std::span<const uint8_t> reply);
   void Reply(const Waiter& w, const uint8_t* data, size_t size, uint8_t rcode);
   // Counts an NXDOMAIN sent to `client` for `qname` if the name is under the cluster domain.
   void NoteNxDomain(const sockaddr_storage& client, std::span<const uint8_t> qname);
@@ -146,9 +150,10 @@ class Worker {
   std::thread os_thread_;
   std::vector<std::unique_ptr<UdpSocket>> udp_;
   std::vector<std::unique_ptr<TcpListener>> tcp_listeners_;
-  // Per config_.zones entry: c-ares (TCP: --force-tcp zones, and UDP replies with TC=1), and the
-  // UDP forwarder (null for --force-tcp zones). Declared after upstreams_: destroyed first.
-  std::vector<std::unique_ptr<Upstream>> upstreams_;
+  // Per config_.zones entry: the TCP forwarder (--force-tcp zones, and UDP replies with TC=1),
+  // and the UDP forwarder (null for --force-tcp zones). Declared after tcp_forwarders_: destroyed
+  // first.
+  std::vector<std::unique_ptr<TcpForwarder>> tcp_forwarders_;
   std::vector<std::unique_ptr<UdpForwarder>> forwarders_;
   // Keyed by a view into the Pending's own CacheKey (stable: Pendings live on the heap).
   absl::flat_hash_map<absl::string_view, std::unique_ptr<Pending>> pending_;

@@ -47,15 +47,12 @@ struct FakeServer {
 
 class UdpForwarderTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    ASSERT_EQ(ares_library_init(ARES_LIB_INIT_ALL), ARES_SUCCESS);
-    uv_loop_init(&loop_);
-  }
+  void SetUp() override { uv_loop_init(&loop_); }
   void Start(const std::vector<std::string>& servers, UdpForwarder::Options options) {
     std::string spec = ".=";
     for (size_t i = 0; i < servers.size(); ++i) spec += (i ? "," : "") + servers[i];
     const ForwardZone zone = *ParseForwardSpec(spec);
-    auto tcp = Upstream::Create(&loop_, zone, options.timeout_ms, 1, /*tcp_only=*/true);
+    auto tcp = TcpForwarder::Create(&loop_, zone, {.timeout_ms = options.timeout_ms, .tries = 1});
     ASSERT_TRUE(tcp.ok()) << tcp.status();
     tcp_ = *std::move(tcp);
     auto f = UdpForwarder::Create(&loop_, zone, options, tcp_.get());
@@ -69,7 +66,6 @@ class UdpForwarderTest : public ::testing::Test {
     forwarder_.reset();
     tcp_.reset();
     uv_loop_close(&loop_);
-    ares_library_cleanup();
   }
   std::vector<Datagram> Receive(const FakeServer& server, size_t n) {
     return ReceiveDatagrams(&loop_, server.fd, n);
@@ -93,7 +89,7 @@ class UdpForwarderTest : public ::testing::Test {
   }
 
   uv_loop_t loop_;
-  std::unique_ptr<Upstream> tcp_;
+  std::unique_ptr<TcpForwarder> tcp_;
   std::unique_ptr<UdpForwarder> forwarder_;
   std::vector<UpstreamResult> results_;  // outlives each test body: TearDown fails what is left
 };
@@ -144,10 +140,11 @@ TEST_F(UdpForwarderTest, MatchingReplyCompletesAndOtherQuestionOrUnknownIdIsIgno
   }
   RunUntil([&] { return good.calls > 0 && bad.calls > 0; });
   EXPECT_EQ(good.calls, 1);
-  EXPECT_EQ(good.status, ARES_SUCCESS);
+  EXPECT_EQ(good.status, ForwardStatus::kOk);
   EXPECT_TRUE(ResponseMatchesQuestion(good.reply, testing::WireName("good.example.com."), 1, 1));
   EXPECT_EQ(bad.calls, 1);
-  EXPECT_EQ(bad.status, ARES_ETIMEOUT) << "a reply to another question or ID was accepted";
+  EXPECT_EQ(bad.status, ForwardStatus::kTimeout)
+      << "a reply to another question or ID was accepted";
   EXPECT_EQ(forwarder_->stats().mismatched.Get(), 2u);
   EXPECT_EQ(forwarder_->in_flight(), 0u);
 }
@@ -163,8 +160,48 @@ TEST_F(UdpForwarderTest, RetriesOnTheNextServerAfterATimeout) {
   Answer(answering, second[0], "retry.example.com.");
   RunUntil([&] { return r.calls > 0; });
   EXPECT_EQ(r.calls, 1);
-  EXPECT_EQ(r.status, ARES_SUCCESS);
+  EXPECT_EQ(r.status, ForwardStatus::kOk);
   EXPECT_EQ(forwarder_->stats().retries.Get(), 1u);
+}
+
+// A reply with TC=1, and one longer than the receive buffer (a server that ignores the 1232
+// bytes advertised), are asked again over TCP at once, not retried over UDP until the timeout.
+TEST_F(UdpForwarderTest, TruncatedOrOversizedReplyIsAskedAgainOverTcpAtOnce) {
+  for (const bool oversized : {false, true}) {
+    SCOPED_TRACE(oversized ? "6 KB reply without TC" : "TC=1");
+    FakeServer server;
+    testing_util::FakeTcpServer tcp(server.port);
+    ASSERT_TRUE(tcp.bound());
+    // A timeout far beyond the test's bound: only the hand-off to TCP can answer in time.
+    Start({server.Address()}, {.timeout_ms = 30000, .tries = 1});
+    UpstreamResult r;
+    forwarder_->Send(UpstreamQuery("big.example.com."), &RecordUpstreamReply, &r);
+    const auto got = Receive(server, 1);
+    ASSERT_EQ(got.size(), 1u);
+    testing::MessageSpec m;
+    m.qname = "big.example.com.";
+    m.id = dns::HeaderId(got[0].bytes);
+    m.tc = !oversized;
+    for (int i = 0; oversized && i < 400; ++i) {
+      m.answer.push_back("big.example.com. 60 IN A 192.0.2." + std::to_string(i % 250));
+    }
+    const auto reply = testing::Build(m);
+    ASSERT_EQ(reply.size() > 4096, oversized);
+    sendto(server.fd, reply.data(), reply.size(), 0,
+           reinterpret_cast<const sockaddr*>(&got[0].from), sizeof got[0].from);
+    const int conn = tcp.Accept(&loop_);
+    ASSERT_GE(conn, 0) << "not asked again over TCP";
+    const auto q = tcp.Read(&loop_, conn);
+    ASSERT_FALSE(q.empty());
+    testing_util::FakeTcpServer::Write(conn, testing_util::AnswerTo(q, "big.example.com."));
+    RunUntil([&] { return r.calls > 0; });
+    EXPECT_EQ(r.calls, 1);
+    EXPECT_EQ(r.status, ForwardStatus::kOk);
+    EXPECT_EQ(forwarder_->stats().truncated.Get(), 1u);
+    EXPECT_EQ(forwarder_->stats().retries.Get(), 0u);
+    TearDown();
+    SetUp();
+  }
 }
 
 TEST_F(UdpForwarderTest, FailsOverAtOnceWhenNothingListens) {
@@ -179,7 +216,7 @@ TEST_F(UdpForwarderTest, FailsOverAtOnceWhenNothingListens) {
   forwarder_->Send(UpstreamQuery("refused.example.com."), &RecordUpstreamReply, &r);
   RunUntil([&] { return r.calls > 0; });
   EXPECT_EQ(r.calls, 1);
-  EXPECT_EQ(r.status, ARES_ETIMEOUT);
+  EXPECT_EQ(r.status, ForwardStatus::kTimeout);
   EXPECT_EQ(forwarder_->stats().timeouts.Get(), 1u);
 }
 
@@ -190,11 +227,11 @@ TEST_F(UdpForwarderTest, ShutdownFailsQueriesInFlightOnceAndRefusesNewOnes) {
   forwarder_->Send(UpstreamQuery("slow.example.com."), &RecordUpstreamReply, &r);
   forwarder_->Shutdown();
   EXPECT_EQ(r.calls, 1);
-  EXPECT_EQ(r.status, ARES_EDESTRUCTION);
+  EXPECT_EQ(r.status, ForwardStatus::kShutdown);
   UpstreamResult after;
   forwarder_->Send(UpstreamQuery("late.example.com."), &RecordUpstreamReply, &after);
   EXPECT_EQ(after.calls, 1);
-  EXPECT_EQ(after.status, ARES_EDESTRUCTION);
+  EXPECT_EQ(after.status, ForwardStatus::kShutdown);
 }
 
 TEST_F(UdpForwarderTest, RejectsMalformedQueriesWithoutSending) {
@@ -204,7 +241,7 @@ TEST_F(UdpForwarderTest, RejectsMalformedQueriesWithoutSending) {
   const std::vector<uint8_t> runt(5, 0);
   forwarder_->Send(runt, &RecordUpstreamReply, &r);
   EXPECT_EQ(r.calls, 1);
-  EXPECT_EQ(r.status, ARES_EBADQUERY);
+  EXPECT_EQ(r.status, ForwardStatus::kBadQuery);
   EXPECT_EQ(forwarder_->in_flight(), 0u);
 }
 
