@@ -1,6 +1,8 @@
 // Reply building; see reply.h.
 #include "proxy/reply.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 namespace nodedns::proxy {
@@ -127,7 +129,8 @@ bool ResponseMatchesQuestion(std::span<const uint8_t> response, std::span<const 
   return dns::Get16(p) == qtype && dns::Get16(p + 2) == qclass;
 }
 
-size_t CopyWithoutOpt(std::span<const uint8_t> response, std::span<uint8_t> out) {
+size_t CopyWithoutOpt(std::span<const uint8_t> response, std::span<uint8_t> out,
+                      const TtlLimits* limits) {
   dns::ResponseLayout layout;
   if (dns::ParseResponseLayout(response, layout) != dns::LayoutStatus::kOk) return 0;
   size_t size = layout.end;
@@ -138,6 +141,21 @@ size_t CopyWithoutOpt(std::span<const uint8_t> response, std::span<uint8_t> out)
   if (size > out.size()) return 0;
   std::memcpy(out.data(), response.data(), size);
   if (layout.opt_offset) Put16(out.data() + 10, layout.arcount - 1);
+  if (limits != nullptr) {
+    const bool negative = layout.rcode == dns::rcode::kNxDomain ||
+                          (layout.rcode == dns::rcode::kNoError && layout.ancount == 0);
+    const uint32_t cap = negative ? limits->max_negative_ttl : limits->max_ttl;
+    for (size_t i = 0; i < layout.n_ttls; ++i) {
+      uint8_t* p = out.data() + layout.ttl_offsets[i];
+      uint32_t ttl = dns::Get32(p);
+      if (ttl > INT32_MAX) ttl = 0;
+      ttl = std::min(ttl, cap);
+      if (negative && layout.ttl_offsets[i] == layout.soa_ttl_offset) {
+        ttl = std::min(ttl, layout.soa_minimum);
+      }
+      dns::Put32(p, ttl);
+    }
+  }
   return size;
 }
 

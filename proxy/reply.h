@@ -42,9 +42,20 @@ size_t BuildUpstreamQuery(std::span<const uint8_t> qname, uint16_t qtype, uint16
 bool ResponseMatchesQuestion(std::span<const uint8_t> response, std::span<const uint8_t> qname,
                              uint16_t qtype, uint16_t qclass);
 
+// The TTL limits a reply passed on without being cached gets, as the cache would have applied
+// them on insert (cache::CacheSettings).
+struct TtlLimits {
+  uint32_t max_ttl = 86400;
+  uint32_t max_negative_ttl = 3600;
+};
+
 // Copies an upstream response into out without its OPT record. Returns 0 if the response is
 // malformed, carries an extended rcode, or its OPT is not last (then it cannot be relayed as is).
-size_t CopyWithoutOpt(std::span<const uint8_t> response, std::span<uint8_t> out);
+// With `limits`, every TTL is rewritten as the cache would store it: a TTL with the top bit set
+// is 0 (RFC 2181 §8), then at most max_ttl; in a negative answer (NXDOMAIN, or NOERROR without
+// answers) at most max_negative_ttl, and the SOA's at most its MINIMUM field (RFC 2308 §5).
+size_t CopyWithoutOpt(std::span<const uint8_t> response, std::span<uint8_t> out,
+                      const TtlLimits* limits = nullptr);
 
 }  // namespace nodedns::proxy
 

@@ -197,6 +197,8 @@ Worker::Worker(int index, const ServeConfig& config, cache::ResponseCache& cache
       cache_(cache),
       rewrite_(rewrite),
       sockets_(std::move(sockets)),
+      ttl_limits_{.max_ttl = config.cache.max_ttl,
+                  .max_negative_ttl = config.cache.max_negative_ttl},
       batch_(new Batch),
       outbox_(new Outbox),
       scratch_(dns::kMaxMessage + 64) {
@@ -851,7 +853,9 @@ void Worker::CompletePending(Pending* p, ForwardStatus status, std::span<const u
     if (r.status == LookupResult::Status::kHit || r.status == LookupResult::Status::kStale) {
       size = r.size;
     } else if (ok) {
-      size = CopyWithoutOpt(reply, body);
+      // Not stored (too large for the cache, TTL 0, an rcode it does not keep): passed on with
+      // the TTL limits the cache would have applied, so --max-ttl holds for every answer.
+      size = CopyWithoutOpt(reply, body, &ttl_limits_);
     }
     if (size > 0 && !w.rewrite_ns.empty() && RcodeOf(body.data()) == dns::rcode::kNxDomain) {
       const NamespaceName ns = w.rewrite_ns;

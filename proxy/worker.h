@@ -22,6 +22,7 @@
 #include "proxy/config.h"
 #include "proxy/forward.h"
 #include "proxy/metrics.h"
+#include "proxy/reply.h"
 #include "proxy/search_rewrite.h"
 #include "proxy/tcp_forwarder.h"
 #include "proxy/udp_forwarder.h"
@@ -140,6 +141,7 @@ class Worker {
   SharedSearchRewrite* const rewrite_;
   WorkerSockets sockets_;
   WorkerCounters counters_;
+  const TtlLimits ttl_limits_;
   std::unique_ptr<cache::CacheThread> thread_;
   uv_loop_t* loop_ = nullptr;
   uv_async_t stop_async_;

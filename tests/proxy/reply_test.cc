@@ -206,5 +206,30 @@ TEST(UpstreamReplyTest, CopyWithoutOptDropsOptAndFixesCount) {
   EXPECT_EQ(ldns_pkt_ancount(pkt.get()), 1);
 }
 
+// A reply passed on without being cached gets the TTLs the cache would have stored: top-bit TTLs
+// are 0 (RFC 2181 §8), positive TTLs at most max_ttl, negative ones at most max_negative_ttl and
+// the SOA's at most its MINIMUM (RFC 2308 §5).
+TEST(UpstreamReplyTest, CopyWithoutOptAppliesTheCachesTtlLimits) {
+  const TtlLimits limits{.max_ttl = 60, .max_negative_ttl = 30};
+  std::vector<uint8_t> out(600);
+  MessageSpec positive;
+  positive.answer = {"example.com. 2147483648 IN A 192.0.2.1",
+                     "example.com. 4294967295 IN A 192.0.2.2", "example.com. 500 IN A 192.0.2.3",
+                     "example.com. 7 IN A 192.0.2.4"};
+  positive.edns = true;
+  size_t n = CopyWithoutOpt(Build(positive), out, &limits);
+  ASSERT_GT(n, 0u);
+  EXPECT_EQ(testing::AllTtls(Parse({out.data(), n}).get()), (std::vector<uint32_t>{0, 0, 60, 7}));
+  MessageSpec negative;
+  negative.rcode = 3;
+  negative.authority = {"com. 4000 IN SOA a. b. 1 2 3 4 20", "com. 4000 IN NS ns.com."};
+  n = CopyWithoutOpt(Build(negative), out, &limits);
+  ASSERT_GT(n, 0u);
+  EXPECT_EQ(testing::AllTtls(Parse({out.data(), n}).get()), (std::vector<uint32_t>{20, 30}));
+  // Without limits the bytes are the upstream's.
+  n = CopyWithoutOpt(Build(positive), out);
+  EXPECT_EQ(testing::AllTtls(Parse({out.data(), n}).get())[2], 500u);
+}
+
 }  // namespace
 }  // namespace nodedns::proxy
