@@ -41,20 +41,42 @@
 
 #include "gtest/gtest.h"
 #include "tests/testing/dns_builder.h"
-
-extern char** environ;
+#include "tests/testing/net.h"
+#include "tests/testing/nodedns_process.h"
+#include "tests/testing/process.h"
+#include "tests/testing/scripted_upstream.h"
 
 namespace nodedns::integration {
 namespace {
 
+using nodedns::testing::Action;
 using nodedns::testing::AllTtls;
 using nodedns::testing::Build;
 using nodedns::testing::EdnsOption;
 using nodedns::testing::EdnsOptions;
+using nodedns::testing::FreePorts;
+using nodedns::testing::HttpGet;
 using nodedns::testing::LdnsPkt;
+using nodedns::testing::Loopback;
 using nodedns::testing::MessageSpec;
+using nodedns::testing::MetricValue;
 using nodedns::testing::Parse;
+using nodedns::testing::Process;
+using nodedns::testing::RecvDatagram;
+using nodedns::testing::RecvExact;
+using nodedns::testing::RecvTcpMessage;
+using nodedns::testing::ReplySpecFor;
+using nodedns::testing::RunCommand;
+using nodedns::testing::ScriptedUpstream;
+using nodedns::testing::SeenQuery;
+using nodedns::testing::SendAll;
+using nodedns::testing::TcpConnect;
+using nodedns::testing::TcpExchange;
+using nodedns::testing::TcpFrame;
+using nodedns::testing::UdpExchange;
+using nodedns::testing::UdpSocketTo;
 using nodedns::testing::WireName;
+using nodedns::testing::WriteFile;
 
 using Bytes = std::vector<uint8_t>;
 using Clock = std::chrono::steady_clock;
@@ -155,263 +177,6 @@ std::string KnotConfig(const std::string& dir, const std::string& rundir, uint16
        "    zonefile-sync: -1\n"
        "    journal-content: none\n";
   return c.str();
-}
-
-// ---------------------------------------------------------------------------------------------
-// Processes.
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-}
-
-// A child process with stdout and stderr in a log file. posix_spawn, not fork: the test binary
-// has threads (and, in sanitized builds, a runtime that dislikes fork).
-class Process {
- public:
-  ~Process() {
-    if (pid_ > 0) Stop(milliseconds(2000));
-  }
-
-  bool Start(const std::vector<std::string>& argv, const std::string& log) {
-    log_ = log;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    const int rc = posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) pid_ = -1;
-    return rc == 0;
-  }
-
-  bool Running() {
-    if (pid_ <= 0) return false;
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      exit_status_ = status;
-      return false;
-    }
-    return true;
-  }
-
-  // SIGTERM, then waits up to `timeout` before SIGKILL. Returns the wait status (nullopt if it
-  // had to be killed).
-  std::optional<int> Stop(milliseconds timeout) {
-    if (pid_ <= 0) return exit_status_;
-    kill(pid_, SIGTERM);
-    const auto deadline = Clock::now() + timeout;
-    int status = 0;
-    while (Clock::now() < deadline) {
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        exit_status_ = status;
-        return status;
-      }
-      std::this_thread::sleep_for(milliseconds(10));
-    }
-    kill(pid_, SIGKILL);
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    exit_status_ = std::nullopt;
-    return std::nullopt;
-  }
-
-  std::string Log() const { return ReadFile(log_); }
-  pid_t pid() const { return pid_; }
-
- private:
-  pid_t pid_ = -1;
-  std::optional<int> exit_status_;
-  std::string log_;
-};
-
-// Runs a command and returns its stdout and stderr (kdig). Bounded by kdig's own +timeout.
-std::string RunCommand(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  pclose(p);
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Sockets. Every wait is bounded so that a broken server fails a test instead of hanging it.
-
-sockaddr_in Loopback(uint16_t port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return a;
-}
-
-// Ports free for both UDP and TCP on 127.0.0.1. All sockets stay open until every port is
-// chosen, so that the kernel cannot hand out the same port twice.
-std::vector<uint16_t> FreePorts(size_t n) {
-  std::vector<int> fds;
-  std::vector<uint16_t> ports;
-  while (ports.size() < n && fds.size() < 200) {
-    const int t = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a = Loopback(0);
-    socklen_t len = sizeof a;
-    bind(t, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    getsockname(t, reinterpret_cast<sockaddr*>(&a), &len);
-    fds.push_back(t);
-    const int u = socket(AF_INET, SOCK_DGRAM, 0);
-    fds.push_back(u);
-    if (bind(u, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) ports.push_back(ntohs(a.sin_port));
-  }
-  for (int fd : fds) close(fd);
-  return ports;
-}
-
-// A UDP socket connected to 127.0.0.1:port, so that it only sees that server's datagrams.
-int UdpSocketTo(uint16_t port) {
-  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  const sockaddr_in a = Loopback(port);
-  connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a);
-  return fd;
-}
-
-std::optional<Bytes> RecvDatagram(int fd, int timeout_ms) {
-  pollfd p{fd, POLLIN, 0};
-  if (poll(&p, 1, timeout_ms) != 1) return std::nullopt;
-  Bytes buf(65536);
-  const ssize_t n = recv(fd, buf.data(), buf.size(), 0);
-  if (n < 0) return std::nullopt;
-  buf.resize(static_cast<size_t>(n));
-  return buf;
-}
-
-std::optional<Bytes> UdpExchange(uint16_t port, const Bytes& query, int timeout_ms = 3000) {
-  const int fd = UdpSocketTo(port);
-  std::optional<Bytes> reply;
-  if (send(fd, query.data(), query.size(), 0) == static_cast<ssize_t>(query.size())) {
-    reply = RecvDatagram(fd, timeout_ms);
-  }
-  close(fd);
-  return reply;
-}
-
-int TcpConnect(uint16_t port) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  const sockaddr_in a = Loopback(port);
-  if (connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-bool SendAll(int fd, const Bytes& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    const ssize_t n = send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-    if (n <= 0) return false;
-    off += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-bool RecvExact(int fd, uint8_t* out, size_t size, Clock::time_point deadline) {
-  size_t got = 0;
-  while (got < size) {
-    const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
-    pollfd p{fd, POLLIN, 0};
-    if (left <= 0 || poll(&p, 1, static_cast<int>(left)) != 1) return false;
-    const ssize_t n = recv(fd, out + got, size - got, 0);
-    if (n <= 0) return false;
-    got += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-std::optional<Bytes> RecvTcpMessage(int fd, Clock::time_point deadline) {
-  uint8_t len[2];
-  if (!RecvExact(fd, len, 2, deadline)) return std::nullopt;
-  Bytes msg(static_cast<size_t>(len[0] << 8 | len[1]));
-  if (!RecvExact(fd, msg.data(), msg.size(), deadline)) return std::nullopt;
-  return msg;
-}
-
-Bytes TcpFrame(const Bytes& msg) {
-  Bytes f{static_cast<uint8_t>(msg.size() >> 8), static_cast<uint8_t>(msg.size())};
-  f.insert(f.end(), msg.begin(), msg.end());
-  return f;
-}
-
-std::optional<Bytes> TcpExchange(uint16_t port, const Bytes& query, int timeout_ms = 5000) {
-  const int fd = TcpConnect(port);
-  if (fd < 0) return std::nullopt;
-  std::optional<Bytes> reply;
-  if (SendAll(fd, TcpFrame(query))) {
-    reply = RecvTcpMessage(fd, Clock::now() + milliseconds(timeout_ms));
-  }
-  close(fd);
-  return reply;
-}
-
-// GET over HTTP/1.0 (the server closes after the response); returns the body.
-std::optional<std::string> HttpGet(uint16_t port, const std::string& path) {
-  const int fd = TcpConnect(port);
-  if (fd < 0) return std::nullopt;
-  const std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-  std::string resp;
-  if (SendAll(fd, Bytes(req.begin(), req.end()))) {
-    const auto deadline = Clock::now() + milliseconds(3000);
-    char buf[4096];
-    while (true) {
-      const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
-      pollfd p{fd, POLLIN, 0};
-      if (left <= 0 || poll(&p, 1, static_cast<int>(left)) != 1) break;
-      const ssize_t n = recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      resp.append(buf, static_cast<size_t>(n));
-      // Stop at Content-Length in case the server keeps the connection open.
-      const size_t head_end = resp.find("\r\n\r\n");
-      if (head_end == std::string::npos) continue;
-      std::string head = resp.substr(0, head_end);
-      std::transform(head.begin(), head.end(), head.begin(), ::tolower);
-      const size_t cl = head.find("content-length:");
-      if (cl != std::string::npos &&
-          resp.size() - head_end - 4 >= std::stoul(head.substr(cl + 15))) {
-        break;
-      }
-    }
-  }
-  close(fd);
-  const size_t head_end = resp.find("\r\n\r\n");
-  if (resp.rfind("HTTP/1.", 0) != 0 || resp.find(" 200 ") == std::string::npos ||
-      head_end == std::string::npos) {
-    return std::nullopt;
-  }
-  return resp.substr(head_end + 4);
-}
-
-// The value of one sample ("name" or "name{labels}") in Prometheus text; -1 if absent.
-double MetricValue(const std::string& text, const std::string& sample) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(sample + " ", 0) == 0) return std::stod(line.substr(sample.size() + 1));
-  }
-  return -1;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -635,169 +400,30 @@ class Relay {
 };
 
 // ---------------------------------------------------------------------------------------------
-// A scripted upstream on one port, UDP and TCP (2-byte framing, pipelining), that answers every
-// query itself after `delay`: an A query with `kFakeAddress` and the current TTL, anything else
-// with an empty NOERROR. It records each query's name and transport, and the most queries it ever
-// held unanswered at once (what a per-connection in-flight cap bounds).
+// An upstream that answers every query itself after `delay`: an A query with `kFakeAddress` and
+// the current TTL, anything else with an empty NOERROR (a ScriptedUpstream with that script).
 
 constexpr char kFakeAddress[] = "192.0.2.99";
 
 class FakeUpstream {
  public:
-  struct Seen {
-    std::string name;  // lowercase presentation form, with the final dot
-    bool tcp = false;
-  };
-
-  explicit FakeUpstream(milliseconds delay, uint32_t ttl = 300) : delay_(delay), ttl_(ttl) {
-    sockaddr_in a = Loopback(0);
-    socklen_t len = sizeof a;
-    tcp_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    bind(tcp_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    getsockname(tcp_fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    listen(tcp_fd_, 64);
-    udp_fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    bind(udp_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);  // the same port
-    port_ = ntohs(a.sin_port);
-    thread_ = std::thread([this] { Run(); });
-  }
-  ~FakeUpstream() {
-    stop_ = true;
-    thread_.join();
-    for (const auto& c : conns_) close(c.fd);
-    close(udp_fd_);
-    close(tcp_fd_);
-  }
-  uint16_t port() const { return port_; }
+  explicit FakeUpstream(milliseconds delay, uint32_t ttl = 300)
+      : ttl_(ttl), upstream_([this, delay](const SeenQuery& q) {
+          MessageSpec spec = ReplySpecFor(q);
+          if (q.qtype == kTypeA) {
+            spec.answer = {q.name + " " + std::to_string(ttl_.load()) + " IN A " + kFakeAddress};
+          }
+          return Action::Reply(Build(spec), delay);
+        }) {}
+  uint16_t port() const { return upstream_.port(); }
   void set_ttl(uint32_t ttl) { ttl_ = ttl; }
-  int queries() const { return queries_; }
-  int max_outstanding() const { return max_outstanding_; }
-  std::vector<Seen> seen() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return seen_;
-  }
-  // Queries for `name` (lowercase, final dot) that came over TCP (`tcp`) or UDP.
-  int Count(const std::string& name, bool tcp) const {
-    int n = 0;
-    for (const Seen& s : seen()) n += s.name == name && s.tcp == tcp;
-    return n;
-  }
+  int queries() const { return upstream_.queries(); }
+  int max_outstanding() const { return upstream_.max_outstanding(); }
+  int Count(const std::string& name, bool tcp) const { return upstream_.Count(name, tcp); }
 
  private:
-  struct Conn {
-    int fd;
-    Bytes in;
-  };
-  struct Due {
-    Clock::time_point at;
-    int tcp_fd;  // -1: UDP, to `from`
-    sockaddr_storage from;
-    socklen_t from_len;
-    Bytes reply;
-  };
-
-  // The reply to `query`, or nothing if it does not parse.
-  std::optional<Bytes> Answer(const Bytes& query, bool tcp) {
-    LdnsPkt q = Parse(query);
-    if (!q || ldns_pkt_qdcount(q.get()) != 1) return std::nullopt;
-    const ldns_rr* question = ldns_rr_list_rr(ldns_pkt_question(q.get()), 0);
-    char* owner = ldns_rdf2str(ldns_rr_owner(question));
-    std::string name = owner;
-    free(owner);
-    std::transform(name.begin(), name.end(), name.begin(), ::tolower);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      seen_.push_back({name, tcp});
-    }
-    ++queries_;
-    MessageSpec spec;
-    spec.qname = name;
-    spec.qtype = ldns_rr_get_type(question);
-    spec.id = ldns_pkt_id(q.get());
-    spec.rd = ldns_pkt_rd(q.get());
-    spec.cd = ldns_pkt_cd(q.get());
-    spec.edns = HasOpt(q.get());
-    if (spec.qtype == kTypeA) {
-      spec.answer = {name + " " + std::to_string(ttl_.load()) + " IN A " + kFakeAddress};
-    }
-    return Build(spec);
-  }
-
-  void Schedule(const Bytes& query, int tcp_fd, const sockaddr_storage& from, socklen_t len) {
-    auto reply = Answer(query, tcp_fd >= 0);
-    if (!reply) return;
-    due_.push_back({Clock::now() + delay_, tcp_fd, from, len, *std::move(reply)});
-    max_outstanding_ = std::max<int>(max_outstanding_, static_cast<int>(due_.size()));
-  }
-
-  void Run() {
-    while (!stop_) {
-      std::vector<pollfd> fds = {{udp_fd_, POLLIN, 0}, {tcp_fd_, POLLIN, 0}};
-      for (const auto& c : conns_) fds.push_back({c.fd, POLLIN, 0});
-      poll(fds.data(), fds.size(), 5);
-      if (fds[0].revents & POLLIN) {
-        Bytes buf(65536);
-        sockaddr_storage from{};
-        socklen_t len = sizeof from;
-        const ssize_t n =
-            recvfrom(udp_fd_, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&from), &len);
-        if (n > 0) {
-          buf.resize(static_cast<size_t>(n));
-          Schedule(buf, -1, from, len);
-        }
-      }
-      if (fds[1].revents & POLLIN) {
-        const int c = accept4(tcp_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-        if (c >= 0) conns_.push_back({c, {}});
-      }
-      for (size_t i = 2; i < fds.size(); ++i) {
-        if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-        Conn& c = conns_[i - 2];
-        uint8_t buf[4096];
-        const ssize_t n = recv(c.fd, buf, sizeof buf, 0);
-        if (n <= 0) {  // closed: forget it and whatever it still had coming
-          std::erase_if(due_, [&](const Due& d) { return d.tcp_fd == c.fd; });
-          close(c.fd);
-          c.fd = -1;
-          continue;
-        }
-        c.in.insert(c.in.end(), buf, buf + n);
-        while (c.in.size() >= 2 && c.in.size() >= 2u + (c.in[0] << 8 | c.in[1])) {
-          const size_t len = c.in[0] << 8 | c.in[1];
-          Schedule(Bytes(c.in.begin() + 2, c.in.begin() + 2 + len), c.fd, {}, 0);
-          c.in.erase(c.in.begin(), c.in.begin() + 2 + len);
-        }
-      }
-      std::erase_if(conns_, [](const Conn& c) { return c.fd < 0; });
-      const auto now = Clock::now();
-      for (auto it = due_.begin(); it != due_.end();) {
-        if (it->at > now) {
-          ++it;
-          continue;
-        }
-        if (it->tcp_fd >= 0) {
-          SendAll(it->tcp_fd, TcpFrame(it->reply));
-        } else {
-          sendto(udp_fd_, it->reply.data(), it->reply.size(), 0,
-                 reinterpret_cast<const sockaddr*>(&it->from), it->from_len);
-        }
-        it = due_.erase(it);
-      }
-    }
-  }
-
-  const milliseconds delay_;
   std::atomic<uint32_t> ttl_;
-  int udp_fd_ = -1, tcp_fd_ = -1;
-  uint16_t port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> queries_{0};
-  std::atomic<int> max_outstanding_{0};
-  mutable std::mutex mu_;
-  std::vector<Seen> seen_;
-  std::vector<Conn> conns_;  // the thread's own
-  std::vector<Due> due_;     // the thread's own
-  std::thread thread_;
+  ScriptedUpstream upstream_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -882,31 +508,16 @@ class ServeIntegrationTest : public ::testing::Test {
                                      "--health",     "127.0.0.1:" + std::to_string(health_port_),
                                      "--workers",    std::to_string(workers)};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    ASSERT_TRUE(nodedns_.Start(argv, test_dir_ + "/nodedns.log"));
     nodedns_started_ = true;
-    const auto deadline = Clock::now() + milliseconds(20000);
-    while (Clock::now() < deadline) {
-      if (nodedns_.Log().find("serving on") != std::string::npos) return;
-      ASSERT_TRUE(nodedns_.Running()) << "nodedns exited:\n" << nodedns_.Log();
-      std::this_thread::sleep_for(milliseconds(20));
-    }
-    FAIL() << "nodedns did not start within 20 s:\n" << nodedns_.Log();
+    ASSERT_NO_FATAL_FAILURE(
+        nodedns::testing::StartNodedns(nodedns_, argv, test_dir_ + "/nodedns.log"));
   }
 
   // SIGTERM must end nodedns cleanly, and a sanitized build must have nothing to report.
   void StopNodedns() {
     if (!nodedns_started_) return;
     nodedns_started_ = false;
-    const auto st = nodedns_.Stop(milliseconds(10000));
-    const std::string log = nodedns_.Log();
-    ASSERT_TRUE(st.has_value()) << "nodedns did not exit within 10 s of SIGTERM:\n" << log;
-    EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0)
-        << "nodedns did not exit 0 on SIGTERM (wait status " << *st << "):\n"
-        << log;
-    for (const char* bad : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                            "runtime error:", "WARNING: ThreadSanitizer"}) {
-      EXPECT_EQ(log.find(bad), std::string::npos) << "sanitizer report in nodedns log:\n" << log;
-    }
+    nodedns::testing::StopNodedns(nodedns_);
   }
 
   void StartBoth(std::vector<std::string> extra = {}) {
