@@ -91,6 +91,17 @@ namespace {
 // Fixed part of an RR after its owner name: type, class, ttl, rdlength.
 constexpr size_t kRrFixed = 10;
 
+// The options in an OPT record's RDATA (RFC 6891 §6.1.2): each is code(2), length(2) and that many
+// bytes, and together they fill RDLENGTH exactly.
+bool EdnsOptionsFit(const uint8_t* p, const uint8_t* end) {
+  while (end - p >= 4) {
+    const size_t len = Get16(p + 2);
+    if (len > static_cast<size_t>(end - p - 4)) return false;
+    p += 4 + len;
+  }
+  return p == end;
+}
+
 }  // namespace
 
 QueryStatus ParseQuery(std::span<const uint8_t> msg, QueryInfo& info) {
@@ -99,18 +110,29 @@ QueryStatus ParseQuery(std::span<const uint8_t> msg, QueryInfo& info) {
   info.id = HeaderId(msg);
   info.flags = HeaderFlags(msg);
   if (info.flags & flag::kQR) return QueryStatus::kDrop;
-  if (Opcode(info.flags) != 0) return QueryStatus::kNotImp;
-  if (QdCount(msg) != 1) return QueryStatus::kFormErr;
-  const auto name_len = PlainNameLength(msg, kHeaderSize);
-  if (!name_len) return QueryStatus::kFormErr;
-  size_t off = kHeaderSize + *name_len;
-  if (off + 4 > msg.size()) return QueryStatus::kFormErr;
-  info.qname_offset = kHeaderSize;
-  info.qname_length = static_cast<uint16_t>(*name_len);
-  info.qtype = Get16(msg.data() + off);
-  info.qclass = Get16(msg.data() + off + 2);
-  off += 4;
-  info.question_end = static_cast<uint16_t>(off);
+  // The whole message is read before the header's own demands are judged (opcode, QDCOUNT): every
+  // reply to a query with an OPT record carries one (RFC 6891 §7), NOTIMP and FORMERR included,
+  // and a message that does not end where its counts say is malformed whatever its opcode.
+  const uint16_t qdcount = QdCount(msg);
+  size_t off = kHeaderSize;
+  if (qdcount == 1) {
+    const auto name_len = PlainNameLength(msg, off);
+    if (!name_len || off + *name_len + 4 > msg.size()) return QueryStatus::kFormErr;
+    info.qname_offset = kHeaderSize;
+    info.qname_length = static_cast<uint16_t>(*name_len);
+    off += *name_len;
+    info.qtype = Get16(msg.data() + off);
+    info.qclass = Get16(msg.data() + off + 2);
+    off += 4;
+    info.question_end = static_cast<uint16_t>(off);
+  } else {
+    // FORMERR below (RFC 1035 §4.1.1 allows one question), but the OPT record lies past these.
+    for (size_t i = 0; i < qdcount; ++i) {
+      const auto after = SkipName(msg, off);
+      if (!after || *after + 4 > msg.size()) return QueryStatus::kFormErr;
+      off = *after + 4;
+    }
+  }
 
   // Queries carry no answer or authority records, but tolerate them by skipping (some tools send
   // a prerequisite-free UPDATE-like layout); the OPT record lives in the additional section.
@@ -125,8 +147,19 @@ QueryStatus ParseQuery(std::span<const uint8_t> msg, QueryInfo& info) {
     const uint16_t rdlen = Get16(msg.data() + off + 8);
     if (off + kRrFixed + rdlen > msg.size()) return QueryStatus::kFormErr;
     if (rtype == type::kOPT) {
-      // RFC 6891 §6.1.1: one OPT at most, in the additional section, owned by the root.
-      if (info.has_edns || i < ar_start || msg[owner] != 0) return QueryStatus::kFormErr;
+      // RFC 6891 §6.1.1: one OPT at most, in the additional section, owned by the root; §6.1.2:
+      // its options fill RDLENGTH. A query breaking any of these has no valid OPT, so its FORMERR
+      // carries none: that is what Knot 3.2 answers (a second OPT, one in the answer section or
+      // an option running past RDLENGTH: FORMERR without OPT), and a reply cannot mirror EDNS
+      // parameters it could not trust.
+      const uint8_t* rdata = msg.data() + off + kRrFixed;
+      if (info.has_edns || i < ar_start || msg[owner] != 0 ||
+          !EdnsOptionsFit(rdata, rdata + rdlen)) {
+        info.has_edns = info.do_bit = false;
+        info.udp_size = 0;
+        info.edns_version = 0;
+        return QueryStatus::kFormErr;
+      }
       info.has_edns = true;
       info.udp_size = Get16(msg.data() + off + 2);
       const uint32_t ttl = Get32(msg.data() + off + 4);
@@ -135,7 +168,15 @@ QueryStatus ParseQuery(std::span<const uint8_t> msg, QueryInfo& info) {
     }
     off += kRrFixed + rdlen;
   }
+  // Bytes after the last record mean the counts do not describe the message (RFC 1035 §4.1):
+  // FORMERR, as Knot and dnsdist answer. The OPT record was read whole, so the reply keeps it
+  // (Knot drops it here; RFC 6891 §7 asks for it whenever the query had one).
+  if (off != msg.size()) return QueryStatus::kFormErr;
+  // Knot's order: the EDNS version first (a responder that does not speak it cannot interpret the
+  // rest, RFC 6891 §6.1.3), then the opcode (NOTIMP for any QDCOUNT), then the question count.
   if (info.has_edns && info.edns_version != 0) return QueryStatus::kBadVers;
+  if (Opcode(info.flags) != 0) return QueryStatus::kNotImp;
+  if (qdcount != 1) return QueryStatus::kFormErr;
   return QueryStatus::kOk;
 }
 

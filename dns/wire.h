@@ -37,12 +37,25 @@ inline constexpr uint16_t kAAAA = 28;
 inline constexpr uint16_t kSRV = 33;
 inline constexpr uint16_t kOPT = 41;
 inline constexpr uint16_t kRRSIG = 46;
+inline constexpr uint16_t kTKEY = 249;
+inline constexpr uint16_t kTSIG = 250;
 inline constexpr uint16_t kIXFR = 251;
 inline constexpr uint16_t kAXFR = 252;
+inline constexpr uint16_t kMAILB = 253;
+inline constexpr uint16_t kMAILA = 254;
 inline constexpr uint16_t kANY = 255;
 }  // namespace type
 
+// QTYPEs that name no data a resolver could look up: 128-254 are the QTYPE and meta-TYPE range of
+// RFC 6895 §3.1 (TKEY, TSIG, IXFR, AXFR, MAILB, MAILA and unassigned), and OPT (41) is a meta-TYPE
+// outside it. ANY (255) is a QTYPE that does ask for data and is not included. One subtraction and
+// two compares, for the hit path.
+inline bool IsMetaQtype(uint16_t qtype) {
+  return static_cast<uint16_t>(qtype - 128) <= 254 - 128 || qtype == type::kOPT;
+}
+
 inline constexpr uint16_t kClassIN = 1;
+inline constexpr uint16_t kClassCH = 3;  // CHAOS: server identity queries (version.bind, RFC 4892)
 
 namespace rcode {
 inline constexpr uint8_t kNoError = 0;
@@ -123,9 +136,10 @@ std::optional<size_t> ExpandName(std::span<const uint8_t> msg, size_t off,
 enum class QueryStatus : uint8_t {
   kOk,
   kDrop,     // not a query (QR=1) or header unreadable: answering could feed a reflection loop
-  kFormErr,  // RFC 1035 §4.1.1: QDCOUNT != 1, malformed question or OPT
-  kNotImp,   // opcode other than QUERY
-  kBadVers,  // EDNS version > 0 (RFC 6891 §6.1.3)
+  kFormErr,  // RFC 1035 §4.1.1: QDCOUNT != 1, a malformed question, record or OPT (RFC 6891
+             // §6.1.1-6.1.2), or bytes after the last record
+  kNotImp,   // opcode other than QUERY (a well-formed message)
+  kBadVers,  // EDNS version > 0 (RFC 6891 §6.1.3), whatever the opcode or QDCOUNT
 };
 
 // What the data path needs to know about a query, found without allocating.
@@ -151,9 +165,12 @@ struct QueryInfo {
   }
 };
 
-// Parses a query's header, its single question and its OPT record (if any), in one pass.
-// `info` is filled as far as it could be read (id and flags whenever the header is readable), so
-// that an error reply can still be built.
+// Parses a query's header, its single question and its OPT record (if any), in one pass over the
+// whole message. `info` is filled as far as it could be read, so that an error reply can still be
+// built: id and flags whenever the header is readable; the question (question_end != 0) when
+// QDCOUNT is 1 and it parses; has_edns and the OPT fields whenever a valid OPT record was read,
+// also for kNotImp, kBadVers and kFormErr (RFC 6891 §7: a reply to a query with OPT carries OPT).
+// Checked in this order: malformed (kFormErr), EDNS version, opcode, QDCOUNT.
 QueryStatus ParseQuery(std::span<const uint8_t> msg, QueryInfo& info);
 
 // What the cache needs to know about a response to store and serve it without re-parsing.

@@ -50,6 +50,9 @@ struct ServeConfig {
   std::vector<std::string> node_search;        // the node's search domains, in order
   std::vector<std::string> search_pins;        // "CIDR=ns" (--search-path)
   uint32_t search_rewrite_deadline_ms = 1500;  // below glibc's 5 s: no client retry meanwhile
+  // The answer to CH TXT version.bind, version.server, id.server and hostname.bind; empty: those
+  // are REFUSED like every other CH query. Printable ASCII, at most proxy::kMaxChaosText bytes.
+  std::string chaos_text;
 };
 
 // The search domains of a resolv.conf as glibc reads them (the last `search` or `domain` line).

@@ -54,6 +54,17 @@ size_t FinishReply(std::span<uint8_t> out, size_t size, std::span<const uint8_t>
   return size;
 }
 
+uint8_t ErrorRcode(dns::QueryStatus status) {
+  switch (status) {
+    case dns::QueryStatus::kNotImp:
+      return dns::rcode::kNotImp;
+    case dns::QueryStatus::kBadVers:
+      return 0;  // extended rcode, set by BuildErrorReply
+    default:
+      return dns::rcode::kFormErr;
+  }
+}
+
 size_t BuildErrorReply(std::span<const uint8_t> query, const dns::QueryInfo& q,
                        dns::QueryStatus status, uint8_t rcode, std::span<uint8_t> out) {
   if (status == dns::QueryStatus::kDrop || query.size() < dns::kHeaderSize) return 0;
@@ -67,13 +78,15 @@ size_t BuildErrorReply(std::span<const uint8_t> query, const dns::QueryInfo& q,
     rcode = 0;
     extended = 1;
   }
-  Put16(m + 2, dns::flag::kQR | dns::flag::kRA |
+  // RA says recursion is available for this query; only QUERY recurses (Knot never sets RA,
+  // Unbound sets it for QUERY only).
+  const uint16_t ra = dns::Opcode(q.flags) == 0 ? dns::flag::kRA : 0;
+  Put16(m + 2, dns::flag::kQR | ra |
                    (q.flags & (dns::flag::kOpcodeMask | dns::flag::kRD | dns::flag::kCD)) |
                    (rcode & 0xf));
   size_t size = dns::kHeaderSize;
   // Echo the question only if it was parsed (question_end is set once the question was read).
-  if (q.question_end > dns::kHeaderSize && q.question_end <= query.size() &&
-      status != dns::QueryStatus::kNotImp) {
+  if (q.question_end > dns::kHeaderSize && q.question_end <= query.size()) {
     std::memcpy(m + size, query.data() + size, q.question_end - size);
     size = q.question_end;
     Put16(m + 4, 1);
@@ -84,6 +97,90 @@ size_t BuildErrorReply(std::span<const uint8_t> query, const dns::QueryInfo& q,
     size += dns::kOptRecordSize;
   }
   return size;
+}
+
+namespace {
+
+// The CHAOS names a server answers with its own identity (RFC 4892 §2, and BIND's version.bind and
+// hostname.bind), in wire form.
+constexpr uint8_t kVersionBind[] = "\7version\4bind";
+constexpr uint8_t kVersionServer[] = "\7version\6server";
+constexpr uint8_t kIdServer[] = "\2id\6server";
+constexpr uint8_t kHostnameBind[] = "\10hostname\4bind";
+
+bool IsIdentityName(std::span<const uint8_t> qname) {
+  // Each span includes its literal's NUL, which is the root label.
+  for (const std::span<const uint8_t> name :
+       {std::span<const uint8_t>(kVersionBind), std::span<const uint8_t>(kVersionServer),
+        std::span<const uint8_t>(kIdServer), std::span<const uint8_t>(kHostnameBind)}) {
+    if (qname.size() == name.size() &&
+        dns::NameEqualsIgnoreCase(qname.data(), name.data(), name.size())) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+LocalAnswer ClassifyUnusualQuery(std::span<const uint8_t> query, const dns::QueryInfo& q,
+                                 bool chaos_enabled) {
+  if (q.qclass == dns::kClassCH) {
+    const std::span<const uint8_t> qname = query.subspan(q.qname_offset, q.qname_length);
+    return chaos_enabled && q.qtype == dns::type::kTXT && IsIdentityName(qname)
+               ? LocalAnswer::kChaos
+               : LocalAnswer::kRefused;
+  }
+  if (q.qclass != dns::kClassIN) return LocalAnswer::kRefused;
+  return dns::IsMetaQtype(q.qtype) ? LocalAnswer::kNotImp : LocalAnswer::kNone;
+}
+
+size_t BuildLocalReply(std::span<const uint8_t> query, const dns::QueryInfo& q, LocalAnswer answer,
+                       std::string_view chaos_text, std::span<uint8_t> out) {
+  switch (answer) {
+    case LocalAnswer::kNone:
+      return 0;
+    case LocalAnswer::kNotImp:
+      return BuildErrorReply(query, q, dns::QueryStatus::kOk, dns::rcode::kNotImp, out);
+    case LocalAnswer::kRefused:
+      return BuildErrorReply(query, q, dns::QueryStatus::kOk, dns::rcode::kRefused, out);
+    case LocalAnswer::kChaos:
+      break;
+  }
+  if (chaos_text.size() > kMaxChaosText) chaos_text = chaos_text.substr(0, kMaxChaosText);
+  uint8_t* m = out.data();
+  std::memcpy(m, query.data(), q.question_end);  // ID and question in the client's case
+  // Opcode is QUERY here (ParseQuery accepted it); no AD: nothing was validated.
+  Put16(m + 2, dns::flag::kQR | dns::flag::kAA | dns::flag::kRA |
+                   (q.flags & (dns::flag::kRD | dns::flag::kCD)));
+  Put16(m + 4, 1);
+  Put16(m + 6, 1);
+  Put16(m + 8, 0);
+  Put16(m + 10, 0);
+  size_t n = q.question_end;
+  m[n] = 0xc0;  // owner: a pointer to the question name at offset 12
+  m[n + 1] = dns::kHeaderSize;
+  Put16(m + n + 2, dns::type::kTXT);
+  Put16(m + n + 4, dns::kClassCH);
+  dns::Put32(m + n + 6, 0);  // TTL 0: nobody should cache a server's identity
+  const size_t rdlength_at = n + 10;
+  n += 12;
+  const size_t rdata = n;
+  size_t at = 0;
+  do {  // one character-string at least, even for an empty text
+    const size_t len = std::min<size_t>(chaos_text.size() - at, 255);
+    m[n++] = static_cast<uint8_t>(len);
+    std::memcpy(m + n, chaos_text.data() + at, len);
+    n += len;
+    at += len;
+  } while (at < chaos_text.size());
+  Put16(m + rdlength_at, static_cast<uint16_t>(n - rdata));
+  if (q.has_edns) {
+    WriteOpt(m + n, q.do_bit, 0);
+    Put16(m + 10, 1);
+    n += dns::kOptRecordSize;
+  }
+  return n;
 }
 
 size_t BuildTruncatedReply(std::span<const uint8_t> query, const dns::QueryInfo& q,

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string_view>
 
 #include "dns/wire.h"
 
@@ -21,11 +22,70 @@ namespace nodedns::proxy {
 size_t FinishReply(std::span<uint8_t> out, size_t size, std::span<const uint8_t> query,
                    const dns::QueryInfo& q, size_t limit, bool* truncated = nullptr);
 
-// An error reply (FORMERR, SERVFAIL, NOTIMP, REFUSED, or BADVERS for kBadVers) to `query`. The
-// question is echoed when it could be parsed; OPT is added when the query had one. Returns 0 when
-// nothing should be sent (the header is unreadable or the message is not a query).
+// Every reply built here rather than taken from the cache or upstream (errors, local answers)
+// fits in this many bytes: an error reply is at most 12 + 255 + 4 + 11 = 282, a CHAOS answer at
+// most 12 + 20 + 12 + kMaxChaosText + 2 + 11 = 457. 512 is also the smallest UDP limit (RFC 1035
+// §4.2.1), so none of them is ever truncated.
+inline constexpr size_t kLocalReplyMax = dns::kClassicUdpSize;
+
+// The rcode of the error reply for a query ParseQuery did not accept (0 for kBadVers, whose rcode
+// BuildErrorReply puts in the OPT record).
+uint8_t ErrorRcode(dns::QueryStatus status);
+
+// An error reply (FORMERR, SERVFAIL, NOTIMP, REFUSED, or BADVERS for kBadVers) to `query`: the
+// query's ID, opcode, RD and CD; RA only for opcode QUERY (no other opcode gets recursion); the
+// question echoed when exactly one was parsed (q.question_end != 0; NOTIMP included, as Knot and
+// Unbound do); OPT iff the query had a valid one (q.has_edns; RFC 6891 §7). Returns 0 when nothing
+// should be sent (the header is unreadable or the message is not a query). `out` holds at least
+// kLocalReplyMax bytes.
 size_t BuildErrorReply(std::span<const uint8_t> query, const dns::QueryInfo& q,
                        dns::QueryStatus status, uint8_t rcode, std::span<uint8_t> out);
+
+// How a query that ParseQuery accepted is answered: forwarded (through the cache), or here.
+enum class LocalAnswer : uint8_t {
+  kNone,  // class IN and a data QTYPE or ANY: the cache, then upstream
+  // A meta QTYPE (dns::IsMetaQtype: IXFR, AXFR, TSIG, TKEY, MAILB, MAILA, OPT, 128-254). NOTIMP,
+  // the rcode for a kind of query the server does not support (RFC 1035 §4.1.1): RFC 6895 §3.1
+  // gives these types meaning only within one message or one transfer, so there is nothing to look
+  // up, cache or forward, and a node-local cache serves no zones (AXFR/IXFR, RFC 5936 §4.2 and
+  // RFC 1995: transfers are between a primary and its secondaries). REFUSED would say "not for
+  // you"; NOTIMP says "nobody gets this here", which is the case. Knot answers AXFR over UDP with
+  // NOTIMP too; Unbound answers REFUSED (AXFR, IXFR) and FORMERR (the others).
+  kNotImp,
+  // A class other than IN: CH queries that are not an identity question (below), and HS, NONE,
+  // ANY and every other class. Kubernetes names live in class IN only, and a CH query forwarded
+  // upstream would return the upstream's identity, not ours. Knot and Unbound refuse CH, HS and
+  // NONE the same way (both answer QCLASS ANY from their IN data; nodedns refuses it).
+  kRefused,
+  // CH TXT for version.bind, version.server, id.server or hostname.bind (RFC 4892) with
+  // --chaos-text set: a TXT answer of our own (BuildLocalReply).
+  kChaos,
+};
+
+// The longest --chaos-text: with it the CHAOS answer still fits kLocalReplyMax.
+inline constexpr size_t kMaxChaosText = 400;
+
+// The rare cases of ClassifyQuery (anything but class IN with a data QTYPE).
+LocalAnswer ClassifyUnusualQuery(std::span<const uint8_t> query, const dns::QueryInfo& q,
+                                 bool chaos_enabled);
+
+// Where a parsed query (ParseQuery == kOk) goes; `chaos_enabled`: --chaos-text is set. The common
+// case costs a class compare and a type range check, no memory access beyond `q`.
+inline LocalAnswer ClassifyQuery(std::span<const uint8_t> query, const dns::QueryInfo& q,
+                                 bool chaos_enabled) {
+  if (q.qclass == dns::kClassIN && !dns::IsMetaQtype(q.qtype)) [[likely]] {
+    return LocalAnswer::kNone;
+  }
+  return ClassifyUnusualQuery(query, q, chaos_enabled);
+}
+
+// The reply to a query ClassifyQuery answers locally (`answer` != kNone): NOTIMP or REFUSED as
+// BuildErrorReply builds them, or for kChaos: NOERROR with AA (an authoritative answer of our own)
+// and RA, the question, one CH TXT record with TTL 0 holding `chaos_text` (at most kMaxChaosText
+// bytes) as character-strings of up to 255 bytes each (RFC 1035 §3.3.14), and OPT iff the query
+// had one. `out` holds at least kLocalReplyMax bytes. Returns the size.
+size_t BuildLocalReply(std::span<const uint8_t> query, const dns::QueryInfo& q, LocalAnswer answer,
+                       std::string_view chaos_text, std::span<uint8_t> out);
 
 // Header and question of `query` with TC=1 and NOERROR (plus OPT if the query had one): the reply
 // to a UDP query whose answer is larger than any UDP reply. Returns the size.

@@ -5,6 +5,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "proxy/reply.h"
 
 namespace nodedns::proxy {
 
@@ -94,6 +95,11 @@ CLI::App* AddServeCommand(CLI::App& app, ServeFlags& f) {
                 "CIDR=NAMESPACE: pin the namespace of these clients instead of learning it; "
                 "NAMESPACE '-' never rewrites for them (e.g. the node's own address); repeatable")
       ->type_name("CIDR=NS");
+  s->add_option("--chaos-text", f.chaos_text,
+                "Answer CH TXT version.bind, version.server, id.server and hostname.bind with "
+                "this text (printable ASCII, at most 400 bytes); empty: REFUSED. Other CH queries "
+                "are always REFUSED, and no CH query is forwarded")
+      ->type_name("TEXT");
   s->add_option("--resolv-conf", f.resolv_conf,
                 "resolv.conf whose nameservers serve '.' when no --forward covers it")
       ->capture_default_str();
@@ -176,6 +182,21 @@ absl::StatusOr<ServeConfig> BuildServeConfig(const ServeFlags& f) {
     c.node_search = *std::move(search);
   }
   c.search_pins = f.search_path;
+  if (f.chaos_text.size() > kMaxChaosText) {
+    return absl::InvalidArgumentError(absl::StrCat("--chaos-text: ", f.chaos_text.size(),
+                                                   " bytes, at most ", kMaxChaosText,
+                                                   " (the CHAOS reply must fit 512 bytes)"));
+  }
+  for (size_t i = 0; i < f.chaos_text.size(); ++i) {
+    const auto ch = static_cast<unsigned char>(f.chaos_text[i]);
+    // What `dig` prints as is: no control bytes, no escapes for operators to puzzle over.
+    if (ch < 0x20 || ch > 0x7e) {
+      return absl::InvalidArgumentError(absl::StrCat("--chaos-text: byte ", i + 1, " (0x",
+                                                     absl::Hex(ch, absl::kZeroPad2),
+                                                     ") is not printable ASCII"));
+    }
+  }
+  c.chaos_text = f.chaos_text;
   return c;
 }
 

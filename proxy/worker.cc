@@ -50,17 +50,6 @@ size_t UdpLimit(const dns::QueryInfo& q) {
   return std::min<size_t>(q.MaxUdpReply(), dns::kEdnsUdpSize);
 }
 
-uint8_t RcodeFor(dns::QueryStatus s) {
-  switch (s) {
-    case dns::QueryStatus::kNotImp:
-      return dns::rcode::kNotImp;
-    case dns::QueryStatus::kBadVers:
-      return 0;  // extended rcode, set by BuildErrorReply
-    default:
-      return dns::rcode::kFormErr;
-  }
-}
-
 uint8_t RcodeOf(const uint8_t* reply) { return reply[3] & 0xf; }
 
 // A key's bytes as the pending table's key type.
@@ -176,6 +165,7 @@ struct Worker::Batch {
   iovec out_iov[kBatch];
   dns::QueryInfo info[kBatch];
   dns::QueryStatus status[kBatch];
+  LocalAnswer local[kBatch];  // for status kOk: answered here instead of the cache or upstream
   cache::CacheKey keys[kBatch];
   alignas(64) uint8_t in_buf[kBatch][kUdpBufSize];
   alignas(64) uint8_t out_buf[kBatch][kUdpBufSize];
@@ -194,6 +184,7 @@ Worker::Worker(int index, const ServeConfig& config, cache::ResponseCache& cache
                SharedSearchRewrite* rewrite, WorkerSockets sockets)
     : index_(index),
       config_(config),
+      chaos_enabled_(!config.chaos_text.empty()),
       cache_(cache),
       rewrite_(rewrite),
       sockets_(std::move(sockets)),
@@ -416,12 +407,17 @@ void Worker::ServeUdpBatch(UdpSocket& s, int n) {
     }
     if (b.status[i] != dns::QueryStatus::kOk) continue;
     const dns::QueryInfo& q = b.info[i];
+    // Before any cache work: a class compare and a type range check for ordinary queries.
+    b.local[i] = ClassifyQuery(query, q, chaos_enabled_);
+    if (b.local[i] != LocalAnswer::kNone) continue;
     b.keys[i].Assign({b.in_buf[i] + dns::kHeaderSize, q.qname_length}, q.qtype, q.qclass, q.do_bit,
                      q.cd());
     cache_.PrefetchSlot(b.keys[i]);
   }
   for (int i = 0; i < n; ++i) {
-    if (b.status[i] == dns::QueryStatus::kOk) cache_.PrefetchEntry(b.keys[i]);
+    if (b.status[i] == dns::QueryStatus::kOk && b.local[i] == LocalAnswer::kNone) {
+      cache_.PrefetchEntry(b.keys[i]);
+    }
   }
   int out = 0;
   for (int i = 0; i < n; ++i) {
@@ -430,11 +426,13 @@ void Worker::ServeUdpBatch(UdpSocket& s, int n) {
     const std::span<uint8_t> reply(b.out_buf[out], kUdpBufSize);
     size_t size = 0;
     if (b.status[i] != dns::QueryStatus::kOk) {
-      size = BuildErrorReply(query, q, b.status[i], RcodeFor(b.status[i]), reply);
+      size = BuildErrorReply(query, q, b.status[i], ErrorRcode(b.status[i]), reply);
       if (size == 0) {
         counters_.dropped.Inc();
         continue;
       }
+    } else if (b.local[i] != LocalAnswer::kNone) {
+      size = BuildLocalReply(query, q, b.local[i], config_.chaos_text, reply);
     } else {
       const std::span<const uint8_t> qname = query.subspan(dns::kHeaderSize, q.qname_length);
       if (IsSearchExpansion(qname, config_.cluster_domain_wire)) counters_.search_queries.Inc();
@@ -656,13 +654,20 @@ void Worker::HandleTcpQuery(TcpConn& c, std::span<const uint8_t> query) {
   counters_.queries_tcp.Inc();
   dns::QueryInfo q;
   const dns::QueryStatus st = dns::ParseQuery(query, q);
-  uint8_t reply[dns::kHeaderSize + dns::kMaxNameWire + 4 + dns::kOptRecordSize];
+  uint8_t reply[kLocalReplyMax];
   if (st != dns::QueryStatus::kOk) {
-    const size_t size = BuildErrorReply(query, q, st, RcodeFor(st), reply);
+    const size_t size = BuildErrorReply(query, q, st, ErrorRcode(st), reply);
     if (size == 0) {
       counters_.dropped.Inc();
       return;
     }
+    counters_.CountRcode(RcodeOf(reply));
+    WriteTcp(c, reply, size);
+    return;
+  }
+  if (const LocalAnswer local = ClassifyQuery(query, q, chaos_enabled_);
+      local != LocalAnswer::kNone) {
+    const size_t size = BuildLocalReply(query, q, local, config_.chaos_text, reply);
     counters_.CountRcode(RcodeOf(reply));
     WriteTcp(c, reply, size);
     return;

@@ -137,6 +137,7 @@ class Worker {
 
   const int index_;
   const ServeConfig& config_;
+  const bool chaos_enabled_;  // --chaos-text set: CH TXT identity queries get an answer
   cache::ResponseCache& cache_;
   SharedSearchRewrite* const rewrite_;
   WorkerSockets sockets_;

@@ -121,6 +121,148 @@ TEST(ParseQueryTest, RejectsCompressionInQuestionAndOverlongNames) {
   EXPECT_EQ(ParseQuery(longq, info), QueryStatus::kFormErr);
 }
 
+// A query built byte by byte: header with `opcode` and `qdcount`, `questions` copies of
+// www.example.com/A, an OPT record (udp 4096, DO) with `opt_rdata` if `edns`, then `trailing`.
+std::vector<uint8_t> RawQuery(uint8_t opcode, uint16_t qdcount, int questions, bool edns,
+                              std::vector<uint8_t> opt_rdata = {},
+                              std::vector<uint8_t> trailing = {}) {
+  std::vector<uint8_t> m(12, 0);
+  Put16(m.data(), 0x5151);
+  Put16(m.data() + 2, static_cast<uint16_t>(opcode << 11 | flag::kRD));
+  Put16(m.data() + 4, qdcount);
+  Put16(m.data() + 10, edns ? 1 : 0);
+  for (int i = 0; i < questions; ++i) {
+    const uint8_t q[] = {3,   'w', 'w', 'w', 7,   'e', 'x', 'a', 'm', 'p', 'l',
+                         'e', 3,   'c', 'o', 'm', 0,   0,   1,   0,   1};
+    m.insert(m.end(), q, q + sizeof q);
+  }
+  if (edns) {
+    const uint8_t opt[] = {0, 0, 41, 0x10, 0, 0, 0, 0x80, 0};  // root, OPT, 4096, TTL: DO
+    m.insert(m.end(), opt, opt + sizeof opt);
+    m.push_back(static_cast<uint8_t>(opt_rdata.size() >> 8));
+    m.push_back(static_cast<uint8_t>(opt_rdata.size()));
+    m.insert(m.end(), opt_rdata.begin(), opt_rdata.end());
+  }
+  m.insert(m.end(), trailing.begin(), trailing.end());
+  return m;
+}
+
+// A COOKIE option with an 8-byte client cookie (RFC 7873 §4.1).
+const std::vector<uint8_t> kCookie = {0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8};
+
+// RFC 6891 §7: the NOTIMP reply needs the OPT record, so ParseQuery reads it for every opcode,
+// and the question too when there is exactly one (Knot and Unbound echo it).
+TEST(ParseQueryTest, NotImpStillReadsOptAndQuestion) {
+  QueryInfo info;
+  for (uint8_t opcode : {1, 2, 3, 4, 5, 6, 15}) {
+    SCOPED_TRACE(opcode);
+    ASSERT_EQ(ParseQuery(RawQuery(opcode, 1, 1, true, kCookie), info), QueryStatus::kNotImp);
+    EXPECT_TRUE(info.has_edns);
+    EXPECT_TRUE(info.do_bit);
+    EXPECT_EQ(info.udp_size, 4096);
+    EXPECT_EQ(info.question_end, 12 + 17 + 4);
+    EXPECT_EQ(info.qtype, type::kA);
+    // No question, or two: still NOTIMP (as Knot answers opcode 3), still with the OPT record.
+    ASSERT_EQ(ParseQuery(RawQuery(opcode, 0, 0, true), info), QueryStatus::kNotImp);
+    EXPECT_TRUE(info.has_edns);
+    EXPECT_EQ(info.question_end, 0);
+    ASSERT_EQ(ParseQuery(RawQuery(opcode, 2, 2, true), info), QueryStatus::kNotImp);
+    EXPECT_TRUE(info.has_edns);
+    EXPECT_EQ(info.question_end, 0);
+    ASSERT_EQ(ParseQuery(RawQuery(opcode, 1, 1, false), info), QueryStatus::kNotImp);
+    EXPECT_FALSE(info.has_edns);
+  }
+}
+
+// RFC 7873 §5.4: a cookie-only query (QDCOUNT 0, OPT with COOKIE) from a client probing for
+// server cookies. nodedns implements no cookies: FORMERR, but with the OPT record read.
+TEST(ParseQueryTest, CookieOnlyAndTwoQuestionQueriesAreFormErrWithEdns) {
+  QueryInfo info;
+  ASSERT_EQ(ParseQuery(RawQuery(0, 0, 0, true, kCookie), info), QueryStatus::kFormErr);
+  EXPECT_TRUE(info.has_edns);
+  EXPECT_TRUE(info.do_bit);
+  EXPECT_EQ(info.question_end, 0);
+  ASSERT_EQ(ParseQuery(RawQuery(0, 2, 2, true), info), QueryStatus::kFormErr);
+  EXPECT_TRUE(info.has_edns);
+  EXPECT_EQ(info.question_end, 0);  // two questions: none is echoed
+  ASSERT_EQ(ParseQuery(RawQuery(0, 0, 0, false), info), QueryStatus::kFormErr);
+  EXPECT_FALSE(info.has_edns);
+  // The well-formed control: one question and the same OPT.
+  ASSERT_EQ(ParseQuery(RawQuery(0, 1, 1, true, kCookie), info), QueryStatus::kOk);
+}
+
+// Bytes after the last record: FORMERR (Knot, dnsdist). The OPT record before them was read whole,
+// so the error reply keeps it.
+TEST(ParseQueryTest, TrailingBytesAreFormErrAndKeepTheOpt) {
+  QueryInfo info;
+  for (const std::vector<uint8_t>& tail :
+       {std::vector<uint8_t>{0}, std::vector<uint8_t>{0, 0, 0, 0}, std::vector<uint8_t>(40, 7)}) {
+    SCOPED_TRACE(tail.size());
+    ASSERT_EQ(ParseQuery(RawQuery(0, 1, 1, true, kCookie, tail), info), QueryStatus::kFormErr);
+    EXPECT_TRUE(info.has_edns);
+    EXPECT_EQ(info.question_end, 12 + 17 + 4);
+    ASSERT_EQ(ParseQuery(RawQuery(0, 1, 1, false, {}, tail), info), QueryStatus::kFormErr);
+    EXPECT_FALSE(info.has_edns);
+    EXPECT_EQ(info.question_end, 12 + 17 + 4);
+    // Other opcodes too: a malformed message is FORMERR before its opcode is judged.
+    ASSERT_EQ(ParseQuery(RawQuery(4, 1, 1, true, {}, tail), info), QueryStatus::kFormErr);
+    EXPECT_TRUE(info.has_edns);
+  }
+}
+
+// RFC 6891 §6.1.2: options are code, length and data, and fill RDLENGTH exactly. An option running
+// past it (or a stub of an option header) makes the OPT invalid: FORMERR without OPT, as Knot.
+TEST(ParseQueryTest, EdnsOptionsMustFillTheOptRdataExactly) {
+  QueryInfo info;
+  const std::vector<std::vector<uint8_t>> bad = {
+      {0, 10, 0, 20, 1, 2, 3, 4, 5, 6, 7, 8},  // length 20, 8 bytes left
+      {0, 10, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8},   // one byte over
+      {0, 10, 0},                              // 3 bytes: not even an option header
+      {0, 10, 0, 4, 1, 2, 3, 4, 5, 6, 7, 8},   // fits, then 4 bytes of a second option that
+                                               // claims 0x0506 bytes
+      {0, 10, 0, 4, 1, 2, 3, 4, 5},            // fits, then a single stray byte
+  };
+  for (size_t i = 0; i < bad.size(); ++i) {
+    SCOPED_TRACE(i);
+    ASSERT_EQ(ParseQuery(RawQuery(0, 1, 1, true, bad[i]), info), QueryStatus::kFormErr);
+    EXPECT_FALSE(info.has_edns);
+    EXPECT_FALSE(info.do_bit);
+    EXPECT_EQ(info.udp_size, 0);
+    EXPECT_EQ(info.question_end, 12 + 17 + 4);  // the question is still echoed
+  }
+  // Options that fit: none, one, two, an empty one.
+  for (const std::vector<uint8_t>& good :
+       {std::vector<uint8_t>{}, kCookie, std::vector<uint8_t>{0, 12, 0, 2, 0, 0, 0, 10, 0, 0},
+        std::vector<uint8_t>{0, 12, 0, 0}}) {
+    ASSERT_EQ(ParseQuery(RawQuery(0, 1, 1, true, good), info), QueryStatus::kOk);
+    EXPECT_TRUE(info.has_edns);
+  }
+}
+
+// BADVERS comes before the opcode and question checks (Knot's order).
+TEST(ParseQueryTest, BadVersionWinsOverOpcodeAndQuestionCount) {
+  QueryInfo info;
+  auto with_version = [](std::vector<uint8_t> m) {
+    m[m.size() - 11 + 6] = 1;  // the OPT record is last and has no options
+    return m;
+  };
+  EXPECT_EQ(ParseQuery(with_version(RawQuery(4, 1, 1, true)), info), QueryStatus::kBadVers);
+  EXPECT_EQ(ParseQuery(with_version(RawQuery(0, 0, 0, true)), info), QueryStatus::kBadVers);
+  EXPECT_TRUE(info.has_edns);
+  EXPECT_EQ(ParseQuery(with_version(RawQuery(0, 1, 1, true)), info), QueryStatus::kBadVers);
+}
+
+TEST(IsMetaQtypeTest, CoversTheQAndMetaRangeAndOptButNotAny) {
+  for (uint16_t t : {type::kOPT, type::kTKEY, type::kTSIG, type::kIXFR, type::kAXFR, type::kMAILB,
+                     type::kMAILA, uint16_t{128}, uint16_t{200}}) {
+    EXPECT_TRUE(IsMetaQtype(t)) << t;
+  }
+  for (uint16_t t : {type::kANY, type::kA, type::kAAAA, type::kTXT, type::kRRSIG, uint16_t{0},
+                     uint16_t{40}, uint16_t{42}, uint16_t{127}, uint16_t{256}, uint16_t{65535}}) {
+    EXPECT_FALSE(IsMetaQtype(t)) << t;
+  }
+}
+
 TEST(ParseQueryTest, RejectsTwoOptRecordsAndFlagsBadVersion) {
   MessageSpec m;
   m.qr = false;
@@ -131,6 +273,7 @@ TEST(ParseQueryTest, RejectsTwoOptRecordsAndFlagsBadVersion) {
   Put16(q.data() + 10, 2);
   QueryInfo info;
   EXPECT_EQ(ParseQuery(q, info), QueryStatus::kFormErr);
+  EXPECT_FALSE(info.has_edns);  // neither OPT is valid (RFC 6891 §6.1.1): no OPT in the FORMERR
   q = Build(m);
   q[q.size() - 11 + 6] = 1;  // EDNS version 1
   EXPECT_EQ(ParseQuery(q, info), QueryStatus::kBadVers);

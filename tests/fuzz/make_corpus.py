@@ -125,6 +125,20 @@ def queries():
         "any": query("example.com", ANY),
         "axfr": query("example.com", AXFR),
         "chaos_version_bind": query("version.bind", TXT, qclass=CH),
+        "chaos_hostname_bind_edns": query("HostName.Bind", TXT, qclass=CH, edns={}),
+        "chaos_authors_bind": query("authors.bind", TXT, qclass=CH),
+        "class_hs": query("example.com", A, qclass=4, edns={}),
+        "class_any": query("example.com", A, qclass=255),
+        "ixfr_edns": query("example.com", 251, edns={"do": True}),
+        "tsig_type": query("example.com", 250),
+        "opt_type": query("example.com", OPT, edns={}),
+        "cookie_only": header(0xabab, RD, 0, 0, 0, 1) + opt(options=cookie),
+        "notify_opcode_edns": query("example.com", SOA, flags=4 << 11, edns={"do": True}),
+        "notimp_no_question": header(0xacac, 3 << 11 | RD, 0, 0, 0, 1) + opt(),
+        "trailing_bytes": query("example.com", A, edns={}) + b"\x00\x00",
+        "option_overrun": header(0xadad, RD, 1, 0, 0, 1) + question("example.com") +
+                          b"\x00" + struct.pack(">HHIH", OPT, 1232, 0, 4) +
+                          struct.pack(">HH", 10, 8),
         "root_ns": query(".", NS, edns={}),
         "ptr": query("1.2.0.192.in-addr.arpa", PTR),
     }

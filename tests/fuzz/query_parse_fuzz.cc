@@ -29,17 +29,6 @@ using dns::QueryStatus;
 // The reply buffer of Worker::HandleTcpQuery: a header, the longest question and an OPT record.
 constexpr size_t kErrorReplyBuffer = dns::kHeaderSize + dns::kMaxNameWire + 4 + dns::kOptRecordSize;
 
-uint8_t RcodeFor(QueryStatus s) {  // as the worker picks it
-  switch (s) {
-    case QueryStatus::kNotImp:
-      return dns::rcode::kNotImp;
-    case QueryStatus::kBadVers:
-      return 0;
-    default:
-      return dns::rcode::kFormErr;
-  }
-}
-
 void CheckErrorReply(std::span<const uint8_t> query, const QueryInfo& q, QueryStatus st,
                      uint8_t rcode) {
   // Exactly the size the TCP path gives it: any overrun is a heap overflow under ASan.
@@ -59,6 +48,7 @@ void CheckErrorReply(std::span<const uint8_t> query, const QueryInfo& q, QuerySt
   FUZZ_CHECK(f & dns::flag::kQR);
   FUZZ_CHECK(dns::Opcode(f) == dns::Opcode(dns::HeaderFlags(query)));
   FUZZ_CHECK(bool(f & dns::flag::kRD) == bool(dns::HeaderFlags(query) & dns::flag::kRD));
+  FUZZ_CHECK(bool(f & dns::flag::kRA) == (dns::Opcode(f) == 0));  // only QUERY recurses
   FUZZ_CHECK(!(f & (dns::flag::kAA | dns::flag::kTC)));
   FUZZ_CHECK(dns::AnCount(reply) == 0 && dns::NsCount(reply) == 0);
   FUZZ_CHECK(dns::QdCount(reply) <= 1);
@@ -79,6 +69,39 @@ void CheckErrorReply(std::span<const uint8_t> query, const QueryInfo& q, QuerySt
   // What we send is never taken for a query by a peer running the same code.
   QueryInfo back;
   FUZZ_CHECK(dns::ParseQuery(reply, back) == QueryStatus::kDrop);
+}
+
+// ClassifyQuery and BuildLocalReply as both worker paths call them, with and without --chaos-text.
+void CheckLocalReply(std::span<const uint8_t> query, const QueryInfo& q) {
+  const bool plain = q.qclass == dns::kClassIN && !dns::IsMetaQtype(q.qtype);
+  for (const bool chaos : {false, true}) {
+    const proxy::LocalAnswer a = proxy::ClassifyQuery(query, q, chaos);
+    FUZZ_CHECK((a == proxy::LocalAnswer::kNone) == plain);
+    if (a == proxy::LocalAnswer::kNone) continue;
+    FUZZ_CHECK(a != proxy::LocalAnswer::kChaos ||
+               (chaos && q.qclass == dns::kClassCH && q.qtype == dns::type::kTXT));
+    FUZZ_CHECK(a != proxy::LocalAnswer::kNotImp || q.qclass == dns::kClassIN);
+    std::vector<uint8_t> out(proxy::kLocalReplyMax);  // exactly the worker's TCP buffer
+    const std::string text(proxy::kMaxChaosText, 't');
+    const size_t n = proxy::BuildLocalReply(query, q, a, text, out);
+    FUZZ_CHECK(n >= q.question_end && n <= out.size());
+    const std::span<const uint8_t> reply(out.data(), n);
+    dns::ResponseLayout layout;
+    FUZZ_CHECK(dns::ParseResponseLayout(reply, layout) == dns::LayoutStatus::kOk);
+    FUZZ_CHECK(layout.end == n);
+    FUZZ_CHECK(dns::HeaderId(reply) == q.id && dns::QdCount(reply) == 1);
+    FUZZ_CHECK(std::memcmp(reply.data() + dns::kHeaderSize, query.data() + dns::kHeaderSize,
+                           q.question_end - dns::kHeaderSize) == 0);
+    FUZZ_CHECK((layout.opt_offset != 0) == q.has_edns);
+    const uint8_t want = a == proxy::LocalAnswer::kNotImp    ? dns::rcode::kNotImp
+                         : a == proxy::LocalAnswer::kRefused ? dns::rcode::kRefused
+                                                             : dns::rcode::kNoError;
+    FUZZ_CHECK(layout.rcode == want);
+    FUZZ_CHECK(dns::AnCount(reply) == (a == proxy::LocalAnswer::kChaos ? 1 : 0));
+    FUZZ_CHECK(bool(layout.flags & dns::flag::kAA) == (a == proxy::LocalAnswer::kChaos));
+    QueryInfo back;
+    FUZZ_CHECK(dns::ParseQuery(reply, back) == QueryStatus::kDrop);
+  }
 }
 
 // ldns, the independent parser: when both accept the message, they read the same question.
@@ -258,18 +281,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(q.question_end <= size);
     FUZZ_CHECK(dns::PlainNameLength(query, dns::kHeaderSize) == q.qname_length);
   }
-  if (st == dns::QueryStatus::kOk || st == dns::QueryStatus::kBadVers) {
+  if (st == dns::QueryStatus::kOk) {
     FUZZ_CHECK(q.question_end != 0 && dns::QdCount(query) == 1);
     FUZZ_CHECK(dns::Opcode(q.flags) == 0);
   }
+  if (st == dns::QueryStatus::kNotImp) FUZZ_CHECK(dns::Opcode(q.flags) != 0);
+  if (q.question_end != 0) FUZZ_CHECK(dns::QdCount(query) == 1);
   if (!q.has_edns) FUZZ_CHECK(q.udp_size == 0 && !q.do_bit && q.edns_version == 0);
   FUZZ_CHECK(q.MaxUdpReply() >= dns::kClassicUdpSize);
   if (st == dns::QueryStatus::kBadVers) FUZZ_CHECK(q.has_edns && q.edns_version != 0);
 
   if (st != dns::QueryStatus::kOk) {
-    CheckErrorReply(query, q, st, RcodeFor(st));
+    CheckErrorReply(query, q, st, proxy::ErrorRcode(st));
     return 0;
   }
+  CheckLocalReply(query, q);
   // SERVFAIL is what a parsed query gets when the upstream fails.
   CheckErrorReply(query, q, st, dns::rcode::kServFail);
   FUZZ_CHECK(q.edns_version == 0);

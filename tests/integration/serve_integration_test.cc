@@ -917,6 +917,227 @@ TEST_F(ServeIntegrationTest, AnswersMalformedAndUnsupportedQueriesWithErrorRcode
   EXPECT_GE(Metric("nodedns_replies_total{rcode=\"NOTIMP\"}"), 2);
 }
 
+// A query as Wire builds it with its QCLASS replaced.
+Bytes WithQclass(const Query& q, uint16_t qclass) {
+  Bytes m = Wire(q);
+  const size_t at = 12 + WireName(q.name).size() + 2;
+  m[at] = static_cast<uint8_t>(qclass >> 8);
+  m[at + 1] = static_cast<uint8_t>(qclass);
+  return m;
+}
+
+// The reply to `query` over UDP or TCP (one connection per query).
+std::optional<Bytes> Exchange(uint16_t port, const Bytes& query, bool tcp) {
+  return tcp ? TcpExchange(port, query) : UdpExchange(port, query);
+}
+
+// EDNS compliance details (RFC 6891 §7): NOTIMP and FORMERR replies to queries with a valid OPT
+// carry OPT, and NOTIMP echoes the question, without RA. Knot is the reference where it answers
+// the same; none of these queries reaches the upstream.
+TEST_F(ServeIntegrationTest, ErrorRepliesCarryOptAndQuestionLikeKnot) {
+  StartBoth();
+  ASSERT_FALSE(HasFatalFailure());
+  const Bytes cookie = {1, 2, 3, 4, 5, 6, 7, 8};
+  // Opcode 3 (unassigned) with OPT: Knot answers NOTIMP with question and OPT. (NOTIFY and UPDATE
+  // get NOTAUTH from Knot, an authoritative server; nodedns answers them NOTIMP as well.)
+  Bytes opcode3 = Wire({"www.example.test.", kTypeA, 1232, true, 301});
+  opcode3[2] = static_cast<uint8_t>((opcode3[2] & 0x87) | 3 << 3);
+  Bytes notify = Wire({"example.test.", 6, 1232, false, 302});
+  notify[2] = static_cast<uint8_t>(4 << 3);  // NOTIFY, RD clear, as a primary sends it
+  // A cookie-only query (RFC 7873 §5.4): QDCOUNT 0 and an OPT with a COOKIE. Knot: FORMERR + OPT.
+  Bytes cookie_only = Wire({"www.example.test.",
+                            kTypeA,
+                            1232,
+                            false,
+                            303,
+                            false,
+                            {{nodedns::testing::kOptionCookie, cookie}}});
+  cookie_only.erase(cookie_only.begin() + 12, cookie_only.begin() + 12 + 18 + 4);
+  cookie_only[5] = 0;
+  // An EDNS option running past the OPT RDATA: Knot (and nodedns) answer FORMERR without OPT.
+  Bytes overrun = Wire({"www.example.test.", kTypeA, 1232, false, 304});
+  overrun.insert(overrun.end(), {0, 10, 0, 20, 1, 2, 3, 4});
+  overrun[overrun.size() - 8 - 1] = 8;  // RDLENGTH 8, the option claims 20
+  // Trailing bytes after the OPT record: FORMERR; nodedns keeps the OPT, which was valid (Knot
+  // drops it).
+  Bytes trailing = Wire({"www.example.test.", kTypeA, 1232, false, 305});
+  trailing.insert(trailing.end(), {0, 0, 0});
+  struct Case {
+    std::string what;
+    Bytes query;
+    uint8_t rcode;
+    bool opt, question, ra, like_knot;
+  };
+  const std::vector<Case> cases = {
+      {"opcode 3", opcode3, kRcodeNotImp, true, true, false, true},
+      {"NOTIFY", notify, kRcodeNotImp, true, true, false, false},
+      {"cookie-only", cookie_only, kRcodeFormErr, true, false, true, true},
+      {"option overrun", overrun, kRcodeFormErr, false, true, true, true},
+      {"trailing bytes", trailing, kRcodeFormErr, true, true, true, false},
+  };
+  const double upstream_before = Metric("nodedns_upstream_queries_total");
+  for (const Case& c : cases) {
+    for (bool tcp : {false, true}) {
+      SCOPED_TRACE(c.what + (tcp ? " tcp" : " udp"));
+      auto r = Exchange(dns_port_, c.query, tcp);
+      ASSERT_TRUE(r.has_value()) << "no reply";
+      LdnsPkt p = Parse(*r);
+      ASSERT_NE(p, nullptr);
+      EXPECT_EQ(ldns_pkt_get_rcode(p.get()), c.rcode);
+      EXPECT_EQ(ldns_pkt_id(p.get()), Id(c.query));
+      EXPECT_EQ(ldns_pkt_get_opcode(p.get()), (c.query[2] >> 3) & 0xf);
+      EXPECT_TRUE(ldns_pkt_qr(p.get()));
+      EXPECT_EQ(ldns_pkt_ra(p.get()), c.ra);
+      EXPECT_EQ(HasOpt(p.get()), c.opt);
+      EXPECT_EQ(ldns_pkt_qdcount(p.get()), c.question ? 1 : 0);
+      if (c.question) {
+        const size_t qlen = c.what == "NOTIFY" ? WireName("example.test.").size()
+                                               : WireName("www.example.test.").size();
+        EXPECT_EQ(QuestionBytes(*r, qlen), QuestionBytes(c.query, qlen));
+      }
+      if (c.like_knot) {
+        LdnsPkt k = Parse(KnotTcp(c.query));
+        ASSERT_NE(k, nullptr);
+        EXPECT_EQ(ldns_pkt_get_rcode(p.get()), ldns_pkt_get_rcode(k.get()));
+        EXPECT_EQ(HasOpt(p.get()), HasOpt(k.get()));
+        EXPECT_EQ(ldns_pkt_qdcount(p.get()), ldns_pkt_qdcount(k.get()));
+      }
+    }
+  }
+  EXPECT_EQ(Metric("nodedns_upstream_queries_total"), upstream_before);
+  EXPECT_GE(Metric("nodedns_replies_total{rcode=\"NOTIMP\"}"), 4);
+  EXPECT_GE(Metric("nodedns_replies_total{rcode=\"FORMERR\"}"), 6);
+}
+
+// CHAOS identity queries are answered with --chaos-text, every other CH query and every other
+// non-IN class is REFUSED, and none of them is forwarded (they used to return Knot's identity).
+TEST_F(ServeIntegrationTest, AnswersChaosLocallyAndNeverForwardsOtherClasses) {
+  constexpr char kText[] = "nodedns on node-7";
+  StartBoth({"--chaos-text", kText});
+  ASSERT_FALSE(HasFatalFailure());
+  constexpr uint16_t kClassCh = 3;
+  uint16_t id = 400;
+  for (const char* name : {"version.bind.", "version.server.", "id.server.", "HostName.Bind."}) {
+    for (uint16_t bufsize : {0, 1232}) {
+      for (bool tcp : {false, true}) {
+        SCOPED_TRACE(std::string(name) + (tcp ? " tcp" : " udp") + " bufsize " +
+                     std::to_string(bufsize));
+        const Query q{name, kTypeTxt, bufsize, false, ++id};
+        const Bytes query = WithQclass(q, kClassCh);
+        auto r = Exchange(dns_port_, query, tcp);
+        ASSERT_TRUE(r.has_value());
+        LdnsPkt p = Parse(*r);
+        ASSERT_NE(p, nullptr);
+        EXPECT_EQ(ldns_pkt_get_rcode(p.get()), kRcodeNoError);
+        EXPECT_EQ(ldns_pkt_id(p.get()), id);
+        EXPECT_TRUE(ldns_pkt_aa(p.get()));
+        EXPECT_TRUE(ldns_pkt_ra(p.get()));
+        EXPECT_EQ(HasOpt(p.get()), bufsize != 0);
+        const size_t qlen = WireName(name).size();
+        EXPECT_EQ(QuestionBytes(*r, qlen), QuestionBytes(query, qlen));
+        ASSERT_EQ(ldns_pkt_ancount(p.get()), 1);
+        const ldns_rr* rr = ldns_rr_list_rr(ldns_pkt_answer(p.get()), 0);
+        EXPECT_EQ(ldns_rr_get_type(rr), kTypeTxt);
+        EXPECT_EQ(ldns_rr_get_class(rr), LDNS_RR_CLASS_CH);
+        EXPECT_EQ(ldns_rr_ttl(rr), 0u);
+        char* text = ldns_rdf2str(ldns_rr_rdf(rr, 0));
+        EXPECT_EQ(std::string(text), "\"" + std::string(kText) + "\"");
+        free(text);
+      }
+    }
+  }
+  struct Refused {
+    std::string name;
+    uint16_t type, qclass;
+  };
+  const std::vector<Refused> refused = {
+      {"authors.bind.", kTypeTxt, kClassCh}, {"version.bind.", kTypeA, kClassCh},
+      {"version.bind.", 255, kClassCh},      {"www.example.test.", kTypeA, kClassCh},
+      {"www.example.test.", kTypeA, 4},    // HS
+      {"www.example.test.", kTypeA, 254},  // NONE
+      {"www.example.test.", kTypeA, 255},  // ANY
+      {"www.example.test.", kTypeA, 2},    // CSNET, unassigned since
+  };
+  for (const Refused& c : refused) {
+    for (bool tcp : {false, true}) {
+      SCOPED_TRACE(c.name + " type " + std::to_string(c.type) + " class " +
+                   std::to_string(c.qclass) + (tcp ? " tcp" : " udp"));
+      const Query q{c.name, c.type, 1232, false, ++id};
+      auto r = Exchange(dns_port_, WithQclass(q, c.qclass), tcp);
+      ASSERT_TRUE(r.has_value());
+      LdnsPkt p = Parse(*r);
+      ASSERT_NE(p, nullptr);
+      EXPECT_EQ(ldns_pkt_get_rcode(p.get()), LDNS_RCODE_REFUSED);
+      EXPECT_EQ(ldns_pkt_qdcount(p.get()), 1);
+      EXPECT_TRUE(HasOpt(p.get()));
+      EXPECT_EQ(ldns_pkt_ancount(p.get()), 0);
+    }
+  }
+  // A real client.
+  const std::string out = Kdig("-c CH version.bind TXT");
+  EXPECT_NE(out.find(std::string("\"") + kText + "\""), std::string::npos) << out;
+  EXPECT_NE(out.find("NOERROR"), std::string::npos) << out;
+  // Nothing went upstream, nothing was looked up in the cache.
+  EXPECT_EQ(Metric("nodedns_upstream_queries_total"), 0);
+  EXPECT_EQ(Metric("nodedns_cache_misses_total"), 0);
+  EXPECT_EQ(Metric("nodedns_cache_hits_total"), 0);
+
+  // Without --chaos-text, the identity names are REFUSED too.
+  StopNodedns();
+  StartNodedns();
+  ASSERT_FALSE(HasFatalFailure());
+  for (bool tcp : {false, true}) {
+    auto r =
+        Exchange(dns_port_, WithQclass({"version.bind.", kTypeTxt, 1232, false, 1}, kClassCh), tcp);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(Rcode(*r), LDNS_RCODE_REFUSED) << (tcp ? "tcp" : "udp");
+  }
+  EXPECT_EQ(Metric("nodedns_upstream_queries_total"), 0);
+}
+
+// IXFR and the meta QTYPEs (RFC 6895 §3.1: 128-254, and OPT) are answered NOTIMP here, never
+// forwarded nor cached; ANY (255) is a data query and still goes upstream.
+TEST_F(ServeIntegrationTest, AnswersMetaTypesLocallyWithNotImp) {
+  StartBoth();
+  ASSERT_FALSE(HasFatalFailure());
+  uint16_t id = 500;
+  for (uint16_t type : {251, 252, 41, 249, 250, 253, 254, 128, 200}) {
+    for (bool tcp : {false, true}) {
+      for (int round = 0; round < 2; ++round) {  // the second one would be a cache hit
+        SCOPED_TRACE("type " + std::to_string(type) + (tcp ? " tcp" : " udp"));
+        const Query q{"example.test.", type, 1232, true, ++id};
+        const Bytes query = Wire(q);
+        auto r = Exchange(dns_port_, query, tcp);
+        ASSERT_TRUE(r.has_value());
+        LdnsPkt p = Parse(*r);
+        ASSERT_NE(p, nullptr);
+        EXPECT_EQ(ldns_pkt_get_rcode(p.get()), kRcodeNotImp);
+        EXPECT_EQ(ldns_pkt_id(p.get()), id);
+        EXPECT_TRUE(ldns_pkt_ra(p.get()));
+        EXPECT_FALSE(ldns_pkt_aa(p.get()));
+        EXPECT_TRUE(HasOpt(p.get()));
+        EXPECT_TRUE(ldns_pkt_edns_do(p.get()));
+        const size_t qlen = WireName(q.name).size();
+        EXPECT_EQ(QuestionBytes(*r, qlen), QuestionBytes(query, qlen));
+        EXPECT_EQ(ldns_pkt_ancount(p.get()) + ldns_pkt_nscount(p.get()), 0u);
+      }
+    }
+  }
+  // kdig's zone transfers (over TCP) get the same.
+  for (const char* args : {"example.test AXFR", "example.test IXFR=1"}) {
+    const std::string out = Kdig(args);
+    EXPECT_NE(out.find("NOTIMPL"), std::string::npos) << args << ":\n" << out;
+  }
+  EXPECT_EQ(Metric("nodedns_upstream_queries_total"), 0);
+  EXPECT_EQ(Metric("nodedns_cache_misses_total"), 0);
+  EXPECT_EQ(Metric("nodedns_cache_hits_total"), 0);
+  // The control: ANY goes upstream as before.
+  auto any = UdpExchange(dns_port_, Wire({"www.example.test.", 255, 1232, false, 600}));
+  ASSERT_TRUE(any.has_value());
+  EXPECT_EQ(Rcode(*any), kRcodeNoError);
+  EXPECT_EQ(Metric("nodedns_upstream_queries_total"), 1);
+}
+
 TEST_F(ServeIntegrationTest, AnswersPipelinedTcpQueriesOnOneConnection) {
   StartBoth();
   ASSERT_FALSE(HasFatalFailure());

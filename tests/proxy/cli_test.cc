@@ -193,6 +193,13 @@ TEST(CliTest, OtherParseErrorsAreOneLineToo) {
   ExpectOneLineError(Serve({"--search-rewrite", "maybe"}), "--search-rewrite");
 }
 
+TEST(CliTest, BadChaosTextIsOneLineAndExitCode2) {
+  ExpectOneLineError(Serve({"--chaos-text", std::string(401, 'x')}), "--chaos-text");
+  ExpectOneLineError(Serve({"--chaos-text", "tab\there"}), "--chaos-text");
+  ExpectOneLineError(Serve({"--chaos-text", "caf\xc3\xa9"}), "--chaos-text");
+  ExpectOneLineError(Serve({"--chaos-text"}), "--chaos-text");  // no value
+}
+
 TEST(CliTest, HelpAndVersionExit0) {
   Result r = RunNodedns({"serve", "--help"});
   EXPECT_EQ(r.exit_code, 0);

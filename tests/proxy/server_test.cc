@@ -108,9 +108,14 @@ class OversizedDatagramTest : public ::testing::Test {
 
   // A well-formed query for `name` followed by zero bytes up to `size` bytes in all. The parser
   // tolerates bytes after the last record, so only the size tells these datagrams apart.
+  // A well-formed query of exactly `size` bytes: EDNS with a Padding option (RFC 7830) filling it
+  // (zero bytes after the last record would be FORMERR for any size).
   static Bytes PaddedQuery(const std::string& name, uint16_t id, size_t size) {
-    Bytes q = testing::BuildQuery(name, 1, false, false, id);
+    Bytes q = testing::BuildQuery(name, 1, /*edns=*/true, false, id);  // OPT last, no options
+    const size_t pad = size - q.size() - 4;
+    q.insert(q.end(), {0, 12, static_cast<uint8_t>(pad >> 8), static_cast<uint8_t>(pad)});
     q.resize(size, 0);
+    dns::Put16(q.data() + size - pad - 4 - 2, static_cast<uint16_t>(pad + 4));  // OPT RDLENGTH
     return q;
   }
 
