@@ -267,17 +267,8 @@ ResponseCache::Entry* ResponseCache::BuildEntry(const CacheKey& key,
                                                 std::span<const uint8_t> response, uint64_t now_ms,
                                                 InsertResult& why) const {
   dns::ResponseLayout layout;
-  switch (dns::ParseResponseLayout(response, layout)) {
-    case dns::LayoutStatus::kOk:
-      break;
-    case dns::LayoutStatus::kMalformed:
-      why = InsertResult::kMalformed;
-      return nullptr;
-    case dns::LayoutStatus::kTooManyRecords:
-      why = InsertResult::kTooLarge;
-      return nullptr;
-  }
-  if (!(layout.flags & dns::flag::kQR)) {
+  if (dns::ParseResponseLayout(response, layout) != dns::LayoutStatus::kOk ||
+      !(layout.flags & dns::flag::kQR)) {
     why = InsertResult::kMalformed;
     return nullptr;
   }

@@ -49,7 +49,7 @@ std::optional<size_t> ExpandName(std::span<const uint8_t> msg, size_t off,
       if (off + 2 > msg.size()) return std::nullopt;
       const size_t target = static_cast<size_t>(len & 0x3f) << 8 | msg[off + 1];
       // Pointers must go strictly backwards: that alone makes loops impossible.
-      if (target >= off || ++hops > 127) return std::nullopt;
+      if (target >= off || ++hops > kMaxPointerHops) return std::nullopt;
       off = target;
       continue;
     }
@@ -100,6 +100,135 @@ bool EdnsOptionsFit(const uint8_t* p, const uint8_t* end) {
     p += 4 + len;
   }
   return p == end;
+}
+
+// One bit per message offset: set where a name walked in message order has a label length byte,
+// a compression pointer or its root byte, i.e. where a name (a suffix of that one) starts. These
+// are the only offsets a compression pointer may point to (RFC 1035 §4.1.4). On the stack and
+// cleared only as far as the message reaches: a 100-byte response clears two words.
+class NameStarts {
+ public:
+  explicit NameStarts(size_t size) { std::memset(bits_, 0, (size + 63) / 64 * sizeof(uint64_t)); }
+  void Mark(size_t off) { bits_[off >> 6] |= uint64_t{1} << (off & 63); }
+  bool Marked(size_t off) const { return (bits_[off >> 6] >> (off & 63)) & 1; }
+
+ private:
+  uint64_t bits_[(kMaxMessage + 63) / 64];  // not zeroed here: only the message's part is read
+};
+
+// Adds the expanded length of the name at `off` (a marked offset, so the start of a suffix of a
+// name already validated) to `length`, the bytes of labels before the pointer that led here;
+// false once the whole would exceed 255 bytes (RFC 1035 §3.1) or kMaxPointerHops. The checks of
+// label types and pointer directions are repeated only to keep this safe on its own.
+bool SuffixFits(std::span<const uint8_t> msg, size_t off, size_t length) {
+  int hops = 1;  // the pointer that led here
+  while (off < msg.size()) {
+    const uint8_t len = msg[off];
+    if (len == 0) return true;
+    if ((len & 0xc0) == 0xc0) {
+      if (off + 2 > msg.size() || ++hops > kMaxPointerHops) return false;
+      const size_t target = static_cast<size_t>(len & 0x3f) << 8 | msg[off + 1];
+      if (target >= off) return false;
+      off = target;
+      continue;
+    }
+    if (len > kMaxLabel) return false;
+    length += len + 1;
+    if (length + 1 > kMaxNameWire) return false;
+    off += len + 1;
+  }
+  return false;
+}
+
+// Walks the name at `off`, whose own bytes must lie before `limit` (the message's end, or the end
+// of the RDATA holding it), marking where it and its suffixes start. Returns the offset just past
+// it, or 0 if it is malformed: a label type other than 00 or 11 (0x40..0xbf: the extended and
+// unassigned types, RFC 6891 §5), more than 255 bytes expanded, a pointer when `pointers` is
+// false, or a pointer that does not go back to the start of (a suffix of) a name walked before
+// this one. Pointing before `start` rules out loops; a mark there means the target is a label,
+// pointer or root byte, not the middle of a label, a header or RR field, or opaque RDATA.
+size_t WalkName(std::span<const uint8_t> msg, size_t off, size_t limit, bool pointers,
+                NameStarts& starts) {
+  const size_t start = off;
+  size_t length = 0;  // labels so far, without the root byte
+  while (off < limit) {
+    const uint8_t len = msg[off];
+    starts.Mark(off);
+    if (len == 0) return off + 1;
+    if ((len & 0xc0) == 0xc0) {
+      if (!pointers || off + 2 > limit) return 0;
+      const size_t target = static_cast<size_t>(len & 0x3f) << 8 | msg[off + 1];
+      if (target >= start || !starts.Marked(target) || !SuffixFits(msg, target, length)) return 0;
+      return off + 2;
+    }
+    if (len > kMaxLabel) return 0;
+    length += len + 1;
+    if (length + 1 > kMaxNameWire) return 0;
+    off += len + 1;
+  }
+  return 0;
+}
+
+// Checks the names inside an RR's RDATA [rdata, end) for the types that hold them, and that
+// the fields around them fill RDLENGTH (RFC 1035 §3.3, RFC 3597 §4). Other types' RDATA is
+// opaque here: its bytes are never compression targets.
+bool CheckRdataNames(std::span<const uint8_t> msg, uint16_t rtype, size_t rdata, size_t end,
+                     NameStarts& starts) {
+  size_t p = rdata;
+  // Pointers allowed: RFC 1035's own types, and those RFC 3597 §4 asks receivers to decompress.
+  const auto name = [&](bool pointers) {
+    p = WalkName(msg, p, end, pointers, starts);
+    return p != 0;
+  };
+  const auto fixed = [&](size_t n) {
+    if (end - p < n) return false;
+    p += n;
+    return true;
+  };
+  const auto character_string = [&] {  // RFC 1035 §3.3: a length byte and that many bytes
+    return p < end && fixed(size_t{msg[p]} + 1);
+  };
+  switch (rtype) {
+    case type::kNS:
+    case type::kMD:
+    case type::kMF:
+    case type::kCNAME:
+    case type::kMB:
+    case type::kMG:
+    case type::kMR:
+    case type::kPTR:
+      return name(true) && p == end;
+    case type::kSOA:  // MNAME, RNAME, SERIAL, REFRESH, RETRY, EXPIRE, MINIMUM
+      return name(true) && name(true) && fixed(20) && p == end;
+    case type::kMINFO:  // RMAILBX, EMAILBX
+    case type::kRP:     // mbox, txt (RFC 1183 §2.2)
+      return name(true) && name(true) && p == end;
+    case type::kMX:     // PREFERENCE, EXCHANGE
+    case type::kAFSDB:  // subtype, hostname (RFC 1183 §1)
+    case type::kRT:     // preference, intermediate-host (RFC 1183 §3.3)
+      return fixed(2) && name(true) && p == end;
+    case type::kPX:  // PREFERENCE, MAP822, MAPX400 (RFC 2163 §4)
+      return fixed(2) && name(true) && name(true) && p == end;
+    case type::kSRV:  // priority, weight, port, target (RFC 2782)
+      return fixed(6) && name(true) && p == end;
+    case type::kNAPTR:  // order, preference, flags, services, regexp, replacement (RFC 3403 §4.1)
+      return fixed(4) && character_string() && character_string() && character_string() &&
+             name(true) && p == end;
+    case type::kKX:  // preference, exchanger (RFC 2230): not RFC 1035, not in RFC 3597's list
+      return fixed(2) && name(false) && p == end;
+    case type::kDNAME:  // target, uncompressed (RFC 6672 §2.1)
+      return name(false) && p == end;
+    case type::kNXT:  // next name, then a type bitmap (RFC 2535 §5.2)
+      return name(true);
+    case type::kNSEC:  // next name, uncompressed (RFC 4034 §4.1.1), then the type bitmaps
+      return name(false);
+    case type::kSIG:  // 18 bytes of fields, signer's name, signature (RFC 2535 §4.1)
+      return fixed(18) && name(true);
+    case type::kRRSIG:  // the same; the signer's name uncompressed (RFC 4034 §3.1.7)
+      return fixed(18) && name(false);
+    default:
+      return true;
+  }
 }
 
 }  // namespace
@@ -181,23 +310,24 @@ QueryStatus ParseQuery(std::span<const uint8_t> msg, QueryInfo& info) {
 }
 
 LayoutStatus ParseResponseLayout(std::span<const uint8_t> msg, ResponseLayout& layout) {
+  layout.n_ttls = 0;  // ttl_offsets is not initialized: n_ttls alone bounds what callers read
   if (msg.size() < kHeaderSize || msg.size() > kMaxMessage) return LayoutStatus::kMalformed;
   layout.flags = HeaderFlags(msg);
   layout.rcode = layout.flags & flag::kRcodeMask;
   layout.ancount = AnCount(msg);
   layout.nscount = NsCount(msg);
   layout.arcount = ArCount(msg);
-  layout.n_ttls = 0;
   layout.soa_ttl_offset = 0;
   layout.soa_minimum = 0;
   layout.opt_offset = layout.opt_end = 0;
   layout.opt_ttl = 0;
+  NameStarts starts(msg.size());
   size_t off = kHeaderSize;
   const uint16_t qd = QdCount(msg);
   for (uint16_t i = 0; i < qd; ++i) {
-    const auto after = SkipName(msg, off);
-    if (!after || *after + 4 > msg.size()) return LayoutStatus::kMalformed;
-    off = *after + 4;
+    const size_t after = WalkName(msg, off, msg.size(), true, starts);
+    if (after == 0 || after + 4 > msg.size()) return LayoutStatus::kMalformed;
+    off = after + 4;
   }
   layout.question_end = static_cast<uint16_t>(off);
   const size_t an_end = layout.ancount;
@@ -205,29 +335,32 @@ LayoutStatus ParseResponseLayout(std::span<const uint8_t> msg, ResponseLayout& l
   const size_t total = ns_end + layout.arcount;
   for (size_t i = 0; i < total; ++i) {
     const size_t owner = off;
-    const auto after = SkipName(msg, off);
-    if (!after || *after + kRrFixed > msg.size()) return LayoutStatus::kMalformed;
-    off = *after;
+    off = WalkName(msg, off, msg.size(), true, starts);
+    if (off == 0 || off + kRrFixed > msg.size()) return LayoutStatus::kMalformed;
     const uint16_t rtype = Get16(msg.data() + off);
+    const uint16_t rclass = Get16(msg.data() + off + 2);
     const uint16_t rdlen = Get16(msg.data() + off + 8);
     const size_t rdata = off + kRrFixed;
     if (rdata + rdlen > msg.size()) return LayoutStatus::kMalformed;
+    // An empty RDATA in class NONE or ANY is RFC 2136's "delete" form, whatever the type.
+    const bool empty_ok = rdlen == 0 && (rclass == kClassNONE || rclass == kClassANY);
+    if (!empty_ok && !CheckRdataNames(msg, rtype, rdata, rdata + rdlen, starts)) {
+      return LayoutStatus::kMalformed;
+    }
     if (rtype == type::kOPT) {
       if (layout.opt_offset != 0 || i < ns_end) return LayoutStatus::kMalformed;
       layout.opt_offset = static_cast<uint16_t>(owner);
       layout.opt_end = static_cast<uint16_t>(rdata + rdlen);
       layout.opt_ttl = Get32(msg.data() + off + 4);
     } else {
-      if (layout.n_ttls == ResponseLayout::kMaxTtls) return LayoutStatus::kTooManyRecords;
+      // No bound check: each RR takes at least kMinRrSize bytes of a message of at most
+      // kMaxMessage, so there are never more than kMaxTtls (static_assert in wire.h).
       layout.ttl_offsets[layout.n_ttls++] = static_cast<uint16_t>(off + 4);
-      if (rtype == type::kSOA && i >= an_end && i < ns_end && layout.soa_ttl_offset == 0) {
-        // SOA RDATA: MNAME, RNAME (both possibly compressed), then five 32-bit fields, the last
-        // being MINIMUM. Walk the names instead of trusting rdlen arithmetic.
-        auto p = SkipName(msg, rdata);
-        if (p) p = SkipName(msg, *p);
-        if (!p || *p + 20 != rdata + rdlen) return LayoutStatus::kMalformed;
+      if (rtype == type::kSOA && i >= an_end && i < ns_end && layout.soa_ttl_offset == 0 &&
+          !empty_ok) {
+        // CheckRdataNames made the RDATA two names and exactly 20 bytes: MINIMUM is the last 4.
         layout.soa_ttl_offset = static_cast<uint16_t>(off + 4);
-        layout.soa_minimum = Get32(msg.data() + *p + 16);
+        layout.soa_minimum = Get32(msg.data() + rdata + rdlen - 4);
       }
     }
     off = rdata + rdlen;

@@ -18,6 +18,9 @@ inline constexpr size_t kHeaderSize = 12;
 inline constexpr size_t kMaxNameWire = 255;  // RFC 1035 §3.1, including the root label
 inline constexpr size_t kMaxLabel = 63;
 inline constexpr size_t kMaxMessage = 65535;
+// The most compression pointers a name may take to expand: ExpandName's limit, and the one
+// ParseResponseLayout enforces, so that every name it accepts ExpandName can expand.
+inline constexpr int kMaxPointerHops = 127;
 // The UDP payload size nodedns advertises and uses upstream (DNS Flag Day 2020).
 inline constexpr uint16_t kEdnsUdpSize = 1232;
 // Without EDNS, a UDP reply may carry 512 bytes at most (RFC 1035 §4.2.1).
@@ -28,17 +31,33 @@ inline constexpr size_t kOptRecordSize = 11;
 namespace type {
 inline constexpr uint16_t kA = 1;
 inline constexpr uint16_t kNS = 2;
+inline constexpr uint16_t kMD = 3;
+inline constexpr uint16_t kMF = 4;
 inline constexpr uint16_t kCNAME = 5;
 inline constexpr uint16_t kSOA = 6;
+inline constexpr uint16_t kMB = 7;
+inline constexpr uint16_t kMG = 8;
+inline constexpr uint16_t kMR = 9;
 inline constexpr uint16_t kPTR = 12;
+inline constexpr uint16_t kMINFO = 14;
 inline constexpr uint16_t kMX = 15;
 inline constexpr uint16_t kTXT = 16;
+inline constexpr uint16_t kRP = 17;
+inline constexpr uint16_t kAFSDB = 18;
+inline constexpr uint16_t kRT = 21;
+inline constexpr uint16_t kSIG = 24;
+inline constexpr uint16_t kPX = 26;
 inline constexpr uint16_t kAAAA = 28;
+inline constexpr uint16_t kNXT = 30;
 inline constexpr uint16_t kSRV = 33;
+inline constexpr uint16_t kNAPTR = 35;
+inline constexpr uint16_t kKX = 36;
+inline constexpr uint16_t kDNAME = 39;
 inline constexpr uint16_t kOPT = 41;
 inline constexpr uint16_t kRRSIG = 46;
 inline constexpr uint16_t kTKEY = 249;
 inline constexpr uint16_t kTSIG = 250;
+inline constexpr uint16_t kNSEC = 47;
 inline constexpr uint16_t kIXFR = 251;
 inline constexpr uint16_t kAXFR = 252;
 inline constexpr uint16_t kMAILB = 253;
@@ -56,6 +75,9 @@ inline bool IsMetaQtype(uint16_t qtype) {
 
 inline constexpr uint16_t kClassIN = 1;
 inline constexpr uint16_t kClassCH = 3;  // CHAOS: server identity queries (version.bind, RFC 4892)
+// RFC 2136 §2.4, §2.5: in these classes an RR may carry an empty RDATA whatever its type.
+inline constexpr uint16_t kClassNONE = 254;
+inline constexpr uint16_t kClassANY = 255;
 
 namespace rcode {
 inline constexpr uint8_t kNoError = 0;
@@ -128,7 +150,9 @@ std::optional<size_t> SkipName(std::span<const uint8_t> msg, size_t off);
 std::optional<size_t> PlainNameLength(std::span<const uint8_t> msg, size_t off);
 
 // Expands the possibly compressed name at `off` into `out` (uncompressed wire form). Follows at
-// most 127 pointers and only backwards, which rules out loops. Returns the expanded length.
+// most kMaxPointerHops pointers and only backwards, which rules out loops. Returns the expanded
+// length. It does not check where pointers land (ParseResponseLayout does): callers use it on
+// messages that passed ParseResponseLayout, or only need a bounded, safe result.
 std::optional<size_t> ExpandName(std::span<const uint8_t> msg, size_t off,
                                  uint8_t (&out)[kMaxNameWire]);
 
@@ -175,24 +199,54 @@ QueryStatus ParseQuery(std::span<const uint8_t> msg, QueryInfo& info);
 
 // What the cache needs to know about a response to store and serve it without re-parsing.
 struct ResponseLayout {
-  static constexpr size_t kMaxTtls = 512;
+  // Every RR takes at least 11 bytes (a 1-byte owner, the root; type, class, TTL, RDLENGTH), so
+  // a message of at most 65535 bytes holds at most this many after its header: every message
+  // ParseResponseLayout accepts fits, and there is no "too many records" outcome.
+  static constexpr size_t kMinRrSize = 1 + 10;
+  static constexpr size_t kMaxTtls = (kMaxMessage - kHeaderSize) / kMinRrSize;
+  static_assert(kHeaderSize + kMaxTtls * kMinRrSize <= kMaxMessage &&
+                kHeaderSize + (kMaxTtls + 1) * kMinRrSize > kMaxMessage);
   uint8_t rcode = 0;
   uint16_t flags = 0;
   uint16_t ancount = 0, nscount = 0, arcount = 0;
   uint16_t question_end = 0;
-  uint16_t n_ttls = 0;                  // TTL fields of real RRs (OPT excluded)
-  uint16_t ttl_offsets[kMaxTtls] = {};  // offsets of the 32-bit TTL fields
-  uint16_t soa_ttl_offset = 0;          // first SOA in the authority section, 0 if none
-  uint32_t soa_minimum = 0;             // its MINIMUM field (RFC 2308 §4)
-  uint16_t opt_offset = 0;              // start of the OPT RR, 0 if none
-  uint16_t opt_end = 0;                 // end of the OPT RR
-  uint32_t opt_ttl = 0;                 // extended rcode, version and flags (RFC 6891 §6.1.3)
-  uint16_t end = 0;                     // offset just past the last RR
+  uint16_t n_ttls = 0;  // TTL fields of real RRs (OPT excluded)
+  // Offsets of the 32-bit TTL fields; only the first n_ttls are written. Not zeroed on purpose:
+  // that would cost 12 KB of stores for every layout, where a typical response has a few RRs.
+  uint16_t ttl_offsets[kMaxTtls];
+  uint16_t soa_ttl_offset = 0;  // first SOA in the authority section, 0 if none
+  uint32_t soa_minimum = 0;     // its MINIMUM field (RFC 2308 §4)
+  uint16_t opt_offset = 0;      // start of the OPT RR, 0 if none
+  uint16_t opt_end = 0;         // end of the OPT RR
+  uint32_t opt_ttl = 0;         // extended rcode, version and flags (RFC 6891 §6.1.3)
+  uint16_t end = 0;             // offset just past the last RR
 };
 
-enum class LayoutStatus : uint8_t { kOk, kMalformed, kTooManyRecords };
+enum class LayoutStatus : uint8_t { kOk, kMalformed };
 
 // Walks a response's question and every RR, recording TTL positions, the SOA and the OPT record.
+// kMalformed unless the message is well-formed as far as a cache that stores and serves it must
+// trust it (a malformed response is never cached or relayed: the proxy answers SERVFAIL):
+//  - every RR ends inside the message; OPT only in the additional section, at most once;
+//  - every name walked (questions, owners, and the names inside the RDATA of NS, MD, MF, CNAME,
+//    SOA, MB, MG, MR, PTR, MINFO, MX, RP, AFSDB, RT, SIG, PX, NXT, SRV, NAPTR, KX, DNAME, NSEC and
+//    RRSIG) has labels of at most 63 bytes (RFC 1035 §3.1; the 0x40 and 0x80 label types of
+//    RFC 6891 §5 are not supported), and is at most 255 bytes once expanded;
+//  - every compression pointer (RFC 1035 §4.1.4: "a prior occurance of the same name") points
+//    before the start of the name it is in, to a label, pointer or root byte of a name walked
+//    earlier in this message. That rules out loops, forward pointers, and pointers into the
+//    header, into a label's bytes, into RR fixed fields or into RDATA that is not a walked name.
+//    Labels reached by following a pointer belong to an earlier name, so they are targets too.
+//    At most kMaxPointerHops pointers are followed per name;
+//  - RDATA names carry pointers only in the types RFC 3597 §4 lets receivers decompress: those of
+//    RFC 1035, and RP, AFSDB, RT, SIG, PX, NXT, NAPTR, SRV (old servers compressed those). KX,
+//    DNAME, NSEC and RRSIG names must be uncompressed (RFC 3597 §4: not well-known; RFC 6672
+//    §2.1, RFC 4034 §3.1.7, §4.1.1), as Knot also insists;
+//  - where the RDATA layout is fixed, the names and fixed fields fill RDLENGTH exactly (CNAME: the
+//    name; MX: 2 bytes and a name; SOA: two names and 20 bytes; SRV: 6 bytes and a name; NAPTR:
+//    4 bytes, three character-strings and a name); NSEC, NXT, SIG and RRSIG end with a bitmap or a
+//    signature of any length after their name.
+// Allocates nothing: the label-start bitmap (one bit per message byte) is on the stack.
 LayoutStatus ParseResponseLayout(std::span<const uint8_t> msg, ResponseLayout& layout);
 
 // Case-insensitive comparison of two uncompressed wire names of equal length.

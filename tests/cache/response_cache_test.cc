@@ -10,6 +10,7 @@
 
 #include "dns/wire.h"
 #include "tests/testing/dns_builder.h"
+#include "tests/testing/wire_builder.h"
 
 namespace nodedns::cache {
 namespace {
@@ -18,6 +19,7 @@ using ::nodedns::testing::AllTtls;
 using ::nodedns::testing::Build;
 using ::nodedns::testing::MessageSpec;
 using ::nodedns::testing::Parse;
+using ::nodedns::testing::WireBuilder;
 using ::nodedns::testing::WireName;
 using Status = LookupResult::Status;
 
@@ -346,6 +348,76 @@ TEST_F(ResponseCacheTest, RefusesTruncatedRefusedAndMalformedResponses) {
     EXPECT_EQ(Insert(KeyFor("example.com."), cut), InsertResult::kMalformed) << n;
   }
   EXPECT_EQ(Lookup(KeyFor("example.com."), kT0).status, Status::kMiss);
+}
+
+// Names ParseResponseLayout refuses (tests/dns/wire_test.cc has each rule): never cached, so
+// never served to a client that could trip over them.
+TEST_F(ResponseCacheTest, RefusesResponsesWithMalformedNames) {
+  const auto with_question = [](uint16_t an) {
+    WireBuilder w(1, an);
+    w.Name("example.com").U16(dns::type::kA).U16(dns::kClassIN);  // example.com at 12..24
+    return w;
+  };
+  WireBuilder forward = with_question(2);  // the first owner points at the second RR's name
+  forward.Pointer(29 + 16).RrFixed(dns::type::kA, 300).U32(0xc0000201).EndRdata();
+  forward.Name("example.com").RrFixed(dns::type::kA, 300).U32(0xc0000202).EndRdata();
+  WireBuilder loop = with_question(1);  // a CNAME target pointing at itself
+  loop.Pointer(12).RrFixed(dns::type::kCNAME, 300).Pointer(29 + 12).EndRdata();
+  WireBuilder middle = with_question(1);  // into "xample"
+  middle.Pointer(14).RrFixed(dns::type::kA, 300).U32(0xc0000201).EndRdata();
+  WireBuilder label = with_question(1);  // an extended label type (0x40) in the owner
+  label.U8(0x40)
+      .Raw(std::string(0x40, 'a'))
+      .U8(0)
+      .RrFixed(dns::type::kA, 300)
+      .U32(0xc0000201)
+      .EndRdata();
+  WireBuilder trailing = with_question(1);  // two bytes after the CNAME's name
+  trailing.Pointer(12).RrFixed(dns::type::kCNAME, 300).Name("x.example").U16(0).EndRdata();
+  for (const WireBuilder* w : {&forward, &loop, &middle, &label, &trailing}) {
+    EXPECT_EQ(Insert(KeyFor("example.com."), w->bytes()), InsertResult::kMalformed);
+  }
+  EXPECT_EQ(Lookup(KeyFor("example.com."), kT0).status, Status::kMiss);
+  EXPECT_EQ(cache_->Stats().entries, 0u);
+  // The same message with the owner pointing back to the question is fine.
+  WireBuilder good = with_question(1);
+  good.Pointer(12).RrFixed(dns::type::kA, 300).U32(0xc0000201).EndRdata();
+  EXPECT_EQ(Insert(KeyFor("example.com."), good.bytes()), InsertResult::kInserted);
+}
+
+// More than the 512 records the layout once held: cached, and served byte for byte with aged TTLs.
+TEST_F(ResponseCacheTest, CachesResponsesWithThousandsOfRecords) {
+  CacheSettings s;
+  s.capacity_bytes = 4 << 20;
+  s.shards = 1;
+  Make(s);
+  for (const int n : {600, 5000}) {
+    SCOPED_TRACE(n);
+    // Question "many.test" TXT; each answer points at it and holds one empty string: 13 bytes.
+    const auto build = [n](uint32_t elapsed) {
+      WireBuilder w(1, static_cast<uint16_t>(n));
+      w.Name("many.test").U16(dns::type::kTXT).U16(dns::kClassIN);
+      for (int i = 0; i < n; ++i) {
+        w.Pointer(12).RrFixed(dns::type::kTXT, static_cast<uint32_t>(1000 + i) - elapsed).U8(0);
+        w.EndRdata();
+      }
+      return w.bytes();
+    };
+    const auto wire = build(0);
+    ASSERT_LE(wire.size(), dns::kMaxMessage);
+    const CacheKey key = KeyFor("many.test.", dns::type::kTXT);
+    ASSERT_EQ(Insert(key, wire), InsertResult::kInserted);
+    ASSERT_EQ(Lookup(key, kT0).status, Status::kHit);
+    EXPECT_EQ(out_, wire);
+    const auto r = Lookup(key, kT0 + 250'500);
+    ASSERT_EQ(r.status, Status::kHit);
+    EXPECT_EQ(r.ttl, 1000u - 250);
+    EXPECT_EQ(out_, build(250));     // every TTL 250 s less, every other byte the same
+    const auto ttls = ServedTtls();  // and ldns reads them so
+    ASSERT_EQ(ttls.size(), size_t(n));
+    EXPECT_EQ(ttls.back(), uint32_t(1000 + n - 1 - 250));
+    ASSERT_TRUE(cache_->Erase(*thread_, key));
+  }
 }
 
 TEST_F(ResponseCacheTest, ReportsBufferTooSmallWithoutCopying) {

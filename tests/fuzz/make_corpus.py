@@ -4,7 +4,8 @@
 Every seed is built here, byte by byte, so that the corpus is reproducible and reviewable: real
 queries (EDNS, cookies, ECS, search-path expansions, zero or two questions, truncated, compressed
 question) and real responses (A, CNAME chains with compression, NXDOMAIN and NODATA with SOA,
-SERVFAIL, TC, BADVERS, compression loops, 513 records) and resolv.conf variants. Files found by
+SERVFAIL, TC, BADVERS, compression loops, 513 records, and each kind of malformed name
+ParseResponseLayout refuses) and resolv.conf variants. Files found by
 fuzzing (reproducers) live beside them under names starting with "found-"; this script leaves
 those alone and rewrites the rest.
 
@@ -19,6 +20,7 @@ import struct
 QR, AA, TC, RD, RA, AD, CD = 0x8000, 0x0400, 0x0200, 0x0100, 0x0080, 0x0020, 0x0010
 A, NS, CNAME, SOA, PTR, MX, TXT, AAAA, SRV, OPT, RRSIG, AXFR, ANY = (
     1, 2, 5, 6, 12, 15, 16, 28, 33, 41, 46, 252, 255)
+NAPTR, KX, DNAME, NSEC = 35, 36, 39, 47
 IN, CH = 1, 3
 PTR_QNAME = b"\xc0\x0c"  # compression pointer to the question name
 
@@ -152,8 +154,8 @@ def responses():
     www = "www.example.com"
     cname1 = rr(PTR_QNAME, CNAME, 600, name("cdn.example.net"))
     cdn_at = 12 + len(name(www)) + 4 + 12  # the rdata of the first CNAME
-    cname2 = rr(struct.pack(">H", 0xc000 | cdn_at), CNAME, 60, name("edge") +
-                struct.pack(">H", 0xc000 | (cdn_at + 4)))
+    cname2 = rr(struct.pack(">H", 0xc000 | cdn_at), CNAME, 60, b"\x04edge" +
+                struct.pack(">H", 0xc000 | (cdn_at + 4)))  # edge + example.net in the first
     edge_at = cdn_at + len(name("cdn.example.net")) + 12
     edge_a = rr(struct.pack(">H", 0xc000 | edge_at), A, 20, ipv4("198.51.100.7"))
     many = [rr(PTR_QNAME, A, 300, bytes([10, 0, i >> 8, i & 0xff])) for i in range(100)]
@@ -189,7 +191,7 @@ def responses():
                                                               ipv4("192.0.2.1"))]),
         "ttl_zero": response("example.com", A, answer=[rr(PTR_QNAME, A, 0, ipv4("192.0.2.1"))]),
         "large_100_records": response("big.example", A, answer=many, edns={}),
-        "too_many_513_records": response("huge.example", A, answer=too_many),
+        "records_513": response("huge.example", A, answer=too_many),
         "no_question": response(None, A, qd=0, answer=[rr("example.com", A, 60, ipv4("1.2.3.4"))]),
         "two_questions": header(0x1234, QR | RA, 2) + question("a.example") + question("b.example"),
         "qr_clear": response("example.com", A, flags=RD, answer=a_rrs),
@@ -201,6 +203,76 @@ def responses():
             rr(b"\x04_sip\x04_udp" + PTR_QNAME, SRV, 300, struct.pack(">HHH", 1, 2, 5060) +
                PTR_QNAME)], additional=[rr(b"\x04mail" + PTR_QNAME, A, 300, ipv4("192.0.2.25"))]),
         "truncated_mid_rr": response("example.com", A, answer=a_rrs)[:-3],
+    }
+
+
+def ptr(target):
+    return struct.pack(">H", 0xc000 | target)
+
+
+def malformed_names():
+    """Responses whose names break a rule of ParseResponseLayout (dns/wire.h), each beside a
+    well-formed neighbour. The question is www.example.com A at 12..32 ("example.com" at 16), the
+    first RR's owner at 33 and, after a 2-byte owner, its RDATA at 45."""
+    www = "www.example.com"
+    a_rdata = ipv4("192.0.2.1")
+
+    def one(*answers, qname=www):
+        return response(qname, A, answer=list(answers))
+
+    long_q = ".".join(["a" * 63, "b" * 63, "c" * 63])  # 193 bytes in wire form
+    soa_tail = struct.pack(">IIIII", 1, 2, 3, 4, 5)
+    chain = lambda n: [rr(ptr(12 if i == 0 else 33 + 12 * (i - 1)), 0xff00, 60, b"")
+                       for i in range(n)]
+    return {
+        "name_pointer_to_question_and_rdata": one(
+            rr(PTR_QNAME, CNAME, 60, b"\x03cdn" + ptr(16)), rr(ptr(45), A, 60, a_rdata),
+            rr(ptr(49), MX, 60, struct.pack(">H", 10) + b"\x04mail" + ptr(45))),
+        "name_pointer_self_loop": one(rr(b"\x01a" + ptr(33), A, 60, a_rdata)),
+        "name_pointer_forward": one(rr(ptr(49), A, 60, a_rdata),
+                                    rr("later.example", A, 60, a_rdata)),
+        "name_pointer_into_label": one(rr(ptr(17), A, 60, a_rdata)),
+        "name_pointer_into_label_valid_bytes": header(0x1234, QR | RD | RA, 1, 1) +
+            question(b"\x03q\x01z\x03com\x00") + rr(ptr(14), A, 60, a_rdata),
+        "name_pointer_into_header": one(rr(ptr(4), A, 60, a_rdata)),
+        "name_pointer_into_ttl": one(rr(PTR_QNAME, A, 0, a_rdata), rr(ptr(33 + 6), A, 60, a_rdata)),
+        "name_pointer_into_txt_rdata": one(rr(PTR_QNAME, TXT, 60, b"\x05\x03foo\x00"),
+                                           rr(ptr(46), A, 60, a_rdata)),
+        # As many bytes as the label byte's value: only its type bits (01, 10) are wrong.
+        "name_label_0x40": one(rr(b"\x40" + b"x" * 0x40 + b"\x00", A, 60, a_rdata)),
+        "name_label_0x80": one(rr(b"\x80" + b"x" * 0x80 + b"\x00", A, 60, a_rdata)),
+        "name_256_in_place": one(rr(b"".join(b"\x3f" + b"x" * 63 for _ in range(4)) + b"\x00",
+                                    A, 60, a_rdata)),
+        "name_255_via_pointer": response(long_q, A, answer=[
+            rr(bytes([61]) + b"d" * 61 + PTR_QNAME, A, 60, a_rdata)]),
+        "name_256_via_pointer": response(long_q, A, answer=[
+            rr(bytes([62]) + b"d" * 62 + PTR_QNAME, A, 60, a_rdata)]),
+        "name_pointer_chain_127": one(*chain(127)),
+        "name_pointer_chain_128": one(*chain(128)),
+        "cname_rdata_label_0x40": one(rr(PTR_QNAME, CNAME, 60, b"\x40" + b"c" * 0x40 + b"\x00")),
+        "cname_rdata_pointer_self": one(rr(PTR_QNAME, CNAME, 60, b"\x03cdn" + ptr(45))),
+        "cname_rdlength_short": one(rr(PTR_QNAME, CNAME, 60, b"\x03cdn" + ptr(16))[:-1]),
+        "cname_rdlength_long": one(rr(PTR_QNAME, CNAME, 60, b"\x03cdn" + ptr(16) + b"\x00")),
+        "ns_rdata_pointer_forward": one(rr(PTR_QNAME, NS, 60, b"\x02ns" + ptr(200))),
+        "ptr_rdata_pointer_into_header": one(rr(PTR_QNAME, PTR, 60, ptr(6))),
+        "mx_rdata_pointer_into_label": one(rr(PTR_QNAME, MX, 60, struct.pack(">H", 10) + ptr(20))),
+        "mx_rdlength_long": one(rr(PTR_QNAME, MX, 60, struct.pack(">H", 10) + ptr(16) + b"\x00")),
+        "soa_rname_label_0x80": response(www, A, authority=[
+            rr(ptr(16), SOA, 60,
+               b"\x02ns" + ptr(16) + b"\x80" + b"h" * 0x80 + b"\x00" + soa_tail)]),
+        "soa_mname_pointer_forward": response(www, A, authority=[
+            rr(ptr(16), SOA, 60, ptr(99) + PTR_QNAME + soa_tail)]),
+        "srv_rdata_pointer_into_label": one(rr(PTR_QNAME, SRV, 60, struct.pack(">HHH", 1, 2, 3) +
+                                               ptr(13))),
+        "srv_rdata_compressed_ok": one(rr(PTR_QNAME, SRV, 60, struct.pack(">HHH", 1, 2, 3) +
+                                          ptr(16))),
+        "naptr_ok": one(rr(PTR_QNAME, NAPTR, 60, struct.pack(">HH", 100, 10) + b"\x01S\x07SIP+D2U"
+                           b"\x00" + name("_sip._udp.example.com"))),
+        "dname_compressed": one(rr(ptr(16), DNAME, 60, ptr(16))),
+        "kx_compressed": one(rr(ptr(16), KX, 60, struct.pack(">H", 1) + ptr(16))),
+        "rrsig_compressed_signer": one(rr(PTR_QNAME, RRSIG, 60, struct.pack(
+            ">HBBIIIH", A, 13, 2, 60, 2, 1, 7) + ptr(16) + bytes(64))),
+        "nsec_ok": one(rr(PTR_QNAME, NSEC, 60, name("z.example.com") + b"\x00\x01\x40")),
     }
 
 
@@ -286,8 +358,9 @@ def main():
     # response_fuzz: 0x00 plain; 0xb3 EDNS+DO, 3600 s later; 0xcd EDNS+AD+CD, 3601 s (stale);
     # 0xf1 EDNS, 90001 s (gone); 0x54 AD, 5 s; 0x7a DO+CD, 59 s.
     ctl = [0x00, 0xb3, 0xcd, 0xf1, 0x54, 0x7a]
+    seeds = {**responses(), **malformed_names()}
     write(out, "response_fuzz", {stem: bytes([ctl[i % len(ctl)]]) + data
-                                 for i, (stem, data) in enumerate(responses().items())})
+                                 for i, (stem, data) in enumerate(seeds.items())})
     # search_rewrite_fuzz: 0x00 plain; 0xdc capitals, EDNS+DO, cap 60, one NXDOMAIN before;
     # 0x26 cap from NegativeTtlCap, two before; 0x43 AAAA fallback, cap 0, EDNS.
     ctl = [0x00, 0xdc, 0x26, 0x43]

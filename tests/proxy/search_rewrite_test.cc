@@ -784,9 +784,10 @@ TEST(SynthesizeAnswerTest, RejectsResponsesThatCannotWin) {
 }
 
 // Candidates whose records ldns 1.8 reads across their RDLENGTH (tests/fuzz/corpus/
-// search_rewrite_fuzz/found-ldns-*, without the fuzz target's control byte). ParseResponseLayout
-// follows RDLENGTH, so both classify as answers; SynthesizeAnswer copies ldns's reading, so it
-// must refuse them and the worker answers the client's original question instead.
+// search_rewrite_fuzz/found-ldns-*, without the fuzz target's control byte). Both have a CNAME
+// whose name does not end at its RDLENGTH, which ParseResponseLayout now refuses, so they
+// classify as failed; SynthesizeAnswer copies ldns's reading, so it must refuse them too, and the
+// worker answers the client's original question instead.
 TEST(SynthesizeAnswerTest, RefusesCandidatesLdnsMisreads) {
   // api.example.com. A: ldns reads the first answer's RDATA (type 4, a name) on past its
   // RDLENGTH, and then finds an OPT record in the answer section.
@@ -825,7 +826,11 @@ TEST(SynthesizeAnswerTest, RefusesCandidatesLdnsMisreads) {
   const auto q = WireName(kOriginal);
   for (const auto& [cand, msg] : {std::pair{WireName("api.example.com."), name_past_rdlength},
                                   std::pair{WireName("www.example.com."), trailing_rdata}}) {
-    ASSERT_EQ(ClassifyResponse(msg, cand, kA), CandidateState::kAnswer);
+    // ParseResponseLayout refuses both now (a CNAME's name must end at its RDLENGTH), so the
+    // worker never offers them; SynthesizeAnswer's own check stays for what it is given.
+    dns::ResponseLayout layout;
+    EXPECT_EQ(dns::ParseResponseLayout(msg, layout), dns::LayoutStatus::kMalformed);
+    EXPECT_EQ(ClassifyResponse(msg, cand, kA), CandidateState::kFailed);
     auto pkt = testing::Parse(msg);
     ASSERT_NE(pkt, nullptr);  // ldns takes the whole message, just not as it was sent
     const auto body = SynthesizeAnswer(q, kA, cand, msg, 3600);
