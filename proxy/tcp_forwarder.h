@@ -15,9 +15,9 @@
 //    answered anything costs those queries a try, so a server that accepts and hangs up at once
 //    cannot make a query loop.
 //  - A reply with TC=1 over TCP is unusable (kFailed): there is nothing larger to retry with.
-// c-ares 1.18 did this badly enough to take a zone down: it queued every query of a channel on
-// its one TCP connection, so one stalled connection made the zone fail for ~30 s (until the server
-// closed it), and it returned TC=1 replies over TCP as answers.
+// Why not c-ares: c-ares 1.18 queues every query of a channel on its one TCP connection, so one
+// stalled connection makes the zone fail until the server closes it (~30 s in the test that found
+// it), and it returns TC=1 replies over TCP as answers.
 //
 // Security (RFC 5452): IDs are unpredictable (arc4random) and unique among the queries in flight
 // on this forwarder, a new one for every try; a reply must come on the connection its try was
