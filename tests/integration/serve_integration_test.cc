@@ -44,6 +44,7 @@
 #include "tests/testing/net.h"
 #include "tests/testing/nodedns_process.h"
 #include "tests/testing/process.h"
+#include "tests/testing/relay.h"
 #include "tests/testing/scripted_upstream.h"
 
 namespace nodedns::integration {
@@ -57,7 +58,6 @@ using nodedns::testing::EdnsOptions;
 using nodedns::testing::FreePorts;
 using nodedns::testing::HttpGet;
 using nodedns::testing::LdnsPkt;
-using nodedns::testing::Loopback;
 using nodedns::testing::MessageSpec;
 using nodedns::testing::MetricValue;
 using nodedns::testing::Parse;
@@ -65,6 +65,7 @@ using nodedns::testing::Process;
 using nodedns::testing::RecvDatagram;
 using nodedns::testing::RecvExact;
 using nodedns::testing::RecvTcpMessage;
+using nodedns::testing::Relay;
 using nodedns::testing::ReplySpecFor;
 using nodedns::testing::RunCommand;
 using nodedns::testing::ScriptedUpstream;
@@ -319,85 +320,6 @@ void ExpectMatchesKnot(const Query& q, bool tcp, const Bytes& query, const Bytes
   ExpectTtlsNotLarger(ldns_pkt_answer(g.get()), ldns_pkt_answer(k.get()));
   ExpectTtlsNotLarger(ldns_pkt_authority(g.get()), ldns_pkt_authority(k.get()));
 }
-
-// ---------------------------------------------------------------------------------------------
-// A fake upstream between nodedns and Knot. It counts the queries it receives and, by mode,
-// forwards each to Knot after a delay and relays the reply back (optionally with AD set, as from
-// a validating resolver), drops it (a silent upstream),
-// or answers SERVFAIL itself (a broken upstream). UDP only: enough for small answers.
-
-class Relay {
- public:
-  enum class Mode { kForward, kForwardWithAd, kDrop, kServfail };
-
-  Relay(uint16_t knot_port, milliseconds delay, Mode mode)
-      : knot_port_(knot_port), delay_(delay), mode_(mode) {
-    fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a = Loopback(0);
-    socklen_t len = sizeof a;
-    bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    thread_ = std::thread([this] { Run(); });
-  }
-  ~Relay() {
-    stop_ = true;
-    thread_.join();
-    close(fd_);
-  }
-  uint16_t port() const { return port_; }
-  int queries() const { return queries_; }
-  void set_mode(Mode m) { mode_ = m; }
-
- private:
-  void Run() {
-    while (!stop_) {
-      pollfd p{fd_, POLLIN, 0};
-      if (poll(&p, 1, 50) != 1) continue;
-      Bytes buf(65536);
-      sockaddr_storage from{};
-      socklen_t from_len = sizeof from;
-      const ssize_t n =
-          recvfrom(fd_, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&from), &from_len);
-      if (n <= 0) continue;
-      ++queries_;
-      buf.resize(static_cast<size_t>(n));
-      std::optional<Bytes> reply;
-      switch (mode_.load()) {
-        case Mode::kDrop:
-          continue;
-        case Mode::kServfail:
-          if (buf.size() < 12) continue;
-          reply = buf;
-          (*reply)[2] |= 0x80;     // QR
-          (*reply)[3] = 0x80 | 2;  // RA, SERVFAIL
-          break;
-        case Mode::kForward:
-        case Mode::kForwardWithAd:
-          // Sleep in small steps so that the destructor never waits long.
-          for (auto end = Clock::now() + delay_; Clock::now() < end && !stop_;) {
-            std::this_thread::sleep_for(milliseconds(10));
-          }
-          reply = UdpExchange(knot_port_, buf, 2000);
-          // As a validating resolver would: "authentic data".
-          if (reply && reply->size() >= 12 && mode_ == Mode::kForwardWithAd) (*reply)[3] |= 0x20;
-          break;
-      }
-      if (reply) {
-        sendto(fd_, reply->data(), reply->size(), 0, reinterpret_cast<sockaddr*>(&from), from_len);
-      }
-    }
-  }
-
-  uint16_t knot_port_;
-  milliseconds delay_;
-  std::atomic<Mode> mode_;
-  int fd_ = -1;
-  uint16_t port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> queries_{0};
-  std::thread thread_;
-};
 
 // ---------------------------------------------------------------------------------------------
 // An upstream that answers every query itself after `delay`: an A query with `kFakeAddress` and
