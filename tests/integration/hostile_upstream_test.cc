@@ -11,7 +11,6 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
-#include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
@@ -21,8 +20,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/dns_builder.h"
 #include "tests/testing/net.h"
-#include "tests/testing/nodedns_process.h"
-#include "tests/testing/process.h"
+#include "tests/testing/nodedns_fixture.h"
 #include "tests/testing/scripted_upstream.h"
 
 namespace nodedns::integration {
@@ -32,13 +30,9 @@ using nodedns::testing::Action;
 using nodedns::testing::Build;
 using nodedns::testing::BuildQuery;
 using nodedns::testing::Bytes;
-using nodedns::testing::FreePorts;
-using nodedns::testing::HttpGet;
 using nodedns::testing::LdnsPkt;
 using nodedns::testing::MessageSpec;
-using nodedns::testing::MetricValue;
 using nodedns::testing::Parse;
-using nodedns::testing::Process;
 using nodedns::testing::RecvDatagram;
 using nodedns::testing::ReplySpecFor;
 using nodedns::testing::ScriptedUpstream;
@@ -136,33 +130,13 @@ Reply Read(const std::optional<Bytes>& wire) {
 // ---------------------------------------------------------------------------------------------
 // The fixture: one nodedns per test in front of one scripted upstream.
 
-class HostileUpstreamTest : public ::testing::Test {
+class HostileUpstreamTest : public nodedns::testing::NodednsFixture {
  protected:
-  void SetUp() override {
-    const auto ports = FreePorts(2);
-    ASSERT_EQ(ports.size(), 2u);
-    dns_port_ = ports[0];
-    health_port_ = ports[1];
-    char tmpl[] = "/tmp/nodedns-hostile-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    if (started_) nodedns::testing::StopNodedns(nodedns_);
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-  void Start(ScriptedUpstream& upstream, std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv = {
-        NODEDNS_BINARY,     "serve",
-        "--listen",         "127.0.0.1:" + std::to_string(dns_port_),
-        "--forward",        ".=127.0.0.1:" + std::to_string(upstream.port()),
-        "--health",         "127.0.0.1:" + std::to_string(health_port_),
-        "--workers",        "1",
-        "--search-rewrite", "off"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    started_ = true;
-    nodedns::testing::StartNodedns(nodedns_, argv, dir_ + "/nodedns.log");
+  HostileUpstreamTest() : NodednsFixture(NODEDNS_BINARY) {}
+  void Start(ScriptedUpstream& upstream, const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> flags = {"--search-rewrite", "off"};
+    flags.insert(flags.end(), extra.begin(), extra.end());
+    StartNodedns(upstream.port(), flags);
   }
   std::optional<Bytes> Udp(const std::string& name, uint16_t qtype = kTypeA, int timeout = 3000) {
     return UdpExchange(dns_port_, BuildQuery(name, qtype, /*edns=*/true), timeout);
@@ -170,16 +144,6 @@ class HostileUpstreamTest : public ::testing::Test {
   std::optional<Bytes> Tcp(const std::string& name, uint16_t qtype = kTypeA, int timeout = 5000) {
     return TcpExchange(dns_port_, BuildQuery(name, qtype, /*edns=*/true), timeout);
   }
-  double Metric(const std::string& sample) {
-    const auto body = HttpGet(health_port_, "/metrics");
-    EXPECT_TRUE(body.has_value());
-    return MetricValue(body.value_or(""), sample);
-  }
-
-  uint16_t dns_port_ = 0, health_port_ = 0;
-  std::string dir_;
-  Process nodedns_;
-  bool started_ = false;
 };
 
 Action AnswerA(const SeenQuery& q, uint32_t ttl = 300) {

@@ -133,4 +133,21 @@ std::vector<uint32_t> AllTtls(const ldns_pkt* pkt) {
   return ttls;
 }
 
+std::vector<std::string> AnswerAddresses(std::span<const uint8_t> reply) {
+  std::vector<std::string> out;
+  LdnsPkt p = Parse(reply);
+  if (!p) return out;
+  const ldns_rr_list* an = ldns_pkt_answer(p.get());
+  for (size_t i = 0; i < ldns_rr_list_rr_count(an); ++i) {
+    const ldns_rr* rr = ldns_rr_list_rr(an, i);
+    if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_A && ldns_rr_get_type(rr) != LDNS_RR_TYPE_AAAA) {
+      continue;
+    }
+    char* s = ldns_rdf2str(ldns_rr_rdf(rr, 0));
+    out.emplace_back(s);
+    free(s);
+  }
+  return out;
+}
+
 }  // namespace nodedns::testing

@@ -3,7 +3,12 @@
 #ifndef NODEDNS_TESTS_TESTING_DNS_BUILDER_H_
 #define NODEDNS_TESTS_TESTING_DNS_BUILDER_H_
 
+// stdbool.h before ldns: otherwise ldns/common.h defines bool, true and false as macros (_Bool, 1,
+// 0), which break C++ headers included after it (std::optional's operator<=> against false).
+// clang-format off
+#include <stdbool.h>
 #include <ldns/ldns.h>
+// clang-format on
 
 #include <cstdint>
 #include <memory>
@@ -61,6 +66,8 @@ std::vector<EdnsOption> EdnsOptions(std::span<const uint8_t> wire);
 std::vector<uint8_t> WireName(std::string_view name);
 // All TTLs of a parsed packet's answer, authority and additional sections (OPT excluded), in order.
 std::vector<uint32_t> AllTtls(const ldns_pkt* pkt);
+// The addresses of a reply's A and AAAA answer records, in order; empty if ldns rejects the bytes.
+std::vector<std::string> AnswerAddresses(std::span<const uint8_t> reply);
 
 }  // namespace nodedns::testing
 
