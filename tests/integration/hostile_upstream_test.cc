@@ -160,20 +160,27 @@ TEST_F(HostileUpstreamTest, StalledTcpConnectionNeitherHoldsOtherQueriesNorTheSt
     if (q.tcp && q.conn == 0) return Action::Silent();  // the first connection never answers
     return AnswerA(q);
   });
-  ASSERT_NO_FATAL_FAILURE(Start(upstream, {"--force-tcp", ".", "--upstream-timeout", "1500"}));
+  // A 3 s try, so that "answered at once" (within 1.5 s) and "waited behind the stalled
+  // connection" stay apart on a loaded machine.
+  ASSERT_NO_FATAL_FAILURE(Start(upstream, {"--force-tcp", ".", "--upstream-timeout", "3000"}));
   const int stuck_fd = UdpSocketTo(dns_port_);
   const Bytes stuck_query = BuildQuery("stuck.example.", kTypeA, true);
   ASSERT_EQ(send(stuck_fd, stuck_query.data(), stuck_query.size(), 0),
             static_cast<ssize_t>(stuck_query.size()));
-  std::this_thread::sleep_for(milliseconds(100));
-  // Well within the stuck try's 1.5 s: nothing waits behind it.
+  // Until the stuck query is on the stalled connection (bounded).
+  for (const auto until = Clock::now() + milliseconds(5000);
+       upstream.Count("stuck.example.", true) == 0 && Clock::now() < until;) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_EQ(upstream.Count("stuck.example.", true), 1);
+  // Well within the stuck try's 3 s: nothing waits behind it.
   for (int i = 0; i < 5; ++i) {
     const std::string name = "next" + std::to_string(i) + ".example.";
-    const Reply r = Read(Udp(name, kTypeA, 1000));
+    const Reply r = Read(Udp(name, kTypeA, 1500));
     EXPECT_EQ(r.rcode, 0) << name << " waited behind the stalled connection";
     EXPECT_EQ(r.answers, 1u) << name;
   }
-  const Reply stuck = Read(RecvDatagram(stuck_fd, 6000));
+  const Reply stuck = Read(RecvDatagram(stuck_fd, 10000));
   close(stuck_fd);
   EXPECT_EQ(stuck.rcode, 0) << "the stuck query was not retried on a fresh connection";
   EXPECT_EQ(stuck.answers, 1u);
@@ -343,12 +350,14 @@ TEST_F(HostileUpstreamTest, LargeAnswersComeWholeOverTcpAndTruncatedOverUdp) {
     }
     return Action::Reply(r.bytes());
   });
-  ASSERT_NO_FATAL_FAILURE(Start(upstream));
+  // A 4 s try: a UDP retry would take at least that, far from the 3 s bound below, which leaves
+  // room for a loaded machine to fetch 64 KB over TCP.
+  ASSERT_NO_FATAL_FAILURE(Start(upstream, {"--upstream-timeout", "4000"}));
   for (const char* name : {"r600.example.", "r4000.example.", "udp-big.example."}) {
     SCOPED_TRACE(name);
     const auto start = Clock::now();
-    const Reply udp = Read(Udp(name));
-    EXPECT_LT(Clock::now() - start, milliseconds(2000)) << "retried over UDP before TCP";
+    const Reply udp = Read(Udp(name, kTypeA, 5000));
+    EXPECT_LT(Clock::now() - start, milliseconds(3000)) << "retried over UDP before TCP";
     EXPECT_EQ(udp.rcode, 0);
     EXPECT_TRUE(udp.tc) << "a UDP client must be told to come back over TCP";
     const Reply tcp = Read(Tcp(name));

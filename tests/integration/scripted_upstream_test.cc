@@ -120,15 +120,18 @@ std::optional<milliseconds> WaitForClose(int fd, milliseconds timeout) {
 
 TEST_F(ScriptedUpstreamTest, ClosesTcpConnectionsIdleForTheIdleTimeout) {
   FakeUpstream upstream(milliseconds(0));
-  ASSERT_NO_FATAL_FAILURE(StartNodedns(upstream.port(), {"--tcp-idle-timeout", "0.5"}, 2));
-  // A connection that never sends a query is closed after 0.5 s, not before and not never.
+  // 1 s: long enough that the gaps between a busy connection's queries below (0.4 s) leave
+  // 0.6 s of slack on a loaded machine, short against the 10 s default.
+  ASSERT_NO_FATAL_FAILURE(StartNodedns(upstream.port(), {"--tcp-idle-timeout", "1"}, 2));
+  // A connection that never sends a query is closed after 1 s, not before and not never. (The
+  // timer may fire up to one loop turn early as the client measures it: 0.8 s.)
   const int idle = TcpConnect(dns_port_);
   ASSERT_GE(idle, 0);
-  const auto closed = WaitForClose(idle, milliseconds(5000));
+  const auto closed = WaitForClose(idle, milliseconds(8000));
   close(idle);
-  ASSERT_TRUE(closed.has_value()) << "idle connection still open after 5 s";
-  EXPECT_GE(*closed, milliseconds(400));
-  EXPECT_LT(*closed, milliseconds(2500));
+  ASSERT_TRUE(closed.has_value()) << "idle connection still open after 8 s";
+  EXPECT_GE(*closed, milliseconds(800));
+  EXPECT_LT(*closed, milliseconds(5000));
   // A connection in use stays open: each query restarts the clock.
   const int busy = TcpConnect(dns_port_);
   ASSERT_GE(busy, 0);
@@ -137,13 +140,13 @@ TEST_F(ScriptedUpstreamTest, ClosesTcpConnectionsIdleForTheIdleTimeout) {
     auto r = RecvTcpMessage(busy, Clock::now() + milliseconds(3000));
     ASSERT_TRUE(r.has_value()) << "query " << i << ": connection closed while in use";
     EXPECT_EQ(Id(*r), i);
-    std::this_thread::sleep_for(milliseconds(300));  // 4 × 300 ms: longer than one timeout
+    std::this_thread::sleep_for(milliseconds(400));  // 4 × 400 ms: longer than one timeout
   }
-  // Then, left alone, it is closed within the timeout (about 0.2 s of it is left).
-  const auto later = WaitForClose(busy, milliseconds(5000));
+  // Then, left alone, it is closed within the timeout (about 0.6 s of it is left).
+  const auto later = WaitForClose(busy, milliseconds(8000));
   close(busy);
-  ASSERT_TRUE(later.has_value()) << "connection still open 5 s after its last query";
-  EXPECT_LT(*later, milliseconds(2500));
+  ASSERT_TRUE(later.has_value()) << "connection still open 8 s after its last query";
+  EXPECT_LT(*later, milliseconds(5000));
 }
 
 TEST_F(ScriptedUpstreamTest, RejectsTcpConnectionsBeyondThePerWorkerLimit) {
@@ -161,10 +164,11 @@ TEST_F(ScriptedUpstreamTest, RejectsTcpConnectionsBeyondThePerWorkerLimit) {
   const int third = TcpConnect(dns_port_);
   ASSERT_GE(third, 0);
   SendAll(third, TcpFrame(Wire({"cap.example.", kTypeA, 0, false, 3})));
-  const auto closed = WaitForClose(third, milliseconds(3000));
+  // "At once" against the 10 s idle timeout that would close it otherwise.
+  const auto closed = WaitForClose(third, milliseconds(5000));
   close(third);
   ASSERT_TRUE(closed.has_value()) << "connection beyond the limit kept open";
-  EXPECT_LT(*closed, milliseconds(1000));
+  EXPECT_LT(*closed, milliseconds(3000));
   std::string m = Metrics();
   EXPECT_EQ(MetricValue(m, "nodedns_tcp_rejected_connections_total"), 1);
   EXPECT_EQ(MetricValue(m, "nodedns_tcp_connections_total"), 2);
@@ -252,45 +256,64 @@ TEST_F(ScriptedUpstreamTest, ForceTcpZoneReachesItsUpstreamOverTcpOthersOverUdp)
 // Prefetch (docs/architecture.md): a hit in the last 10 % of an entry's lifetime, on an entry hit
 // at least --prefetch-hits times, refreshes it in the background exactly once; the client is
 // answered from the cache at once, and the refreshed entry carries the upstream's new TTL.
+// TTL 20 makes "late" the last 2 s: the late hits below get 1.7 s to arrive before the entry
+// expires, and nothing waits on a fixed sleep for the refresh.
 TEST_F(ScriptedUpstreamTest, LateHitRefreshesPopularEntryOnceInTheBackground) {
-  FakeUpstream upstream(milliseconds(0), /*ttl=*/6);  // late: the last 600 ms
+  FakeUpstream upstream(milliseconds(0), /*ttl=*/20);
   ASSERT_NO_FATAL_FAILURE(StartNodedns(upstream.port(), {"--prefetch-hits", "2"}));
   const std::string name = "popular.example.";
   uint16_t id = 800;
   auto ask = [&] { return UdpExchange(dns_port_, Wire({name, kTypeA, 0, false, ++id})); };
-  auto first = ask();  // the miss that stores the entry (TTL 6)
+  auto first = ask();  // the miss that stores the entry (TTL 20)
+  // Taken after the reply: the entry is at least this old at any later time.
   const auto stored = Clock::now();
   ASSERT_TRUE(first.has_value());
-  ASSERT_EQ(AllTtls(Parse(*first).get()), std::vector<uint32_t>{6});
+  ASSERT_EQ(AllTtls(Parse(*first).get()), std::vector<uint32_t>{20});
   // Two early hits reach the threshold but are not late: no refresh.
   for (int i = 0; i < 2; ++i) ASSERT_TRUE(ask().has_value());
   std::this_thread::sleep_for(milliseconds(300));
   EXPECT_EQ(upstream.queries(), 1) << "refreshed before the entry was late";
   EXPECT_EQ(Metric("nodedns_prefetches_total"), 0);
-  // The upstream's data changes; then a hit 5.7 s into the 6 s lifetime.
+  // The upstream's data changes; then a hit 18.3 s into the 20 s lifetime (late: past 18 s).
   upstream.set_ttl(120);
-  std::this_thread::sleep_until(stored + milliseconds(5700));
+  std::this_thread::sleep_until(stored + milliseconds(18300));
   auto late = ask();
   ASSERT_TRUE(late.has_value());
   EXPECT_EQ(AnswerAddresses(*late), std::vector<std::string>{kFakeAddress});
-  EXPECT_EQ(AllTtls(Parse(*late).get()), std::vector<uint32_t>{1}) << "not served from the cache";
+  const auto late_ttls = AllTtls(Parse(*late).get());
+  ASSERT_EQ(late_ttls.size(), 1u);
+  // 20 less the whole seconds elapsed (18 or 19): from the cache, not the upstream's 120.
+  EXPECT_LE(late_ttls[0], 2u) << "not served from the cache";
+  EXPECT_GE(late_ttls[0], 1u);
   // More late hits meanwhile: the refresh is claimed once per entry.
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(ask().has_value());
-  std::this_thread::sleep_for(milliseconds(300));  // the refresh's answer is in
+  // The refresh's answer arrives in the background: wait for it (bounded), then a while longer
+  // so that a second refresh would have been seen too.
+  for (const auto until = Clock::now() + milliseconds(10000);
+       upstream.queries() < 2 && Clock::now() < until;) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  std::this_thread::sleep_for(milliseconds(500));
   EXPECT_EQ(upstream.queries(), 2) << "one background refresh expected";
   EXPECT_EQ(upstream.Count(name, false), 2);
-  std::string m = Metrics();
+  std::string m;
+  for (const auto until = Clock::now() + milliseconds(10000); Clock::now() < until;) {
+    m = Metrics();  // the refresh is counted once its answer is stored
+    if (MetricValue(m, "nodedns_prefetches_total") >= 1) break;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
   EXPECT_EQ(MetricValue(m, "nodedns_prefetches_total"), 1);
   EXPECT_EQ(MetricValue(m, "nodedns_upstream_queries_total"), 2);
   EXPECT_EQ(MetricValue(m, "nodedns_cache_misses_total"), 1) << "the late hits were misses";
-  // Past the old expiry, the entry is the refreshed one: a hit with the new TTL.
-  std::this_thread::sleep_until(stored + milliseconds(6500));
+  // Past the old expiry, the entry is the refreshed one: a hit with the new TTL (less the few
+  // seconds since the refresh).
+  std::this_thread::sleep_until(stored + milliseconds(21000));
   auto refreshed = ask();
   ASSERT_TRUE(refreshed.has_value());
   const auto ttls = AllTtls(Parse(*refreshed).get());
   ASSERT_EQ(ttls.size(), 1u);
   EXPECT_LE(ttls[0], 120u);
-  EXPECT_GE(ttls[0], 118u);
+  EXPECT_GE(ttls[0], 110u);
   m = Metrics();
   EXPECT_EQ(MetricValue(m, "nodedns_upstream_queries_total"), 2);
   EXPECT_EQ(MetricValue(m, "nodedns_cache_misses_total"), 1);

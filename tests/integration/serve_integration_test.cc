@@ -691,9 +691,9 @@ TEST_F(ServeIntegrationTest, ReturnsServfailAfterTimeoutWhenUpstreamIsSilent) {
 TEST_F(ServeIntegrationTest, CoalescesIdenticalConcurrentMisses) {
   StartKnot();
   ASSERT_FALSE(HasFatalFailure());
-  // Knot answers at once; the relay holds each query 500 ms so that all client queries arrive
-  // while the first miss is still pending.
-  Relay relay(knot_port_, milliseconds(500), Relay::Mode::kForward);
+  // Knot answers at once; the relay holds each query 1.5 s so that all client queries arrive
+  // while the first miss is still pending, even on a loaded machine.
+  Relay relay(knot_port_, milliseconds(1500), Relay::Mode::kForward);
   StartNodedns({"--upstream-timeout", "3000"}, relay.port(), /*workers=*/1);
   ASSERT_FALSE(HasFatalFailure());
   constexpr int kClients = 20;
@@ -713,7 +713,7 @@ TEST_F(ServeIntegrationTest, CoalescesIdenticalConcurrentMisses) {
   }
   for (int i = 0; i < kClients; ++i) {
     SCOPED_TRACE("client " + std::to_string(i));
-    auto r = RecvDatagram(fds[i], 3000);
+    auto r = RecvDatagram(fds[i], 5000);
     close(fds[i]);
     ASSERT_TRUE(r.has_value());
     LdnsPkt p = Parse(*r);
@@ -1483,8 +1483,14 @@ TEST_F(ServeIntegrationTest, LiveAuditShowsWhichClientsWasteSearchQueries) {
   ASSERT_TRUE(UdpExchange(dns_port_, Wire({"example.test.", kTypeA, 0, false, id++})));
   EXPECT_EQ(Metric("nodedns_search_expansion_nxdomain_total"), 5);
   EXPECT_EQ(Metric("nodedns_search_expansion_queries_total"), 7);
-  std::this_thread::sleep_for(milliseconds(1300));  // workers publish every second
-  auto json = HttpGet(health_port_, "/audit");
+  // Workers publish every second: poll (bounded) until this client's waste shows, rather than
+  // sleep a fixed 1.3 s that a loaded machine can overrun.
+  std::optional<std::string> json;
+  for (const auto until = Clock::now() + milliseconds(15000); Clock::now() < until;) {
+    json = HttpGet(health_port_, "/audit");
+    if (json && json->find("\"wasted\":5") != std::string::npos) break;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
   ASSERT_TRUE(json.has_value());
   EXPECT_NE(json->find("\"client\":\"127.0.0.1\",\"wasted\":5"), std::string::npos) << *json;
   EXPECT_NE(json->find("{\"name\":\"api.corp\",\"wasted\":5}"), std::string::npos) << *json;
