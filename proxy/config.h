@@ -30,19 +30,29 @@ struct ForwardZone {
   bool force_tcp = false;
 };
 
-// Defaults are the `serve` command's; see `nodedns serve --help`.
+// Defaults of the settings that are not fields of ServeConfig: `listen` stays empty here and
+// BuildServeConfig fills in kDefaultListen; the resolv.conf path is only read, never kept.
+inline constexpr char kDefaultListen[] = "127.0.0.1:5053";
+inline constexpr char kDefaultResolvConf[] = "/etc/resolv.conf";
+
+// The `serve` command's defaults. ServeFlags, and so `nodedns serve --help`, takes them from this
+// struct and from cache::CacheSettings, so that each default is declared once.
 struct ServeConfig {
-  std::vector<SocketAddress> listen;  // default: 127.0.0.1:5053
+  std::vector<SocketAddress> listen;  // BuildServeConfig: kDefaultListen when none is given
   std::vector<ForwardZone> zones;     // longest zone first; "." always present
   unsigned workers = 0;               // 0: one per CPU
   cache::CacheSettings cache;
   std::optional<SocketAddress> health;  // GET /health and /metrics
-  uint32_t upstream_timeout_ms = 2000;  // per try; c-ares doubles it on each retry round
+  // Per try in the first round over a zone's servers; the UDP and TCP forwarders double it on
+  // each later round.
+  uint32_t upstream_timeout_ms = 2000;
   int upstream_tries = 2;
   uint32_t tcp_idle_timeout_ms = 10'000;  // RFC 7766 §6.2.3 suggests seconds, not minutes
   size_t tcp_max_connections = 1024;      // per worker
   size_t tcp_max_inflight = 32;           // queries waiting for upstream, per connection
-  uint32_t purge_interval_ms = 1000;      // how often each worker sweeps a slice of the cache
+  // How often worker 0 sweeps a slice of the cache for expired entries; the other workers do not
+  // sweep. One sweeper suffices because all workers share the cache.
+  uint32_t purge_interval_ms = 1000;
   std::string cluster_domain = "cluster.local";
   std::vector<uint8_t> cluster_domain_wire;  // lowercase wire form of cluster_domain
   // Search-path rewriting (docs/search-rewrite.md).

@@ -8,6 +8,7 @@
 #include <span>
 #include <string_view>
 
+#include "cache/response_cache.h"
 #include "dns/wire.h"
 
 namespace nodedns::proxy {
@@ -105,8 +106,8 @@ bool ResponseMatchesQuestion(std::span<const uint8_t> response, std::span<const 
 // The TTL limits a reply passed on without being cached gets, as the cache would have applied
 // them on insert (cache::CacheSettings).
 struct TtlLimits {
-  uint32_t max_ttl = 86400;
-  uint32_t max_negative_ttl = 3600;
+  uint32_t max_ttl = cache::CacheSettings{}.max_ttl;
+  uint32_t max_negative_ttl = cache::CacheSettings{}.max_negative_ttl;
 };
 
 // Copies an upstream response into out without its OPT record. Returns 0 if the response is

@@ -12,14 +12,17 @@ namespace nodedns::proxy {
 CLI::App* AddServeCommand(CLI::App& app, ServeFlags& f) {
   CLI::App* s = app.add_subcommand(
       "serve", "Run the caching DNS proxy: answer from the shared cache, forward misses upstream.");
-  s->add_option("--listen", f.listen,
-                "ADDR:PORT to serve on, UDP and TCP; repeatable; IPv6 as [ADDR]:PORT "
-                "(default 127.0.0.1:5053; Kubernetes: 169.254.20.10:53 and the kube-dns ClusterIP)")
+  s->add_option(
+       "--listen", f.listen,
+       absl::StrCat("ADDR:PORT to serve on, UDP and TCP; repeatable; IPv6 as [ADDR]:PORT "
+                    "(default ",
+                    kDefaultListen, "; Kubernetes: 169.254.20.10:53 and the kube-dns ClusterIP)"))
       ->type_name("ADDR:PORT");
   s->add_option("--forward", f.forward,
-                "ZONE=UPSTREAM[,UPSTREAM...]: where to send misses for names in ZONE; repeatable, "
-                "the longest zone wins; an UPSTREAM is ADDR[:PORT] or a resolv.conf path whose "
-                "nameservers are used (default .=/etc/resolv.conf)")
+                absl::StrCat("ZONE=UPSTREAM[,UPSTREAM...]: where to send misses for names in "
+                             "ZONE; repeatable, the longest zone wins; an UPSTREAM is ADDR[:PORT] "
+                             "or a resolv.conf path whose nameservers are used (default .=",
+                             kDefaultResolvConf, ")"))
       ->type_name("ZONE=UPSTREAMS");
   s->add_option("--force-tcp", f.force_tcp,
                 "Reach this zone's upstreams over TCP only (as NodeLocal DNSCache does for "
@@ -51,9 +54,10 @@ CLI::App* AddServeCommand(CLI::App& app, ServeFlags& f) {
                 "Seconds past expiry an answer may still be served when upstream fails "
                 "(RFC 8767; 0 disables)")
       ->capture_default_str();
-  s->add_option("--prefetch-hits", f.prefetch_hits,
-                "Refresh an entry in its last 10% of TTL once it was hit this many times "
-                "(0: on every late hit)")
+  s->add_option(
+       "--prefetch-hits", f.prefetch_hits,
+       absl::StrCat("Refresh an entry in its last ", cache::CacheSettings{}.prefetch_percent,
+                    "% of TTL once it was hit this many times (0: on every late hit)"))
       ->capture_default_str()
       ->check(CLI::Range(0, 255));
   s->add_option("--health", f.health,
@@ -96,9 +100,11 @@ CLI::App* AddServeCommand(CLI::App& app, ServeFlags& f) {
                 "NAMESPACE '-' never rewrites for them (e.g. the node's own address); repeatable")
       ->type_name("CIDR=NS");
   s->add_option("--chaos-text", f.chaos_text,
-                "Answer CH TXT version.bind, version.server, id.server and hostname.bind with "
-                "this text (printable ASCII, at most 400 bytes); empty: REFUSED. Other CH queries "
-                "are always REFUSED, and no CH query is forwarded")
+                absl::StrCat("Answer CH TXT version.bind, version.server, id.server and "
+                             "hostname.bind with this text (printable ASCII, at most ",
+                             kMaxChaosText,
+                             " bytes); empty: REFUSED. Other CH queries are always REFUSED, and no "
+                             "CH query is forwarded"))
       ->type_name("TEXT");
   s->add_option("--resolv-conf", f.resolv_conf,
                 "resolv.conf whose nameservers serve '.' when no --forward covers it")
@@ -109,7 +115,7 @@ CLI::App* AddServeCommand(CLI::App& app, ServeFlags& f) {
 absl::StatusOr<ServeConfig> BuildServeConfig(const ServeFlags& f) {
   ServeConfig c;
   const std::vector<std::string> listen =
-      f.listen.empty() ? std::vector<std::string>{"127.0.0.1:5053"} : f.listen;
+      f.listen.empty() ? std::vector<std::string>{kDefaultListen} : f.listen;
   for (const auto& l : listen) {
     auto a = SocketAddress::Parse(l);
     if (!a.ok()) return absl::InvalidArgumentError(absl::StrCat("--listen ", a.status().message()));
@@ -136,7 +142,7 @@ absl::StatusOr<ServeConfig> BuildServeConfig(const ServeFlags& f) {
     return absl::InvalidArgumentError(absl::StrCat("--forward/--force-tcp: ", st.message()));
   }
   c.workers = f.workers;
-  c.cache.capacity_bytes = static_cast<size_t>(std::llround(f.cache_size_mb * 1024 * 1024));
+  c.cache.capacity_bytes = static_cast<size_t>(std::llround(f.cache_size_mb * kBytesPerMiB));
   c.cache.shards = f.cache_shards;
   c.cache.min_ttl = f.min_ttl;
   c.cache.max_ttl = f.max_ttl;
@@ -157,7 +163,7 @@ absl::StatusOr<ServeConfig> BuildServeConfig(const ServeFlags& f) {
   }
   c.upstream_timeout_ms = f.upstream_timeout_ms;
   c.upstream_tries = f.upstream_tries;
-  c.tcp_idle_timeout_ms = static_cast<uint32_t>(f.tcp_idle_timeout_s * 1000);
+  c.tcp_idle_timeout_ms = static_cast<uint32_t>(f.tcp_idle_timeout_s * kMsPerSecond);
   c.tcp_max_connections = f.tcp_max_connections;
   c.tcp_max_inflight = f.tcp_max_inflight;
   auto zone = ZoneToWire(f.cluster_domain);

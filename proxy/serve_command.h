@@ -9,32 +9,41 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/status/statusor.h"
+#include "cache/response_cache.h"
 #include "proxy/config.h"
 
 namespace nodedns::proxy {
 
+// The flags' units where they differ from the config's: MiB for the cache's bytes, seconds for the
+// TCP idle timeout's milliseconds. Both directions use these, so a default converted to the flag's
+// unit converts back to the same config value.
+inline constexpr double kBytesPerMiB = 1024.0 * 1024;
+inline constexpr double kMsPerSecond = 1000;
+
+// Every default comes from ServeConfig or cache::CacheSettings, where it is declared once;
+// ServeFlagsTest.DefaultsAreTheConfigDefaults pins them together.
 struct ServeFlags {
-  std::vector<std::string> listen;
+  std::vector<std::string> listen;  // empty: kDefaultListen
   std::vector<std::string> forward;
   std::vector<std::string> force_tcp;
-  unsigned workers = 0;
-  double cache_size_mb = 256;
-  size_t cache_shards = 0;
-  uint32_t min_ttl = 0;
-  uint32_t max_ttl = 86400;
-  uint32_t max_negative_ttl = 3600;
-  uint32_t servfail_ttl = 5;
-  uint32_t stale_ttl = 3600;
-  uint32_t prefetch_hits = 2;
+  unsigned workers = ServeConfig{}.workers;
+  double cache_size_mb = cache::CacheSettings{}.capacity_bytes / kBytesPerMiB;
+  size_t cache_shards = cache::CacheSettings{}.shards;
+  uint32_t min_ttl = cache::CacheSettings{}.min_ttl;
+  uint32_t max_ttl = cache::CacheSettings{}.max_ttl;
+  uint32_t max_negative_ttl = cache::CacheSettings{}.max_negative_ttl;
+  uint32_t servfail_ttl = cache::CacheSettings{}.servfail_ttl;
+  uint32_t stale_ttl = cache::CacheSettings{}.stale_ttl;
+  uint32_t prefetch_hits = cache::CacheSettings{}.prefetch_min_hits;
   std::string health;
-  uint32_t upstream_timeout_ms = 2000;
-  int upstream_tries = 2;
-  double tcp_idle_timeout_s = 10;
-  size_t tcp_max_connections = 1024;
-  size_t tcp_max_inflight = 32;
-  std::string resolv_conf = "/etc/resolv.conf";
-  std::string cluster_domain = "cluster.local";
-  std::string search_rewrite = "on";
+  uint32_t upstream_timeout_ms = ServeConfig{}.upstream_timeout_ms;
+  int upstream_tries = ServeConfig{}.upstream_tries;
+  double tcp_idle_timeout_s = ServeConfig{}.tcp_idle_timeout_ms / kMsPerSecond;
+  size_t tcp_max_connections = ServeConfig{}.tcp_max_connections;
+  size_t tcp_max_inflight = ServeConfig{}.tcp_max_inflight;
+  std::string resolv_conf = kDefaultResolvConf;
+  std::string cluster_domain = ServeConfig{}.cluster_domain;
+  std::string search_rewrite = ServeConfig{}.search_rewrite ? "on" : "off";
   std::vector<std::string> node_search;  // empty: the search line of resolv_conf
   std::vector<std::string> search_path;  // CIDR=ns pins
   std::string chaos_text;                // CH TXT version.bind & co.; empty: REFUSED

@@ -6,6 +6,9 @@
 #include <cstdio>
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
+#include "cache/response_cache.h"
+#include "proxy/reply.h"
 #include "proxy/serve_command.h"
 #include "tests/testing/dns_builder.h"
 
@@ -202,6 +205,98 @@ TEST_F(ServeFlagsTest, ErrorsNameTheFlag) {
   auto bad_ttls = Parse({"--forward", ".=192.0.2.1", "--min-ttl", "100", "--max-ttl", "10"});
   ASSERT_FALSE(bad_ttls.ok());
   EXPECT_NE(bad_ttls.status().message().find("--min-ttl"), std::string::npos);
+}
+
+// The flags take their defaults from ServeConfig and cache::CacheSettings; this pins the two
+// together, units converted. Only the fields that come from the machine differ: the zones and the
+// node's search domains, read here from a resolv.conf of the test's own.
+TEST(ServeDefaultsTest, FlagDefaultsBuildTheConfigDefaults) {
+  TempFile rc("search node.example\nnameserver 192.0.2.53\n");
+  ServeFlags flags;
+  flags.resolv_conf = rc.path();
+  auto built = BuildServeConfig(flags);
+  ASSERT_TRUE(built.ok()) << built.status();
+  const ServeConfig want;
+  // Structured bindings name every field: a field added to ServeConfig or CacheSettings breaks
+  // the build here until its default is pinned too.
+  const auto& [listen, zones, workers, cache, health, upstream_timeout_ms, upstream_tries,
+               tcp_idle_timeout_ms, tcp_max_connections, tcp_max_inflight, purge_interval_ms,
+               cluster_domain, cluster_domain_wire, search_rewrite, node_search, search_pins,
+               search_rewrite_deadline_ms, chaos_text] = *built;
+  ASSERT_EQ(listen.size(), 1u);
+  EXPECT_EQ(listen[0].ToString(), kDefaultListen);
+  EXPECT_TRUE(want.listen.empty());  // filled in by BuildServeConfig, from kDefaultListen
+  ASSERT_EQ(zones.size(), 1u);       // from the resolv.conf
+  EXPECT_EQ(zones[0].zone, ".");
+  ASSERT_EQ(zones[0].upstreams.size(), 1u);
+  EXPECT_EQ(zones[0].upstreams[0].ToString(), "192.0.2.53:53");
+  EXPECT_EQ(workers, want.workers);
+  EXPECT_EQ(health.has_value(), want.health.has_value());
+  EXPECT_EQ(upstream_timeout_ms, want.upstream_timeout_ms);
+  EXPECT_EQ(upstream_tries, want.upstream_tries);
+  EXPECT_EQ(tcp_idle_timeout_ms, want.tcp_idle_timeout_ms);
+  EXPECT_EQ(tcp_max_connections, want.tcp_max_connections);
+  EXPECT_EQ(tcp_max_inflight, want.tcp_max_inflight);
+  EXPECT_EQ(purge_interval_ms, want.purge_interval_ms);
+  EXPECT_EQ(cluster_domain, want.cluster_domain);
+  EXPECT_EQ(cluster_domain_wire, *ZoneToWire(want.cluster_domain));  // derived from the name
+  EXPECT_EQ(search_rewrite, want.search_rewrite);
+  EXPECT_EQ(node_search, std::vector<std::string>{"node.example"});  // from the resolv.conf
+  EXPECT_EQ(search_pins, want.search_pins);
+  EXPECT_EQ(search_rewrite_deadline_ms, want.search_rewrite_deadline_ms);
+  EXPECT_EQ(chaos_text, want.chaos_text);
+
+  const auto& [capacity_bytes, shards, min_ttl, max_ttl, max_negative_ttl, servfail_ttl, stale_ttl,
+               stale_answer_ttl, prefetch_min_hits, prefetch_percent, max_entry_bytes] = cache;
+  const cache::CacheSettings& want_cache = want.cache;
+  EXPECT_EQ(capacity_bytes, want_cache.capacity_bytes);
+  EXPECT_EQ(shards, want_cache.shards);
+  EXPECT_EQ(min_ttl, want_cache.min_ttl);
+  EXPECT_EQ(max_ttl, want_cache.max_ttl);
+  EXPECT_EQ(max_negative_ttl, want_cache.max_negative_ttl);
+  EXPECT_EQ(servfail_ttl, want_cache.servfail_ttl);
+  EXPECT_EQ(stale_ttl, want_cache.stale_ttl);
+  EXPECT_EQ(stale_answer_ttl, want_cache.stale_answer_ttl);
+  EXPECT_EQ(prefetch_min_hits, want_cache.prefetch_min_hits);
+  EXPECT_EQ(prefetch_percent, want_cache.prefetch_percent);
+  EXPECT_EQ(max_entry_bytes, want_cache.max_entry_bytes);
+
+  // The TTL limits of replies that are not cached are the cache's.
+  EXPECT_EQ(TtlLimits{}.max_ttl, want_cache.max_ttl);
+  EXPECT_EQ(TtlLimits{}.max_negative_ttl, want_cache.max_negative_ttl);
+}
+
+// What `nodedns serve --help` shows as each default is the config's, in the flag's unit.
+TEST(ServeDefaultsTest, HelpShowsTheConfigDefaults) {
+  CLI::App app;
+  ServeFlags flags;
+  CLI::App* serve = AddServeCommand(app, flags);
+  const ServeConfig want;
+  const cache::CacheSettings& c = want.cache;
+  auto shown = [&](const std::string& flag) { return serve->get_option(flag)->get_default_str(); };
+  EXPECT_EQ(shown("--workers"), absl::StrCat(want.workers));
+  EXPECT_EQ(shown("--cache-size"), absl::StrCat(c.capacity_bytes / (1024.0 * 1024)));
+  EXPECT_EQ(shown("--cache-shards"), absl::StrCat(c.shards));
+  EXPECT_EQ(shown("--min-ttl"), absl::StrCat(c.min_ttl));
+  EXPECT_EQ(shown("--max-ttl"), absl::StrCat(c.max_ttl));
+  EXPECT_EQ(shown("--max-negative-ttl"), absl::StrCat(c.max_negative_ttl));
+  EXPECT_EQ(shown("--servfail-ttl"), absl::StrCat(c.servfail_ttl));
+  EXPECT_EQ(shown("--stale-ttl"), absl::StrCat(c.stale_ttl));
+  EXPECT_EQ(shown("--prefetch-hits"), absl::StrCat(c.prefetch_min_hits));
+  EXPECT_EQ(shown("--upstream-timeout"), absl::StrCat(want.upstream_timeout_ms));
+  EXPECT_EQ(shown("--upstream-tries"), absl::StrCat(want.upstream_tries));
+  EXPECT_EQ(shown("--tcp-idle-timeout"), absl::StrCat(want.tcp_idle_timeout_ms / 1000.0));
+  EXPECT_EQ(shown("--tcp-max-connections"), absl::StrCat(want.tcp_max_connections));
+  EXPECT_EQ(shown("--tcp-max-inflight"), absl::StrCat(want.tcp_max_inflight));
+  EXPECT_EQ(shown("--cluster-domain"), want.cluster_domain);
+  EXPECT_EQ(shown("--search-rewrite"), want.search_rewrite ? "on" : "off");
+  EXPECT_EQ(shown("--resolv-conf"), kDefaultResolvConf);
+  // Defaults that only the descriptions mention.
+  const std::string help = serve->help();
+  EXPECT_NE(help.find(absl::StrCat("(default ", kDefaultListen, ";")), std::string::npos) << help;
+  EXPECT_NE(help.find(absl::StrCat("(default .=", kDefaultResolvConf, ")")), std::string::npos);
+  EXPECT_NE(help.find(absl::StrCat("last ", c.prefetch_percent, "% of TTL")), std::string::npos);
+  EXPECT_NE(help.find(absl::StrCat("at most ", kMaxChaosText, " bytes")), std::string::npos);
 }
 
 }  // namespace
