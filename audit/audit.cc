@@ -11,8 +11,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "resolvconf/resolv_conf.h"
 
 namespace nodedns::audit {
+
+using resolvconf::ConfigHash;
+using resolvconf::kMaxNameservers;
+using resolvconf::ParsedResolvConf;
+using resolvconf::ParseResolvConf;
+using resolvconf::ResolvConf;
+
 namespace internal {
 namespace {
 

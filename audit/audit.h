@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "audit/finding.h"
-#include "audit/resolv_conf.h"
 #include "audit/walk.h"
+#include "resolvconf/resolv_conf.h"
 
 namespace nodedns::audit {
 
@@ -48,7 +48,7 @@ struct LiveWaste {
 struct FileReport {
   // The file; with --live, the client's address (and `conf` is that of an empty file).
   std::string path;
-  ResolvConf conf;
+  resolvconf::ResolvConf conf;
   std::optional<KubernetesContext> k8s;
   std::vector<Finding> findings;  // Sorted by line, then by decreasing severity.
   std::vector<Walk> walks;        // For each name: glibc, then musl.
@@ -65,7 +65,7 @@ FileReport AuditText(std::string path, std::string_view text, const std::vector<
 // glibc's worst-case time in seconds for one lookup when no nameserver answers: every attempt
 // tries every nameserver (at most 3), waiting timeout for the first and
 // (timeout << i) / nscount for nameserver i > 0 (res_send.c, send_dg).
-int GlibcWorstCaseSeconds(const ResolvConf& conf);
+int GlibcWorstCaseSeconds(const resolvconf::ResolvConf& conf);
 
 // Files with the same ConfigHash.
 struct ConfigGroup {

@@ -27,6 +27,7 @@
 #include "audit/live_oracle.h"
 #include "audit/report.h"
 #include "audit/string_view_compat.h"
+#include "resolvconf/resolv_conf.h"
 
 namespace nodedns::audit {
 namespace internal {
@@ -86,7 +87,6 @@ namespace {
 
 // A resolv.conf is a few hundred bytes; refuse anything absurd rather than read it whole.
 constexpr size_t kMaxFileBytes = 1 << 20;
-constexpr char kDefaultResolvConf[] = "/etc/resolv.conf";
 
 absl::Status ErrnoError(std::string_view what, const std::string& path, int err) {
   return absl::InvalidArgumentError(absl::StrCat(Av(what), " '", path, "': ", std::strerror(err)));
@@ -211,8 +211,9 @@ CLI::App* AddAuditCommand(CLI::App& app, AuditFlags& flags) {
       "walk for some names and report findings (ndots, search limits, nameservers, timeouts, "
       "node-local cache) with fixes.");
   cmd->add_option("--resolv-conf", flags.resolv_confs,
-                  "resolv.conf to audit: a file, a directory (its files) or a glob; repeatable "
-                  "(default: /etc/resolv.conf)")
+                  absl::StrCat("resolv.conf to audit: a file, a directory (its files) or a glob; "
+                               "repeatable (default: ",
+                               resolvconf::kDefaultPath, ")"))
       ->type_name("FILE|DIR|GLOB")
       ->type_size(1)
       ->expected(1)
@@ -297,7 +298,7 @@ int RunAuditCommand(const AuditFlags& flags, std::ostream& out, std::ostream& er
     return kExitBadInput;
   }
   std::vector<std::string> args = flags.resolv_confs;
-  if (args.empty()) args.push_back(internal::kDefaultResolvConf);
+  if (args.empty()) args.push_back(resolvconf::kDefaultPath);
   absl::StatusOr<std::vector<std::string>> paths = internal::ExpandInputs(args);
   if (!paths.ok()) {
     err << "nodedns audit: " << paths.status().message() << "\n";

@@ -12,10 +12,14 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "audit/resolv_conf.h"
 #include "audit/string_view_compat.h"
+#include "resolvconf/resolv_conf.h"
 
 namespace nodedns::audit {
+
+using resolvconf::ParseResolvConf;
+using resolvconf::ResolvConf;
+
 namespace internal {
 namespace {
 

@@ -7,8 +7,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "resolvconf/resolv_conf.h"
 
 namespace nodedns::audit {
+
+using resolvconf::ConfigHash;
+using resolvconf::EffectiveOptions;
+using resolvconf::ResolvConf;
+
 namespace internal {
 namespace {
 

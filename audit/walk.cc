@@ -12,8 +12,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "audit/string_view_compat.h"
+#include "resolvconf/resolv_conf.h"
 
 namespace nodedns::audit {
+
+using resolvconf::ResolvConf;
+
 namespace internal {
 namespace {
 

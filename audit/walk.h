@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "audit/resolv_conf.h"
+#include "resolvconf/resolv_conf.h"
 
 namespace nodedns::audit {
 
@@ -50,7 +50,7 @@ bool LooksExternal(std::string_view typed, const std::optional<KubernetesContext
 //    judged external (LooksExternal) exists only exactly as typed; everything else is NXDOMAIN.
 //  * Elsewhere: a single-label name exists under the first search domain, a dotted name exists
 //    only as typed.
-ExistenceOracle DefaultExistence(const ResolvConf& conf);
+ExistenceOracle DefaultExistence(const resolvconf::ResolvConf& conf);
 
 struct Query {
   std::string qname;  // Without trailing dot.
@@ -72,7 +72,7 @@ struct Walk {
 };
 
 // Simulates the walk of `name` under `resolver`'s rules for `conf`.
-Walk SimulateWalk(const ResolvConf& conf, std::string_view name, Resolver resolver,
+Walk SimulateWalk(const resolvconf::ResolvConf& conf, std::string_view name, Resolver resolver,
                   const ExistenceOracle& oracle);
 
 // Counts dots the way both libcs do: every '.', including a trailing one.

@@ -1,5 +1,5 @@
 // `nodedns serve` configuration: every setting in one struct with its default, and the parsing of
-// the textual forms (addresses, forward zones, resolv.conf) into it. absl::Status at this boundary.
+// the textual forms (addresses, forward zones) into it. absl::Status at this boundary.
 #ifndef NODEDNS_PROXY_CONFIG_H_
 #define NODEDNS_PROXY_CONFIG_H_
 
@@ -30,10 +30,9 @@ struct ForwardZone {
   bool force_tcp = false;
 };
 
-// Defaults of the settings that are not fields of ServeConfig: `listen` stays empty here and
-// BuildServeConfig fills in kDefaultListen; the resolv.conf path is only read, never kept.
+// The default of `listen`, which stays empty in ServeConfig{}: BuildServeConfig fills it in when
+// no --listen is given. (The default resolv.conf is resolvconf::kDefaultPath.)
 inline constexpr char kDefaultListen[] = "127.0.0.1:5053";
-inline constexpr char kDefaultResolvConf[] = "/etc/resolv.conf";
 
 // The `serve` command's defaults. ServeFlags, and so `nodedns serve --help`, takes them from this
 // struct and from cache::CacheSettings, so that each default is declared once.
@@ -65,17 +64,10 @@ struct ServeConfig {
   std::string chaos_text;
 };
 
-// The search domains of a resolv.conf as glibc reads them (the last `search` or `domain` line).
-// A missing file is an error; a file without a search line gives an empty list.
-absl::StatusOr<std::vector<std::string>> ReadResolvConfSearch(const std::string& path);
-
 // Parses "ZONE=UPSTREAM[,UPSTREAM...]" where an upstream is ADDR[:PORT] or the path of a
-// resolv.conf (starts with '/'), whose nameservers are taken.
+// resolv.conf (starts with '/'), whose nameservers are taken
+// (resolvconf::ReadResolvConfNameservers).
 absl::StatusOr<ForwardZone> ParseForwardSpec(absl::string_view spec);
-
-// The nameserver lines of a resolv.conf, port 53 (glibc uses at most 3; so do we: res_init's
-// MAXNS).
-absl::StatusOr<std::vector<SocketAddress>> ReadResolvConfNameservers(const std::string& path);
 
 // Lowercase wire form of a presentation-format zone name; error if it is not a valid name.
 absl::StatusOr<std::vector<uint8_t>> ZoneToWire(absl::string_view zone);

@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "proxy/reply.h"
+#include "resolvconf/resolv_conf.h"
 
 namespace nodedns::proxy {
 
@@ -22,7 +23,7 @@ CLI::App* AddServeCommand(CLI::App& app, ServeFlags& f) {
                 absl::StrCat("ZONE=UPSTREAM[,UPSTREAM...]: where to send misses for names in "
                              "ZONE; repeatable, the longest zone wins; an UPSTREAM is ADDR[:PORT] "
                              "or a resolv.conf path whose nameservers are used (default .=",
-                             kDefaultResolvConf, ")"))
+                             resolvconf::kDefaultPath, ")"))
       ->type_name("ZONE=UPSTREAMS");
   s->add_option("--force-tcp", f.force_tcp,
                 "Reach this zone's upstreams over TCP only (as NodeLocal DNSCache does for "
@@ -180,7 +181,7 @@ absl::StatusOr<ServeConfig> BuildServeConfig(const ServeFlags& f) {
   } else if (!f.node_search.empty()) {
     c.node_search = f.node_search;
   } else if (c.search_rewrite) {
-    auto search = ReadResolvConfSearch(f.resolv_conf);
+    auto search = resolvconf::ReadResolvConfSearch(f.resolv_conf);
     if (!search.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "--node-search: not given and ", search.status().message(), " (use --node-search none)"));

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "cache/response_cache.h"
 #include "proxy/config.h"
+#include "resolvconf/resolv_conf.h"
 
 namespace nodedns::proxy {
 
@@ -41,7 +42,7 @@ struct ServeFlags {
   double tcp_idle_timeout_s = ServeConfig{}.tcp_idle_timeout_ms / kMsPerSecond;
   size_t tcp_max_connections = ServeConfig{}.tcp_max_connections;
   size_t tcp_max_inflight = ServeConfig{}.tcp_max_inflight;
-  std::string resolv_conf = kDefaultResolvConf;
+  std::string resolv_conf = resolvconf::kDefaultPath;
   std::string cluster_domain = ServeConfig{}.cluster_domain;
   std::string search_rewrite = ServeConfig{}.search_rewrite ? "on" : "off";
   std::vector<std::string> node_search;  // empty: the search line of resolv_conf

@@ -2,8 +2,8 @@
 # Installs dependencies, builds nodedns three ways and runs every test:
 #   build/       RelWithDebInfo: all unit, integration and harness tests
 #   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer: all tests, integration included
-#   build-tsan/  ThreadSanitizer: cache, QSBR and the proxy, with the integration tests driving a
-#                TSan-built nodedns (several workers sharing the cache)
+#   build-tsan/  ThreadSanitizer: cache, QSBR, resolv.conf reading and the proxy, with the
+#                integration tests driving a TSan-built nodedns (several workers sharing the cache)
 # A test that skips (no Knot, kdig, musl-gcc, root or network namespaces) fails the run unless
 # tests/expected_skips.txt lists it: ctest counts skips as passed, and a green run must mean that
 # every test ran.
@@ -48,5 +48,5 @@ fi
 if [ "${1:-}" != "--quick" ]; then
   run build-asan -DCMAKE_BUILD_TYPE=Debug -DNODEDNS_ASAN=ON -DNODEDNS_BUILD_BENCH=OFF
   run build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNODEDNS_TSAN=ON -DNODEDNS_BUILD_BENCH=OFF \
-    -- -L 'cache|dns|proxy|integration'
+    -- -L 'cache|dns|resolvconf|proxy|integration'
 fi

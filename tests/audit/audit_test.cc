@@ -7,7 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "resolvconf/resolv_conf.h"
+
 namespace nodedns::audit {
+
+using resolvconf::ParseResolvConf;
+
 namespace {
 
 using ::testing::ElementsAre;

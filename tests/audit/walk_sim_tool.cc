@@ -11,11 +11,13 @@
 #include <sstream>
 #include <string>
 
-#include "audit/resolv_conf.h"
 #include "audit/walk.h"
+#include "resolvconf/resolv_conf.h"
 
 int main(int argc, char** argv) {
   using namespace nodedns::audit;
+  using nodedns::resolvconf::ParseResolvConf;
+  using nodedns::resolvconf::ResolvConf;
   if (argc != 4) {
     std::cerr << "usage: walk_sim_tool RESOLV_CONF FACTS NAME\n";
     return 2;

@@ -10,9 +10,13 @@
 #include <string>
 #include <vector>
 
-#include "audit/resolv_conf.h"
+#include "resolvconf/resolv_conf.h"
 
 namespace nodedns::audit {
+
+using resolvconf::ParseResolvConf;
+using resolvconf::ResolvConf;
+
 namespace {
 
 using ::testing::ElementsAre;

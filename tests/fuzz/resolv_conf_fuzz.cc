@@ -1,7 +1,8 @@
 // Fuzz target: a resolv.conf, as `nodedns audit` reads a pod's and `nodedns serve` the node's.
-// ParseResolvConf (glibc's reading and musl's), the whole audit with its JSON and table reports,
-// the serve side's readers (ReadResolvConfSearch, ReadResolvConfNameservers, from a memfd) and
-// the search rewrite's settings built from the node's search line.
+// resolvconf::ParseResolvConf (glibc's reading and musl's), the whole audit with its JSON and
+// table reports, the serve side's readers (resolvconf::ReadResolvConfSearch and
+// ReadResolvConfNameservers, from a memfd) and the search rewrite's settings built from the node's
+// search line.
 // Input: the file's bytes, nothing else.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -20,10 +21,9 @@
 
 #include "audit/audit.h"
 #include "audit/report.h"
-#include "audit/resolv_conf.h"
 #include "dns/wire.h"
-#include "proxy/config.h"
 #include "proxy/search_rewrite.h"
+#include "resolvconf/resolv_conf.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace nodedns::fuzz {
@@ -152,8 +152,8 @@ std::string SocketAddressBytes(const dns::SocketAddress& a) {
 
 bool ValidAddress(const std::string& a) { return !GlibcAddress(a).empty(); }
 
-void CheckConf(const audit::ParsedResolvConf& p, int lines) {
-  const audit::ResolvConf& c = p.conf;
+void CheckConf(const resolvconf::ParsedResolvConf& p, int lines) {
+  const resolvconf::ResolvConf& c = p.conf;
   FUZZ_CHECK(c.nameservers.size() == c.nameserver_lines.size());
   for (size_t i = 0; i < c.nameservers.size(); ++i) {
     FUZZ_CHECK(ValidAddress(c.nameservers[i]));
@@ -167,20 +167,20 @@ void CheckConf(const audit::ParsedResolvConf& p, int lines) {
       FUZZ_CHECK(!d.empty() && d.find_first_of(" \t\n") == std::string::npos);
     }
   }
-  FUZZ_CHECK(c.ndots >= 0 && c.ndots <= audit::kGlibcMaxNdots);
-  FUZZ_CHECK(c.timeout >= 0 && c.timeout <= audit::kGlibcMaxTimeout);
-  FUZZ_CHECK(c.attempts >= 0 && c.attempts <= audit::kGlibcMaxAttempts);
-  FUZZ_CHECK(c.musl_ndots >= 0 && c.musl_ndots <= audit::kMuslMaxNdots);
-  FUZZ_CHECK(c.musl_timeout >= 0 && c.musl_timeout <= audit::kMuslMaxTimeout);
-  FUZZ_CHECK(c.musl_attempts >= 0 && c.musl_attempts <= audit::kMuslMaxAttempts);
+  FUZZ_CHECK(c.ndots >= 0 && c.ndots <= resolvconf::kGlibcMaxNdots);
+  FUZZ_CHECK(c.timeout >= 0 && c.timeout <= resolvconf::kGlibcMaxTimeout);
+  FUZZ_CHECK(c.attempts >= 0 && c.attempts <= resolvconf::kGlibcMaxAttempts);
+  FUZZ_CHECK(c.musl_ndots >= 0 && c.musl_ndots <= resolvconf::kMuslMaxNdots);
+  FUZZ_CHECK(c.musl_timeout >= 0 && c.musl_timeout <= resolvconf::kMuslMaxTimeout);
+  FUZZ_CHECK(c.musl_attempts >= 0 && c.musl_attempts <= resolvconf::kMuslMaxAttempts);
   for (const int line : {c.ndots_line, c.timeout_line, c.attempts_line, c.rotate_line}) {
     FUZZ_CHECK(line >= 0 && line <= lines);
   }
-  for (const audit::Finding& f : p.findings) {
+  for (const resolvconf::Finding& f : p.findings) {
     FUZZ_CHECK(f.line >= 0 && f.line <= lines);
     FUZZ_CHECK(!f.id.empty() && !f.message.empty());
   }
-  const std::string hash = audit::ConfigHash(c);
+  const std::string hash = resolvconf::ConfigHash(c);
   FUZZ_CHECK(hash.size() == 16 && hash.find_first_not_of("0123456789abcdef") == std::string::npos);
 }
 
@@ -211,12 +211,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
   const int lines = static_cast<int>(std::count(text.begin(), text.end(), '\n')) + 1;
 
-  const audit::ParsedResolvConf parsed = audit::ParseResolvConf(text);
+  const resolvconf::ParsedResolvConf parsed = resolvconf::ParseResolvConf(text);
   CheckConf(parsed, lines);
   // The same file read again, or with one more newline at the end, means the same thing.
-  const std::string canonical = audit::CanonicalForm(parsed.conf);
-  FUZZ_CHECK(audit::CanonicalForm(audit::ParseResolvConf(text).conf) == canonical);
-  FUZZ_CHECK(audit::CanonicalForm(audit::ParseResolvConf(text + "\n").conf) == canonical);
+  const std::string canonical = resolvconf::CanonicalForm(parsed.conf);
+  FUZZ_CHECK(resolvconf::CanonicalForm(resolvconf::ParseResolvConf(text).conf) == canonical);
+  FUZZ_CHECK(resolvconf::CanonicalForm(resolvconf::ParseResolvConf(text + "\n").conf) == canonical);
 
   // The audit: a walk per sample name and resolver, reports that render, JSON that parses.
   const std::vector<std::string> names = audit::DefaultSampleNames();
@@ -243,7 +243,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   // nodedns serve: the node's search line (the rewrite's node domains) and its nameservers.
   const MemFile file(text);
-  const auto search = proxy::ReadResolvConfSearch(file.path());
+  const auto search = resolvconf::ReadResolvConfSearch(file.path());
   FUZZ_CHECK(search.ok() && *search == parsed.conf.search);
   const auto settings = proxy::SearchRewriteSettings::Make("cluster.local", *search);
   if (settings.ok()) {
@@ -254,9 +254,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       FUZZ_CHECK(d != settings->zone_wire);
     }
   }
-  const auto servers = proxy::ReadResolvConfNameservers(file.path());
+  const auto servers = resolvconf::ReadResolvConfNameservers(file.path());
   if (servers.ok()) {
-    FUZZ_CHECK(!servers->empty() && servers->size() <= audit::kMaxNameservers);
+    FUZZ_CHECK(!servers->empty() && servers->size() <= resolvconf::kMaxNameservers);
     // "as glibc reads them" (docs/operations.md): port 53, and only addresses glibc would use.
     // (docs/fuzzing.md, finding 1, fixed: ADDR:PORT, indented and '#'-cut lines were used.)
     std::vector<std::string> glibc;

@@ -1,16 +1,18 @@
-// Parsing of addresses, forward zones, resolv.conf and the serve flags, and zone matching.
+// Parsing of addresses, forward zones and the serve flags, and zone matching.
 #include "proxy/config.h"
 
 #include <gtest/gtest.h>
 
-#include <cstdio>
-#include <fstream>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "cache/response_cache.h"
 #include "proxy/reply.h"
 #include "proxy/serve_command.h"
+#include "resolvconf/resolv_conf.h"
 #include "tests/testing/dns_builder.h"
+#include "tests/testing/temp_file.h"
 
 namespace nodedns::proxy {
 namespace {
@@ -39,21 +41,7 @@ TEST(SocketAddressTest, RejectsBadAddressesAndPorts) {
   EXPECT_FALSE(SocketAddress::Parse("1.2.3:53").ok());
 }
 
-class TempFile {
- public:
-  explicit TempFile(const std::string& content) {
-    char name[] = "/tmp/nodedns-test-XXXXXX";
-    const int fd = mkstemp(name);
-    path_ = name;
-    ::close(fd);
-    std::ofstream(path_) << content;
-  }
-  ~TempFile() { std::remove(path_.c_str()); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempFile;
 
 TEST(ForwardSpecTest, ParsesZoneAndUpstreamsIncludingResolvConf) {
   TempFile rc(
@@ -68,47 +56,6 @@ TEST(ForwardSpecTest, ParsesZoneAndUpstreamsIncludingResolvConf) {
   EXPECT_EQ(z->upstreams[0].ToString(), "10.96.0.10:5353");
   EXPECT_EQ(z->upstreams[1].ToString(), "10.0.0.2:53");
   EXPECT_EQ(z->upstreams[2].ToString(), "10.0.0.3:53");
-}
-
-std::vector<std::string> Nameservers(const std::string& text) {
-  TempFile rc(text);
-  auto servers = ReadResolvConfNameservers(rc.path());
-  std::vector<std::string> out;
-  if (servers.ok()) {
-    for (const auto& s : *servers) out.push_back(s.ToString());
-  }
-  return out;
-}
-
-// tests/fuzz/corpus/resolv_conf_fuzz/found-nameserver-port-indent-comment: glibc takes none.
-TEST(ResolvConfNameserversTest, IgnoresPortsIndentationCommentsAndOtherBlanks) {
-  EXPECT_EQ(Nameservers("nameserver 10.0.0.1:5353\n  nameserver 10.0.0.2\nnameserver 10.0.0.3#x\n"
-                        "nameserver\v10.0.0.4\nnameserver [::1]:53\n"),
-            std::vector<std::string>{});
-}
-
-// tests/fuzz/corpus/resolv_conf_fuzz/nameservers_odd: glibc takes fe80::1%eth0, 127.1 and
-// 0x7f.0.0.1 (inet_aton forms), and stops at three.
-TEST(ResolvConfNameserversTest, ReadsAddressesAsGlibcDoes) {
-  EXPECT_EQ(Nameservers("nameserver fe80::1%eth0\nnameserver dns.example.com\nnameserver 127.1\n"
-                        "nameserver 10.0.0.1:5353\nnameserver [::1]:53\nnameserver 0x7f.0.0.1\n"
-                        "nameserver\n"),
-            (std::vector<std::string>{"127.0.0.1:53", "127.0.0.1:53"}));
-  EXPECT_EQ(Nameservers("nameserver 10.0.0.1\nnameserver\t 2001:db8::1 x\nnameserver 0300.1\n"
-                        "nameserver 10.0.0.9\n"),
-            (std::vector<std::string>{"10.0.0.1:53", "[2001:db8::1]:53", "192.0.0.1:53"}));
-  // Only a blank, tab or newline ends the address: CR (a CRLF file) and other junk do not.
-  EXPECT_EQ(Nameservers("nameserver 10.0.0.1\r\nnameserver 10.0.0.2;x\nnameserver 10.0.0.3\n"),
-            std::vector<std::string>{"10.0.0.3:53"});
-}
-
-// tests/fuzz/corpus/resolv_conf_fuzz/indented_and_comments: the indented line is not read; a
-// comment after the address is.
-TEST(ResolvConfNameserversTest, IndentedLineIgnoredTrailingCommentAllowed) {
-  EXPECT_EQ(
-      Nameservers("  nameserver 10.0.0.2\n;comment\n#comment\nnameserver 10.0.0.3 # trailing\n"
-                  "search svc.example # not a comment\n\toptions ndots:3\n"),
-      std::vector<std::string>{"10.0.0.3:53"});
 }
 
 TEST(ForwardSpecTest, RejectsMalformedSpecs) {
@@ -290,11 +237,12 @@ TEST(ServeDefaultsTest, HelpShowsTheConfigDefaults) {
   EXPECT_EQ(shown("--tcp-max-inflight"), absl::StrCat(want.tcp_max_inflight));
   EXPECT_EQ(shown("--cluster-domain"), want.cluster_domain);
   EXPECT_EQ(shown("--search-rewrite"), want.search_rewrite ? "on" : "off");
-  EXPECT_EQ(shown("--resolv-conf"), kDefaultResolvConf);
+  EXPECT_EQ(shown("--resolv-conf"), resolvconf::kDefaultPath);
   // Defaults that only the descriptions mention.
   const std::string help = serve->help();
   EXPECT_NE(help.find(absl::StrCat("(default ", kDefaultListen, ";")), std::string::npos) << help;
-  EXPECT_NE(help.find(absl::StrCat("(default .=", kDefaultResolvConf, ")")), std::string::npos);
+  EXPECT_NE(help.find(absl::StrCat("(default .=", resolvconf::kDefaultPath, ")")),
+            std::string::npos);
   EXPECT_NE(help.find(absl::StrCat("last ", c.prefetch_percent, "% of TTL")), std::string::npos);
   EXPECT_NE(help.find(absl::StrCat("at most ", kMaxChaosText, " bytes")), std::string::npos);
 }

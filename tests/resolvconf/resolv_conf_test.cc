@@ -1,5 +1,5 @@
-// Tests for the glibc/musl resolv.conf parser (audit/resolv_conf.h) against tricky files.
-#include "audit/resolv_conf.h"
+// Tests for the glibc/musl resolv.conf parser (resolvconf/resolv_conf.h) against tricky files.
+#include "resolvconf/resolv_conf.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace nodedns::audit {
+namespace nodedns::resolvconf {
 namespace {
 
 using ::testing::ElementsAre;
@@ -235,4 +235,4 @@ TEST(ResolvConfParserTest, EffectiveOptionsListsNumericAndFlagOptions) {
 }
 
 }  // namespace
-}  // namespace nodedns::audit
+}  // namespace nodedns::resolvconf

@@ -1,17 +1,26 @@
-// Parser for resolv.conf(5) that reads a file the way glibc's res_init.c does, and also records
-// how musl's resolvconf.c would read the same bytes where the two differ (musl drops lines of 255
-// characters or more, and understands only ndots/attempts/timeout). Problems are reported as
-// findings with line numbers instead of failing, because the audit's job is to explain them.
-#ifndef NODEDNS_AUDIT_RESOLV_CONF_H_
-#define NODEDNS_AUDIT_RESOLV_CONF_H_
+// Reading resolv.conf(5), for `nodedns audit` (a pod's files) and `nodedns serve` (the node's).
+//
+// ParseResolvConf reads a file the way glibc's res_init.c does, and also records how musl's
+// resolvconf.c would read the same bytes where the two differ (musl drops lines of 255 characters
+// or more, and understands only ndots/attempts/timeout). Problems are reported as findings with
+// line numbers instead of failing, because the audit's job is to explain them.
+//
+// ReadResolvConfSearch and ReadResolvConfNameservers read a file by path into what `serve` needs.
+#ifndef NODEDNS_RESOLVCONF_RESOLV_CONF_H_
+#define NODEDNS_RESOLVCONF_RESOLV_CONF_H_
 
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "audit/finding.h"
+#include "absl/status/statusor.h"
+#include "dns/socket_address.h"
+#include "resolvconf/finding.h"
 
-namespace nodedns::audit {
+namespace nodedns::resolvconf {
+
+// Where glibc, musl and so both commands look when not told otherwise.
+inline constexpr char kDefaultPath[] = "/etc/resolv.conf";
 
 // glibc limits and defaults (resolv/resolv.h, res_init.c).
 inline constexpr int kGlibcDefaultNdots = 1;
@@ -80,6 +89,17 @@ std::string CanonicalForm(const ResolvConf& conf);
 // Stable 16-hex-digit FNV-1a 64 hash of CanonicalForm().
 std::string ConfigHash(const ResolvConf& conf);
 
-}  // namespace nodedns::audit
+// The search domains of the file at `path` as glibc reads them (ParseResolvConf's `search`: the
+// last `search` or `domain` line). A missing file is an error; a file without a search line gives
+// an empty list.
+absl::StatusOr<std::vector<std::string>> ReadResolvConfSearch(const std::string& path);
 
-#endif  // NODEDNS_AUDIT_RESOLV_CONF_H_
+// The nameserver lines of the file at `path` as glibc's res_init reads them, port 53; at most
+// kMaxNameservers (MAXNS), as glibc uses. Stricter than ParseResolvConf's `nameservers`, which
+// lists every address for the audit to explain: these are the servers `serve` sends queries to.
+// An error if the file is missing or lists no address we can use.
+absl::StatusOr<std::vector<dns::SocketAddress>> ReadResolvConfNameservers(const std::string& path);
+
+}  // namespace nodedns::resolvconf
+
+#endif  // NODEDNS_RESOLVCONF_RESOLV_CONF_H_

@@ -1,6 +1,6 @@
 // Parses resolv.conf the way glibc's resolv/res_init.c (res_vinit_1, res_setoptions) does, and
 // records musl's src/network/resolvconf.c view where it differs. See resolv_conf.h.
-#include "audit/resolv_conf.h"
+#include "resolvconf/resolv_conf.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -20,11 +20,15 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
-#include "audit/string_view_compat.h"
 
-namespace nodedns::audit {
+namespace nodedns::resolvconf {
 namespace internal {
 namespace {
+
+// Debian's Abseil is built with absl::string_view as its own class, not an alias of
+// std::string_view, so the two do not convert implicitly.
+absl::string_view Av(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+std::string_view Sv(absl::string_view s) { return std::string_view(s.data(), s.size()); }
 
 // glibc splits resolv.conf words on blanks only (space and tab), never on other whitespace.
 std::vector<std::string> SplitBlanks(std::string_view s) {
@@ -344,4 +348,4 @@ std::string ConfigHash(const ResolvConf& conf) {
   return absl::StrFormat("%016x", h);
 }
 
-}  // namespace nodedns::audit
+}  // namespace nodedns::resolvconf
