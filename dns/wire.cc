@@ -369,4 +369,17 @@ LayoutStatus ParseResponseLayout(std::span<const uint8_t> msg, ResponseLayout& l
   return LayoutStatus::kOk;
 }
 
+bool ResponseMatchesQuestion(std::span<const uint8_t> response, std::span<const uint8_t> qname,
+                             uint16_t qtype, uint16_t qclass) {
+  if (response.size() < kHeaderSize + qname.size() + 4) return false;
+  if (QdCount(response) != 1) return false;
+  const auto len = PlainNameLength(response, kHeaderSize);
+  if (!len || *len != qname.size()) return false;
+  if (!NameEqualsIgnoreCase(response.data() + kHeaderSize, qname.data(), *len)) {
+    return false;
+  }
+  const uint8_t* p = response.data() + kHeaderSize + *len;
+  return Get16(p) == qtype && Get16(p + 2) == qclass;
+}
+
 }  // namespace nodedns::dns

@@ -249,6 +249,11 @@ enum class LayoutStatus : uint8_t { kOk, kMalformed };
 // Allocates nothing: the label-start bitmap (one bit per message byte) is on the stack.
 LayoutStatus ParseResponseLayout(std::span<const uint8_t> msg, ResponseLayout& layout);
 
+// Does `response` answer exactly this question: one question, the name compared
+// case-insensitively (RFC 4343), type and class equal (RFC 5452 §9.1)?
+bool ResponseMatchesQuestion(std::span<const uint8_t> response, std::span<const uint8_t> qname,
+                             uint16_t qtype, uint16_t qclass);
+
 // Case-insensitive comparison of two uncompressed wire names of equal length.
 bool NameEqualsIgnoreCase(const uint8_t* a, const uint8_t* b, size_t len);
 

@@ -19,16 +19,13 @@ std::string RenderPrometheus(std::span<const WorkerCounters* const> workers,
       absl::StrAppend(&out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n");
     }
   };
-#define NODEDNS_RENDER_COUNTER(member, metric, labels, help)                                      \
-  {                                                                                               \
-    uint64_t sum = 0;                                                                             \
-    for (const WorkerCounters* w : workers) sum += w->member.Get();                               \
-    describe(metric, help, "counter");                                                            \
-    const std::string l = labels;                                                                 \
-    absl::StrAppend(&out, metric, l.empty() ? "" : "{", l, l.empty() ? "" : "}", " ", sum, "\n"); \
-  }
-  NODEDNS_WORKER_COUNTERS(NODEDNS_RENDER_COUNTER)
-#undef NODEDNS_RENDER_COUNTER
+  ForEachWorkerCounter([&](const char* metric, const char* labels, const char* help, auto get) {
+    uint64_t sum = 0;
+    for (const WorkerCounters* w : workers) sum += get(*w).Get();
+    describe(metric, help, "counter");
+    const std::string l = labels;
+    absl::StrAppend(&out, metric, l.empty() ? "" : "{", l, l.empty() ? "" : "}", " ", sum, "\n");
+  });
   for (const Gauge& g : gauges) {
     describe(g.name, g.help, g.type);
     // Exact integers (absl's double formatting keeps 6 digits: 1000000 came out as "1e+06"), and

@@ -1,7 +1,7 @@
-// Per-worker counters, declared once as a list (an X-macro) so that the Prometheus output, the
-// docs test and the code cannot drift apart. Each counter has one writer (its worker thread),
-// which increments with a relaxed load and store: no locked instruction, no shared cache line.
-// The metrics thread reads them with relaxed loads.
+// Per-worker counters, declared once as lists (X-macros) so that the Prometheus output, the docs
+// test and the code cannot drift apart. Each counter has one writer (its worker thread), which
+// increments with a relaxed load and store: no locked instruction, no shared cache line. The
+// metrics thread reads them with relaxed loads and sums the workers'.
 #ifndef NODEDNS_PROXY_METRICS_H_
 #define NODEDNS_PROXY_METRICS_H_
 
@@ -9,6 +9,10 @@
 #include <cstdint>
 #include <span>
 #include <string>
+
+#include "common/counter.h"
+#include "upstream/tcp_forwarder.h"
+#include "upstream/udp_forwarder.h"
 
 namespace nodedns::proxy {
 
@@ -57,22 +61,16 @@ namespace nodedns::proxy {
   X(tcp_rejected, "nodedns_tcp_rejected_connections_total", "",                                   \
     "TCP connections closed at once because the worker was at its connection limit")
 
-class Counter {
- public:
-  void Inc(uint64_t n = 1) {
-    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-  }
-  uint64_t Get() const { return v_.load(std::memory_order_relaxed); }
-
- private:
-  std::atomic<uint64_t> v_{0};
-};
-
-// One per worker, on its own cache lines.
+// One per worker, on its own cache lines: the worker's own counters, then its forwarders' (all
+// zones of the worker share one set; upstream/udp_forwarder.h, upstream/tcp_forwarder.h declare
+// those lists). Adding a metric is one line in one of the three lists, plus its row in
+// docs/operations.md (a unit test checks the rows).
 struct alignas(64) WorkerCounters {
 #define NODEDNS_DECLARE_COUNTER(member, metric, labels, help) Counter member;
   NODEDNS_WORKER_COUNTERS(NODEDNS_DECLARE_COUNTER)
 #undef NODEDNS_DECLARE_COUNTER
+  upstream::UdpForwarderStats udp_forwarders;
+  upstream::TcpForwarderStats tcp_forwarders;
 
   void CountRcode(uint8_t rcode) {
     switch (rcode) {
@@ -101,13 +99,33 @@ struct alignas(64) WorkerCounters {
   }
 };
 
-// Gauges that are not per-worker counters (cache size and such), appended by the caller.
+// Values that are not per-worker counters (cache size and such), appended by the caller.
 struct Gauge {
   const char* name;
   const char* help;
   double value;
   const char* type = "gauge";  // or "counter" for process-wide counters kept outside the workers
 };
+
+// Calls f(metric, labels, help, member pointer getter) for every per-worker counter: the worker's
+// list, then the UDP and TCP forwarders'.
+template <typename F>
+void ForEachWorkerCounter(F&& f) {
+#define NODEDNS_VISIT(member, metric, labels, help) \
+  f(metric, labels, help, [](const WorkerCounters& w) -> const Counter& { return w.member; });
+  NODEDNS_WORKER_COUNTERS(NODEDNS_VISIT)
+#undef NODEDNS_VISIT
+#define NODEDNS_VISIT(member, metric, help) \
+  f(metric, "", help,                       \
+    [](const WorkerCounters& w) -> const Counter& { return w.udp_forwarders.member; });
+  NODEDNS_UDP_FORWARDER_COUNTERS(NODEDNS_VISIT)
+#undef NODEDNS_VISIT
+#define NODEDNS_VISIT(member, metric, help) \
+  f(metric, "", help,                       \
+    [](const WorkerCounters& w) -> const Counter& { return w.tcp_forwarders.member; });
+  NODEDNS_TCP_FORWARDER_COUNTERS(NODEDNS_VISIT)
+#undef NODEDNS_VISIT
+}
 
 // Prometheus text exposition format 0.0.4: every counter summed over workers, then the gauges.
 std::string RenderPrometheus(std::span<const WorkerCounters* const> workers,

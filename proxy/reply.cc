@@ -213,19 +213,6 @@ size_t BuildUpstreamQuery(std::span<const uint8_t> qname, uint16_t qtype, uint16
   return n + dns::kOptRecordSize;
 }
 
-bool ResponseMatchesQuestion(std::span<const uint8_t> response, std::span<const uint8_t> qname,
-                             uint16_t qtype, uint16_t qclass) {
-  if (response.size() < dns::kHeaderSize + qname.size() + 4) return false;
-  if (dns::QdCount(response) != 1) return false;
-  const auto len = dns::PlainNameLength(response, dns::kHeaderSize);
-  if (!len || *len != qname.size()) return false;
-  if (!dns::NameEqualsIgnoreCase(response.data() + dns::kHeaderSize, qname.data(), *len)) {
-    return false;
-  }
-  const uint8_t* p = response.data() + dns::kHeaderSize + *len;
-  return dns::Get16(p) == qtype && dns::Get16(p + 2) == qclass;
-}
-
 size_t CopyWithoutOpt(std::span<const uint8_t> response, std::span<uint8_t> out,
                       const TtlLimits* limits) {
   dns::ResponseLayout layout;

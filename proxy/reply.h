@@ -99,10 +99,6 @@ size_t BuildTruncatedReply(std::span<const uint8_t> query, const dns::QueryInfo&
 size_t BuildUpstreamQuery(std::span<const uint8_t> qname, uint16_t qtype, uint16_t qclass,
                           bool do_bit, bool cd_bit, std::span<uint8_t> out);
 
-// Does `response` answer exactly this question (name compared case-insensitively)?
-bool ResponseMatchesQuestion(std::span<const uint8_t> response, std::span<const uint8_t> qname,
-                             uint16_t qtype, uint16_t qclass);
-
 // The TTL limits a reply passed on without being cached gets, as the cache would have applied
 // them on insert (cache::CacheSettings).
 struct TtlLimits {

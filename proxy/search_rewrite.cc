@@ -527,7 +527,7 @@ CandidateState ClassifyResponse(std::span<const uint8_t> response,
   }
   if (!(layout.flags & dns::flag::kQR) || (layout.flags & dns::flag::kTC) ||
       (layout.opt_offset != 0 && (layout.opt_ttl >> 24) != 0) ||
-      !ResponseMatchesQuestion(response, candidate_qname, qtype, dns::kClassIN)) {
+      !dns::ResponseMatchesQuestion(response, candidate_qname, qtype, dns::kClassIN)) {
     return CandidateState::kFailed;
   }
   switch (layout.rcode) {
@@ -704,7 +704,7 @@ absl::StatusOr<std::vector<uint8_t>> SynthesizeAnswer(std::span<const uint8_t> q
   if (dns::ParseResponseLayout(result, layout) != dns::LayoutStatus::kOk ||
       layout.opt_offset != 0 || dns::QdCount(result) != 1 ||
       layout.ancount != 1 + ldns_rr_list_rr_count(answer) ||
-      !ResponseMatchesQuestion(result, lower, qtype, dns::kClassIN)) {
+      !dns::ResponseMatchesQuestion(result, lower, qtype, dns::kClassIN)) {
     return absl::InternalError("synthesized answer does not have the expected structure");
   }
   return result;

@@ -88,42 +88,7 @@ std::string Server::RenderMetrics() const {
   const cache::CacheStats st = cache_->Stats();
   SharedSearchRewrite::Stats rw;
   if (rewrite_) rw = rewrite_->GetStats(uv_hrtime() / 1'000'000);
-  Worker::ForwarderTotals fwd;
-  for (const auto& w : workers_) fwd.Add(w->forwarder_totals());
   const Gauge gauges[] = {
-      {"nodedns_upstream_udp_retries_total",
-       "Upstream UDP tries resent after a timeout or an ICMP error (next server, doubled timeout)",
-       static_cast<double>(fwd.retries), "counter"},
-      {"nodedns_upstream_udp_timeouts_total", "Upstream UDP queries that ran out of tries",
-       static_cast<double>(fwd.timeouts), "counter"},
-      {"nodedns_upstream_udp_mismatched_total",
-       "Upstream UDP replies ignored: unknown ID, another question, or unreadable (RFC 5452)",
-       static_cast<double>(fwd.mismatched), "counter"},
-      {"nodedns_upstream_udp_truncated_total",
-       "Upstream UDP replies with TC=1 or longer than 4096 bytes, re-asked over TCP",
-       static_cast<double>(fwd.truncated), "counter"},
-      {"nodedns_upstream_tcp_connections_total", "Upstream TCP connections opened",
-       static_cast<double>(fwd.tcp_connections), "counter"},
-      {"nodedns_upstream_tcp_stalled_total",
-       "Upstream TCP connections abandoned: a try timed out with nothing received since it was "
-       "written",
-       static_cast<double>(fwd.tcp_stalled), "counter"},
-      {"nodedns_upstream_tcp_resent_total",
-       "Upstream TCP queries written again on another connection after theirs closed or stalled",
-       static_cast<double>(fwd.tcp_resent), "counter"},
-      {"nodedns_upstream_tcp_retries_total",
-       "Upstream TCP tries sent after a timeout or a refused connection (next server)",
-       static_cast<double>(fwd.tcp_retries), "counter"},
-      {"nodedns_upstream_tcp_timeouts_total", "Upstream TCP queries that ran out of tries",
-       static_cast<double>(fwd.tcp_timeouts), "counter"},
-      {"nodedns_upstream_tcp_failed_total",
-       "Upstream TCP queries with no usable reply: refused, closed, or TC=1 over TCP",
-       static_cast<double>(fwd.tcp_failed), "counter"},
-      {"nodedns_upstream_tcp_mismatched_total",
-       "Upstream TCP replies ignored: unknown ID, another question, or late",
-       static_cast<double>(fwd.tcp_mismatched), "counter"},
-      {"nodedns_upstream_tcp_truncated_total", "Upstream TCP replies with TC=1 (unusable)",
-       static_cast<double>(fwd.tcp_truncated), "counter"},
       {"nodedns_search_rewrite_learned_clients",
        "Clients whose search path (namespace) is currently known from their own queries",
        static_cast<double>(rw.learned_clients)},

@@ -48,5 +48,5 @@ fi
 if [ "${1:-}" != "--quick" ]; then
   run build-asan -DCMAKE_BUILD_TYPE=Debug -DNODEDNS_ASAN=ON -DNODEDNS_BUILD_BENCH=OFF
   run build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNODEDNS_TSAN=ON -DNODEDNS_BUILD_BENCH=OFF \
-    -- -L 'cache|dns|resolvconf|proxy|integration'
+    -- -L 'cache|dns|resolvconf|upstream|proxy|integration'
 fi

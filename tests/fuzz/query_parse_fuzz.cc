@@ -155,7 +155,7 @@ void CheckUpstreamQuery(std::span<const uint8_t> qname, const QueryInfo& q) {
   // An upstream reply to it is recognised as answering the client's question.
   std::vector<uint8_t> reply(out.begin(), out.end());
   dns::Put16(reply.data() + 2, dns::flag::kQR | dns::flag::kRD | dns::flag::kRA);
-  FUZZ_CHECK(proxy::ResponseMatchesQuestion(reply, qname, q.qtype, q.qclass));
+  FUZZ_CHECK(dns::ResponseMatchesQuestion(reply, qname, q.qtype, q.qclass));
 }
 
 void CheckTruncatedReply(std::span<const uint8_t> query, const QueryInfo& q) {

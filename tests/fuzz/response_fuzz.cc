@@ -417,7 +417,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (one_question) {
     const size_t qlen = *dns::PlainNameLength(msg, dns::kHeaderSize);
     const uint8_t* tail = msg.data() + dns::kHeaderSize + qlen;
-    FUZZ_CHECK(proxy::ResponseMatchesQuestion(msg, msg.subspan(dns::kHeaderSize, qlen),
+    FUZZ_CHECK(dns::ResponseMatchesQuestion(msg, msg.subspan(dns::kHeaderSize, qlen),
                                               dns::Get16(tail), dns::Get16(tail + 2)));
     if (relayable) CheckClientReply({relayed.data(), relayed_size}, msg, ctl);
   }

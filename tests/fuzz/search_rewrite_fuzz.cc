@@ -84,7 +84,7 @@ void CheckClassify(std::span<const uint8_t> msg, std::span<const uint8_t> cand, 
   const bool ok = dns::ParseResponseLayout(msg, l) == dns::LayoutStatus::kOk;
   if (state == CandidateState::kFailed) return;
   FUZZ_CHECK(ok && (l.flags & dns::flag::kQR) && !(l.flags & dns::flag::kTC));
-  FUZZ_CHECK(proxy::ResponseMatchesQuestion(msg, cand, qtype, dns::kClassIN));
+  FUZZ_CHECK(dns::ResponseMatchesQuestion(msg, cand, qtype, dns::kClassIN));
   FUZZ_CHECK((state == CandidateState::kNxDomain) == (l.rcode == dns::rcode::kNxDomain));
   FUZZ_CHECK((state == CandidateState::kAnswer) ==
              (l.rcode == dns::rcode::kNoError && l.ancount > 0));

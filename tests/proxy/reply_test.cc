@@ -407,10 +407,10 @@ TEST(UpstreamReplyTest, MatchesQuestionCaseInsensitivelyOnly) {
   MessageSpec m;
   m.qname = "EXAMPLE.com.";
   const auto reply = Build(m);
-  EXPECT_TRUE(ResponseMatchesQuestion(reply, name, 1, 1));
-  EXPECT_FALSE(ResponseMatchesQuestion(reply, name, 28, 1));
-  EXPECT_FALSE(ResponseMatchesQuestion(reply, WireName("example.org."), 1, 1));
-  EXPECT_FALSE(ResponseMatchesQuestion({reply.data(), 20}, name, 1, 1));
+  EXPECT_TRUE(dns::ResponseMatchesQuestion(reply, name, 1, 1));
+  EXPECT_FALSE(dns::ResponseMatchesQuestion(reply, name, 28, 1));
+  EXPECT_FALSE(dns::ResponseMatchesQuestion(reply, WireName("example.org."), 1, 1));
+  EXPECT_FALSE(dns::ResponseMatchesQuestion({reply.data(), 20}, name, 1, 1));
 }
 
 TEST(UpstreamReplyTest, CopyWithoutOptDropsOptAndFixesCount) {

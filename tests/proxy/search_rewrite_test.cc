@@ -650,7 +650,7 @@ testing::LdnsPkt SynthesizeAndParse(const testing::MessageSpec& candidate, uint1
   EXPECT_EQ(dns::ParseResponseLayout(*body, layout), dns::LayoutStatus::kOk);
   EXPECT_EQ(layout.opt_offset, 0);
   EXPECT_EQ(dns::HeaderId(*body), 0);
-  EXPECT_TRUE(ResponseMatchesQuestion(*body, WireName(kOriginal), qtype, dns::kClassIN));
+  EXPECT_TRUE(dns::ResponseMatchesQuestion(*body, WireName(kOriginal), qtype, dns::kClassIN));
   auto pkt = testing::Parse(*body);
   EXPECT_NE(pkt, nullptr);
   return pkt;

@@ -1,5 +1,5 @@
 // An in-process Server with one worker, a UDP client and a hand-driven upstream socket: what the
-// UDP path does with datagrams longer than its receive buffer (Worker::kUdpBufSize). recvmmsg
+// UDP path does with datagrams longer than its receive buffer (UdpFrontend::kUdpBufSize). recvmmsg
 // reports them with MSG_TRUNC; worker.h documents "longer queries are FORMERR", and the bytes
 // that did fit must not be served as if they were the whole query.
 #include "proxy/server.h"
@@ -135,7 +135,7 @@ class OversizedDatagramTest : public ::testing::Test {
 };
 
 TEST_F(OversizedDatagramTest, DatagramLongerThanTheReceiveBufferGetsFormerrAndIsNotForwarded) {
-  for (size_t size : {Worker::kUdpBufSize + 1, size_t{4000}, size_t{65000}}) {
+  for (size_t size : {UdpFrontend::kUdpBufSize + 1, size_t{4000}, size_t{65000}}) {
     SCOPED_TRACE("datagram of " + std::to_string(size) + " bytes");
     const uint16_t id = static_cast<uint16_t>(size);
     const Bytes q = PaddedQuery("oversized.example.", id, size);
@@ -155,7 +155,7 @@ TEST_F(OversizedDatagramTest, DatagramLongerThanTheReceiveBufferGetsFormerrAndIs
 
 TEST_F(OversizedDatagramTest, DatagramThatFillsTheBufferExactlyIsServed) {
   // The same layout at exactly kUdpBufSize bytes is whole: forwarded, and the answer relayed.
-  const Bytes q = PaddedQuery("full.example.", 0x0b0b, Worker::kUdpBufSize);
+  const Bytes q = PaddedQuery("full.example.", 0x0b0b, UdpFrontend::kUdpBufSize);
   ASSERT_EQ(send(client_, q.data(), q.size(), 0), static_cast<ssize_t>(q.size()));
   sockaddr_storage proxy{};
   auto forwarded = Recv(upstream_, 2000, &proxy);

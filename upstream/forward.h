@@ -1,12 +1,12 @@
 // What the upstream forwarders (UdpForwarder, TcpForwarder) report to whoever sent a query: one
 // callback per query, run exactly once, with a status and, on kOk, the reply.
-#ifndef NODEDNS_PROXY_FORWARD_H_
-#define NODEDNS_PROXY_FORWARD_H_
+#ifndef NODEDNS_UPSTREAM_FORWARD_H_
+#define NODEDNS_UPSTREAM_FORWARD_H_
 
 #include <cstdint>
 #include <span>
 
-namespace nodedns::proxy {
+namespace nodedns::upstream {
 
 enum class ForwardStatus : uint8_t {
   kOk,        // `reply` has the query's ID and repeats its question (RFC 5452 §9.1)
@@ -20,6 +20,6 @@ enum class ForwardStatus : uint8_t {
 // `reply` is valid only during the call; empty unless status is kOk.
 using ForwardCallback = void (*)(void* arg, ForwardStatus status, std::span<const uint8_t> reply);
 
-}  // namespace nodedns::proxy
+}  // namespace nodedns::upstream
 
-#endif  // NODEDNS_PROXY_FORWARD_H_
+#endif  // NODEDNS_UPSTREAM_FORWARD_H_

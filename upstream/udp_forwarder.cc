@@ -1,5 +1,5 @@
 // UDP forwarding with batched system calls; see udp_forwarder.h.
-#include "proxy/udp_forwarder.h"
+#include "upstream/udp_forwarder.h"
 
 #include <netinet/in.h>
 #include <unistd.h>
@@ -10,9 +10,8 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "proxy/reply.h"
 
-namespace nodedns::proxy {
+namespace nodedns::upstream {
 
 struct UdpForwarder::Socket {
   uv_poll_t poll;
@@ -22,23 +21,25 @@ struct UdpForwarder::Socket {
   std::vector<uint32_t> queued;  // slots to send on the next Flush()
 };
 
-UdpForwarder::UdpForwarder(uv_loop_t* loop, Options options, TcpForwarder* tcp)
-    : loop_(loop), options_(options), tcp_(tcp), rx_(new uint8_t[kRecvBatch * kRecvSize]) {}
+UdpForwarder::UdpForwarder(uv_loop_t* loop, Options options, TcpForwarder* tcp,
+                           UdpForwarderStats* stats)
+    : loop_(loop),
+      options_(options),
+      tcp_(tcp),
+      stats_(*stats),
+      rx_(new uint8_t[kRecvBatch * kRecvSize]) {}
 
-absl::StatusOr<std::unique_ptr<UdpForwarder>> UdpForwarder::Create(uv_loop_t* loop,
-                                                                   const ForwardZone& zone,
-                                                                   Options options,
-                                                                   TcpForwarder* tcp) {
-  if (zone.upstreams.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("zone ", zone.zone, " has no upstream"));
-  }
+absl::StatusOr<std::unique_ptr<UdpForwarder>> UdpForwarder::Create(
+    uv_loop_t* loop, std::span<const SocketAddress> servers, Options options, TcpForwarder* tcp,
+    UdpForwarderStats* stats) {
+  if (servers.empty()) return absl::InvalidArgumentError("no upstream server");
   options.tries = std::clamp(options.tries, 1, 10);
   options.sockets_per_server = std::clamp(options.sockets_per_server, 1, 64);
-  std::unique_ptr<UdpForwarder> f(new UdpForwarder(loop, options, tcp));
-  f->servers_ = zone.upstreams.size();
+  std::unique_ptr<UdpForwarder> f(new UdpForwarder(loop, options, tcp, stats));
+  f->servers_ = servers.size();
   const int rounds = options.tries;
   f->deadlines_.resize(static_cast<size_t>(rounds));
-  for (const SocketAddress& server : zone.upstreams) {
+  for (const SocketAddress& server : servers) {
     for (int k = 0; k < options.sockets_per_server; ++k) {
       auto s = std::make_unique<Socket>();
       s->owner = f.get();
@@ -51,8 +52,8 @@ absl::StatusOr<std::unique_ptr<UdpForwarder>> UdpForwarder::Create(uv_loop_t* lo
         if (s->fd >= 0) close(s->fd);
         for (auto& o : f->sockets_) close(o->fd);
         f->sockets_.clear();
-        return absl::UnavailableError(absl::StrCat("upstream ", server.ToString(), " for zone ",
-                                                   zone.zone, ": ", std::strerror(err)));
+        return absl::UnavailableError(
+            absl::StrCat("upstream ", server.ToString(), ": ", std::strerror(err)));
       }
       s->queued.reserve(64);
       f->sockets_.push_back(std::move(s));
@@ -265,7 +266,7 @@ void UdpForwarder::Receive(Socket& sock) {
       const std::span<const uint8_t> qname(s.query + dns::kHeaderSize, s.qname_length);
       const uint8_t* qtail = s.query + dns::kHeaderSize + s.qname_length;
       // The question is at the start, so a reply cut at the buffer's end can still be matched.
-      if (!ResponseMatchesQuestion(reply, qname, dns::Get16(qtail), dns::Get16(qtail + 2))) {
+      if (!dns::ResponseMatchesQuestion(reply, qname, dns::Get16(qtail), dns::Get16(qtail + 2))) {
         stats_.mismatched.Inc();  // RFC 5452 §9.1: the question must match too; keep waiting
         continue;
       }
@@ -303,4 +304,4 @@ void UdpForwarder::Shutdown() {
   uv_close(reinterpret_cast<uv_handle_t*>(&check_), nullptr);
 }
 
-}  // namespace nodedns::proxy
+}  // namespace nodedns::upstream

@@ -1,15 +1,12 @@
 // TCP forwarding with pipelined connections that never hold each other's queries; see
 // tcp_forwarder.h.
-#include "proxy/tcp_forwarder.h"
+#include "upstream/tcp_forwarder.h"
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
-#include "absl/strings/str_cat.h"
-#include "proxy/reply.h"
-
-namespace nodedns::proxy {
+namespace nodedns::upstream {
 
 struct TcpForwarder::Conn {
   uv_tcp_t handle;
@@ -36,21 +33,20 @@ struct WriteReq {
 
 }  // namespace
 
-TcpForwarder::TcpForwarder(uv_loop_t* loop, Options options) : loop_(loop), options_(options) {}
+TcpForwarder::TcpForwarder(uv_loop_t* loop, Options options, TcpForwarderStats* stats)
+    : loop_(loop), options_(options), stats_(*stats) {}
 
-absl::StatusOr<std::unique_ptr<TcpForwarder>> TcpForwarder::Create(uv_loop_t* loop,
-                                                                   const ForwardZone& zone,
-                                                                   Options options) {
-  if (zone.upstreams.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("zone ", zone.zone, " has no upstream"));
-  }
+absl::StatusOr<std::unique_ptr<TcpForwarder>> TcpForwarder::Create(
+    uv_loop_t* loop, std::span<const SocketAddress> servers, Options options,
+    TcpForwarderStats* stats) {
+  if (servers.empty()) return absl::InvalidArgumentError("no upstream server");
   options.tries = std::clamp(options.tries, 1, 10);
   options.connections_per_server = std::clamp(options.connections_per_server, 1, 64);
   options.inflight_per_connection = std::clamp(options.inflight_per_connection, 1, 1024);
   // A try's timeout must find its connection stalled, or the retry could land on it again.
   options.stall_ms = std::clamp<uint32_t>(options.stall_ms, 1, std::max(options.timeout_ms, 1u));
-  std::unique_ptr<TcpForwarder> f(new TcpForwarder(loop, options));
-  f->servers_ = zone.upstreams;
+  std::unique_ptr<TcpForwarder> f(new TcpForwarder(loop, options, stats));
+  f->servers_.assign(servers.begin(), servers.end());
   f->conns_.resize(f->servers_.size());
   f->waiting_.resize(f->servers_.size());
   f->deadlines_.resize(static_cast<size_t>(options.tries));
@@ -264,8 +260,8 @@ void TcpForwarder::HandleReply(Conn* c, std::span<const uint8_t> msg) {
   Query* q = it->second.get();
   const uint8_t* question = q->frame + 2 + dns::kHeaderSize;
   const uint8_t* tail = question + q->qname_length;
-  if (!ResponseMatchesQuestion(msg, {question, q->qname_length}, dns::Get16(tail),
-                               dns::Get16(tail + 2))) {
+  if (!dns::ResponseMatchesQuestion(msg, {question, q->qname_length}, dns::Get16(tail),
+                                    dns::Get16(tail + 2))) {
     stats_.mismatched.Inc();  // RFC 5452 §9.1; keep waiting
     return;
   }
@@ -428,4 +424,4 @@ void TcpForwarder::Shutdown() {
   uv_close(reinterpret_cast<uv_handle_t*>(&sweep_), nullptr);
 }
 
-}  // namespace nodedns::proxy
+}  // namespace nodedns::upstream

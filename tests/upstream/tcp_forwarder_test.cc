@@ -2,7 +2,7 @@
 // pipelining with distinct IDs and replies in any order, a stalled connection abandoned at the
 // try's timeout while other queries go around it, unanswered queries written again when the
 // server closes, TC=1 over TCP as a failure, refused connections failing over at once.
-#include "proxy/tcp_forwarder.h"
+#include "upstream/tcp_forwarder.h"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -14,11 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "proxy/reply.h"
-#include "tests/proxy/upstream_test_util.h"
 #include "tests/testing/dns_builder.h"
+#include "tests/upstream/upstream_test_util.h"
 
-namespace nodedns::proxy {
+namespace nodedns::upstream {
 namespace {
 
 using testing_util::AnswerTo;
@@ -42,9 +41,7 @@ class TcpForwarderTest : public ::testing::Test {
  protected:
   void SetUp() override { uv_loop_init(&loop_); }
   void Start(const std::vector<std::string>& servers, TcpForwarder::Options options) {
-    std::string spec = ".=";
-    for (size_t i = 0; i < servers.size(); ++i) spec += (i ? "," : "") + servers[i];
-    auto f = TcpForwarder::Create(&loop_, *ParseForwardSpec(spec), options);
+    auto f = TcpForwarder::Create(&loop_, testing_util::Servers(servers), options, &stats_);
     ASSERT_TRUE(f.ok()) << f.status();
     forwarder_ = *std::move(f);
   }
@@ -63,6 +60,7 @@ class TcpForwarderTest : public ::testing::Test {
     return RunLoopUntil(&loop_, done, max_ms);
   }
   uv_loop_t loop_;
+  TcpForwarderStats stats_;
   std::unique_ptr<TcpForwarder> forwarder_;
   std::vector<std::unique_ptr<UpstreamResult>> results_;  // outlive the body: TearDown fails them
 };
@@ -87,7 +85,7 @@ TEST_F(TcpForwarderTest, PipelinesOnOneConnectionAndMatchesRepliesInAnyOrder) {
   for (int i = 2; i >= 0; --i) FakeTcpServer::Write(conn, AnswerTo(queries[i], NameOf(queries[i])));
   ASSERT_TRUE(RunUntil([&] { return a.calls + b.calls + c.calls == 3; }));
   for (auto* r : {&a, &b, &c}) EXPECT_EQ(r->status, ForwardStatus::kOk);
-  EXPECT_TRUE(ResponseMatchesQuestion(b.reply, testing::WireName("b.example.com."), 1, 1));
+  EXPECT_TRUE(dns::ResponseMatchesQuestion(b.reply, testing::WireName("b.example.com."), 1, 1));
   EXPECT_EQ(server.accepted(), 1) << "pipelined queries opened more than one connection";
   EXPECT_EQ(forwarder_->in_flight(), 0u);
 }
@@ -254,4 +252,4 @@ TEST_F(TcpForwarderTest, ShutdownFailsQueriesInFlightOnceAndRefusesNewOnes) {
 }
 
 }  // namespace
-}  // namespace nodedns::proxy
+}  // namespace nodedns::upstream

@@ -17,17 +17,22 @@
 #include <string>
 #include <vector>
 
-#include "proxy/forward.h"
-#include "proxy/reply.h"
+#include "dns/socket_address.h"
 #include "tests/testing/dns_builder.h"
+#include "upstream/forward.h"
 
-namespace nodedns::proxy::testing_util {
+namespace nodedns::upstream::testing_util {
 
-// The query the worker would send upstream for `name` A IN.
+// A query for `name` A IN with EDNS, as the worker sends upstream (the ID is replaced).
 inline std::vector<uint8_t> UpstreamQuery(const std::string& name) {
-  std::vector<uint8_t> q(300);
-  q.resize(BuildUpstreamQuery(testing::WireName(name), 1, 1, false, false, q));
-  return q;
+  return testing::BuildQuery(name, 1, /*edns=*/true);
+}
+
+// "ADDR:PORT" strings as the forwarders' server list.
+inline std::vector<dns::SocketAddress> Servers(const std::vector<std::string>& servers) {
+  std::vector<dns::SocketAddress> out;
+  for (const std::string& s : servers) out.push_back(*dns::SocketAddress::Parse(s));
+  return out;
 }
 
 // What a query's callback reported.
@@ -185,6 +190,6 @@ class FakeTcpServer {
   std::map<int, std::vector<uint8_t>> conns_;  // fd → bytes read, not yet a whole message
 };
 
-}  // namespace nodedns::proxy::testing_util
+}  // namespace nodedns::upstream::testing_util
 
 #endif  // NODEDNS_TESTS_PROXY_UPSTREAM_TEST_UTIL_H_

@@ -13,8 +13,8 @@
 // repeat the question (case-insensitively) or it is ignored and the query keeps waiting. Each
 // server gets `sockets_per_server` sockets with kernel-chosen random ports, and a query takes a
 // random one: more port entropy than c-ares 1.18's single socket, less than a new port per query.
-#ifndef NODEDNS_PROXY_UDP_FORWARDER_H_
-#define NODEDNS_PROXY_UDP_FORWARDER_H_
+#ifndef NODEDNS_UPSTREAM_UDP_FORWARDER_H_
+#define NODEDNS_UPSTREAM_UDP_FORWARDER_H_
 
 #include <sys/socket.h>
 #include <uv.h>
@@ -27,13 +27,30 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "common/counter.h"
+#include "dns/socket_address.h"
 #include "dns/wire.h"
-#include "proxy/config.h"
-#include "proxy/forward.h"
-#include "proxy/metrics.h"
-#include "proxy/tcp_forwarder.h"
+#include "upstream/forward.h"
+#include "upstream/tcp_forwarder.h"
 
-namespace nodedns::proxy {
+namespace nodedns::upstream {
+
+// The UDP forwarders' counters: X(member, metric name, help); one set per worker, as for TCP.
+#define NODEDNS_UDP_FORWARDER_COUNTERS(X)                                                          \
+  X(retries, "nodedns_upstream_udp_retries_total",                                                 \
+    "Upstream UDP tries resent after a timeout or an ICMP error (next server, doubled timeout)")   \
+  X(timeouts, "nodedns_upstream_udp_timeouts_total", "Upstream UDP queries that ran out of tries") \
+  X(mismatched, "nodedns_upstream_udp_mismatched_total",                                           \
+    "Upstream UDP replies ignored: unknown ID, another question, or unreadable (RFC 5452)")        \
+  X(truncated, "nodedns_upstream_udp_truncated_total",                                             \
+    "Upstream UDP replies with TC=1 or longer than 4096 bytes, re-asked over TCP")
+
+// Written by the loop thread, read by the metrics thread.
+struct UdpForwarderStats {
+#define NODEDNS_DECLARE_COUNTER(member, metric, help) Counter member;
+  NODEDNS_UDP_FORWARDER_COUNTERS(NODEDNS_DECLARE_COUNTER)
+#undef NODEDNS_DECLARE_COUNTER
+};
 
 // One forward zone's UDP upstreams on one worker. Loop thread only.
 class UdpForwarder {
@@ -43,18 +60,11 @@ class UdpForwarder {
     int tries = 2;               // rounds over all servers
     int sockets_per_server = 4;
   };
-  // Written by the loop thread, read by the metrics thread (relaxed atomics, one writer).
-  struct Stats {
-    Counter retries;     // tries sent after a timeout or ICMP error
-    Counter timeouts;    // queries that ran out of tries
-    Counter mismatched;  // replies ignored: unknown ID, another question, or unreadable
-    Counter truncated;   // replies with TC=1 or longer than the buffer, re-asked over TCP
-  };
-
-  // `tcp` (not owned, same loop, outlives this) receives truncated queries.
-  static absl::StatusOr<std::unique_ptr<UdpForwarder>> Create(uv_loop_t* loop,
-                                                              const ForwardZone& zone,
-                                                              Options options, TcpForwarder* tcp);
+  // `servers` in order of preference. `tcp` (not owned, same loop, outlives this) receives
+  // truncated queries; `stats` (not owned) outlives this and may be shared.
+  static absl::StatusOr<std::unique_ptr<UdpForwarder>> Create(
+      uv_loop_t* loop, std::span<const SocketAddress> servers, Options options, TcpForwarder* tcp,
+      UdpForwarderStats* stats);
   ~UdpForwarder();
   UdpForwarder(const UdpForwarder&) = delete;
   UdpForwarder& operator=(const UdpForwarder&) = delete;
@@ -66,7 +76,7 @@ class UdpForwarder {
   // iteration (a uv_check_t), so callers only call it to send before the iteration ends.
   void Flush();
   size_t in_flight() const { return by_id_.size(); }
-  const Stats& stats() const { return stats_; }
+  const UdpForwarderStats& stats() const { return stats_; }
   // Fails every query in flight with kShutdown and closes the handles; delete the object
   // only after the loop has run the close callbacks.
   void Shutdown();
@@ -95,7 +105,7 @@ class UdpForwarder {
     uint16_t attempt;
   };
 
-  UdpForwarder(uv_loop_t* loop, Options options, TcpForwarder* tcp);
+  UdpForwarder(uv_loop_t* loop, Options options, TcpForwarder* tcp, UdpForwarderStats* stats);
   uint16_t NewId();
   void Transmit(uint32_t slot);
   void Retry(uint32_t slot);
@@ -130,7 +140,7 @@ class UdpForwarder {
   uint16_t ids_[256];  // random IDs drawn 256 at a time (one getrandom per 256 queries)
   size_t ids_left_ = 0;
   bool shut_down_ = false;
-  Stats stats_;
+  UdpForwarderStats& stats_;
   // Receive buffers: advertised EDNS size is 1232 (BuildUpstreamQuery), so 4 KiB holds any reply
   // a conforming server sends over UDP; a longer one (MSG_TRUNC) is asked again over TCP at once.
   static constexpr int kRecvBatch = 32;
@@ -138,6 +148,6 @@ class UdpForwarder {
   std::unique_ptr<uint8_t[]> rx_;
 };
 
-}  // namespace nodedns::proxy
+}  // namespace nodedns::upstream
 
-#endif  // NODEDNS_PROXY_UDP_FORWARDER_H_
+#endif  // NODEDNS_UPSTREAM_UDP_FORWARDER_H_

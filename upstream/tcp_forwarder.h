@@ -22,8 +22,8 @@
 // Security (RFC 5452): IDs are unpredictable (arc4random) and unique among the queries in flight
 // on this forwarder, a new one for every try; a reply must come on the connection its try was
 // written to and repeat the question, or it is ignored.
-#ifndef NODEDNS_PROXY_TCP_FORWARDER_H_
-#define NODEDNS_PROXY_TCP_FORWARDER_H_
+#ifndef NODEDNS_UPSTREAM_TCP_FORWARDER_H_
+#define NODEDNS_UPSTREAM_TCP_FORWARDER_H_
 
 #include <uv.h>
 
@@ -35,12 +35,39 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "common/counter.h"
+#include "dns/socket_address.h"
 #include "dns/wire.h"
-#include "proxy/config.h"
-#include "proxy/forward.h"
-#include "proxy/metrics.h"
+#include "upstream/forward.h"
 
-namespace nodedns::proxy {
+namespace nodedns::upstream {
+
+using dns::SocketAddress;
+
+// The TCP forwarders' counters: X(member, metric name, help). Every worker keeps one set, shared
+// by its zones' forwarders; the metrics endpoint sums them (proxy/metrics.h).
+#define NODEDNS_TCP_FORWARDER_COUNTERS(X)                                                          \
+  X(connections, "nodedns_upstream_tcp_connections_total", "Upstream TCP connections opened")      \
+  X(stalled, "nodedns_upstream_tcp_stalled_total",                                                 \
+    "Upstream TCP connections abandoned: a try timed out with nothing received since it was "      \
+    "written")                                                                                     \
+  X(resent, "nodedns_upstream_tcp_resent_total",                                                   \
+    "Upstream TCP queries written again on another connection after theirs closed or stalled")     \
+  X(retries, "nodedns_upstream_tcp_retries_total",                                                 \
+    "Upstream TCP tries sent after a timeout or a refused connection (next server)")               \
+  X(timeouts, "nodedns_upstream_tcp_timeouts_total", "Upstream TCP queries that ran out of tries") \
+  X(failed, "nodedns_upstream_tcp_failed_total",                                                   \
+    "Upstream TCP queries with no usable reply: refused, closed, or TC=1 over TCP")                \
+  X(mismatched, "nodedns_upstream_tcp_mismatched_total",                                           \
+    "Upstream TCP replies ignored: unknown ID, another question, or late")                         \
+  X(truncated, "nodedns_upstream_tcp_truncated_total", "Upstream TCP replies with TC=1 (unusable)")
+
+// Written by the loop thread, read by the metrics thread.
+struct TcpForwarderStats {
+#define NODEDNS_DECLARE_COUNTER(member, metric, help) Counter member;
+  NODEDNS_TCP_FORWARDER_COUNTERS(NODEDNS_DECLARE_COUNTER)
+#undef NODEDNS_DECLARE_COUNTER
+};
 
 // One forward zone's TCP upstreams on one worker. Loop thread only.
 class TcpForwarder {
@@ -54,21 +81,11 @@ class TcpForwarder {
     uint32_t stall_ms = 500;
     uint32_t idle_ms = 10'000;  // connections without queries are closed after this
   };
-  // Written by the loop thread, read by the metrics thread (relaxed atomics, one writer).
-  struct Stats {
-    Counter connections;  // connections opened
-    Counter stalled;      // connections abandoned: a try timed out with nothing received since
-    Counter retries;      // tries sent after a timeout or a refused connection
-    Counter timeouts;     // queries that ran out of tries
-    Counter failed;       // queries that ended kFailed (refused, closed, TC=1 over TCP)
-    Counter mismatched;   // replies ignored: unknown ID, another question, or unreadable
-    Counter truncated;    // replies with TC=1 over TCP
-    Counter resent;       // queries written again after their connection closed or was abandoned
-  };
-
-  static absl::StatusOr<std::unique_ptr<TcpForwarder>> Create(uv_loop_t* loop,
-                                                              const ForwardZone& zone,
-                                                              Options options);
+  // `servers` in order of preference; `stats` (not owned) outlives this and may be shared by
+  // other forwarders on the same loop.
+  static absl::StatusOr<std::unique_ptr<TcpForwarder>> Create(
+      uv_loop_t* loop, std::span<const SocketAddress> servers, Options options,
+      TcpForwarderStats* stats);
   ~TcpForwarder();
   TcpForwarder(const TcpForwarder&) = delete;
   TcpForwarder& operator=(const TcpForwarder&) = delete;
@@ -78,7 +95,7 @@ class TcpForwarder {
   void Send(std::span<const uint8_t> query, ForwardCallback cb, void* arg);
   size_t in_flight() const { return by_id_.size(); }
   size_t connections() const;
-  const Stats& stats() const { return stats_; }
+  const TcpForwarderStats& stats() const { return stats_; }
   // Fails every query in flight with kShutdown and closes the handles; delete the object only
   // after the loop has run the close callbacks.
   void Shutdown();
@@ -111,7 +128,7 @@ class TcpForwarder {
   };
   enum class CloseReason : uint8_t { kRefused, kClosed, kProtocol, kAbandoned, kIdle };
 
-  TcpForwarder(uv_loop_t* loop, Options options);
+  TcpForwarder(uv_loop_t* loop, Options options, TcpForwarderStats* stats);
   uint16_t NewId();
   Query* Find(Ref ref) const;
   void StartTry(std::unique_ptr<Query> q);
@@ -150,9 +167,9 @@ class TcpForwarder {
   uv_timer_t sweep_;       // closes idle connections
   uint32_t next_serial_ = 0;
   bool shut_down_ = false;
-  Stats stats_;
+  TcpForwarderStats& stats_;
 };
 
-}  // namespace nodedns::proxy
+}  // namespace nodedns::upstream
 
-#endif  // NODEDNS_PROXY_TCP_FORWARDER_H_
+#endif  // NODEDNS_UPSTREAM_TCP_FORWARDER_H_

@@ -1,0 +1,93 @@
+// The misses in flight on one worker. Identical questions (same cache key) coalesce on one
+// upstream query; when it completes, the reply goes into the cache and every waiter is told
+// through its listener. The table knows nothing of who waits: a client of the query path or a
+// candidate of a search-path rewrite look the same to it.
+//
+// Pendings are recycled with their waiter vectors and keyed by a view of their own key's bytes,
+// and a waiter keeps the client's question inline: no allocation per miss once warm.
+#ifndef NODEDNS_PROXY_MISS_TABLE_H_
+#define NODEDNS_PROXY_MISS_TABLE_H_
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "cache/cache_key.h"
+#include "proxy/client.h"
+#include "proxy/worker_context.h"
+#include "upstream/forward.h"
+#include "upstream/tcp_forwarder.h"
+#include "upstream/udp_forwarder.h"
+
+namespace nodedns::proxy {
+
+struct MissWaiter;
+
+// What came back for a miss.
+struct MissOutcome {
+  const cache::CacheKey& key;
+  bool ok;                         // a reply that answers the question (ID and question matched)
+  std::span<const uint8_t> reply;  // when ok: as received, inserted into the cache already
+  bool failed;                     // not ok, or SERVFAIL: a stale answer may serve instead
+  uint64_t now;
+};
+
+class MissListener {
+ public:
+  // `waiter` is the listener's to move from.
+  virtual void OnMissDone(MissWaiter& waiter, const MissOutcome& outcome) = 0;
+
+ protected:
+  ~MissListener() = default;
+};
+
+struct MissWaiter {
+  MissListener* listener = nullptr;
+  uint64_t tag = 0;  // the listener's own
+  Client client;     // for the query path's waiters
+};
+
+class MissTable {
+ public:
+  explicit MissTable(WorkerContext& ctx);
+  ~MissTable();
+  MissTable(const MissTable&) = delete;
+  MissTable& operator=(const MissTable&) = delete;
+
+  // Creates the forwarders of every --forward zone on the worker's loop.
+  absl::Status Start();
+  // Fails what is in flight without telling anyone (the worker is stopping), closes the handles.
+  void Shutdown();
+
+  // `waiter` gets the outcome of the upstream query for `key`, joining one in flight or sending
+  // one. The listener may be called before Join returns (a send that fails at once).
+  void Join(const cache::CacheKey& key, bool do_bit, bool cd_bit, MissWaiter&& waiter);
+  // A background refresh of `key` (prefetch) unless one is in flight.
+  void Refresh(const cache::CacheKey& key, bool do_bit, bool cd_bit);
+  // Sends the UDP queries queued during a batch (one sendmmsg per upstream socket).
+  void Flush();
+
+ private:
+  struct Pending;
+  Pending* NewPending(const cache::CacheKey& key);
+  void Send(const cache::CacheKey& key, bool do_bit, bool cd_bit, Pending* p);
+  static void OnUpstreamReply(void* arg, upstream::ForwardStatus status,
+                              std::span<const uint8_t> reply);
+  void Complete(Pending* p, upstream::ForwardStatus status, std::span<const uint8_t> reply);
+
+  WorkerContext& ctx_;
+  // Per config.zones entry: the TCP forwarder (--force-tcp zones, and UDP replies with TC=1),
+  // and the UDP forwarder (null for --force-tcp zones). Declared after tcp_: destroyed first.
+  std::vector<std::unique_ptr<upstream::TcpForwarder>> tcp_;
+  std::vector<std::unique_ptr<upstream::UdpForwarder>> udp_;
+  absl::flat_hash_map<absl::string_view, std::unique_ptr<Pending>> pending_;
+  std::vector<std::unique_ptr<Pending>> pool_;
+};
+
+}  // namespace nodedns::proxy
+
+#endif  // NODEDNS_PROXY_MISS_TABLE_H_

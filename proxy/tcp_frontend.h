@@ -1,0 +1,57 @@
+// The TCP front end of a worker (RFC 7766): its listening sockets and client connections, the
+// 2-byte length framing, pipelining with replies in completion order, the per-worker connection
+// cap, the per-connection in-flight cap (reading pauses above it) and the idle timeout. Each
+// framed query goes to QueryPath::Serve; later replies come back through SendReply.
+#ifndef NODEDNS_PROXY_TCP_FRONTEND_H_
+#define NODEDNS_PROXY_TCP_FRONTEND_H_
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "proxy/client.h"
+#include "proxy/query_path.h"
+#include "proxy/worker_context.h"
+
+namespace nodedns::proxy {
+
+class TcpFrontend : public ReplySink {
+ public:
+  TcpFrontend(WorkerContext& ctx, QueryPath& path);
+  ~TcpFrontend();
+  TcpFrontend(const TcpFrontend&) = delete;
+  TcpFrontend& operator=(const TcpFrontend&) = delete;
+
+  // Starts accepting on the listening sockets `fds` (owned from now on: closed by Stop()).
+  absl::Status Start(std::span<const int> fds);
+  // Closes the listeners and every connection.
+  void Stop();
+  // A later reply for a query of connection client.conn_id (gone: dropped).
+  void SendReply(const Client& client, std::span<const uint8_t> reply) override;
+
+ private:
+  struct Listener;
+  struct Conn;
+  static void OnConnection(uv_stream_t* server, int status);
+  static void OnAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+  static void OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  void HandleQuery(Conn& c, std::span<const uint8_t> query);
+  void Write(Conn& c, std::span<const uint8_t> reply);
+  void Close(Conn& c);
+  void ResumeReads(Conn& c);
+
+  WorkerContext& ctx_;
+  QueryPath& path_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  absl::flat_hash_map<uint64_t, Conn*> conns_;
+  uint64_t next_conn_id_ = 1;
+};
+
+}  // namespace nodedns::proxy
+
+#endif  // NODEDNS_PROXY_TCP_FRONTEND_H_

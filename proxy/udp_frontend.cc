@@ -1,0 +1,216 @@
+// The UDP hot path; see udp_frontend.h.
+#include "proxy/udp_frontend.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace nodedns::proxy {
+
+struct UdpFrontend::Socket {
+  uv_poll_t poll;
+  UdpFrontend* frontend;
+  int fd;
+};
+
+struct UdpFrontend::Batch {
+  mmsghdr in[kBatch];
+  iovec in_iov[kBatch];
+  sockaddr_storage from[kBatch];
+  mmsghdr out[kBatch];
+  iovec out_iov[kBatch];
+  dns::QueryInfo info[kBatch];
+  dns::QueryStatus status[kBatch];
+  LocalAnswer local[kBatch];  // for status kOk: answered here instead of the cache or upstream
+  cache::CacheKey keys[kBatch];
+  alignas(64) uint8_t in_buf[kBatch][kUdpBufSize];
+  alignas(64) uint8_t out_buf[kBatch][kUdpBufSize];
+};
+
+struct UdpFrontend::Outbox {
+  int n = 0;
+  int fd[kBatch];
+  mmsghdr msgs[kBatch];
+  iovec iov[kBatch];
+  sockaddr_storage to[kBatch];
+  alignas(64) uint8_t buf[kBatch][kUdpBufSize];
+};
+
+UdpFrontend::UdpFrontend(WorkerContext& ctx, QueryPath& path, MissTable& misses)
+    : ctx_(ctx), path_(path), misses_(misses), batch_(new Batch), outbox_(new Outbox) {
+  Batch& b = *batch_;
+  for (int i = 0; i < kBatch; ++i) {
+    b.in_iov[i] = {b.in_buf[i], kUdpBufSize};
+    b.in[i].msg_hdr = {};
+    b.in[i].msg_hdr.msg_iov = &b.in_iov[i];
+    b.in[i].msg_hdr.msg_iovlen = 1;
+    b.in[i].msg_hdr.msg_name = &b.from[i];
+    b.out[i].msg_hdr = {};
+    b.out[i].msg_hdr.msg_iov = &b.out_iov[i];
+    b.out[i].msg_hdr.msg_iovlen = 1;
+  }
+}
+
+UdpFrontend::~UdpFrontend() = default;
+
+void UdpFrontend::Start(std::span<const int> fds) {
+  uv_check_init(ctx_.loop, &outbox_check_);
+  outbox_check_.data = this;
+  uv_check_start(&outbox_check_,
+                 [](uv_check_t* h) { static_cast<UdpFrontend*>(h->data)->FlushOutbox(); });
+  uv_unref(reinterpret_cast<uv_handle_t*>(&outbox_check_));
+  for (int fd : fds) {
+    auto s = std::make_unique<Socket>();
+    s->frontend = this;
+    s->fd = fd;
+    uv_poll_init_socket(ctx_.loop, &s->poll, fd);
+    s->poll.data = s.get();
+    uv_poll_start(&s->poll, UV_READABLE, &OnReadable);
+    sockets_.push_back(std::move(s));
+  }
+}
+
+void UdpFrontend::Stop() {
+  for (auto& s : sockets_) {
+    uv_poll_stop(&s->poll);
+    uv_close(reinterpret_cast<uv_handle_t*>(&s->poll), nullptr);
+  }
+  FlushOutbox();
+  uv_close(reinterpret_cast<uv_handle_t*>(&outbox_check_), nullptr);
+}
+
+void UdpFrontend::OnReadable(uv_poll_t* handle, int status, int events) {
+  auto* s = static_cast<Socket*>(handle->data);
+  UdpFrontend* f = s->frontend;
+  if (status < 0 || f->ctx_.stopping) return;
+  f->ctx_.EnsureOnline();
+  Batch& b = *f->batch_;
+  // Bounded, so that TCP clients and upstream replies get their turn under a flood.
+  for (int round = 0; round < 16; ++round) {
+    for (int i = 0; i < kBatch; ++i) b.in[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+    const int n = recvmmsg(s->fd, b.in, kBatch, MSG_DONTWAIT, nullptr);
+    if (n <= 0) break;
+    f->ServeBatch(*s, n);
+    f->ctx_.thread->Quiescent();  // no pointer into the cache survives a batch
+    // No break on a partial batch: read until the socket is empty. Under open-loop load more
+    // datagrams have usually arrived while this batch was served, and reading them now saves
+    // the epoll_wait of a trip through the loop. bench/compare, latency scenario at 150k qps:
+    // p99 494 → 176 µs and server CPU 97 → 90%; closed-loop hits unchanged (A/B, 402k vs 405k
+    // answers per CPU-second).
+  }
+}
+
+void UdpFrontend::ServeBatch(Socket& s, int n) {
+  Batch& b = *batch_;
+  const uint64_t now = ctx_.Now();
+  ctx_.counters.queries_udp.Inc(n);
+  ctx_.counters.udp_batches.Inc();
+  // Pass 1: parse, classify, build keys, prefetch the slots. Passes 2 and 3 then find them in
+  // cache.
+  for (int i = 0; i < n; ++i) {
+    const std::span<const uint8_t> query(b.in_buf[i], b.in[i].msg_len);
+    b.status[i] = dns::ParseQuery(query, b.info[i]);
+    if (b.status[i] == dns::QueryStatus::kOk && (b.in[i].msg_hdr.msg_flags & MSG_TRUNC)) {
+      b.status[i] = dns::QueryStatus::kFormErr;  // longer than any sane query
+    }
+    if (b.status[i] != dns::QueryStatus::kOk) continue;
+    const dns::QueryInfo& q = b.info[i];
+    // Before any cache work: a class compare and a type range check for ordinary queries.
+    b.local[i] = ClassifyQuery(query, q, path_.chaos_enabled());
+    if (b.local[i] != LocalAnswer::kNone) continue;
+    b.keys[i].Assign({b.in_buf[i] + dns::kHeaderSize, q.qname_length}, q.qtype, q.qclass, q.do_bit,
+                     q.cd());
+    ctx_.cache.PrefetchSlot(b.keys[i]);
+  }
+  for (int i = 0; i < n; ++i) {
+    if (b.status[i] == dns::QueryStatus::kOk && b.local[i] == LocalAnswer::kNone) {
+      ctx_.cache.PrefetchEntry(b.keys[i]);
+    }
+  }
+  // Pass 3: the query path answers, or takes the query for later.
+  int out = 0;
+  for (int i = 0; i < n; ++i) {
+    const Request r{.query = {b.in_buf[i], b.in[i].msg_len},
+                    .q = b.info[i],
+                    .status = b.status[i],
+                    .local = b.local[i],
+                    .key = b.keys[i],
+                    .from = b.from[i],
+                    .from_len = b.in[i].msg_hdr.msg_namelen,
+                    .sink = this,
+                    .tcp = false,
+                    .udp_fd = s.fd,
+                    .conn_id = 0};
+    size_t size = 0;
+    if (path_.Serve(r, {b.out_buf[out], kUdpBufSize}, size, now) != Verdict::kReply) continue;
+    b.out_iov[out].iov_base = b.out_buf[out];
+    b.out_iov[out].iov_len = size;
+    b.out[out].msg_hdr.msg_name = &b.from[i];
+    b.out[out].msg_hdr.msg_namelen = b.in[i].msg_hdr.msg_namelen;
+    ++out;
+  }
+  // This batch's misses leave for upstream in one sendmmsg per upstream socket.
+  misses_.Flush();
+  for (int done = 0; done < out;) {
+    const int sent = sendmmsg(s.fd, b.out + done, static_cast<unsigned>(out - done), MSG_DONTWAIT);
+    if (sent > 0) {
+      done += sent;
+    } else if (sent < 0 && errno == EINTR) {
+      continue;
+    } else if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      ctx_.counters.send_errors.Inc(static_cast<uint64_t>(out - done));  // buffer full: drop
+      break;
+    } else {
+      ctx_.counters.send_errors.Inc();  // this destination failed (e.g. unreachable): skip it
+      ++done;
+    }
+  }
+}
+
+void UdpFrontend::SendReply(const Client& c, std::span<const uint8_t> reply) {
+  Outbox& o = *outbox_;
+  if (reply.size() > kUdpBufSize) {  // never for UDP replies (at most 1232 bytes); kept safe
+    if (sendto(c.udp_fd, reply.data(), reply.size(), MSG_DONTWAIT,
+               reinterpret_cast<const sockaddr*>(&c.addr), c.addr_len) < 0) {
+      ctx_.counters.send_errors.Inc();
+    }
+    return;
+  }
+  if (o.n == kBatch) FlushOutbox();
+  const int i = o.n++;
+  o.fd[i] = c.udp_fd;
+  o.to[i] = c.addr;
+  std::memcpy(o.buf[i], reply.data(), reply.size());
+  o.iov[i] = {o.buf[i], reply.size()};
+  o.msgs[i] = {};
+  o.msgs[i].msg_hdr.msg_name = &o.to[i];
+  o.msgs[i].msg_hdr.msg_namelen = c.addr_len;
+  o.msgs[i].msg_hdr.msg_iov = &o.iov[i];
+  o.msgs[i].msg_hdr.msg_iovlen = 1;
+}
+
+void UdpFrontend::FlushOutbox() {
+  Outbox& o = *outbox_;
+  // Runs of the same socket (there is one per listen address) go out in one sendmmsg each.
+  for (int start = 0; start < o.n;) {
+    int end = start + 1;
+    while (end < o.n && o.fd[end] == o.fd[start]) ++end;
+    for (int done = start; done < end;) {
+      const int sent =
+          sendmmsg(o.fd[start], o.msgs + done, static_cast<unsigned>(end - done), MSG_DONTWAIT);
+      if (sent > 0) {
+        done += sent;
+      } else if (sent < 0 && errno == EINTR) {
+        continue;
+      } else {
+        ctx_.counters.send_errors.Inc();  // this destination failed, or the buffer is full
+        ++done;
+      }
+    }
+    start = end;
+  }
+  o.n = 0;
+}
+
+}  // namespace nodedns::proxy
