@@ -3,8 +3,12 @@
 #ifndef NODEDNS_UPSTREAM_FORWARD_H_
 #define NODEDNS_UPSTREAM_FORWARD_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
+
+#include "dns/wire.h"
 
 namespace nodedns::upstream {
 
@@ -19,6 +23,20 @@ enum class ForwardStatus : uint8_t {
 
 // `reply` is valid only during the call; empty unless status is kOk.
 using ForwardCallback = void (*)(void* arg, ForwardStatus status, std::span<const uint8_t> reply);
+
+// The longest query a forwarder sends: header, one question, the OPT record the proxy writes.
+inline constexpr size_t kMaxQuery = dns::kHeaderSize + dns::kMaxNameWire + 4 + dns::kOptRecordSize;
+// At most this many queries in flight per forwarder: IDs are 16 bits and must stay unique.
+inline constexpr size_t kMaxInFlight = 60000;
+
+// The length of `query`'s question name if a forwarder can send it (a header, an uncompressed
+// name, type and class, at most kMaxQuery bytes), else nullopt.
+inline std::optional<size_t> SendableQnameLength(std::span<const uint8_t> query) {
+  if (query.size() <= dns::kHeaderSize || query.size() > kMaxQuery) return std::nullopt;
+  const auto len = dns::PlainNameLength(query, dns::kHeaderSize);
+  if (!len || query.size() < dns::kHeaderSize + *len + 4) return std::nullopt;
+  return len;
+}
 
 }  // namespace nodedns::upstream
 

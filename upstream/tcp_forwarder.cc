@@ -28,7 +28,7 @@ namespace {
 
 struct WriteReq {
   uv_write_t req;
-  uint8_t data[2 + TcpForwarder::kMaxQuery];
+  uint8_t data[2 + kMaxQuery];
 };
 
 }  // namespace
@@ -81,11 +81,8 @@ TcpForwarder::Query* TcpForwarder::Find(Ref ref) const {
 }
 
 void TcpForwarder::Send(std::span<const uint8_t> query, ForwardCallback cb, void* arg) {
-  const auto qname_length = query.size() > dns::kHeaderSize
-                                ? dns::PlainNameLength(query, dns::kHeaderSize)
-                                : std::nullopt;
-  if (shut_down_ || !qname_length || query.size() > kMaxQuery ||
-      query.size() < dns::kHeaderSize + *qname_length + 4 || by_id_.size() >= 60000) {
+  const std::optional<size_t> qname_length = SendableQnameLength(query);
+  if (shut_down_ || !qname_length || by_id_.size() >= kMaxInFlight) {
     cb(arg, shut_down_ ? ForwardStatus::kShutdown : ForwardStatus::kBadQuery, {});
     return;
   }

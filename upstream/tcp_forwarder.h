@@ -100,8 +100,6 @@ class TcpForwarder {
   // after the loop has run the close callbacks.
   void Shutdown();
 
-  static constexpr size_t kMaxQuery =
-      dns::kHeaderSize + dns::kMaxNameWire + 4 + dns::kOptRecordSize;
 
  private:
   struct Conn;

@@ -90,11 +90,8 @@ uint16_t UdpForwarder::NewId() {
 }
 
 void UdpForwarder::Send(std::span<const uint8_t> query, ForwardCallback cb, void* arg) {
-  const auto qname_length = query.size() > dns::kHeaderSize
-                                ? dns::PlainNameLength(query, dns::kHeaderSize)
-                                : std::nullopt;
-  if (shut_down_ || !qname_length || query.size() > kMaxQuery ||
-      query.size() < dns::kHeaderSize + *qname_length + 4 || by_id_.size() >= 60000) {
+  const std::optional<size_t> qname_length = SendableQnameLength(query);
+  if (shut_down_ || !qname_length || by_id_.size() >= kMaxInFlight) {
     cb(arg, shut_down_ ? ForwardStatus::kShutdown : ForwardStatus::kBadQuery, {});
     return;
   }

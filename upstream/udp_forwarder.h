@@ -81,8 +81,6 @@ class UdpForwarder {
   // only after the loop has run the close callbacks.
   void Shutdown();
 
-  static constexpr size_t kMaxQuery =
-      dns::kHeaderSize + dns::kMaxNameWire + 4 + dns::kOptRecordSize;
 
  private:
   struct Socket;
