@@ -12,7 +12,7 @@
 #include <span>
 
 #include "dns/wire.h"
-#include "proxy/search_rewrite.h"
+#include "proxy/search_path_learner.h"
 
 namespace nodedns::proxy {
 

@@ -16,6 +16,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "proxy/client.h"
 #include "proxy/miss_table.h"
+#include "proxy/search_path_learner.h"
 #include "proxy/search_rewrite.h"
 #include "proxy/worker_context.h"
 

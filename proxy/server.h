@@ -14,7 +14,7 @@
 #include "cache/response_cache.h"
 #include "proxy/config.h"
 #include "proxy/http_server.h"
-#include "proxy/search_rewrite.h"
+#include "proxy/search_path_learner.h"
 #include "proxy/worker.h"
 
 namespace nodedns::proxy {

@@ -26,7 +26,7 @@
 #include "proxy/miss_table.h"
 #include "proxy/query_path.h"
 #include "proxy/rewrite_driver.h"
-#include "proxy/search_rewrite.h"
+#include "proxy/search_path_learner.h"
 #include "proxy/tcp_frontend.h"
 #include "proxy/udp_frontend.h"
 #include "proxy/wasted_queries.h"

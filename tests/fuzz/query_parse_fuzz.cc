@@ -14,6 +14,7 @@
 #include "dns/socket_address.h"
 #include "dns/wire.h"
 #include "proxy/reply.h"
+#include "proxy/search_path_learner.h"
 #include "proxy/search_rewrite.h"
 #include "tests/fuzz/fuzz_util.h"
 

@@ -16,6 +16,7 @@
 #include "cache/response_cache.h"
 #include "dns/wire.h"
 #include "proxy/reply.h"
+#include "proxy/search_path_learner.h"
 #include "tests/testing/dns_builder.h"
 
 // Counting operator new, for the no-allocation contract of Observe() and NamespaceView(). Not
