@@ -1,5 +1,6 @@
 // Proves that a cache hit does not allocate: parse, key, prefetch, lookup and reply building for a
-// batch of hits run with a counting global operator new. Its own binary, since it replaces new.
+// batch of hits, and the same hits through QueryPath::Serve as the UDP front end calls it, run
+// with a counting global operator new. Its own binary, since it replaces new.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -9,6 +10,7 @@
 
 #include "cache/response_cache.h"
 #include "proxy/reply.h"
+#include "tests/proxy/worker_parts.h"
 #include "tests/testing/dns_builder.h"
 
 namespace {
@@ -74,6 +76,37 @@ TEST(HitPathAllocationTest, ServingABatchOfHitsAllocatesNothing) {
   cache.Insert(*t, cache::CacheKey(testing::WireName("example.com."), 1, 1, false, false), wire,
                1000);
   EXPECT_GT(allocations.load() - before_insert, 0);
+}
+
+TEST(HitPathAllocationTest, QueryPathServesHitsWithoutAllocating) {
+  testing_util::WorkerParts w;
+  ASSERT_TRUE(w.ok());
+  constexpr int kNames = 64;
+  std::vector<std::vector<uint8_t>> queries;
+  for (int i = 0; i < kNames; ++i) {
+    const std::string name = "host" + std::to_string(i) + ".example.com.";
+    testing::MessageSpec m;
+    m.qname = name;
+    m.answer = {name + " 300 IN A 192.0.2.1"};
+    ASSERT_TRUE(w.Store(m));
+    queries.push_back(testing::BuildQuery(name, 1, i % 2 == 0, false, static_cast<uint16_t>(i)));
+  }
+  std::vector<uint8_t> reply;
+  reply.reserve(dns::kMaxMessage + 64);
+  int replies = 0;
+  const long before = allocations.load();
+  for (int i = 0; i < kNames; ++i) {
+    replies += w.Serve(queries[i], 1, /*tcp=*/false, reply) == Verdict::kReply;
+  }
+  const long during = allocations.load() - before;
+  EXPECT_EQ(replies, kNames);
+  EXPECT_EQ(w.counters().cache_hits.Get(), static_cast<uint64_t>(kNames));
+  EXPECT_EQ(during, 0) << "QueryPath::Serve allocated on a hit";
+  // The counter sees the path's allocations: a miss builds its pending entry.
+  const std::vector<uint8_t> miss = testing::BuildQuery("miss.example.com.", 1);
+  const long before_miss = allocations.load();
+  EXPECT_EQ(w.Serve(miss, 1, false, reply), Verdict::kPending);
+  EXPECT_GT(allocations.load() - before_miss, 0);
 }
 
 }  // namespace
