@@ -34,6 +34,14 @@ inline size_t UdpLimit(const dns::QueryInfo& q) {
 
 inline uint8_t RcodeOf(const uint8_t* reply) { return reply[3] & 0xf; }
 
+// A client's address as the search-path learner takes it.
+inline SocketAddress AsSocketAddress(const sockaddr_storage& a) {
+  SocketAddress out;
+  out.storage = a;
+  out.length = sizeof(sockaddr_storage);
+  return out;
+}
+
 struct Client {
   ReplySink* sink = nullptr;
   bool tcp = false;

@@ -29,17 +29,6 @@ class QueryPath::RewriteGate {
   int relevant_ = -1;
 };
 
-namespace {
-
-SocketAddress AsSocketAddress(const sockaddr_storage& a) {
-  SocketAddress out;
-  out.storage = a;
-  out.length = sizeof(sockaddr_storage);
-  return out;
-}
-
-}  // namespace
-
 Client QueryPath::MakeClient(const Request& r) {
   Client c;
   c.sink = r.sink;

@@ -12,13 +12,6 @@ using cache::LookupResult;
 
 namespace {
 
-SocketAddress AsSocketAddress(const sockaddr_storage& a) {
-  SocketAddress out;
-  out.storage = a;
-  out.length = sizeof(sockaddr_storage);
-  return out;
-}
-
 // A candidate waiter's tag: the rewrite's id, then the candidate's index.
 constexpr int kIndexBits = 16;
 uint64_t CandidateTag(uint64_t id, size_t index) { return id << kIndexBits | index; }
