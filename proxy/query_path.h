@@ -82,7 +82,7 @@ class QueryPath : public MissListener, public ClientDelivery {
   void AfterReply(const sockaddr_storage& client, std::span<const uint8_t> qname, uint16_t qtype,
                   uint8_t rcode, uint64_t now, RewriteGate& gate);
   void NoteNxDomain(const sockaddr_storage& client, std::span<const uint8_t> qname);
-  static Client MakeClient(const Request& r);
+  static void FillClient(const Request& r, Client& c);
 
   WorkerContext& ctx_;
   MissTable& misses_;
