@@ -5,30 +5,6 @@ namespace nodedns::proxy {
 
 using cache::LookupResult;
 
-// Whether the search-path rewrite cares about a question, found at most once and only when the
-// answer can matter: a rewrite needs some namespace known (a pin or a learned client); the learner
-// needs an NXDOMAIN, or a reply within the pair window of one. Otherwise a hit pays two relaxed
-// loads and no name compare.
-class QueryPath::RewriteGate {
- public:
-  RewriteGate(const SharedSearchRewrite* rewrite, std::span<const uint8_t> qname, uint16_t qtype)
-      : rewrite_(rewrite), qname_(qname), qtype_(qtype) {}
-  bool ForLookup() { return rewrite_ != nullptr && rewrite_->AnyNamespace() && Relevant(); }
-  bool ForReply(uint8_t rcode, uint64_t now) {
-    return rewrite_ != nullptr && rewrite_->WantsReply(rcode, now) && Relevant();
-  }
-
- private:
-  bool Relevant() {
-    if (relevant_ < 0) relevant_ = rewrite_->Relevant(qname_.data(), qname_.size(), qtype_);
-    return relevant_ == 1;
-  }
-  const SharedSearchRewrite* rewrite_;
-  std::span<const uint8_t> qname_;
-  uint16_t qtype_;
-  int relevant_ = -1;
-};
-
 void QueryPath::FillClient(const Request& r, Client& c) {
   c.sink = r.sink;
   c.tcp = r.tcp;
@@ -39,56 +15,38 @@ void QueryPath::FillClient(const Request& r, Client& c) {
   c.SetQuestion(r.query, r.q);
 }
 
-Verdict QueryPath::Serve(const Request& r, std::span<uint8_t> out, size_t& size, uint64_t now) {
-  const dns::QueryInfo& q = r.q;
+Verdict QueryPath::ServeLocal(const Request& r, std::span<uint8_t> out, size_t& size) {
   WorkerCounters& counters = ctx_.counters;
   if (r.status != dns::QueryStatus::kOk) {
-    size = BuildErrorReply(r.query, q, r.status, ErrorRcode(r.status), out);
+    size = BuildErrorReply(r.query, r.q, r.status, ErrorRcode(r.status), out);
     if (size == 0) {
       counters.dropped.Inc();
       return Verdict::kDrop;
     }
-    counters.CountRcode(RcodeOf(out.data()));
-    return Verdict::kReply;
+  } else {
+    size = BuildLocalReply(r.query, r.q, r.local, ctx_.config.chaos_text, out);
   }
-  if (r.local != LocalAnswer::kNone) {
-    size = BuildLocalReply(r.query, q, r.local, ctx_.config.chaos_text, out);
-    counters.CountRcode(RcodeOf(out.data()));
-    return Verdict::kReply;
-  }
-  const std::span<const uint8_t> qname = r.query.subspan(dns::kHeaderSize, q.qname_length);
-  if (IsSearchExpansion(qname, ctx_.config.cluster_domain_wire)) counters.search_queries.Inc();
-  // Leave room for the OPT record FinishReply may append.
-  const std::span<uint8_t> body = out.first(out.size() - dns::kOptRecordSize);
-  RewriteGate gate(rewrite_.shared(), qname, q.qtype);
-  NamespaceName ns;
-  size_t rewritten = 0;
-  if (gate.ForLookup() && rewrite_.MayRewrite(r.from, qname, q, now, ns)) {
-    rewritten = rewrite_.LookupRewritten(qname, q.qtype, ns, now, body);
-  }
-  const LookupResult hit =
-      rewritten != 0 ? LookupResult{.status = LookupResult::Status::kHit, .size = rewritten}
-                     : ctx_.cache.Lookup(*ctx_.thread, r.key, now, body);
-  if (hit.status == LookupResult::Status::kHit) {
-    counters.cache_hits.Inc();
-    if (!ns.empty() && RcodeOf(out.data()) == dns::rcode::kNxDomain) {
-      Client c;
-      FillClient(r, c);
-      rewrite_.Start(std::move(c), ns, body.first(hit.size));
-      return Verdict::kPending;
-    }
-    bool tc = false;
-    size = FinishReply(out, hit.size, r.query, q, r.tcp ? dns::kMaxMessage : UdpLimit(q), &tc);
-    if (tc && !r.tcp) counters.truncated.Inc();
-    if (hit.refresh_wanted) misses_.Refresh(r.key, q.do_bit, q.cd());
-    AfterReply(r.from, qname, q.qtype, RcodeOf(out.data()), now, gate);
-    return Verdict::kReply;
+  counters.CountRcode(RcodeOf(out.data()));
+  return Verdict::kReply;
+}
+
+Verdict QueryPath::ServeRest(const Request& r, const cache::LookupResult& hit,
+                             const NamespaceName& ns, RewriteGate& gate, std::span<uint8_t> out,
+                             size_t& size, uint64_t now) {
+  const dns::QueryInfo& q = r.q;
+  WorkerCounters& counters = ctx_.counters;
+  if (hit.status == LookupResult::Status::kHit) {  // an NXDOMAIN this client may have rewritten
+    Client c;
+    FillClient(r, c);
+    rewrite_.Start(std::move(c), ns, out.first(hit.size));
+    return Verdict::kPending;
   }
   if (hit.status == LookupResult::Status::kTooSmall) {  // only UDP's 1.5 KiB slots are too small
     counters.cache_hits.Inc();
     counters.truncated.Inc();
     size = BuildTruncatedReply(r.query, q, out);
-    AfterReply(r.from, qname, q.qtype, RcodeOf(out.data()), now, gate);
+    AfterReply(r.from, r.query.subspan(dns::kHeaderSize, q.qname_length), q.qtype,
+               RcodeOf(out.data()), now, gate);
     return Verdict::kReply;
   }
   counters.cache_misses.Inc();
@@ -135,15 +93,6 @@ void QueryPath::Deliver(const Client& c, std::span<const uint8_t> reply) {
   RewriteGate gate(rewrite_.shared(), c.qname(), c.q.qtype);
   AfterReply(c.addr, c.qname(), c.q.qtype, RcodeOf(reply.data()), ctx_.Now(), gate);
   c.sink->SendReply(c, reply);
-}
-
-void QueryPath::AfterReply(const sockaddr_storage& client, std::span<const uint8_t> qname,
-                           uint16_t qtype, uint8_t rcode, uint64_t now, RewriteGate& gate) {
-  ctx_.counters.CountRcode(rcode);
-  if (rcode == dns::rcode::kNxDomain) NoteNxDomain(client, qname);
-  if (gate.ForReply(rcode, now)) {
-    rewrite_.shared()->Observe(AsSocketAddress(client), qname, qtype, rcode, now);
-  }
 }
 
 void QueryPath::NoteNxDomain(const sockaddr_storage& client, std::span<const uint8_t> qname) {

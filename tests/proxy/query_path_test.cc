@@ -34,7 +34,9 @@ class QueryPathTest : public ::testing::TestWithParam<bool> {
   static testing::LdnsPkt Check(const Bytes& reply, uint16_t id) {
     testing::LdnsPkt p = Parse(reply);
     EXPECT_NE(p, nullptr);
-    if (p) EXPECT_EQ(ldns_pkt_id(p.get()), id);
+    if (p) {
+      EXPECT_EQ(ldns_pkt_id(p.get()), id);
+    }
     return p;
   }
   const WorkerCounters& counters() const { return w_.counters(); }
