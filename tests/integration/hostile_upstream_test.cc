@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -263,9 +264,12 @@ TEST_F(HostileUpstreamTest, ResponsesWithMalformedNamesAreServfailAndNotCached) 
          return r.bytes();
        }},
   };
-  const Case* current = nullptr;
-  ScriptedUpstream upstream(
-      [&](const SeenQuery& q) { return current ? Action::Reply(current->build(q)) : AnswerA(q); });
+  // Set by the test, read by the upstream's thread.
+  std::atomic<const Case*> current{nullptr};
+  ScriptedUpstream upstream([&](const SeenQuery& q) {
+    const Case* c = current.load();
+    return c ? Action::Reply(c->build(q)) : AnswerA(q);
+  });
   ASSERT_NO_FATAL_FAILURE(Start(upstream));
   int n = 0;
   for (const Case& c : cases) {
