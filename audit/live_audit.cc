@@ -183,7 +183,7 @@ class JsonParser {
           std::string key;
           JsonValue member;
           if (!String(key) || !Eat(':') || !Value(member, depth + 1)) return false;
-          v.members.emplace_back(std::move(key), std::move(member));
+          v.members.push_back({std::move(key), std::move(member)});
         } while (Eat(','));
         return Eat('}');
       case '[':
@@ -260,8 +260,8 @@ Finding WasteFinding(const LiveWaste& w) {
 
 const JsonValue* JsonValue::Find(std::string_view key) const {
   if (kind != Kind::kObject) return nullptr;
-  for (const auto& [k, v] : members) {
-    if (k == key) return &v;
+  for (const Member& m : members) {
+    if (m.key == key) return &m.value;
   }
   return nullptr;
 }
