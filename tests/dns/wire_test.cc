@@ -680,5 +680,16 @@ TEST(ResponseLayoutTest, ParsesTheMostRecordsA65535ByteMessageHolds) {
   for (size_t i = 0; i < kMost; ++i) ASSERT_EQ(Get32(w.bytes().data() + layout->ttl_offsets[i]), i);
 }
 
+TEST(ResponseMatchesQuestionTest, MatchesQuestionCaseInsensitivelyOnly) {
+  const auto name = ::nodedns::testing::WireName("example.com.");
+  MessageSpec m;
+  m.qname = "EXAMPLE.com.";
+  const auto reply = Build(m);
+  EXPECT_TRUE(ResponseMatchesQuestion(reply, name, 1, 1));
+  EXPECT_FALSE(ResponseMatchesQuestion(reply, name, 28, 1));
+  EXPECT_FALSE(ResponseMatchesQuestion(reply, ::nodedns::testing::WireName("example.org."), 1, 1));
+  EXPECT_FALSE(ResponseMatchesQuestion({reply.data(), 20}, name, 1, 1));
+}
+
 }  // namespace
 }  // namespace nodedns::dns

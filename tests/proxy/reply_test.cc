@@ -402,17 +402,6 @@ TEST(UpstreamQueryTest, CarriesQuestionRdCdAndOurOptOnly) {
   EXPECT_EQ(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_question(pkt.get()), 0)), LDNS_RR_TYPE_AAAA);
 }
 
-TEST(UpstreamReplyTest, MatchesQuestionCaseInsensitivelyOnly) {
-  const auto name = WireName("example.com.");
-  MessageSpec m;
-  m.qname = "EXAMPLE.com.";
-  const auto reply = Build(m);
-  EXPECT_TRUE(dns::ResponseMatchesQuestion(reply, name, 1, 1));
-  EXPECT_FALSE(dns::ResponseMatchesQuestion(reply, name, 28, 1));
-  EXPECT_FALSE(dns::ResponseMatchesQuestion(reply, WireName("example.org."), 1, 1));
-  EXPECT_FALSE(dns::ResponseMatchesQuestion({reply.data(), 20}, name, 1, 1));
-}
-
 TEST(UpstreamReplyTest, CopyWithoutOptDropsOptAndFixesCount) {
   MessageSpec m;
   m.answer = {"example.com. 300 IN A 192.0.2.1"};
