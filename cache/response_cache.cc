@@ -76,6 +76,8 @@ struct ResponseCache::Entry {
   std::atomic<uint8_t> hits{0};
   // Claimed with one exchange, by the one hit that reports "refresh wanted".
   std::atomic<uint8_t> prefetch_claimed{0};
+  uint8_t prefetch_min_hits;  // the entry's EntryPolicy: zones may differ
+  uint8_t prefetch_percent;
 
   uint8_t* key() { return reinterpret_cast<uint8_t*>(this + 1); }
   uint16_t* ttl_offsets() {
@@ -101,11 +103,16 @@ struct ResponseCache::Table {
   }
 };
 
+namespace {
+size_t IsNegative(EntryKind k) { return k == EntryKind::kNxDomain || k == EntryKind::kNoData; }
+}  // namespace
+
 struct ResponseCache::Shard {
   // Read by every lookup: alone on its cache line so that writers' bookkeeping does not bounce it.
   alignas(64) std::atomic<Table*> table{nullptr};
   alignas(64) std::mutex mu;
   size_t live = 0;        // guarded by mu
+  size_t negative = 0;    // of them NXDOMAIN or NODATA, guarded by mu
   size_t tombstones = 0;  // guarded by mu
   size_t hand = 0;        // CLOCK hand, guarded by mu
   size_t purge_hand = 0;  // guarded by mu
@@ -129,7 +136,7 @@ void ResponseCache::FreeEntry(void* p) {
 
 void ResponseCache::FreeTable(void* p) { ::operator delete(p); }
 
-ResponseCache::ResponseCache(const CacheSettings& settings) : settings_(settings) {
+ResponseCache::ResponseCache(const CacheSettings& settings) : settings_(settings), default_policy_(settings.Policy()) {
   size_t n = settings.shards;
   if (n == 0) {
     // At least 4 MiB per shard so that per-shard budgets do not fragment a small cache, and 64
@@ -228,14 +235,14 @@ LookupResult ResponseCache::Lookup(CacheThread& /*t: its online state is the cal
   if (e->referenced.load(std::memory_order_relaxed) == 0) {
     e->referenced.store(1, std::memory_order_relaxed);
   }
-  const uint32_t threshold = settings_.prefetch_min_hits;
+  const uint32_t threshold = e->prefetch_min_hits;
   uint8_t hits = e->hits.load(std::memory_order_relaxed);
   if (hits < threshold && hits < 255) {
     e->hits.store(++hits, std::memory_order_relaxed);
   }
-  if (hits >= threshold && settings_.prefetch_percent > 0) {
+  if (hits >= threshold && e->prefetch_percent > 0) {
     const uint64_t remaining = e->expires_ms - now_ms;
-    if (remaining * 100 < uint64_t{e->lifetime_ms} * settings_.prefetch_percent &&
+    if (remaining * 100 < uint64_t{e->lifetime_ms} * e->prefetch_percent &&
         e->prefetch_claimed.load(std::memory_order_relaxed) == 0 &&
         e->prefetch_claimed.exchange(1, std::memory_order_relaxed) == 0) {
       r.refresh_wanted = true;
@@ -265,6 +272,7 @@ void ResponseCache::PrefetchEntry(const CacheKey& key) {
 
 ResponseCache::Entry* ResponseCache::BuildEntry(const CacheKey& key,
                                                 std::span<const uint8_t> response, uint64_t now_ms,
+                                                const EntryPolicy& policy,
                                                 InsertResult& why) const {
   dns::ResponseLayout layout;
   if (dns::ParseResponseLayout(response, layout) != dns::LayoutStatus::kOk ||
@@ -329,18 +337,19 @@ ResponseCache::Entry* ResponseCache::BuildEntry(const CacheKey& key,
     if (ttl > INT32_MAX) ttl = 0;  // RFC 2181 §8: a TTL with the top bit set means zero
     if (negative && layout.ttl_offsets[i] == layout.soa_ttl_offset) {
       // RFC 2308 §5: the negative TTL is the lesser of the SOA's TTL and its MINIMUM field.
-      ttl = std::min({ttl, layout.soa_minimum, settings_.max_negative_ttl});
+      ttl = std::min(std::max(std::min(ttl, layout.soa_minimum), policy.min_negative_ttl),
+                     policy.max_negative_ttl);
     } else if (negative) {
-      ttl = std::min(ttl, settings_.max_negative_ttl);
+      ttl = std::min(std::max(ttl, policy.min_negative_ttl), policy.max_negative_ttl);
     } else if (kind == EntryKind::kServFail) {
-      ttl = std::min(ttl, settings_.servfail_ttl);
+      ttl = std::min(ttl, policy.servfail_ttl);
     } else {
-      ttl = std::clamp(ttl, settings_.min_ttl, settings_.max_ttl);
+      ttl = std::min(std::max(ttl, policy.min_ttl), policy.max_ttl);
     }
     dns::Put32(p, ttl);
     lifetime = std::min(lifetime, ttl);
   }
-  if (kind == EntryKind::kServFail) lifetime = settings_.servfail_ttl;
+  if (kind == EntryKind::kServFail) lifetime = policy.servfail_ttl;
   if (lifetime == 0 || lifetime == UINT32_MAX) {
     FreeEntry(e);
     why = InsertResult::kNoTtl;
@@ -351,7 +360,9 @@ ResponseCache::Entry* ResponseCache::BuildEntry(const CacheKey& key,
   e->expires_ms = now_ms + e->lifetime_ms;
   // A stale SERVFAIL is worth nothing: it leaves with its TTL.
   e->stale_until_ms =
-      e->expires_ms + (kind == EntryKind::kServFail ? 0 : uint64_t{settings_.stale_ttl} * 1000);
+      e->expires_ms + (kind == EntryKind::kServFail ? 0 : uint64_t{policy.stale_ttl} * 1000);
+  e->prefetch_min_hits = policy.prefetch_min_hits;
+  e->prefetch_percent = policy.prefetch_percent;
   return e;
 }
 
@@ -361,6 +372,7 @@ void ResponseCache::RemoveAt(CacheThread& t, Shard& s, size_t slot, Removal why)
   Entry* e = reinterpret_cast<Entry*>(v & kPtrMask);
   table->slots()[slot].store(kTombstone, std::memory_order_release);
   --s.live;
+  s.negative -= IsNegative(e->kind);
   ++s.tombstones;
   s.bytes.store(s.bytes.load(std::memory_order_relaxed) - e->charge, std::memory_order_relaxed);
   if (why != Removal::kErased) {
@@ -436,10 +448,11 @@ void ResponseCache::Rebuild(CacheThread& t, Shard& s, size_t new_capacity) {
 }
 
 InsertResult ResponseCache::Insert(CacheThread& t, const CacheKey& key,
-                                   std::span<const uint8_t> response, uint64_t now_ms) {
+                                   std::span<const uint8_t> response, uint64_t now_ms,
+                                   const EntryPolicy* policy) {
   InsertResult result = InsertResult::kInserted;
   // Parse and copy before taking the lock: the critical section is only the table update.
-  Entry* e = BuildEntry(key, response, now_ms, result);
+  Entry* e = BuildEntry(key, response, now_ms, policy ? *policy : default_policy_, result);
   if (e == nullptr) return result;
   const uint64_t h = e->hash;
   const uint64_t encoded = (TagOf(h) << 48) | reinterpret_cast<uint64_t>(e);
@@ -475,6 +488,7 @@ InsertResult ResponseCache::Insert(CacheThread& t, const CacheKey& key,
     if (bytes - old->charge + e->charge <= shard_budget_) {
       // Swap in place: readers see the old or the new entry, never a miss.
       table->slots()[at].store(encoded, std::memory_order_release);
+      s.negative += IsNegative(e->kind) - IsNegative(old->kind);
       s.bytes.store(bytes - old->charge + e->charge, std::memory_order_relaxed);
       t.qsbr().Retire(old, &FreeEntry, old->charge);
       return InsertResult::kReplaced;
@@ -513,6 +527,7 @@ InsertResult ResponseCache::Insert(CacheThread& t, const CacheKey& key,
   if (table->slots()[i].load(std::memory_order_relaxed) == kTombstone) --s.tombstones;
   table->slots()[i].store(encoded, std::memory_order_release);
   ++s.live;
+  s.negative += IsNegative(e->kind);
   s.bytes.store(s.bytes.load(std::memory_order_relaxed) + e->charge, std::memory_order_relaxed);
   return result;
 }
@@ -576,6 +591,7 @@ CacheStats ResponseCache::Stats() const {
     Shard& s = shards_[i];
     std::lock_guard lock(s.mu);
     st.entries += s.live;
+    st.negative_entries += s.negative;
   }
   return st;
 }

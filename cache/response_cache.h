@@ -25,6 +25,21 @@
 
 namespace nodedns::cache {
 
+// The rules one entry is stored by: its TTL bounds, how long it may serve stale, when a hit asks
+// for a refresh. The cache's own come from CacheSettings (Policy()); a caller may pass another
+// per insert, e.g. a Corefile zone's `cache` block (nodecache/), so that zones keep their limits
+// in the one shared cache. The prefetch rule travels with the entry, so lookups need no policy.
+struct EntryPolicy {
+  uint32_t min_ttl = 0;
+  uint32_t max_ttl = 86400;
+  uint32_t min_negative_ttl = 0;
+  uint32_t max_negative_ttl = 3600;
+  uint32_t servfail_ttl = 5;
+  uint32_t stale_ttl = 3600;
+  uint8_t prefetch_min_hits = 2;
+  uint8_t prefetch_percent = 10;  // 0: never prefetched
+};
+
 // All cache settings with their defaults. Times are in seconds.
 struct CacheSettings {
   size_t capacity_bytes = size_t{256} << 20;  // everything counted: entries, keys, tables
@@ -41,7 +56,19 @@ struct CacheSettings {
   size_t max_entry_bytes = 65535;
 
   absl::Status Validate() const;
+  // These settings as the default per-entry policy.
+  EntryPolicy Policy() const {
+    return {.min_ttl = min_ttl,
+            .max_ttl = max_ttl,
+            .min_negative_ttl = 0,
+            .max_negative_ttl = max_negative_ttl,
+            .servfail_ttl = servfail_ttl,
+            .stale_ttl = stale_ttl,
+            .prefetch_min_hits = static_cast<uint8_t>(prefetch_min_hits),
+            .prefetch_percent = static_cast<uint8_t>(prefetch_percent)};
+  }
 };
+
 
 enum class EntryKind : uint8_t { kAnswer, kNxDomain, kNoData, kServFail };
 
@@ -88,6 +115,7 @@ struct LookupResult {
 
 struct CacheStats {
   size_t entries = 0;
+  size_t negative_entries = 0;  // of them NXDOMAIN or NODATA
   size_t bytes = 0;  // accounted: entries + keys + slot tables
   size_t capacity_bytes = 0;
   size_t retired_bytes = 0;  // retired, waiting for a grace period
@@ -120,9 +148,10 @@ class ResponseCache {
   void PrefetchEntry(const CacheKey& key);
 
   // Stores `response` (wire form, as received from upstream) under `key`, replacing any older
-  // entry. The response's OPT record, if any, is not stored.
+  // entry. The response's OPT record, if any, is not stored. `policy`: the entry's rules; null
+  // for the settings' own (CacheSettings::Policy()).
   InsertResult Insert(CacheThread& t, const CacheKey& key, std::span<const uint8_t> response,
-                      uint64_t now_ms);
+                      uint64_t now_ms, const EntryPolicy* policy = nullptr);
 
   // Removes the entry for `key`, if any. Returns whether one was removed.
   bool Erase(CacheThread& t, const CacheKey& key);
@@ -133,6 +162,7 @@ class ResponseCache {
 
   CacheStats Stats() const;
   const CacheSettings& settings() const { return settings_; }
+  const EntryPolicy& default_policy() const { return default_policy_; }
 
  private:
   struct Entry;
@@ -142,6 +172,7 @@ class ResponseCache {
   static void FreeEntry(void* p);
   static void FreeTable(void* p);
   Entry* BuildEntry(const CacheKey& key, std::span<const uint8_t> response, uint64_t now_ms,
+                    const EntryPolicy& policy,
                     InsertResult& why) const;
   void EvictOne(CacheThread& t, Shard& s, uint64_t now_ms);
   enum class Removal : uint8_t { kEvicted, kExpired, kErased };
@@ -151,6 +182,7 @@ class ResponseCache {
   Shard& ShardFor(uint64_t hash);
 
   const CacheSettings settings_;
+  const EntryPolicy default_policy_;
   size_t shard_count_;
   unsigned shard_shift_;
   size_t shard_budget_;

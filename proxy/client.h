@@ -12,6 +12,7 @@
 #include <span>
 
 #include "dns/wire.h"
+#include "proxy/coredns_metrics.h"
 #include "proxy/search_path_learner.h"
 
 namespace nodedns::proxy {
@@ -54,6 +55,9 @@ struct Client {
   uint8_t question_bytes[dns::kHeaderSize + dns::kMaxNameWire + 4];
   uint16_t question_size = 0;
   NamespaceName rewrite_ns;  // set: an NXDOMAIN for this question starts a rewrite
+  uint8_t server = 0;        // the listen address's index (CoreDNS metrics)
+  uint64_t start_ns = 0;     // when the query was read (CoreDNS metrics; 0 when they are off)
+  ReplySource source = ReplySource::kForward;  // what wrote the reply (CoreDNS metrics)
 
   std::span<const uint8_t> question() const { return {question_bytes, question_size}; }
   std::span<const uint8_t> qname() const {

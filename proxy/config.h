@@ -28,6 +28,27 @@ struct ForwardZone {
   std::vector<uint8_t> zone_wire;  // wire form, lowercase
   std::vector<SocketAddress> upstreams;
   bool force_tcp = false;
+  // A Corefile zone's `cache` block (nodecache/): the rules its answers are stored by in the one
+  // shared cache. nullopt: the cache's own settings (`serve`'s flags).
+  std::optional<cache::EntryPolicy> cache_policy;
+  // Distinct upstream queries in flight for this zone, node-wide (Corefile `forward
+  // max_concurrent`); each worker takes an equal share, at least one. 0: no limit but the
+  // forwarders' own (upstream::kMaxInFlight).
+  size_t max_concurrent = 0;
+  // The `zone` label of the CoreDNS metric families (coredns_metrics.h), e.g. "cluster.local.".
+  // Filled in by the server (MetricsLabels) when CoreDNS metrics are on.
+  size_t metrics_zone = 0;
+  std::vector<size_t> metrics_upstreams;  // the `to` label of each upstream, likewise
+};
+
+// An HTTP listener of the server and what it serves: GET /health, GET /metrics (nodedns_* and,
+// when on, coredns_* families), GET /audit and /audit.txt.
+struct HttpEndpoint {
+  SocketAddress addr;
+  bool health = true;
+  bool metrics = true;
+  bool audit = true;
+  std::string flag = "--health";  // what error messages name (a flag, or FILE:LINE)
 };
 
 // The default of `listen`, which stays empty in ServeConfig{}: BuildServeConfig fills it in when
@@ -41,7 +62,10 @@ struct ServeConfig {
   std::vector<ForwardZone> zones;     // longest zone first; "." always present
   unsigned workers = 0;               // 0: one per CPU
   cache::CacheSettings cache;
-  std::optional<SocketAddress> health;  // GET /health and /metrics
+  std::vector<HttpEndpoint> http;  // --health: one endpoint serving everything
+  // Export CoreDNS's metric families next to nodedns's (nodecache/: the Corefile has a
+  // `prometheus` directive), labelled per listen address and zone.
+  bool coredns_metrics = false;
   // Per try in the first round over a zone's servers; the UDP and TCP forwarders double it on
   // each later round.
   uint32_t upstream_timeout_ms = 2000;

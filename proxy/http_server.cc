@@ -37,8 +37,8 @@ struct HttpServer::Conn {
   bool answered = false;
 };
 
-HttpServer::HttpServer(SocketAddress addr, Handler handler)
-    : addr_(addr), handler_(std::move(handler)) {}
+HttpServer::HttpServer(SocketAddress addr, Handler handler, std::string flag)
+    : addr_(addr), flag_(std::move(flag)), handler_(std::move(handler)) {}
 
 HttpServer::~HttpServer() { Stop(); }
 
@@ -52,14 +52,14 @@ absl::Status HttpServer::Listen() {
     uv_run(&loop_, UV_RUN_DEFAULT);
     uv_loop_close(&loop_);
     return absl::UnavailableError(
-        absl::StrCat("--health ", addr_.ToString(), ": ", uv_strerror(rc)));
+        absl::StrCat(flag_, " ", addr_.ToString(), ": ", uv_strerror(rc)));
   }
   if (int rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 128, &OnConnection); rc != 0) {
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
     uv_run(&loop_, UV_RUN_DEFAULT);
     uv_loop_close(&loop_);
     return absl::UnavailableError(
-        absl::StrCat("--health ", addr_.ToString(), ": ", uv_strerror(rc)));
+        absl::StrCat(flag_, " ", addr_.ToString(), ": ", uv_strerror(rc)));
   }
   uv_async_init(&loop_, &stop_, [](uv_async_t* h) {
     auto* s = static_cast<HttpServer*>(h->data);

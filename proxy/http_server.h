@@ -26,9 +26,10 @@ struct HttpResponse {
 class HttpServer {
  public:
   using Handler = std::function<HttpResponse(std::string_view method, std::string_view path)>;
-  HttpServer(SocketAddress addr, Handler handler);
+  // `flag`: what errors name (the flag or Corefile line that asked for this address).
+  HttpServer(SocketAddress addr, Handler handler, std::string flag = "--health");
   ~HttpServer();
-  // Binds and listens (errors name --health), so that an unusable address is reported before the
+  // Binds and listens (errors name the flag), so that an unusable address is reported before the
   // server starts anything else. Start() calls it if it has not run.
   absl::Status Listen();
   // Starts the server's thread.
@@ -39,6 +40,7 @@ class HttpServer {
   struct Conn;
   static void OnConnection(uv_stream_t* server, int status);
   SocketAddress addr_;
+  std::string flag_;
   Handler handler_;
   uv_loop_t loop_;
   uv_tcp_t listener_;

@@ -19,45 +19,128 @@ struct MissTable::Pending {
   MissTable* table;
   cache::CacheKey key;
   std::vector<MissWaiter> waiters;
+  size_t* zone_in_flight = nullptr;  // its generation's count, decremented on completion
   absl::string_view KeyView() const { return PendingKey(key); }
 };
 
 MissTable::MissTable(WorkerContext& ctx) : ctx_(ctx) {}
 MissTable::~MissTable() = default;
 
-absl::Status MissTable::Start() {
-  const ServeConfig& config = ctx_.config;
+bool MissTable::Generation::Idle() const {
+  for (const auto& f : udp) {
+    if (f && f->in_flight() != 0) return false;
+  }
+  for (const auto& f : tcp) {
+    if (f->in_flight() != 0) return false;
+  }
+  return true;
+}
+
+void MissTable::Generation::Shutdown() {
+  if (shut_down) return;
+  shut_down = true;
+  for (auto& f : udp) {
+    if (f) f->Shutdown();
+  }
+  for (auto& f : tcp) f->Shutdown();
+}
+
+absl::StatusOr<std::unique_ptr<MissTable::Generation>> MissTable::Build() {
+  const ServeConfig& config = *ctx_.config;
+  auto g = std::make_unique<Generation>();
+  const size_t workers = std::max(1u, config.workers);
   for (const auto& zone : config.zones) {
+    g->in_flight.push_back(0);
+    // Each worker's share of the node-wide limit, at least one query.
+    g->limit.push_back(zone.max_concurrent == 0
+                           ? 0
+                           : std::max<size_t>(1, (zone.max_concurrent + workers - 1) / workers));
+    g->metrics_upstream.push_back(zone.metrics_upstreams);
+  }
+  for (size_t i = 0; i < config.zones.size(); ++i) {
+    const ForwardZone& zone = config.zones[i];
+    upstream::ReplyObserver observer;
+    if (ctx_.coredns && g->metrics_upstream[i].size() == zone.upstreams.size()) {
+      g->observer_args.push_back(std::make_unique<ObserverArg>(
+          ObserverArg{.table = this, .metrics_upstream = &g->metrics_upstream[i]}));
+      observer = {.fn = &OnReplyObserved, .arg = g->observer_args.back().get()};
+    }
     auto t = upstream::TcpForwarder::Create(
         ctx_.loop, zone.upstreams,
-        {.timeout_ms = config.upstream_timeout_ms, .tries = config.upstream_tries},
+        {.timeout_ms = config.upstream_timeout_ms,
+         .tries = config.upstream_tries,
+         .observer = observer},
         &ctx_.counters.tcp_forwarders);
     if (!t.ok()) return t.status();
-    tcp_.push_back(*std::move(t));
+    g->tcp.push_back(*std::move(t));
     std::unique_ptr<upstream::UdpForwarder> u;
     if (!zone.force_tcp) {
       auto made = upstream::UdpForwarder::Create(
           ctx_.loop, zone.upstreams,
-          {.timeout_ms = config.upstream_timeout_ms, .tries = config.upstream_tries},
-          tcp_.back().get(), &ctx_.counters.udp_forwarders);
+          {.timeout_ms = config.upstream_timeout_ms,
+           .tries = config.upstream_tries,
+           .observer = observer},
+          g->tcp.back().get(), &ctx_.counters.udp_forwarders);
       if (!made.ok()) return made.status();
       u = *std::move(made);
     }
-    udp_.push_back(std::move(u));
+    g->udp.push_back(std::move(u));
   }
+  return g;
+}
+
+void MissTable::OnReplyObserved(void* arg, size_t server, uint8_t rcode, uint64_t rtt_ns) {
+  const auto* a = static_cast<const ObserverArg*>(arg);
+  if (server < a->metrics_upstream->size()) {
+    a->table->ctx_.coredns->UpstreamReply((*a->metrics_upstream)[server], rcode, rtt_ns);
+  }
+}
+
+absl::Status MissTable::Start() {
+  auto g = Build();
+  if (!g.ok()) return g.status();
+  current_ = *std::move(g);
+  uv_timer_init(ctx_.loop, &reap_timer_);
+  reap_timer_.data = this;
+  reap_timer_started_ = true;
   return absl::OkStatus();
 }
 
-void MissTable::Shutdown() {
-  for (auto& f : udp_) {
-    if (f) f->Shutdown();
+absl::Status MissTable::Reconfigure() {
+  auto g = Build();
+  if (!g.ok()) return g.status();
+  retired_.push_back(std::move(current_));
+  current_ = *std::move(g);
+  // The retired forwarders' replies still land in the cache and with their waiters; a timer
+  // closes them once idle (not from their own callbacks, which must not delete them).
+  uv_timer_start(
+      &reap_timer_, [](uv_timer_t* h) { static_cast<MissTable*>(h->data)->ReapRetired(); }, 1000,
+      1000);
+  return absl::OkStatus();
+}
+
+void MissTable::ReapRetired() {
+  // Two steps: Shutdown() closes the handles, and the loop must run their close callbacks
+  // before the forwarders are deleted, on a later tick.
+  std::erase_if(retired_, [](const std::unique_ptr<Generation>& g) { return g->shut_down; });
+  for (auto& g : retired_) {
+    if (g->Idle()) g->Shutdown();
   }
-  for (auto& f : tcp_) f->Shutdown();
+  if (retired_.empty()) uv_timer_stop(&reap_timer_);
+}
+
+void MissTable::Shutdown() {
+  if (current_) current_->Shutdown();
+  for (auto& g : retired_) g->Shutdown();
+  if (reap_timer_started_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&reap_timer_), nullptr);
+    reap_timer_started_ = false;
+  }
   pending_.clear();
 }
 
 void MissTable::Flush() {
-  for (auto& f : udp_) {
+  for (auto& f : current_->udp) {
     if (f) f->Flush();
   }
 }
@@ -69,14 +152,33 @@ void MissTable::Join(const cache::CacheKey& key, bool do_bit, bool cd_bit, MissW
     it->second->waiters.push_back(std::move(waiter));
     return;
   }
+  const size_t zone = ZoneOfKey(key);
+  if (AtLimit(zone)) {
+    // Corefile `forward max_concurrent`: refused at once rather than queued behind the others.
+    if (ctx_.coredns) ctx_.coredns->MaxConcurrentReject();
+    const MissOutcome outcome{
+        .key = key, .ok = false, .reply = {}, .failed = false, .now = ctx_.Now(), .rejected = true};
+    waiter.listener->OnMissDone(waiter, outcome);
+    return;
+  }
   Pending* p = NewPending(key);
   p->waiters.push_back(std::move(waiter));
   // Sent only now, so that a synchronous failure finds the waiter in place.
   Send(key, do_bit, cd_bit, p);
 }
 
+size_t MissTable::ZoneOfKey(const cache::CacheKey& key) const {
+  return MatchZone(ctx_.config->zones, key.bytes().first(key.qname_length()));
+}
+
+bool MissTable::AtLimit(size_t zone) const {
+  const size_t limit = current_->limit[zone];
+  return limit != 0 && current_->in_flight[zone] >= limit;
+}
+
 void MissTable::Refresh(const cache::CacheKey& key, bool do_bit, bool cd_bit) {
   if (pending_.contains(PendingKey(key))) return;  // already on its way
+  if (AtLimit(ZoneOfKey(key))) return;  // a prefetch can wait for the next hit
   ctx_.counters.prefetches.Inc();
   Send(key, do_bit, cd_bit, NewPending(key));
 }
@@ -103,11 +205,13 @@ void MissTable::Send(const cache::CacheKey& key, bool do_bit, bool cd_bit, Pendi
   const size_t len = BuildUpstreamQuery(kb.first(qlen), dns::Get16(kb.data() + qlen),
                                         dns::Get16(kb.data() + qlen + 2), do_bit, cd_bit, query);
   ctx_.counters.upstream_queries.Inc();
-  const size_t zone = MatchZone(ctx_.config.zones, kb.first(qlen));
-  if (upstream::UdpForwarder* f = udp_[zone].get()) {
+  const size_t zone = MatchZone(ctx_.config->zones, kb.first(qlen));
+  p->zone_in_flight = &current_->in_flight[zone];
+  ++*p->zone_in_flight;
+  if (upstream::UdpForwarder* f = current_->udp[zone].get()) {
     f->Send({query, len}, &OnUpstreamReply, p);  // leaves with the batch's sendmmsg (Flush)
   } else {
-    tcp_[zone]->Send({query, len}, &OnUpstreamReply, p);
+    current_->tcp[zone]->Send({query, len}, &OnUpstreamReply, p);
   }
 }
 
@@ -121,6 +225,10 @@ void MissTable::Complete(Pending* p, upstream::ForwardStatus status,
                          std::span<const uint8_t> reply) {
   auto it = pending_.find(p->KeyView());
   if (it == pending_.end() || it->second.get() != p) return;
+  if (p->zone_in_flight != nullptr) {
+    --*p->zone_in_flight;
+    p->zone_in_flight = nullptr;
+  }
   std::unique_ptr<Pending> own = std::move(it->second);
   pending_.erase(it);
   // Back to the pool when done (after the waiters: they may start new misses meanwhile).
@@ -140,7 +248,12 @@ void MissTable::Complete(Pending* p, upstream::ForwardStatus status,
   const bool ok = status == upstream::ForwardStatus::kOk &&
                   dns::ResponseMatchesQuestion(reply, kb.first(qlen), dns::Get16(kb.data() + qlen),
                                                dns::Get16(kb.data() + qlen + 2));
-  if (ok) ctx_.cache.Insert(*ctx_.thread, p->key, reply, now);
+  if (ok) {
+    // The zone's rules (a Corefile `cache` block) in the shared cache; null: the cache's own.
+    const ForwardZone& zone = ctx_.config->zones[ZoneOfKey(p->key)];
+    ctx_.cache.Insert(*ctx_.thread, p->key, reply, now,
+                      zone.cache_policy ? &*zone.cache_policy : nullptr);
+  }
   const bool failed = !ok || RcodeOf(reply.data()) == dns::rcode::kServFail;
   if (failed) ctx_.counters.upstream_errors.Inc();
   const MissOutcome outcome{.key = p->key,

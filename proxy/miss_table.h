@@ -27,6 +27,12 @@ namespace nodedns::proxy {
 
 struct MissWaiter;
 
+// What a forwarder's ReplyObserver is given back: whose reply it was.
+struct ObserverArg {
+  class MissTable* table;
+  const std::vector<size_t>* metrics_upstream;  // the zone's, by server index
+};
+
 // What came back for a miss.
 struct MissOutcome {
   const cache::CacheKey& key;
@@ -34,6 +40,7 @@ struct MissOutcome {
   std::span<const uint8_t> reply;  // when ok: as received, inserted into the cache already
   bool failed;                     // not ok, or SERVFAIL: a stale answer may serve instead
   uint64_t now;
+  bool rejected = false;  // never sent: the zone's max_concurrent was reached (REFUSED)
 };
 
 class MissListener {
@@ -60,6 +67,9 @@ class MissTable {
 
   // Creates the forwarders of every --forward zone on the worker's loop.
   absl::Status Start();
+  // After a reload (ctx.config replaced): forwarders for the new zones; the old ones finish what
+  // they have in flight and are closed once idle (checked every second).
+  absl::Status Reconfigure();
   // Fails what is in flight without telling anyone (the worker is stopping), closes the handles.
   void Shutdown();
 
@@ -73,6 +83,25 @@ class MissTable {
 
  private:
   struct Pending;
+  // The forwarders of one configuration, per config.zones entry: the TCP forwarder (--force-tcp
+  // zones, and UDP replies with TC=1) and the UDP forwarder (null for --force-tcp zones).
+  struct Generation {
+    std::vector<std::unique_ptr<upstream::TcpForwarder>> tcp;
+    std::vector<std::unique_ptr<upstream::UdpForwarder>> udp;  // destroyed before tcp
+    std::vector<size_t> in_flight;                              // distinct queries per zone
+    std::vector<size_t> limit;                                  // max_concurrent share; 0: none
+    // Per zone, per upstream: the CoreDNS metrics index of the address (`to` label).
+    std::vector<std::vector<size_t>> metrics_upstream;
+    std::vector<std::unique_ptr<ObserverArg>> observer_args;
+    bool shut_down = false;
+    bool Idle() const;
+    void Shutdown();
+  };
+  absl::StatusOr<std::unique_ptr<Generation>> Build();
+  static void OnReplyObserved(void* arg, size_t server, uint8_t rcode, uint64_t rtt_ns);
+  void ReapRetired();
+  size_t ZoneOfKey(const cache::CacheKey& key) const;
+  bool AtLimit(size_t zone) const;
   Pending* NewPending(const cache::CacheKey& key);
   void Send(const cache::CacheKey& key, bool do_bit, bool cd_bit, Pending* p);
   static void OnUpstreamReply(void* arg, upstream::ForwardStatus status,
@@ -80,10 +109,10 @@ class MissTable {
   void Complete(Pending* p, upstream::ForwardStatus status, std::span<const uint8_t> reply);
 
   WorkerContext& ctx_;
-  // Per config.zones entry: the TCP forwarder (--force-tcp zones, and UDP replies with TC=1),
-  // and the UDP forwarder (null for --force-tcp zones). Declared after tcp_: destroyed first.
-  std::vector<std::unique_ptr<upstream::TcpForwarder>> tcp_;
-  std::vector<std::unique_ptr<upstream::UdpForwarder>> udp_;
+  std::unique_ptr<Generation> current_;
+  std::vector<std::unique_ptr<Generation>> retired_;  // after reloads, until idle
+  uv_timer_t reap_timer_;
+  bool reap_timer_started_ = false;
   absl::flat_hash_map<absl::string_view, std::unique_ptr<Pending>> pending_;
   std::vector<std::unique_ptr<Pending>> pool_;
 };

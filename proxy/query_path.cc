@@ -5,7 +5,7 @@ namespace nodedns::proxy {
 
 using cache::LookupResult;
 
-void QueryPath::FillClient(const Request& r, Client& c) {
+void QueryPath::FillClient(const Request& r, Client& c) const {
   c.sink = r.sink;
   c.tcp = r.tcp;
   c.udp_fd = r.udp_fd;
@@ -13,6 +13,24 @@ void QueryPath::FillClient(const Request& r, Client& c) {
   c.addr = r.from;
   c.addr_len = r.from_len;
   c.SetQuestion(r.query, r.q);
+  c.server = r.server;
+  c.start_ns = ctx_.batch_ns;
+  c.source = ReplySource::kForward;
+}
+
+void QueryPath::CountCoreDns(const sockaddr_storage& client, uint8_t server, bool tcp,
+                             std::span<const uint8_t> qname, uint16_t qtype, const uint8_t* reply,
+                             ReplySource source, uint64_t start_ns, bool cache_hit) {
+  const size_t zone = ctx_.config->zones[ZoneOf(qname)].metrics_zone;
+  const uint8_t rcode = RcodeOf(reply);
+  if (cache_hit) {
+    const bool denial = rcode == dns::rcode::kNxDomain ||
+                        (rcode == dns::rcode::kNoError && dns::Get16(reply + 6) == 0);
+    ctx_.coredns->CacheHit(server, zone, denial);
+  }
+  const uint64_t now_ns = uv_hrtime();
+  ctx_.coredns->Reply(server, zone, tcp, client.ss_family == AF_INET6, qtype, rcode, source,
+                      now_ns > start_ns ? now_ns - start_ns : 0);
 }
 
 Verdict QueryPath::ServeLocal(const Request& r, std::span<uint8_t> out, size_t& size) {
@@ -24,7 +42,11 @@ Verdict QueryPath::ServeLocal(const Request& r, std::span<uint8_t> out, size_t& 
       return Verdict::kDrop;
     }
   } else {
-    size = BuildLocalReply(r.query, r.q, r.local, ctx_.config.chaos_text, out);
+    size = BuildLocalReply(r.query, r.q, r.local, ctx_.config->chaos_text, out);
+    if (ctx_.coredns) {
+      CountCoreDns(r.from, r.server, r.tcp, r.query.subspan(dns::kHeaderSize, r.q.qname_length),
+                   r.q.qtype, out.data(), ReplySource::kLocal, ctx_.batch_ns, false);
+    }
   }
   counters.CountRcode(RcodeOf(out.data()));
   return Verdict::kReply;
@@ -45,11 +67,20 @@ Verdict QueryPath::ServeRest(const Request& r, const cache::LookupResult& hit,
     counters.cache_hits.Inc();
     counters.truncated.Inc();
     size = BuildTruncatedReply(r.query, q, out);
+    if (ctx_.coredns) {
+      CountCoreDns(r.from, r.server, r.tcp, r.query.subspan(dns::kHeaderSize, q.qname_length),
+                   q.qtype, out.data(), ReplySource::kCache, ctx_.batch_ns, true);
+    }
     AfterReply(r.from, r.query.subspan(dns::kHeaderSize, q.qname_length), q.qtype,
                RcodeOf(out.data()), now, gate);
     return Verdict::kReply;
   }
   counters.cache_misses.Inc();
+  if (ctx_.coredns) {
+    ctx_.coredns->CacheMiss(
+        r.server,
+        ctx_.config->zones[ZoneOf(r.query.subspan(dns::kHeaderSize, q.qname_length))].metrics_zone);
+  }
   MissWaiter w;
   w.listener = this;
   FillClient(r, w.client);  // in place: a Client is ~500 bytes
@@ -64,15 +95,21 @@ void QueryPath::OnMissDone(MissWaiter& waiter, const MissOutcome& o) {
   const auto body = out.first(out.size() - dns::kOptRecordSize);
   size_t size = 0;
   const LookupResult r = ctx_.cache.Lookup(*ctx_.thread, o.key, o.now, body, o.failed);
+  const ForwardZone& zone = ctx_.config->zones[ZoneOf(c.qname())];
   if (r.status == LookupResult::Status::kStale) {
     ctx_.counters.stale_served.Inc();  // RFC 8767: the upstream failed, the old answer helps
+    c.source = ReplySource::kCache;
+    if (ctx_.coredns) ctx_.coredns->ServedStale(c.server, zone.metrics_zone);
   }
   if (r.status == LookupResult::Status::kHit || r.status == LookupResult::Status::kStale) {
     size = r.size;
   } else if (o.ok) {
     // Not stored (too large for the cache, TTL 0, an rcode it does not keep): passed on with
     // the TTL limits the cache would have applied, so --max-ttl holds for every answer.
-    size = CopyWithoutOpt(o.reply, body, &ttl_limits_);
+    const cache::EntryPolicy& p =
+        zone.cache_policy ? *zone.cache_policy : ctx_.cache.default_policy();
+    const TtlLimits limits{.max_ttl = p.max_ttl, .max_negative_ttl = p.max_negative_ttl};
+    size = CopyWithoutOpt(o.reply, body, &limits);
   }
   if (size > 0 && !c.rewrite_ns.empty() && RcodeOf(body.data()) == dns::rcode::kNxDomain) {
     const NamespaceName ns = c.rewrite_ns;
@@ -83,6 +120,8 @@ void QueryPath::OnMissDone(MissWaiter& waiter, const MissOutcome& o) {
     bool tc = false;
     size = FinishReply(out, size, c.question(), c.q, c.Limit(), &tc);
     if (tc && !c.tcp) ctx_.counters.truncated.Inc();
+  } else if (o.rejected) {
+    size = BuildErrorReply(c.question(), c.q, dns::QueryStatus::kOk, dns::rcode::kRefused, out);
   } else {
     size = BuildErrorReply(c.question(), c.q, dns::QueryStatus::kOk, dns::rcode::kServFail, out);
   }
@@ -90,6 +129,10 @@ void QueryPath::OnMissDone(MissWaiter& waiter, const MissOutcome& o) {
 }
 
 void QueryPath::Deliver(const Client& c, std::span<const uint8_t> reply) {
+  if (ctx_.coredns) {
+    CountCoreDns(c.addr, c.server, c.tcp, c.qname(), c.q.qtype, reply.data(), c.source,
+                 c.start_ns, false);
+  }
   RewriteGate gate(rewrite_.shared(), c.qname(), c.q.qtype);
   AfterReply(c.addr, c.qname(), c.q.qtype, RcodeOf(reply.data()), ctx_.Now(), gate);
   c.sink->SendReply(c, reply);
@@ -97,7 +140,7 @@ void QueryPath::Deliver(const Client& c, std::span<const uint8_t> reply) {
 
 void QueryPath::NoteNxDomain(const sockaddr_storage& client, std::span<const uint8_t> qname) {
   size_t alternative = 0;
-  const size_t base = SearchBaseLength(qname, ctx_.config.cluster_domain_wire, &alternative);
+  const size_t base = SearchBaseLength(qname, ctx_.config->cluster_domain_wire, &alternative);
   if (base == 0) return;
   ctx_.counters.search_nxdomain.Inc();
   wasted_.Note(client, qname.first(base), qname.first(alternative));

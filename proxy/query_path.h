@@ -40,6 +40,7 @@ struct Request {
   bool tcp;
   int udp_fd;
   uint64_t conn_id;
+  uint8_t server = 0;  // index of the listen address it came to (the CoreDNS `server` label)
 };
 
 enum class Verdict : uint8_t {
@@ -51,16 +52,12 @@ enum class Verdict : uint8_t {
 class QueryPath : public MissListener, public ClientDelivery {
  public:
   QueryPath(WorkerContext& ctx, MissTable& misses, RewriteDriver& rewrite)
-      : ctx_(ctx),
-        misses_(misses),
-        rewrite_(rewrite),
-        chaos_enabled_(!ctx.config.chaos_text.empty()),
-        ttl_limits_{.max_ttl = ctx.config.cache.max_ttl,
-                    .max_negative_ttl = ctx.config.cache.max_negative_ttl} {}
+      : ctx_(ctx), misses_(misses), rewrite_(rewrite) {}
   QueryPath(const QueryPath&) = delete;
   QueryPath& operator=(const QueryPath&) = delete;
 
-  bool chaos_enabled() const { return chaos_enabled_; }
+  // --chaos-text set: CH TXT identity queries get an answer.
+  bool chaos_enabled() const { return !ctx_.config->chaos_text.empty(); }
   // Serves one query. On kReply, out[0, size) is the finished reply (at most the transport's
   // limit: 1232 bytes over UDP, truncated with TC=1 above it; `out` must hold 1536 bytes for
   // UDP, 64 KiB + 64 for TCP).
@@ -81,19 +78,26 @@ class QueryPath : public MissListener, public ClientDelivery {
   // Every reply's accounting: rcode counters, NXDOMAIN waste, the rewrite learner.
   void AfterReply(const sockaddr_storage& client, std::span<const uint8_t> qname, uint16_t qtype,
                   uint8_t rcode, uint64_t now, RewriteGate& gate);
+  // The CoreDNS families of a reply (only when ctx_.coredns is set): out of line, so that the
+  // hit path with them off pays a branch.
+  void CountCoreDns(const sockaddr_storage& client, uint8_t server, bool tcp,
+                    std::span<const uint8_t> qname, uint16_t qtype, const uint8_t* reply,
+                    ReplySource source, uint64_t start_ns, bool cache_hit);
+  // The zone (index into config.zones) a name falls under.
+  size_t ZoneOf(std::span<const uint8_t> qname) const {
+    return MatchZone(ctx_.config->zones, qname);
+  }
   // Serve's rare cases, out of line: errors and local answers; after the lookup, a rewrite to
   // start, a reply too large for the UDP slot, a miss.
   Verdict ServeLocal(const Request& r, std::span<uint8_t> out, size_t& size);
   Verdict ServeRest(const Request& r, const cache::LookupResult& hit, const NamespaceName& ns,
                     RewriteGate& gate, std::span<uint8_t> out, size_t& size, uint64_t now);
   void NoteNxDomain(const sockaddr_storage& client, std::span<const uint8_t> qname);
-  static void FillClient(const Request& r, Client& c);
+  void FillClient(const Request& r, Client& c) const;
 
   WorkerContext& ctx_;
   MissTable& misses_;
   RewriteDriver& rewrite_;
-  const bool chaos_enabled_;  // --chaos-text set: CH TXT identity queries get an answer
-  const TtlLimits ttl_limits_;
   WastedQueryTracker wasted_;
 };
 
@@ -142,7 +146,7 @@ inline void QueryPath::AfterReply(const sockaddr_storage& client, std::span<cons
   const dns::QueryInfo& q = r.q;
   WorkerCounters& counters = ctx_.counters;
   const std::span<const uint8_t> qname = r.query.subspan(dns::kHeaderSize, q.qname_length);
-  if (IsSearchExpansion(qname, ctx_.config.cluster_domain_wire)) counters.search_queries.Inc();
+  if (IsSearchExpansion(qname, ctx_.config->cluster_domain_wire)) counters.search_queries.Inc();
   // Leave room for the OPT record FinishReply may append.
   const std::span<uint8_t> body = out.first(out.size() - dns::kOptRecordSize);
   RewriteGate gate(rewrite_.shared(), qname, q.qtype);
@@ -166,6 +170,12 @@ inline void QueryPath::AfterReply(const sockaddr_storage& client, std::span<cons
   size = FinishReply(out, hit.size, r.query, q, r.tcp ? dns::kMaxMessage : UdpLimit(q), &tc);
   if (tc && !r.tcp) counters.truncated.Inc();
   if (hit.refresh_wanted) misses_.Refresh(r.key, q.do_bit, q.cd());
+  if (ctx_.coredns) [[unlikely]] {
+    CountCoreDns(r.from, r.server, r.tcp, qname, q.qtype, out.data(),
+                 rewritten != 0 ? ReplySource::kRewrite : ReplySource::kCache, ctx_.batch_ns,
+                 true);
+    if (hit.refresh_wanted) ctx_.coredns->Prefetch(r.server, ctx_.config->zones[ZoneOf(qname)].metrics_zone);
+  }
   AfterReply(r.from, qname, q.qtype, RcodeOf(out.data()), now, gate);
   return Verdict::kReply;
 }

@@ -114,7 +114,7 @@ void RewriteDriver::Start(Client&& client, const NamespaceName& ns,
           rw->driver->ctx_.EnsureOnline();
           rw->driver->Evaluate(rw);
         },
-        ctx_.config.search_rewrite_deadline_ms, 0);
+        ctx_.config->search_rewrite_deadline_ms, 0);
   }
 }
 
@@ -175,7 +175,7 @@ void RewriteDriver::Finish(Rewrite* r, const Decision& d) {
   rewrites_.erase(r->id);
   uv_close(reinterpret_cast<uv_handle_t*>(&r->deadline),
            [](uv_handle_t* h) { delete static_cast<Rewrite*>(h->data); });
-  const Client& c = r->client;
+  Client& c = r->client;
   const std::span<const uint8_t> qname = c.qname();
   std::span<uint8_t> out(ctx_.scratch);
   const std::span<uint8_t> body = out.first(out.size() - dns::kOptRecordSize);
@@ -191,6 +191,7 @@ void RewriteDriver::Finish(Rewrite* r, const Decision& d) {
                         *answer, ctx_.Now());
       std::memcpy(body.data(), answer->data(), answer->size());
       size = answer->size();
+      c.source = ReplySource::kRewrite;
       ctx_.counters.search_rewrites.Inc();
       ctx_.counters.search_rewrite_avoided.Inc(d.index + 1);
     } else {

@@ -160,7 +160,7 @@ absl::StatusOr<ServeConfig> BuildServeConfig(const ServeFlags& f) {
   if (!f.health.empty()) {
     auto a = SocketAddress::Parse(f.health);
     if (!a.ok()) return absl::InvalidArgumentError(absl::StrCat("--health ", a.status().message()));
-    c.health = *a;
+    c.http.push_back({.addr = *a});
   }
   c.upstream_timeout_ms = f.upstream_timeout_ms;
   c.upstream_tries = f.upstream_tries;

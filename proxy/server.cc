@@ -13,7 +13,8 @@
 
 namespace nodedns::proxy {
 
-Server::Server(ServeConfig config) : config_(std::move(config)) {}
+Server::Server(ServeConfig config)
+    : config_(std::make_shared<const ServeConfig>(std::move(config))) {}
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServeConfig config) {
   if (auto st = config.cache.Validate(); !st.ok()) return st;
@@ -21,11 +22,17 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServeConfig config) {
   if (config.listen.empty()) {
     return absl::InvalidArgumentError("--listen: no address to listen on");
   }
-  std::unique_ptr<Server> s(new Server(std::move(config)));
-  s->cache_ = std::make_unique<cache::ResponseCache>(s->config_.cache);
-  if (s->config_.search_rewrite) {
-    auto rewrite = SharedSearchRewrite::Create(s->config_.cluster_domain, s->config_.node_search,
-                                               s->config_.search_pins);
+  std::unique_ptr<Server> s(new Server(ServeConfig{}));
+  if (config.coredns_metrics) {
+    // Labels first: the listen addresses, zones and upstreams get their indices.
+    if (auto st = s->labels_.SetServers(config.listen); !st.ok()) return st;
+    if (auto st = s->AssignMetricsLabels(config); !st.ok()) return st;
+  }
+  s->config_ = std::make_shared<const ServeConfig>(std::move(config));
+  const ServeConfig& c = *s->config_;
+  s->cache_ = std::make_unique<cache::ResponseCache>(c.cache);
+  if (c.search_rewrite) {
+    auto rewrite = SharedSearchRewrite::Create(c.cluster_domain, c.node_search, c.search_pins);
     if (!rewrite.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("search rewrite (--cluster-domain, --node-search, --search-path): ",
@@ -33,9 +40,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServeConfig config) {
     }
     s->rewrite_ = *std::move(rewrite);
   }
-  for (unsigned i = 0; i < s->config_.workers; ++i) {
+  for (unsigned i = 0; i < c.workers; ++i) {
     WorkerSockets socks;
-    for (const auto& addr : s->config_.listen) {
+    for (const auto& addr : c.listen) {
       for (bool tcp : {false, true}) {
         auto fd = OpenSocket(addr, tcp);
         if (!fd.ok()) {
@@ -50,30 +57,17 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServeConfig config) {
     s->workers_.push_back(std::make_unique<Worker>(static_cast<int>(i), s->config_, *s->cache_,
                                                    s->rewrite_.get(), std::move(socks)));
   }
-  // The health port too is bound here, before anything runs: an unusable --health exits 2 with
-  // one line, like an unusable --listen.
-  if (s->config_.health) {
+  // The HTTP endpoints too are bound here, before anything runs: an unusable address exits 2
+  // with one line, like an unusable --listen.
+  for (const HttpEndpoint& e : c.http) {
     Server* self = s.get();
-    s->health_ = std::make_unique<HttpServer>(*s->config_.health, [self](std::string_view method,
-                                                                         std::string_view path) {
-      if (method != "GET") return HttpResponse{405, "text/plain; charset=utf-8", "GET only\n"};
-      if (path == "/health") return HttpResponse{200, "text/plain; charset=utf-8", "ok\n"};
-      if (path == "/audit" || path == "/audit.txt") {
-        std::vector<std::vector<WastedQueryTracker::ClientCount>> snaps;
-        for (const auto& w : self->workers_) snaps.push_back(w->WastedSnapshot());
-        if (path == "/audit.txt") {
-          return HttpResponse{200, "text/plain; charset=utf-8",
-                              RenderWastedQueriesTable(snaps, self->config_.cluster_domain)};
-        }
-        return HttpResponse{200, "application/json",
-                            RenderWastedQueriesJson(snaps, self->config_.cluster_domain)};
-      }
-      if (path == "/metrics") {
-        return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", self->RenderMetrics()};
-      }
-      return HttpResponse{404, "text/plain; charset=utf-8", "not found\n"};
-    });
-    if (auto st = s->health_->Listen(); !st.ok()) return st;
+    s->http_.push_back(std::make_unique<HttpServer>(
+        e.addr,
+        [self, e](std::string_view method, std::string_view path) {
+          return self->HandleHttp(e, method, path);
+        },
+        e.flag));
+    if (auto st = s->http_.back()->Listen(); !st.ok()) return st;
   }
   return s;
 }
@@ -113,8 +107,131 @@ std::string Server::RenderMetrics() const {
       {"nodedns_cache_expired_evictions", "Expired entries removed (since start)",
        static_cast<double>(st.expired_evictions)},
       {"nodedns_workers", "Worker threads", static_cast<double>(workers_.size())},
+      {"nodedns_reload_failures_total",
+       "Configuration reloads that failed; the previous configuration kept serving",
+       static_cast<double>(reload_failures()), "counter"},
   };
-  return RenderPrometheus(counters, gauges);
+  std::string out = RenderPrometheus(counters, gauges);
+  if (config_->coredns_metrics) {
+    std::vector<const CoreDnsCounters*> cd;
+    for (const auto& w : workers_) cd.push_back(w->coredns());
+    CoreDnsGauges g;
+    g.cache_denial_entries = st.negative_entries;
+    g.cache_success_entries = st.entries - st.negative_entries;
+    g.reload_failed = reload_failures();
+    for (size_t i = 0; i < setup_errors_.size(); ++i) {
+      g.setup_errors[i] = setup_errors_[i].load(std::memory_order_relaxed);
+    }
+    out += RenderCoreDnsMetrics(cd, labels_.Get(), g);
+  }
+  return out;
+}
+
+HttpResponse Server::HandleHttp(const HttpEndpoint& e, std::string_view method,
+                                std::string_view path) const {
+  if (method != "GET") return HttpResponse{405, "text/plain; charset=utf-8", "GET only\n"};
+  if (e.health && path == "/health") return HttpResponse{200, "text/plain; charset=utf-8", "OK\n"};
+  if (e.audit && (path == "/audit" || path == "/audit.txt")) {
+    std::vector<std::vector<WastedQueryTracker::ClientCount>> snaps;
+    for (const auto& w : workers_) snaps.push_back(w->WastedSnapshot());
+    if (path == "/audit.txt") {
+      return HttpResponse{200, "text/plain; charset=utf-8",
+                          RenderWastedQueriesTable(snaps, config_->cluster_domain)};
+    }
+    return HttpResponse{200, "application/json",
+                        RenderWastedQueriesJson(snaps, config_->cluster_domain)};
+  }
+  if (e.metrics && path == "/metrics") {
+    return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", RenderMetrics()};
+  }
+  return HttpResponse{404, "text/plain; charset=utf-8", "not found\n"};
+}
+
+absl::Status Server::AssignMetricsLabels(ServeConfig& c) {
+  for (ForwardZone& z : c.zones) {
+    const std::string name = z.zone == "." ? "." : absl::StrCat(z.zone, ".");
+    auto zi = labels_.Zone(name);
+    if (!zi.ok()) return zi.status();
+    z.metrics_zone = *zi;
+    z.metrics_upstreams.clear();
+    for (const auto& u : z.upstreams) {
+      auto ui = labels_.Upstream(u);
+      if (!ui.ok()) return ui.status();
+      z.metrics_upstreams.push_back(*ui);
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string RestartOnlyDifference(const ServeConfig& a, const ServeConfig& b) {
+  auto addrs = [](const std::vector<SocketAddress>& v) {
+    std::string out;
+    for (const auto& x : v) absl::StrAppend(&out, x.ToString(), " ");
+    return out;
+  };
+  auto endpoints = [](const std::vector<HttpEndpoint>& v) {
+    std::string out;
+    for (const auto& e : v) {
+      absl::StrAppend(&out, e.addr.ToString(), e.health, e.metrics, e.audit, " ");
+    }
+    return out;
+  };
+  const cache::CacheSettings &ca = a.cache, &cb = b.cache;
+  if (addrs(a.listen) != addrs(b.listen)) return "the listen addresses (bind, port)";
+  if (endpoints(a.http) != endpoints(b.http)) return "the HTTP addresses (health, prometheus)";
+  if (a.coredns_metrics != b.coredns_metrics) return "whether CoreDNS metrics are exported";
+  if (ca.capacity_bytes != cb.capacity_bytes || ca.shards != cb.shards) {
+    return "the cache's size (the sum of the cache blocks' capacities)";
+  }
+  if (ca.min_ttl != cb.min_ttl || ca.max_ttl != cb.max_ttl ||
+      ca.max_negative_ttl != cb.max_negative_ttl || ca.servfail_ttl != cb.servfail_ttl ||
+      ca.stale_ttl != cb.stale_ttl || ca.prefetch_min_hits != cb.prefetch_min_hits ||
+      ca.prefetch_percent != cb.prefetch_percent) {
+    return "the cache's default rules";
+  }
+  if (a.search_rewrite != b.search_rewrite || a.cluster_domain != b.cluster_domain ||
+      a.node_search != b.node_search || a.search_pins != b.search_pins) {
+    return "the search-path rewrite's settings";
+  }
+  if (a.tcp_idle_timeout_ms != b.tcp_idle_timeout_ms ||
+      a.tcp_max_connections != b.tcp_max_connections ||
+      a.tcp_max_inflight != b.tcp_max_inflight) {
+    return "the client TCP limits";
+  }
+  return "";
+}
+
+void Server::SetConfigSource(std::unique_ptr<ConfigSource> source) { source_ = std::move(source); }
+
+absl::Status Server::Reload(ServeConfig next) {
+  if (next.workers == 0) next.workers = config_->workers;
+  if (next.workers != config_->workers) {
+    return absl::FailedPreconditionError("the number of workers changed; it needs a restart");
+  }
+  if (const std::string diff = RestartOnlyDifference(*config_, next); !diff.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(diff, " changed; that needs a restart"));
+  }
+  if (next.coredns_metrics) {
+    if (auto st = AssignMetricsLabels(next); !st.ok()) return st;
+  }
+  config_ = std::make_shared<const ServeConfig>(std::move(next));
+  for (auto& w : workers_) w->Reconfigure(config_);
+  return absl::OkStatus();
+}
+
+void Server::ReloadFromSource() {
+  if (!source_) return;
+  auto next = source_->Load();
+  absl::Status st = next.ok() ? Reload(*std::move(next)) : next.status();
+  if (!st.ok()) {
+    reload_failed_.fetch_add(1, std::memory_order_relaxed);
+    std::fprintf(stderr, "nodedns: reload failed, still serving the previous configuration: %s\n",
+                 std::string(st.message()).c_str());
+  } else {
+    std::fprintf(stderr, "nodedns: reloaded the configuration (%zu zones)\n",
+                 config_->zones.size());
+  }
+  std::fflush(stderr);
 }
 
 absl::Status Server::Run() {
@@ -125,6 +242,25 @@ absl::Status Server::Run() {
   auto on_signal = [](uv_signal_t* h, int) { uv_stop(h->loop); };
   uv_signal_start(&sigint_, on_signal, SIGINT);
   uv_signal_start(&sigterm_, on_signal, SIGTERM);
+  // SIGUSR1 reloads (node-cache's -reloadwithsignal, and operators' habit); without a source it
+  // is ignored rather than fatal.
+  uv_signal_init(&loop_, &sigusr1_);
+  sigusr1_.data = this;
+  uv_signal_start(
+      &sigusr1_, [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->ReloadFromSource(); },
+      SIGUSR1);
+  uv_timer_init(&loop_, &poll_timer_);
+  poll_timer_.data = this;
+  if (source_) {
+    const uint64_t every = std::max<uint32_t>(100, source_->poll_interval_ms());
+    uv_timer_start(
+        &poll_timer_,
+        [](uv_timer_t* h) {
+          auto* self = static_cast<Server*>(h->data);
+          if (self->source_->Changed()) self->ReloadFromSource();
+        },
+        every, every);
+  }
   // A client that goes away mid-reply must not kill the process.
   signal(SIGPIPE, SIG_IGN);
 
@@ -133,35 +269,39 @@ absl::Status Server::Run() {
     status = w->Start();
     if (!status.ok()) break;
   }
-  if (status.ok() && health_) status = health_->Start();
+  for (auto& h : http_) {
+    if (status.ok()) status = h->Start();
+  }
   if (status.ok()) {
     std::string addrs;
-    for (const auto& a : config_.listen)
+    for (const auto& a : config_->listen)
       absl::StrAppend(&addrs, addrs.empty() ? "" : " ", a.ToString());
     // What the search rewrite will assume about pods' search paths, so that an operator can
     // check it against a pod's resolv.conf (docs/search-rewrite.md).
     const std::string rewrite =
         rewrite_
-            ? absl::StrCat("on (", config_.cluster_domain, ", node search: ",
-                           config_.node_search.empty() ? std::string("none")
-                                                       : absl::StrJoin(config_.node_search, " "),
-                           ", ", config_.search_pins.size(), " pins)")
+            ? absl::StrCat("on (", config_->cluster_domain, ", node search: ",
+                           config_->node_search.empty() ? std::string("none")
+                                                        : absl::StrJoin(config_->node_search, " "),
+                           ", ", config_->search_pins.size(), " pins)")
             : std::string("off");
     std::fprintf(stderr,
                  "nodedns: serving on %s (udp+tcp) with %zu workers, cache %zu MiB, search rewrite "
                  "%s\n",
-                 addrs.c_str(), workers_.size(), config_.cache.capacity_bytes >> 20,
+                 addrs.c_str(), workers_.size(), config_->cache.capacity_bytes >> 20,
                  rewrite.c_str());
     std::fflush(stderr);
     uv_run(&loop_, UV_RUN_DEFAULT);
     std::fprintf(stderr, "nodedns: shutting down\n");
   }
-  if (health_) health_->Stop();
+  for (auto& h : http_) h->Stop();
   for (auto& w : workers_) w->Stop();
   for (auto& w : workers_) w->Join();
   uv_close(reinterpret_cast<uv_handle_t*>(&shutdown_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sigusr1_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&poll_timer_), nullptr);
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
   return status;

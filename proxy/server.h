@@ -1,11 +1,18 @@
-// `nodedns serve`: owns the cache, the workers and the health endpoint, and runs until SIGINT or
-// SIGTERM (or Shutdown()).
+// `nodedns serve` and `nodedns node-cache`: owns the cache, the workers and the HTTP endpoints,
+// and runs until SIGINT or SIGTERM (or Shutdown()). With a ConfigSource (node-cache's Corefile)
+// it also reloads: on SIGUSR1 and when the source reports a change, the new configuration replaces
+// the zones, upstreams and per-zone cache rules in every worker, while the cache, the sockets and
+// the counters stay. A configuration that cannot be applied is logged, counted
+// (coredns_reload_failed_total) and the old one keeps serving.
 #ifndef NODEDNS_PROXY_SERVER_H_
 #define NODEDNS_PROXY_SERVER_H_
 
 #include <uv.h>
 
+#include <array>
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -13,11 +20,27 @@
 #include "absl/status/statusor.h"
 #include "cache/response_cache.h"
 #include "proxy/config.h"
+#include "proxy/coredns_metrics.h"
 #include "proxy/http_server.h"
 #include "proxy/search_path_learner.h"
 #include "proxy/worker.h"
 
 namespace nodedns::proxy {
+
+// Where a reloadable configuration comes from. Called on the server's main loop only.
+class ConfigSource {
+ public:
+  virtual ~ConfigSource() = default;
+  // Polled every poll_interval_ms(): whether the inputs changed since the last Load().
+  virtual bool Changed() = 0;
+  // The configuration the current inputs describe; errors are one line (FILE:LINE: message).
+  virtual absl::StatusOr<ServeConfig> Load() = 0;
+  virtual uint32_t poll_interval_ms() const = 0;
+};
+
+// The settings a reload cannot change (sockets, cache, threads): the first that differs between
+// `a` and `b`, named for the log, or empty when a reload may replace `a` with `b`.
+std::string RestartOnlyDifference(const ServeConfig& a, const ServeConfig& b);
 
 // Create/Run/Shutdown from the main thread (Shutdown also from a signal-free other thread).
 class Server {
@@ -26,23 +49,45 @@ class Server {
   static absl::StatusOr<std::unique_ptr<Server>> Create(ServeConfig config);
   ~Server();
 
-  // Starts the workers and the health endpoint and blocks until a signal or Shutdown().
+  // Reloads from `source` (SIGUSR1, and when it reports a change). Before Run().
+  void SetConfigSource(std::unique_ptr<ConfigSource> source);
+
+  // Starts the workers and the HTTP endpoints and blocks until a signal or Shutdown().
   absl::Status Run();
   void Shutdown();
 
+  // Replaces the reloadable part of the configuration (main thread). On error nothing changed.
+  absl::Status Reload(ServeConfig next);
+  // Loads from the source and reloads; a failure is logged and counted (main thread).
+  void ReloadFromSource();
+
+  // node-cache's setup errors by type (kSetupErrorTypes), any thread.
+  void CountSetupError(size_t type) { setup_errors_[type].fetch_add(1, std::memory_order_relaxed); }
+  uint64_t reload_failures() const { return reload_failed_.load(std::memory_order_relaxed); }
+
   std::string RenderMetrics() const;
-  const ServeConfig& config() const { return config_; }
+  const ServeConfig& config() const { return *config_; }
 
  private:
   explicit Server(ServeConfig config);
-  ServeConfig config_;
+  // Registers the CoreDNS label values of `c`'s zones and upstreams and writes their indices in.
+  absl::Status AssignMetricsLabels(ServeConfig& c);
+  HttpResponse HandleHttp(const HttpEndpoint& endpoint, std::string_view method,
+                          std::string_view path) const;
+
+  std::shared_ptr<const ServeConfig> config_;  // the current one; replaced by Reload
   std::unique_ptr<cache::ResponseCache> cache_;
   std::unique_ptr<SharedSearchRewrite> rewrite_;  // null with --search-rewrite off
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::unique_ptr<HttpServer> health_;
+  std::vector<std::unique_ptr<HttpServer>> http_;
+  MetricsLabels labels_;
+  std::unique_ptr<ConfigSource> source_;
+  std::atomic<uint64_t> reload_failed_{0};
+  std::array<std::atomic<uint64_t>, std::size(kSetupErrorTypes)> setup_errors_{};
   uv_loop_t loop_;
   uv_async_t shutdown_;
-  uv_signal_t sigint_, sigterm_;
+  uv_signal_t sigint_, sigterm_, sigusr1_;
+  uv_timer_t poll_timer_;
 };
 
 }  // namespace nodedns::proxy

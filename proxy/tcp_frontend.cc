@@ -10,6 +10,7 @@ namespace nodedns::proxy {
 struct TcpFrontend::Listener {
   uv_tcp_t handle;
   TcpFrontend* frontend;
+  uint8_t server;  // index of its listen address
 };
 
 struct TcpFrontend::Conn {
@@ -17,6 +18,7 @@ struct TcpFrontend::Conn {
   uv_timer_t idle;
   TcpFrontend* frontend;
   uint64_t id;
+  uint8_t server;  // index of the listen address it came to
   std::vector<uint8_t> in;
   sockaddr_storage peer{};
   size_t inflight = 0;
@@ -43,6 +45,7 @@ absl::Status TcpFrontend::Start(std::span<const int> fds) {
   for (int fd : fds) {
     auto l = std::make_unique<Listener>();
     l->frontend = this;
+    l->server = static_cast<uint8_t>(listeners_.size());
     uv_tcp_init(ctx_.loop, &l->handle);
     l->handle.data = l.get();
     if (int rc = uv_tcp_open(&l->handle, fd); rc != 0) {
@@ -65,17 +68,19 @@ void TcpFrontend::Stop() {
 }
 
 void TcpFrontend::OnConnection(uv_stream_t* server, int status) {
-  TcpFrontend* f = static_cast<Listener*>(server->data)->frontend;
+  const Listener* listener = static_cast<Listener*>(server->data);
+  TcpFrontend* f = listener->frontend;
   if (status < 0 || f->ctx_.stopping) return;
   auto* c = new Conn;
   c->frontend = f;
   c->id = f->next_conn_id_++;
+  c->server = listener->server;
   uv_tcp_init(f->ctx_.loop, &c->handle);
   uv_timer_init(f->ctx_.loop, &c->idle);
   c->handle.data = c;
   c->idle.data = c;
   if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->handle)) != 0 ||
-      f->conns_.size() >= f->ctx_.config.tcp_max_connections) {
+      f->conns_.size() >= f->ctx_.config->tcp_max_connections) {
     f->ctx_.counters.tcp_rejected.Inc();
     f->Close(*c);
     return;
@@ -91,7 +96,7 @@ void TcpFrontend::OnConnection(uv_stream_t* server, int status) {
     // upstream timeout and restart the clock.
     if (conn->inflight == 0) conn->frontend->Close(*conn);
   };
-  const uint64_t idle = f->ctx_.config.tcp_idle_timeout_ms;
+  const uint64_t idle = f->ctx_.config->tcp_idle_timeout_ms;
   uv_timer_start(&c->idle, on_idle, idle, idle);
   uv_read_start(reinterpret_cast<uv_stream_t*>(&c->handle), &OnAlloc, &OnRead);
 }
@@ -123,7 +128,7 @@ void TcpFrontend::ResumeReads(Conn& c) {
   // must not re-enter it: the outer call sees the updated counts.
   if (c.in_resume) return;
   c.in_resume = true;
-  const size_t max_inflight = ctx_.config.tcp_max_inflight;
+  const size_t max_inflight = ctx_.config->tcp_max_inflight;
   // Serve every complete frame buffered, up to the in-flight limit.
   size_t off = 0;
   while (!c.closing && c.in.size() - off >= 2 && c.inflight < max_inflight) {
@@ -173,7 +178,9 @@ void TcpFrontend::HandleQuery(Conn& c, std::span<const uint8_t> query) {
                   .sink = this,
                   .tcp = true,
                   .udp_fd = -1,
-                  .conn_id = c.id};
+                  .conn_id = c.id,
+                  .server = c.server};
+  if (ctx_.coredns) ctx_.batch_ns = uv_hrtime();
   // A TCP reply may be up to 64 KiB: built in the scratch buffer. (It is also the read buffer,
   // but the query was already copied into c.in.) Counted in flight before Serve: a miss can
   // complete (and be written) before Serve returns.

@@ -12,6 +12,7 @@ struct UdpFrontend::Socket {
   uv_poll_t poll;
   UdpFrontend* frontend;
   int fd;
+  uint8_t server;  // index of its listen address
 };
 
 struct UdpFrontend::Batch {
@@ -64,6 +65,7 @@ void UdpFrontend::Start(std::span<const int> fds) {
     auto s = std::make_unique<Socket>();
     s->frontend = this;
     s->fd = fd;
+    s->server = static_cast<uint8_t>(sockets_.size());
     uv_poll_init_socket(ctx_.loop, &s->poll, fd);
     s->poll.data = s.get();
     uv_poll_start(&s->poll, UV_READABLE, &OnReadable);
@@ -104,6 +106,7 @@ void UdpFrontend::OnReadable(uv_poll_t* handle, int status, int events) {
 void UdpFrontend::ServeBatch(Socket& s, int n) {
   Batch& b = *batch_;
   const uint64_t now = ctx_.Now();
+  if (ctx_.coredns) ctx_.batch_ns = uv_hrtime();
   ctx_.counters.queries_udp.Inc(n);
   ctx_.counters.udp_batches.Inc();
   // Pass 1: parse, classify, build keys, prefetch the slots. Passes 2 and 3 then find them in
@@ -141,7 +144,8 @@ void UdpFrontend::ServeBatch(Socket& s, int n) {
                     .sink = this,
                     .tcp = false,
                     .udp_fd = s.fd,
-                    .conn_id = 0};
+                    .conn_id = 0,
+                    .server = s.server};
     size_t size = 0;
     if (path_.Serve(r, {b.out_buf[out], kUdpBufSize}, size, now) != Verdict::kReply) continue;
     b.out_iov[out].iov_base = b.out_buf[out];

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -36,16 +37,18 @@ absl::StatusOr<int> OpenSocket(const SocketAddress& addr, bool tcp) {
   return fd;
 }
 
-Worker::Worker(int index, const ServeConfig& config, cache::ResponseCache& cache,
+Worker::Worker(int index, std::shared_ptr<const ServeConfig> config, cache::ResponseCache& cache,
                SharedSearchRewrite* rewrite, WorkerSockets sockets)
     : index_(index),
       sockets_(std::move(sockets)),
-      ctx_(config, cache),
+      ctx_(*config, cache),
       misses_(ctx_),
       path_(ctx_, misses_, rewrite_),
       rewrite_(ctx_, rewrite, misses_, path_),
       udp_(ctx_, path_, misses_),
-      tcp_(ctx_, path_) {}
+      tcp_(ctx_, path_) {
+  ctx_.config_owner = std::move(config);
+}
 
 Worker::~Worker() {
   if (ctx_.loop != nullptr) {
@@ -60,6 +63,9 @@ absl::Status Worker::Start() {
   uv_loop_init(loop);
   uv_async_init(loop, &stop_async_, [](uv_async_t* h) { static_cast<Worker*>(h->data)->OnStop(); });
   stop_async_.data = this;
+  uv_async_init(loop, &reconfigure_async_,
+                [](uv_async_t* h) { static_cast<Worker*>(h->data)->OnReconfigure(); });
+  reconfigure_async_.data = this;
   // Before the loop blocks, the worker goes offline so that it never holds up reclamation while
   // idle; the first callback that touches the cache brings it back (EnsureOnline).
   uv_prepare_init(loop, &prepare_);
@@ -79,7 +85,7 @@ absl::Status Worker::Start() {
           w->ctx_.EnsureOnline();
           w->ctx_.cache.PurgeExpired(*w->ctx_.thread, w->ctx_.Now(), 4096);
         },
-        ctx_.config.purge_interval_ms, ctx_.config.purge_interval_ms);
+        ctx_.config->purge_interval_ms, ctx_.config->purge_interval_ms);
   }
   uv_timer_init(loop, &publish_timer_);
   publish_timer_.data = this;
@@ -103,6 +109,36 @@ void Worker::OnStop() {
   uv_close(reinterpret_cast<uv_handle_t*>(&publish_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&stop_async_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&reconfigure_async_), nullptr);
+}
+
+void Worker::Reconfigure(std::shared_ptr<const ServeConfig> next) {
+  {
+    std::lock_guard lock(next_mu_);
+    next_ = std::move(next);
+  }
+  uv_async_send(&reconfigure_async_);
+}
+
+void Worker::OnReconfigure() {
+  std::shared_ptr<const ServeConfig> next;
+  {
+    std::lock_guard lock(next_mu_);
+    next = std::move(next_);
+  }
+  if (!next || ctx_.stopping) return;
+  // The old configuration stays alive until its forwarders are idle: pendings point into it only
+  // through their generation, which keeps copies of what it needs.
+  std::shared_ptr<const ServeConfig> old = std::move(ctx_.config_owner);
+  ctx_.config_owner = std::move(next);
+  ctx_.config = ctx_.config_owner.get();
+  if (absl::Status st = misses_.Reconfigure(); !st.ok()) {
+    // Forwarders that cannot be created (sockets exhausted): keep the old configuration.
+    std::fprintf(stderr, "nodedns: worker %d: reload not applied: %s\n", index_,
+                 std::string(st.message()).c_str());
+    ctx_.config_owner = std::move(old);
+    ctx_.config = ctx_.config_owner.get();
+  }
 }
 
 void Worker::Run() {

@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -48,7 +49,7 @@ absl::StatusOr<int> OpenSocket(const SocketAddress& addr, bool tcp);
 class Worker {
  public:
   // `rewrite` is shared by all workers; null when --search-rewrite is off.
-  Worker(int index, const ServeConfig& config, cache::ResponseCache& cache,
+  Worker(int index, std::shared_ptr<const ServeConfig> config, cache::ResponseCache& cache,
          SharedSearchRewrite* rewrite, WorkerSockets sockets);
   ~Worker();
   Worker(const Worker&) = delete;
@@ -59,8 +60,14 @@ class Worker {
   // Asks the loop to finish (any thread); Join() waits for it (main thread).
   void Stop();
   void Join();
+  // Any thread: hands the worker a reloaded configuration (the same listen addresses and cache;
+  // Server::Reload checks). The loop takes it between two callbacks; `done` runs on the worker's
+  // thread with the outcome.
+  void Reconfigure(std::shared_ptr<const ServeConfig> next);
   // Any thread.
   const WorkerCounters& counters() const { return ctx_.counters; }
+  // Null unless CoreDNS metrics are on.
+  const CoreDnsCounters* coredns() const { return ctx_.coredns.get(); }
   // Any thread: the worker's last published top-K of search-path waste (updated every second).
   std::vector<WastedQueryTracker::ClientCount> WastedSnapshot() const {
     return path_.wasted().Snapshot();
@@ -69,6 +76,7 @@ class Worker {
  private:
   void Run();
   void OnStop();
+  void OnReconfigure();
 
   const int index_;
   WorkerSockets sockets_;
@@ -79,6 +87,9 @@ class Worker {
   UdpFrontend udp_;
   TcpFrontend tcp_;
   uv_async_t stop_async_;
+  uv_async_t reconfigure_async_;
+  std::mutex next_mu_;
+  std::shared_ptr<const ServeConfig> next_;  // guarded by next_mu_
   uv_prepare_t prepare_;
   uv_timer_t purge_timer_;
   uv_timer_t publish_timer_;

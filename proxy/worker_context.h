@@ -12,13 +12,16 @@
 #include "cache/response_cache.h"
 #include "dns/wire.h"
 #include "proxy/config.h"
+#include "proxy/coredns_metrics.h"
 #include "proxy/metrics.h"
 
 namespace nodedns::proxy {
 
 struct WorkerContext {
   WorkerContext(const ServeConfig& config, cache::ResponseCache& cache)
-      : config(config), cache(cache), scratch(dns::kMaxMessage + 64) {}
+      : config(&config), cache(cache), scratch(dns::kMaxMessage + 64) {
+    if (config.coredns_metrics) coredns = std::make_unique<CoreDnsCounters>();
+  }
 
   uint64_t Now() const { return uv_now(loop); }
   // QSBR: the loop marks the thread offline before it may block (Worker); the first callback
@@ -27,10 +30,18 @@ struct WorkerContext {
     if (!thread->qsbr().online()) thread->Online();
   }
 
-  const ServeConfig& config;
+  // Replaced by a reload (Worker::Reconfigure) between two callbacks, never during one; the parts
+  // read it afresh each time. config_owner keeps it alive (null when the caller owns it: tests).
+  const ServeConfig* config;
+  std::shared_ptr<const ServeConfig> config_owner;
   cache::ResponseCache& cache;
   std::unique_ptr<cache::CacheThread> thread;  // registered on the worker's thread (Worker::Run)
   WorkerCounters counters;
+  // CoreDNS's metric families; null unless config.coredns_metrics (coredns_metrics.h).
+  std::unique_ptr<CoreDnsCounters> coredns;
+  // When the front end read the queries being served (uv_hrtime, ns): the start of their
+  // request duration. Set only while coredns is on.
+  uint64_t batch_ns = 0;
   uv_loop_t* loop = nullptr;
   bool stopping = false;
   // Replies of up to 64 KiB built off the UDP batch (TCP, misses, rewrites), and TCP reads.

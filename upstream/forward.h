@@ -24,6 +24,17 @@ enum class ForwardStatus : uint8_t {
 // `reply` is valid only during the call; empty unless status is kOk.
 using ForwardCallback = void (*)(void* arg, ForwardStatus status, std::span<const uint8_t> reply);
 
+// Told of every reply matched to a try of a query, before the query's callback: the server's
+// index in the forwarder's list, the reply's rcode and the time since that try was written.
+// What coredns_proxy_request_duration_seconds is made of (proxy/coredns_metrics.h).
+struct ReplyObserver {
+  void (*fn)(void* arg, size_t server, uint8_t rcode, uint64_t rtt_ns) = nullptr;
+  void* arg = nullptr;
+  void operator()(size_t server, uint8_t rcode, uint64_t rtt_ns) const {
+    if (fn != nullptr) fn(arg, server, rcode, rtt_ns);
+  }
+};
+
 // The longest query a forwarder sends: header, one question, the OPT record the proxy writes.
 inline constexpr size_t kMaxQuery = dns::kHeaderSize + dns::kMaxNameWire + 4 + dns::kOptRecordSize;
 // At most this many queries in flight per forwarder: IDs are 16 bits and must stay unique.

@@ -166,6 +166,7 @@ void TcpForwarder::Write(Conn* c, Query* q) {
   const uint64_t now = Now();
   if (c->awaiting_since == 0) c->awaiting_since = now;
   q->written_ms = now;
+  if (options_.observer.fn != nullptr) q->written_ns = uv_hrtime();
   if (!c->connected) return;  // written by OnConnect
   q->written = true;
   auto* w = new WriteReq;
@@ -263,6 +264,7 @@ void TcpForwarder::HandleReply(Conn* c, std::span<const uint8_t> msg) {
     return;
   }
   c->answered = true;
+  options_.observer(ServerOf(*q), dns::HeaderFlags(msg) & 0xf, uv_hrtime() - q->written_ns);
   if (dns::HeaderFlags(msg) & dns::flag::kTC) {
     // Over TCP there is nothing larger to ask again with: the server's answer is unusable, and
     // passing it on would turn it into an empty NOERROR (a false NODATA) for the client.

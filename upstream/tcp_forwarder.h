@@ -80,6 +80,7 @@ class TcpForwarder {
     // Nothing received for this long while queries wait: no new query on that connection.
     uint32_t stall_ms = 500;
     uint32_t idle_ms = 10'000;  // connections without queries are closed after this
+    ReplyObserver observer;  // optional
   };
   // `servers` in order of preference; `stats` (not owned) outlives this and may be shared by
   // other forwarders on the same loop.
@@ -114,6 +115,7 @@ class TcpForwarder {
     Conn* conn = nullptr;  // the connection of this try; null while waiting for one
     bool written = false;  // handed to the connection's stream (else: waiting for connect)
     uint64_t written_ms = 0;
+    uint64_t written_ns = 0;  // with an observer only
     uint8_t frame[2 + kMaxQuery];  // length prefix and message
   };
   struct Ref {  // a query's try, recognized by ID and serial: the query may be gone

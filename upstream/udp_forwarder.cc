@@ -126,6 +126,7 @@ void UdpForwarder::Transmit(uint32_t index) {
   // The socket within the server's set: from the ID, which is random.
   s.socket = static_cast<uint32_t>(server * k + s.id % k);
   Socket& sock = *sockets_[s.socket];
+  if (options_.observer.fn != nullptr) s.sent_ns = uv_hrtime();
   if (sock.queued.empty()) dirty_.push_back(sock.index);
   sock.queued.push_back(index);
   const uint64_t at = uv_now(loop_) + (uint64_t{options_.timeout_ms} << round);
@@ -266,6 +267,10 @@ void UdpForwarder::Receive(Socket& sock) {
       if (!dns::ResponseMatchesQuestion(reply, qname, dns::Get16(qtail), dns::Get16(qtail + 2))) {
         stats_.mismatched.Inc();  // RFC 5452 §9.1: the question must match too; keep waiting
         continue;
+      }
+      if (options_.observer.fn != nullptr) {
+        options_.observer(s.attempt % servers_, dns::HeaderFlags(reply) & 0xf,
+                          uv_hrtime() - s.sent_ns);
       }
       // TC=1, or longer than any reply to the 1232 bytes we advertise (a server that ignores
       // EDNS): asking again over UDP would get the same. Re-ask over TCP now (RFC 7766 §5).

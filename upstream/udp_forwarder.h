@@ -59,6 +59,7 @@ class UdpForwarder {
     uint32_t timeout_ms = 2000;  // first round; doubled on each round over all servers
     int tries = 2;               // rounds over all servers
     int sockets_per_server = 4;
+    ReplyObserver observer;  // optional
   };
   // `servers` in order of preference. `tcp` (not owned, same loop, outlives this) receives
   // truncated queries; `stats` (not owned) outlives this and may be shared.
@@ -93,6 +94,7 @@ class UdpForwarder {
     uint16_t qname_length = 0;
     uint16_t attempt = 0;
     uint32_t socket = 0;  // index into sockets_ of the current try
+    uint64_t sent_ns = 0;  // the current try's (with an observer only)
     bool in_use = false;
     uint8_t query[kMaxQuery];
   };

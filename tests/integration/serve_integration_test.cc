@@ -1328,11 +1328,11 @@ std::vector<std::string> DocumentedMetrics() {
 TEST_F(ServeIntegrationTest, HealthEndpointServesHealthAndEveryDocumentedMetric) {
   StartBoth();
   ASSERT_FALSE(HasFatalFailure());
-  // While serving: GET /health is 200 "ok" (HttpGet returns the body of a 200 only).
+  // While serving: GET /health is 200 "OK" (as CoreDNS answers) (HttpGet returns the body of a 200 only).
   for (bool tcp : {false, true}) {
     const Bytes q = Wire({"www.example.test.", kTypeA, 0, false, 1});
     ASSERT_TRUE(tcp ? TcpExchange(dns_port_, q) : UdpExchange(dns_port_, q));
-    EXPECT_EQ(HttpGet(health_port_, "/health"), std::optional<std::string>("ok\n"));
+    EXPECT_EQ(HttpGet(health_port_, "/health"), std::optional<std::string>("OK\n"));
   }
   EXPECT_EQ(HttpGet(health_port_, "/no-such-page"), std::nullopt) << "a 200 for an unknown path";
   // /metrics: every documented metric, as a sample or at least its TYPE line.

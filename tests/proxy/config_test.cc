@@ -166,7 +166,8 @@ TEST(ServeDefaultsTest, FlagDefaultsBuildTheConfigDefaults) {
   const ServeConfig want;
   // Structured bindings name every field: a field added to ServeConfig or CacheSettings breaks
   // the build here until its default is pinned too.
-  const auto& [listen, zones, workers, cache, health, upstream_timeout_ms, upstream_tries,
+  const auto& [listen, zones, workers, cache, http, coredns_metrics, upstream_timeout_ms,
+               upstream_tries,
                tcp_idle_timeout_ms, tcp_max_connections, tcp_max_inflight, purge_interval_ms,
                cluster_domain, cluster_domain_wire, search_rewrite, node_search, search_pins,
                search_rewrite_deadline_ms, chaos_text] = *built;
@@ -178,7 +179,8 @@ TEST(ServeDefaultsTest, FlagDefaultsBuildTheConfigDefaults) {
   ASSERT_EQ(zones[0].upstreams.size(), 1u);
   EXPECT_EQ(zones[0].upstreams[0].ToString(), "192.0.2.53:53");
   EXPECT_EQ(workers, want.workers);
-  EXPECT_EQ(health.has_value(), want.health.has_value());
+  EXPECT_EQ(http.size(), want.http.size());
+  EXPECT_EQ(coredns_metrics, want.coredns_metrics);
   EXPECT_EQ(upstream_timeout_ms, want.upstream_timeout_ms);
   EXPECT_EQ(upstream_tries, want.upstream_tries);
   EXPECT_EQ(tcp_idle_timeout_ms, want.tcp_idle_timeout_ms);
