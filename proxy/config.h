@@ -42,12 +42,13 @@ struct ForwardZone {
 };
 
 // An HTTP listener of the server and what it serves: GET /health, GET /metrics (nodedns_* and,
-// when on, coredns_* families), GET /audit and /audit.txt.
+// when on, coredns_* families), GET /audit and /audit.txt, GET /ready.
 struct HttpEndpoint {
   SocketAddress addr;
   bool health = true;
   bool metrics = true;
   bool audit = true;
+  bool ready = false;  // GET /ready (a Corefile's `ready`): 200 once serving
   std::string flag = "--health";  // what error messages name (a flag, or FILE:LINE)
 };
 

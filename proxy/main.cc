@@ -2,14 +2,27 @@
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "audit/audit_command.h"
+#include "nodecache/node_cache_command.h"
 #include "proxy/serve_command.h"
 #include "proxy/server.h"
 
 int main(int argc, char** argv) {
+  // NodeLocal DNSCache's command line is Go flag syntax (-localip x), which CLI11 does not read:
+  // the subcommand takes its arguments whole.
+  if (argc > 1 && std::string_view(argv[1]) == "node-cache") {
+    const std::vector<std::string> args(argv + 2, argv + argc);
+    return nodedns::nodecache::RunNodeCacheCommand(args);
+  }
   CLI::App app("nodedns: a node-local DNS caching proxy for Kubernetes", "nodedns");
+  app.footer(
+      "nodedns node-cache [-flags]: run as a drop-in for NodeLocal DNSCache (its flags and "
+      "Corefile; `nodedns node-cache -help`, docs/deploy.md)");
   app.require_subcommand(1);
   app.set_version_flag("--version", "nodedns 0.1.0");
   // A bad flag is one line on stderr (the error names the flag) and exit code 2; CLI11's default

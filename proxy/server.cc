@@ -130,7 +130,10 @@ std::string Server::RenderMetrics() const {
 HttpResponse Server::HandleHttp(const HttpEndpoint& e, std::string_view method,
                                 std::string_view path) const {
   if (method != "GET") return HttpResponse{405, "text/plain; charset=utf-8", "GET only\n"};
-  if (e.health && path == "/health") return HttpResponse{200, "text/plain; charset=utf-8", "OK\n"};
+  // CoreDNS's health and ready plugins answer "OK"; the workers run before the endpoints start.
+  if ((e.health && path == "/health") || (e.ready && path == "/ready")) {
+    return HttpResponse{200, "text/plain; charset=utf-8", "OK\n"};
+  }
   if (e.audit && (path == "/audit" || path == "/audit.txt")) {
     std::vector<std::vector<WastedQueryTracker::ClientCount>> snaps;
     for (const auto& w : workers_) snaps.push_back(w->WastedSnapshot());
@@ -172,7 +175,7 @@ std::string RestartOnlyDifference(const ServeConfig& a, const ServeConfig& b) {
   auto endpoints = [](const std::vector<HttpEndpoint>& v) {
     std::string out;
     for (const auto& e : v) {
-      absl::StrAppend(&out, e.addr.ToString(), e.health, e.metrics, e.audit, " ");
+      absl::StrAppend(&out, e.addr.ToString(), e.health, e.metrics, e.audit, e.ready, " ");
     }
     return out;
   };
@@ -207,6 +210,15 @@ absl::Status Server::Reload(ServeConfig next) {
   if (next.workers == 0) next.workers = config_->workers;
   if (next.workers != config_->workers) {
     return absl::FailedPreconditionError("the number of workers changed; it needs a restart");
+  }
+  // The cache is sized once. A Corefile's blocks add up to a new size when a stub domain comes or
+  // goes; refusing such a reload would refuse the stub domain, so the size stays, said out loud.
+  if (next.cache.capacity_bytes != config_->cache.capacity_bytes) {
+    std::fprintf(stderr,
+                 "nodedns: the cache stays at %zu MiB until a restart (the new configuration "
+                 "asks for %zu MiB)\n",
+                 config_->cache.capacity_bytes >> 20, next.cache.capacity_bytes >> 20);
+    next.cache.capacity_bytes = config_->cache.capacity_bytes;
   }
   if (const std::string diff = RestartOnlyDifference(*config_, next); !diff.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(diff, " changed; that needs a restart"));
@@ -251,7 +263,7 @@ absl::Status Server::Run() {
       SIGUSR1);
   uv_timer_init(&loop_, &poll_timer_);
   poll_timer_.data = this;
-  if (source_) {
+  if (source_ && source_->poll_interval_ms() != 0) {
     const uint64_t every = std::max<uint32_t>(100, source_->poll_interval_ms());
     uv_timer_start(
         &poll_timer_,

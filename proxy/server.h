@@ -31,7 +31,8 @@ namespace nodedns::proxy {
 class ConfigSource {
  public:
   virtual ~ConfigSource() = default;
-  // Polled every poll_interval_ms(): whether the inputs changed since the last Load().
+  // Polled every poll_interval_ms() (0: never; SIGUSR1 only): whether the inputs changed since
+  // the last Load().
   virtual bool Changed() = 0;
   // The configuration the current inputs describe; errors are one line (FILE:LINE: message).
   virtual absl::StatusOr<ServeConfig> Load() = 0;

@@ -1,0 +1,234 @@
+// `nodedns node-cache`; see node_cache_command.h.
+#include "nodecache/node_cache_command.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "corefile/config.h"
+#include "corefile/syntax.h"
+#include "nodecache/corefile_template.h"
+#include "nodecache/kubedns_config.h"
+#include "proxy/coredns_metrics.h"
+#include "resolvconf/resolv_conf.h"
+
+namespace nodedns::nodecache {
+
+namespace {
+
+std::optional<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0;
+}
+
+void Log(const std::string& line) {
+  std::fprintf(stderr, "nodedns node-cache: %s\n", line.c_str());
+  std::fflush(stderr);
+}
+
+}  // namespace
+
+NodeCacheSource::NodeCacheSource(NodeCacheFlags flags, Getenv getenv)
+    : flags_(std::move(flags)), getenv_(std::move(getenv)) {}
+
+std::string NodeCacheSource::KubeDnsDir() const {
+  return KubeDnsConfigDir(flags_.kubedns_cm,
+                          [](const std::string& p) { return !Exists(p); });
+}
+
+std::string NodeCacheSource::Fingerprint() const {
+  std::string f;
+  auto add = [&](const std::string& path) {
+    absl::StrAppend(&f, path, "\n", ReadFile(path).value_or("<missing>"), "\n");
+  };
+  add(flags_.base_corefile);
+  if (!Exists(flags_.base_corefile)) add(flags_.EffectiveCorefile());
+  if (const std::string dir = KubeDnsDir(); !dir.empty()) {
+    add(absl::StrCat(dir, "/", kStubDomainsFile));
+    add(absl::StrCat(dir, "/", kUpstreamNameserversFile));
+  }
+  // The upstreams named by resolv.conf paths are read at load; /etc/resolv.conf is the common one.
+  add(resolvconf::kDefaultPath);
+  return f;
+}
+
+bool NodeCacheSource::Changed() { return Fingerprint() != last_inputs_; }
+
+absl::StatusOr<proxy::ServeConfig> NodeCacheSource::Load() {
+  auto full = LoadFull();
+  if (!full.ok()) return full.status();
+  for (const auto& w : full->warnings) Log(w);
+  return std::move(full->serve);
+}
+
+absl::StatusOr<NodeCacheConfig> NodeCacheSource::LoadFull() {
+  last_inputs_ = Fingerprint();
+  const std::string conf = flags_.EffectiveCorefile();
+  std::string text;
+  std::string filename = conf;
+  if (auto base = ReadFile(flags_.base_corefile)) {
+    // As node-cache: the base Corefile with the variables substituted and the kube-dns
+    // ConfigMap's stub domains appended, written to -conf for CoreDNS (here: for operators).
+    CorefileInputs in;
+    in.base_name = flags_.base_corefile;
+    in.local_ip = flags_.local_ip;
+    in.port = flags_.dns_port;
+    in.upstream_svc = flags_.upstream_svc;
+    if (auto ip = UpstreamServiceIp(flags_.upstream_svc, getenv_); ip.ok()) in.cluster_dns_ip = *ip;
+    if (const std::string dir = KubeDnsDir(); !dir.empty()) {
+      auto kube = ReadKubeDnsConfigDir(dir);
+      if (!kube.ok()) {
+        if (server_ != nullptr) server_->CountSetupError(proxy::kSetupErrorConfigMap);
+        return absl::InvalidArgumentError(
+            absl::StrCat("-kubednscm ", dir, ": ", kube.status().message()));
+      }
+      in.kube_dns = *std::move(kube);
+    }
+    auto generated = GenerateCorefile(*base, in);
+    if (!generated.ok()) {
+      if (server_ != nullptr) server_->CountSetupError(proxy::kSetupErrorConfigMap);
+      return generated.status();
+    }
+    text = *std::move(generated);
+    std::ofstream out(conf, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.close();
+    if (!out) {
+      // Not fatal: nodedns serves from memory; the file is for people to read.
+      if (server_ != nullptr) server_->CountSetupError(proxy::kSetupErrorConfigMap);
+      Log(absl::StrCat("cannot write the generated Corefile to ", conf,
+                       "; serving it anyway (errors below name ", flags_.base_corefile, ")"));
+      filename = flags_.base_corefile;
+    }
+  } else if (auto whole = ReadFile(conf)) {
+    // No base Corefile: node-cache leaves -conf as it is and CoreDNS reads it.
+    text = *std::move(whole);
+  } else {
+    return absl::NotFoundError(absl::StrCat("-basecorefile ", flags_.base_corefile, " and -conf ",
+                                            conf, ": neither can be read"));
+  }
+  int port = 53;
+  if (!absl::SimpleAtoi(flags_.dns_port, &port)) port = 53;
+  auto parsed = corefile::ParseCorefile(text, filename, corefile::ProcessEnvironment, port);
+  if (!parsed.ok()) return parsed.status();
+  auto blocks = corefile::InterpretCorefile(*parsed, filename);
+  if (!blocks.ok()) return blocks.status();
+  TranslateOptions o;
+  o.filename = filename;
+  o.read_nameservers = [](const std::string& path) {
+    return resolvconf::ReadResolvConfNameservers(path);
+  };
+  if (auto search = resolvconf::ReadResolvConfSearch(resolvconf::kDefaultPath); search.ok()) {
+    o.node_search = *std::move(search);
+  }
+  auto config = TranslateCorefile(*blocks, o);
+  if (!config.ok()) return config.status();
+  // -metrics-listen-address: node-cache's own metrics port serves the same registry.
+  auto metrics = ParseHostPort(flags_.metrics_listen_address);
+  if (!metrics.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "-metrics-listen-address ", flags_.metrics_listen_address, ": ", metrics.status().message()));
+  }
+  bool merged = false;
+  for (auto& e : config->serve.http) {
+    if (e.addr.ToString() == metrics->ToString()) merged = e.metrics = true;
+  }
+  if (!merged) {
+    config->serve.http.push_back({.addr = *metrics,
+                                  .health = false,
+                                  .metrics = true,
+                                  .audit = true,
+                                  .flag = "-metrics-listen-address"});
+  }
+  config->serve.coredns_metrics = true;  // coredns_nodecache_setup_errors_total lives there
+  return config;
+}
+
+int RunNodeCacheCommand(std::span<const std::string> args) {
+  auto flags = ParseNodeCacheFlags(args);
+  if (!flags.ok()) {
+    std::fprintf(stderr, "nodedns node-cache: %s\n", std::string(flags.status().message()).c_str());
+    return 2;
+  }
+  if (flags->help_requested) {
+    std::fputs(UsageText().c_str(), stdout);
+    return 0;
+  }
+  if (flags->version) {
+    std::puts("nodedns 0.1.0 (node-cache compatible)");
+    return 0;
+  }
+  // Node setup (the link-local interface and the NOTRACK rules) is not in nodedns yet: a flag
+  // that asks for it must not be accepted and then not done.
+  for (const auto& [name, on] : {std::pair<const char*, bool>{"setupinterface",
+                                                               flags->setup_interface},
+                                 {"setupiptables", flags->setup_iptables}}) {
+    if (on) {
+      std::fprintf(stderr,
+                   "nodedns node-cache: -%s: nodedns does not set up the node's interface or "
+                   "iptables rules yet; set them up outside and pass -%s=false\n",
+                   name, name);
+      return 2;
+    }
+  }
+  if (flags->plugins) {
+    std::puts("Server types:\n  dns\n\nCaddyfile loaders:\n  flag\n  default\n\nOther plugins:\n"
+              "  dns.bind\n  dns.cache\n  dns.errors\n  dns.forward\n  dns.health\n  dns.log\n"
+              "  dns.loop\n  dns.prometheus\n  dns.ready\n  dns.reload");
+    return 0;
+  }
+  auto source = std::make_unique<NodeCacheSource>(*flags, [](const char* n) { return getenv(n); });
+  auto config = source->LoadFull();
+  if (!config.ok()) {
+    std::fprintf(stderr, "nodedns node-cache: %s\n", std::string(config.status().message()).c_str());
+    return 2;
+  }
+  for (const auto& w : config->warnings) Log(w);
+  // Reloads: CoreDNS's `reload` polls at its interval; node-cache re-reads its inputs every
+  // 10 s and, with -reloadwithsignal, signals a reload itself. Either way: poll the inputs.
+  // SIGUSR1 always reloads, as in CoreDNS.
+  const bool poll = config->reload_interval_ms != 0 || flags->reload_with_signal;
+  source->set_poll_interval_ms(!poll ? 0
+                               : config->reload_interval_ms != 0
+                                   ? std::min(config->reload_interval_ms, kConfigSyncMs)
+                                   : kConfigSyncMs);
+  auto server = proxy::Server::Create(std::move(config->serve));
+  if (!server.ok()) {
+    std::fprintf(stderr, "nodedns node-cache: %s\n", std::string(server.status().message()).c_str());
+    return 2;
+  }
+  source->set_server(server->get());
+  (*server)->SetConfigSource(std::move(source));
+  if (!flags->pidfile.empty()) {
+    // CoreDNS writes its pid once serving is about to start; node-cache waits for the file.
+    std::ofstream pid(flags->pidfile, std::ios::trunc);
+    pid << getpid() << "\n";
+    if (!pid) {
+      std::fprintf(stderr, "nodedns node-cache: -pidfile %s: cannot write\n",
+                   flags->pidfile.c_str());
+      return 2;
+    }
+  }
+  const absl::Status st = (*server)->Run();
+  if (!flags->pidfile.empty()) unlink(flags->pidfile.c_str());
+  if (!st.ok()) {
+    std::fprintf(stderr, "nodedns node-cache: %s\n", std::string(st.message()).c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace nodedns::nodecache
