@@ -90,6 +90,10 @@ TEST(CorefileSyntaxTest, UnicodeSpacesSeparateTokensAndCarriageReturnsVanish) {
       "30\r\n}\r\n");
   ASSERT_EQ(b.directives.size(), 1u);
   EXPECT_THAT(b.directives[0].args, ElementsAre("30"));
+  // Caddy drops a carriage return without ending the word it is in.
+  ServerBlock cr = OnlyBlock(".:53 {\n  log a\rb\n}\n");
+  ASSERT_EQ(cr.directives.size(), 1u);
+  EXPECT_THAT(cr.directives[0].args, ElementsAre("ab"));
 }
 
 TEST(CorefileSyntaxTest, ByteOrderMarkIsIgnored) {
@@ -247,6 +251,13 @@ TEST(CorefileSyntaxTest, EnvironmentValuesAreNotExpandedAgain) {
   absl::StatusOr<Corefile> c = ParseCorefile(".:53 {\n  log {$SELF}\n}\n", "Corefile", env);
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_THAT(c->blocks[0].directives[0].args, ElementsAre("{$SELF}"));
+}
+
+TEST(CorefileSyntaxTest, EmptyVariableNameStopsSubstitutionAsInCaddy) {
+  EnvLookup env = [](std::string_view name) -> std::optional<std::string> { return "v"; };
+  absl::StatusOr<Corefile> c = ParseCorefile(".:53 {\n  log {$A}{$}{$B}\n}\n", "Corefile", env);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_THAT(c->blocks[0].directives[0].args, ElementsAre("v{$}{$B}"));
 }
 
 TEST(CorefileSyntaxTest, EmptyFileHasNoBlocks) {
