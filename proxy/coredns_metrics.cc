@@ -35,9 +35,10 @@ constexpr QtypeTable kQtypeTable;
 const char* QtypeLabel(size_t i) { return i < kOtherQtype ? kQtypes[i].name : "other"; }
 
 std::string RcodeLabel(size_t rcode) {
-  static constexpr const char* kNames[] = {"NOERROR",  "FORMERR", "SERVFAIL", "NXDOMAIN",
-                                           "NOTIMP",   "REFUSED", "YXDOMAIN", "YXRRSET",
-                                           "NXRRSET",  "NOTAUTH", "NOTZONE"};
+  // miekg/dns's RcodeToString, which CoreDNS prints (plugin/pkg/rcode): 11 is RFC 8490's.
+  static constexpr const char* kNames[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
+                                           "NOTIMP",  "REFUSED", "YXDOMAIN", "YXRRSET",
+                                           "NXRRSET", "NOTAUTH", "NOTZONE",  "DSOTYPENI"};
   if (rcode < std::size(kNames)) return kNames[rcode];
   return absl::StrCat("RCODE", rcode);
 }

@@ -37,7 +37,7 @@ inline constexpr size_t kDurationBuckets = 16;
 inline constexpr double kFirstBucketSeconds = 0.00025;
 // The query types CoreDNS labels by name; all others are "other" (the last index).
 inline constexpr size_t kQtypeLabels = 20;
-// Header rcodes 0..15; CoreDNS names 0..10 and prints others as RCODEn.
+// Header rcodes 0..15; CoreDNS names 0..11 (miekg/dns's names) and prints others as RCODEn.
 inline constexpr size_t kRcodeLabels = 16;
 
 // Which part of nodedns wrote a reply: the `plugin` label of coredns_dns_responses_total.

@@ -121,6 +121,9 @@ void QueryPath::OnMissDone(MissWaiter& waiter, const MissOutcome& o) {
     size = FinishReply(out, size, c.question(), c.q, c.Limit(), &tc);
     if (tc && !c.tcp) ctx_.counters.truncated.Inc();
   } else if (o.rejected) {
+    // CoreDNS's forward returns REFUSED without writing it; the server writes it, so its
+    // responses_total carries plugin="", not "forward".
+    c.source = ReplySource::kLocal;
     size = BuildErrorReply(c.question(), c.q, dns::QueryStatus::kOk, dns::rcode::kRefused, out);
   } else {
     size = BuildErrorReply(c.question(), c.q, dns::QueryStatus::kOk, dns::rcode::kServFail, out);

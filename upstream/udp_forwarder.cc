@@ -269,8 +269,10 @@ void UdpForwarder::Receive(Socket& sock) {
         continue;
       }
       if (options_.observer.fn != nullptr) {
-        options_.observer(s.attempt % servers_, dns::HeaderFlags(reply) & 0xf,
-                          uv_hrtime() - s.sent_ns);
+        // The server is the socket's: a retry keeps the ID, so an earlier try's server may be
+        // the one answering. (The time is still since the latest try was sent.)
+        options_.observer(sock.index / static_cast<size_t>(options_.sockets_per_server),
+                          dns::HeaderFlags(reply) & 0xf, uv_hrtime() - s.sent_ns);
       }
       // TC=1, or longer than any reply to the 1232 bytes we advertise (a server that ignores
       // EDNS): asking again over UDP would get the same. Re-ask over TCP now (RFC 7766 §5).

@@ -443,6 +443,288 @@ TEST_F(ResponseCacheTest, ReplacesAndErases) {
   EXPECT_EQ(cache_->Stats().entries, 0u);
 }
 
+// Per-entry rules (EntryPolicy): a zone's `cache` block stores its answers by its own bounds in
+// the one shared cache, whatever the cache's settings say.
+class EntryPolicyTest : public ResponseCacheTest {
+ protected:
+  InsertResult InsertWith(const EntryPolicy& p, const CacheKey& k, const std::vector<uint8_t>& wire,
+                          uint64_t now = kT0) {
+    return cache_->Insert(*thread_, k, wire, now, &p);
+  }
+  static MessageSpec NxDomain(const std::string& name, uint32_t soa_ttl, uint32_t minimum) {
+    MessageSpec m;
+    m.qname = name;
+    m.rcode = dns::rcode::kNxDomain;
+    m.authority = {Soa("example.com.", soa_ttl, minimum)};
+    return m;
+  }
+  static MessageSpec NoData(const std::string& name, uint32_t soa_ttl, uint32_t minimum) {
+    MessageSpec m;
+    m.qname = name;
+    m.qtype = dns::type::kAAAA;
+    m.authority = {Soa("example.com.", soa_ttl, minimum)};
+    return m;
+  }
+};
+
+TEST_F(EntryPolicyTest, MaxTtlCapsServedTtlAndLifetimeOfAPositiveAnswer) {
+  EntryPolicy p;
+  p.max_ttl = 60;
+  ASSERT_EQ(InsertWith(p, KeyFor("capped.example."), Build(Answer("capped.example.", 3600))),
+            InsertResult::kInserted);
+  ASSERT_EQ(Insert(KeyFor("default.example."), Build(Answer("default.example.", 3600))),
+            InsertResult::kInserted);
+  ASSERT_EQ(Lookup(KeyFor("capped.example."), kT0).status, Status::kHit);
+  EXPECT_EQ(ServedTtls(), (std::vector<uint32_t>{60}));
+  EXPECT_EQ(Lookup(KeyFor("capped.example."), kT0 + 59'999).status, Status::kHit);
+  EXPECT_EQ(Lookup(KeyFor("capped.example."), kT0 + 60'000).status, Status::kExpired);
+  // The same answer without the policy keeps its TTL: the cap is the entry's, not the cache's.
+  ASSERT_EQ(Lookup(KeyFor("default.example."), kT0 + 60'000).status, Status::kHit);
+  EXPECT_EQ(ServedTtls(), (std::vector<uint32_t>{3540}));
+}
+
+TEST_F(EntryPolicyTest, MinTtlRaisesServedTtlAndLifetimeOfAPositiveAnswer) {
+  EntryPolicy p;
+  p.min_ttl = 30;
+  ASSERT_EQ(InsertWith(p, KeyFor("example.com."), Build(Answer("example.com.", 2))),
+            InsertResult::kInserted);
+  ASSERT_EQ(Lookup(KeyFor("example.com."), kT0).status, Status::kHit);
+  EXPECT_EQ(ServedTtls(), (std::vector<uint32_t>{30}));
+  ASSERT_EQ(Lookup(KeyFor("example.com."), kT0 + 20'000).status, Status::kHit);
+  EXPECT_EQ(ServedTtls(), (std::vector<uint32_t>{10}));
+  EXPECT_EQ(Lookup(KeyFor("example.com."), kT0 + 30'000).status, Status::kExpired);
+}
+
+// The policy replaces the settings rather than narrowing them: a zone may keep answers longer
+// than the cache's own --max-ttl.
+TEST_F(EntryPolicyTest, PolicyOverridesTheCacheSettingsBounds) {
+  CacheSettings s;
+  s.capacity_bytes = 1 << 20;
+  s.max_ttl = 60;
+  Make(s);
+  EntryPolicy p;
+  p.max_ttl = 7200;
+  ASSERT_EQ(InsertWith(p, KeyFor("example.com."), Build(Answer("example.com.", 3600))),
+            InsertResult::kInserted);
+  ASSERT_EQ(Lookup(KeyFor("example.com."), kT0).status, Status::kHit);
+  EXPECT_EQ(ServedTtls(), (std::vector<uint32_t>{3600}));
+}
+
+TEST_F(EntryPolicyTest, NullPolicyKeepsTheCacheSettings) {
+  CacheSettings s;
+  s.capacity_bytes = 1 << 20;
+  s.min_ttl = 10;
+  s.max_ttl = 60;
+  s.max_negative_ttl = 20;
+  Make(s);
+  ASSERT_EQ(cache_->Insert(*thread_, KeyFor("long.example."), Build(Answer("long.example.", 3600)),
+                           kT0, nullptr),
+            InsertResult::kInserted);
+  ASSERT_EQ(Lookup(KeyFor("long.example."), kT0).status, Status::kHit);
+  EXPECT_EQ(ServedTtls(), (std::vector<uint32_t>{60}));
+  ASSERT_EQ(cache_->Insert(*thread_, KeyFor("short.example."), Build(Answer("short.example.", 1)),
+                           kT0, nullptr),
+            InsertResult::kInserted);
+  ASSERT_EQ(Lookup(KeyFor("short.example."), kT0).status, Status::kHit);
+  EXPECT_EQ(ServedTtls(), (std::vector<uint32_t>{10}));
+  ASSERT_EQ(cache_->Insert(*thread_, KeyFor("nx.example.com."),
+                           Build(NxDomain("nx.example.com.", 3600, 3600)), kT0, nullptr),
+            InsertResult::kInserted);
+  ASSERT_EQ(Lookup(KeyFor("nx.example.com."), kT0).status, Status::kHit);
+  EXPECT_EQ(ServedTtls(), (std::vector<uint32_t>{20}));
+  const EntryPolicy& d = cache_->default_policy();
+  EXPECT_EQ(d.min_ttl, 10u);
+  EXPECT_EQ(d.max_ttl, 60u);
+  EXPECT_EQ(d.min_negative_ttl, 0u);
+  EXPECT_EQ(d.max_negative_ttl, 20u);
+  EXPECT_EQ(d.stale_ttl, s.stale_ttl);
+  EXPECT_EQ(d.prefetch_percent, s.prefetch_percent);
+  EXPECT_EQ(d.prefetch_min_hits, s.prefetch_min_hits);
+}
+
+// RFC 2308 §5 first (the lesser of the SOA's TTL and its MINIMUM), then the policy's bounds.
+TEST_F(EntryPolicyTest, NegativeTtlIsTheSoaRuleBoundedByThePolicysNegativeLimits) {
+  struct Case {
+    uint32_t soa_ttl, minimum, min_negative, max_negative, want;
+  };
+  const Case cases[] = {
+      {3600, 120, 0, 3600, 120},  // the SOA MINIMUM rules
+      {90, 600, 0, 3600, 90},     // the SOA's own TTL rules
+      {3600, 5, 60, 3600, 60},    // raised to min_negative_ttl
+      {3600, 600, 0, 15, 15},     // capped at max_negative_ttl
+      {3600, 600, 30, 15, 15},    // contradictory bounds: the cap wins
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(::testing::Message() << "SOA " << c.soa_ttl << "/" << c.minimum << ", bounds "
+                                      << c.min_negative << ".." << c.max_negative);
+    EntryPolicy p;
+    p.min_negative_ttl = c.min_negative;
+    p.max_negative_ttl = c.max_negative;
+    const CacheKey nx = KeyFor("nx.example.com.");
+    const CacheKey nodata = KeyFor("nodata.example.com.", dns::type::kAAAA);
+    ASSERT_NE(InsertWith(p, nx, Build(NxDomain("nx.example.com.", c.soa_ttl, c.minimum))),
+              InsertResult::kNoTtl);
+    ASSERT_NE(InsertWith(p, nodata, Build(NoData("nodata.example.com.", c.soa_ttl, c.minimum))),
+              InsertResult::kNoTtl);
+    for (const CacheKey* k : {&nx, &nodata}) {
+      const auto r = Lookup(*k, kT0);
+      ASSERT_EQ(r.status, Status::kHit);
+      EXPECT_EQ(r.kind, k == &nx ? EntryKind::kNxDomain : EntryKind::kNoData);
+      EXPECT_EQ(ServedTtls(), (std::vector<uint32_t>{c.want}));
+      EXPECT_EQ(Lookup(*k, kT0 + uint64_t{c.want} * 1000 - 1).status, Status::kHit);
+      EXPECT_EQ(Lookup(*k, kT0 + uint64_t{c.want} * 1000).status, Status::kExpired);
+    }
+  }
+}
+
+// Positive and negative bounds do not leak into each other.
+TEST_F(EntryPolicyTest, PositiveBoundsLeaveNegativeAnswersAloneAndViceVersa) {
+  EntryPolicy p;
+  p.min_ttl = 600;
+  p.max_negative_ttl = 5;
+  ASSERT_EQ(InsertWith(p, KeyFor("nx.example.com."), Build(NxDomain("nx.example.com.", 3600, 60))),
+            InsertResult::kInserted);
+  ASSERT_EQ(Lookup(KeyFor("nx.example.com."), kT0).status, Status::kHit);
+  EXPECT_EQ(ServedTtls(), (std::vector<uint32_t>{5}));
+  ASSERT_EQ(InsertWith(p, KeyFor("example.com."), Build(Answer("example.com.", 60))),
+            InsertResult::kInserted);
+  ASSERT_EQ(Lookup(KeyFor("example.com."), kT0).status, Status::kHit);
+  EXPECT_EQ(ServedTtls(), (std::vector<uint32_t>{600}));
+}
+
+TEST_F(EntryPolicyTest, StaleTtlZeroMeansNoStaleServingAfterExpiry) {
+  EntryPolicy no_stale;
+  no_stale.stale_ttl = 0;
+  ASSERT_EQ(
+      InsertWith(no_stale, KeyFor("fresh-only.example."), Build(Answer("fresh-only.example.", 10))),
+      InsertResult::kInserted);
+  ASSERT_EQ(Insert(KeyFor("default.example."), Build(Answer("default.example.", 10))),
+            InsertResult::kInserted);
+  const uint64_t after_expiry = kT0 + 11'000;
+  EXPECT_EQ(Lookup(KeyFor("fresh-only.example."), after_expiry, /*allow_stale=*/true).status,
+            Status::kMiss);
+  EXPECT_EQ(Lookup(KeyFor("default.example."), after_expiry, /*allow_stale=*/true).status,
+            Status::kStale);
+  // And a SERVFAIL may replace it: nothing servable stale is lost.
+  MessageSpec sf;
+  sf.qname = "fresh-only.example.";
+  sf.rcode = dns::rcode::kServFail;
+  EXPECT_EQ(Insert(KeyFor("fresh-only.example."), Build(sf), after_expiry),
+            InsertResult::kReplaced);
+}
+
+TEST_F(EntryPolicyTest, StaleWindowIsThePolicysNotTheSettings) {
+  EntryPolicy p;
+  p.stale_ttl = 20;
+  ASSERT_EQ(InsertWith(p, KeyFor("example.com."), Build(Answer("example.com.", 10))),
+            InsertResult::kInserted);
+  EXPECT_EQ(Lookup(KeyFor("example.com."), kT0 + 29'999, true).status, Status::kStale);
+  EXPECT_EQ(Lookup(KeyFor("example.com."), kT0 + 30'000, true).status, Status::kMiss);
+}
+
+TEST_F(EntryPolicyTest, PrefetchPercentZeroNeverWantsARefresh) {
+  EntryPolicy never;
+  never.prefetch_percent = 0;
+  ASSERT_EQ(InsertWith(never, KeyFor("never.example."), Build(Answer("never.example.", 100))),
+            InsertResult::kInserted);
+  ASSERT_EQ(Insert(KeyFor("default.example."), Build(Answer("default.example.", 100))),
+            InsertResult::kInserted);
+  bool never_wanted = false, default_wanted = false;
+  for (uint64_t t = kT0; t < kT0 + 100'000; t += 500) {
+    never_wanted |= Lookup(KeyFor("never.example."), t).refresh_wanted;
+    default_wanted |= Lookup(KeyFor("default.example."), t).refresh_wanted;
+  }
+  EXPECT_FALSE(never_wanted);
+  EXPECT_TRUE(default_wanted);
+}
+
+// The prefetch rule travels with the entry: two entries in one cache, two rules.
+TEST_F(EntryPolicyTest, PrefetchRuleIsTheEntrysOwn) {
+  EntryPolicy eager;
+  eager.prefetch_min_hits = 1;
+  eager.prefetch_percent = 50;
+  ASSERT_EQ(InsertWith(eager, KeyFor("eager.example."), Build(Answer("eager.example.", 100))),
+            InsertResult::kInserted);
+  ASSERT_EQ(Insert(KeyFor("default.example."), Build(Answer("default.example.", 100))),
+            InsertResult::kInserted);
+  EXPECT_FALSE(Lookup(KeyFor("eager.example."), kT0 + 49'000).refresh_wanted);
+  EXPECT_TRUE(Lookup(KeyFor("eager.example."), kT0 + 51'000).refresh_wanted);  // first late hit
+  // The default rule (last 10 %, two hits) says not yet at the same age.
+  EXPECT_FALSE(Lookup(KeyFor("default.example."), kT0 + 51'000).refresh_wanted);
+  EXPECT_FALSE(Lookup(KeyFor("default.example."), kT0 + 51'000).refresh_wanted);
+}
+
+TEST_F(EntryPolicyTest, NegativeEntriesCountsNxDomainAndNoDataThroughEveryChange) {
+  const CacheKey nx = KeyFor("nx.example.com.");
+  const CacheKey nodata = KeyFor("nodata.example.com.", dns::type::kAAAA);
+  const CacheKey answer = KeyFor("example.com.");
+  const CacheKey servfail = KeyFor("broken.example.com.");
+  auto negative = [&] { return cache_->Stats().negative_entries; };
+  ASSERT_EQ(Insert(nx, Build(NxDomain("nx.example.com.", 300, 300))), InsertResult::kInserted);
+  EXPECT_EQ(negative(), 1u);
+  ASSERT_EQ(Insert(nodata, Build(NoData("nodata.example.com.", 300, 300))),
+            InsertResult::kInserted);
+  EXPECT_EQ(negative(), 2u);
+  ASSERT_EQ(Insert(answer, Build(Answer("example.com.", 300))), InsertResult::kInserted);
+  MessageSpec sf;
+  sf.qname = "broken.example.com.";
+  sf.rcode = dns::rcode::kServFail;
+  ASSERT_EQ(Insert(servfail, Build(sf)), InsertResult::kInserted);
+  EXPECT_EQ(negative(), 2u) << "an answer or a SERVFAIL counted as negative";
+  EXPECT_EQ(cache_->Stats().entries, 4u);
+
+  // Replacements: negative → positive, positive → negative, negative → negative.
+  ASSERT_EQ(Insert(nx, Build(Answer("nx.example.com.", 300))), InsertResult::kReplaced);
+  EXPECT_EQ(negative(), 1u);
+  ASSERT_EQ(Insert(nx, Build(NxDomain("nx.example.com.", 300, 300))), InsertResult::kReplaced);
+  EXPECT_EQ(negative(), 2u);
+  MessageSpec nodata_for_nx = NoData("nx.example.com.", 300, 300);
+  nodata_for_nx.qtype = dns::type::kA;
+  ASSERT_EQ(Insert(nx, Build(nodata_for_nx)), InsertResult::kReplaced);
+  EXPECT_EQ(negative(), 2u);
+  ASSERT_EQ(Insert(answer, Build(Answer("example.com.", 600))), InsertResult::kReplaced);
+  EXPECT_EQ(negative(), 2u);
+
+  // Erase.
+  ASSERT_TRUE(cache_->Erase(*thread_, nodata));
+  EXPECT_EQ(negative(), 1u);
+  ASSERT_TRUE(cache_->Erase(*thread_, answer));
+  EXPECT_EQ(negative(), 1u);
+
+  // Expiry: purged once past the stale window, negative or not.
+  const uint64_t dead = kT0 + (300 + cache_->settings().stale_ttl) * 1000ull;
+  EXPECT_EQ(cache_->PurgeExpired(*thread_, dead, 1 << 20), 2u);  // nx and the SERVFAIL
+  EXPECT_EQ(negative(), 0u);
+  EXPECT_EQ(cache_->Stats().entries, 0u);
+}
+
+// Eviction goes through the same removal: the count stays exact in a full cache.
+TEST_F(EntryPolicyTest, NegativeEntriesStaysExactUnderEviction) {
+  CacheSettings s;
+  s.capacity_bytes = 64 * 1024;
+  s.shards = 1;
+  Make(s);
+  for (int i = 0; i < 2000; ++i) {
+    const std::string name = "n" + std::to_string(i) + ".example.com.";
+    if (i % 3 == 0) {
+      Insert(KeyFor(name), Build(Answer(name, 300)));
+    } else {
+      Insert(KeyFor(name), Build(NxDomain(name, 300, 300)));
+    }
+    thread_->Quiescent();
+  }
+  ASSERT_GT(cache_->Stats().evictions, 0u);
+  size_t present_negative = 0, present = 0;
+  for (int i = 0; i < 2000; ++i) {
+    const auto r = Lookup(KeyFor("n" + std::to_string(i) + ".example.com."), kT0);
+    if (r.status != Status::kHit) continue;
+    ++present;
+    present_negative += r.kind == EntryKind::kNxDomain;
+  }
+  EXPECT_EQ(cache_->Stats().entries, present);
+  EXPECT_EQ(cache_->Stats().negative_entries, present_negative);
+}
+
 class EvictionTest : public ResponseCacheTest {
  protected:
   // One shard so that eviction order is observable; a budget of about 40 entries.

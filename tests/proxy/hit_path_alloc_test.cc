@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cache/response_cache.h"
+#include "proxy/coredns_metrics.h"
 #include "proxy/reply.h"
 #include "tests/proxy/worker_parts.h"
 #include "tests/testing/dns_builder.h"
@@ -107,6 +108,50 @@ TEST(HitPathAllocationTest, QueryPathServesHitsWithoutAllocating) {
   const long before_miss = allocations.load();
   EXPECT_EQ(w.Serve(miss, 1, false, reply), Verdict::kPending);
   EXPECT_GT(allocations.load() - before_miss, 0);
+}
+
+// With CoreDNS's families on (node-cache), a hit also counts requests, responses, its duration
+// and a cache hit: fixed arrays indexed by small integers, nothing allocated.
+TEST(HitPathAllocationTest, QueryPathServesHitsWithCoreDnsMetricsWithoutAllocating) {
+  testing_util::WorkerParts w({}, [](ServeConfig& c) { c.coredns_metrics = true; });
+  ASSERT_TRUE(w.ok());
+  ASSERT_NE(w.ctx().coredns, nullptr);
+  constexpr int kNames = 64;
+  std::vector<std::vector<uint8_t>> queries;
+  for (int i = 0; i < kNames; ++i) {
+    const std::string name = "host" + std::to_string(i) + ".example.com.";
+    testing::MessageSpec m;
+    m.qname = name;
+    m.answer = {name + " 300 IN A 192.0.2.1"};
+    ASSERT_TRUE(w.Store(m));
+    queries.push_back(testing::BuildQuery(name, i % 3 == 0 ? dns::type::kAAAA : dns::type::kA,
+                                          i % 2 == 0, false, static_cast<uint16_t>(i)));
+    if (i % 3 == 0) {
+      m.qtype = dns::type::kAAAA;
+      m.answer = {name + " 300 IN AAAA 2001:db8::1"};
+      ASSERT_TRUE(w.Store(m));
+    }
+  }
+  std::vector<uint8_t> reply;
+  reply.reserve(dns::kMaxMessage + 64);
+  int replies = 0;
+  const long before = allocations.load();
+  for (int i = 0; i < kNames; ++i) {
+    replies += w.Serve(queries[i], 1, /*tcp=*/i % 4 == 0, reply) == Verdict::kReply;
+  }
+  const long during = allocations.load() - before;
+  EXPECT_EQ(replies, kNames);
+  EXPECT_EQ(during, 0) << "QueryPath::Serve allocated on a hit with CoreDNS metrics on";
+  // The hits were counted (rendering allocates: after the measurement).
+  MetricsLabels labels;
+  ASSERT_TRUE(labels.SetServers(std::vector{*dns::SocketAddress::Parse("127.0.0.1:53")}).ok());
+  ASSERT_TRUE(labels.Zone(".").ok());
+  const CoreDnsCounters* ws[] = {w.ctx().coredns.get()};
+  const std::string text = RenderCoreDnsMetrics(ws, labels.Get(), {});
+  EXPECT_NE(text.find("coredns_cache_hits_total{server=\"dns://127.0.0.1:53\",type=\"success\","
+                      "zones=\".\",view=\"\"} 64\n"),
+            std::string::npos)
+      << text;
 }
 
 }  // namespace

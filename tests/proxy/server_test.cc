@@ -1,7 +1,8 @@
 // An in-process Server with one worker, a UDP client and a hand-driven upstream socket: what the
 // UDP path does with datagrams longer than its receive buffer (UdpFrontend::kUdpBufSize). recvmmsg
 // reports them with MSG_TRUNC; worker.h documents "longer queries are FORMERR", and the bytes
-// that did fit must not be served as if they were the whole query.
+// that did fit must not be served as if they were the whole query. And what a reload may change
+// (RestartOnlyDifference), and that Server::Reload refuses the rest before touching a worker.
 #include "proxy/server.h"
 
 #include <arpa/inet.h>
@@ -14,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "dns/socket_address.h"
 #include "gtest/gtest.h"
 #include "proxy/serve_command.h"
 #include "tests/testing/dns_builder.h"
@@ -176,6 +178,125 @@ TEST_F(OversizedDatagramTest, DatagramThatFillsTheBufferExactlyIsServed) {
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(ldns_pkt_ancount(p.get()), 1);
   EXPECT_EQ(Metric("nodedns_upstream_queries_total"), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reload: what it may change in a running server, and what needs a restart.
+
+// The configuration `serve` builds for one listen address and one upstream, without touching
+// the network.
+ServeConfig BaseConfig(uint16_t listen_port = 53) {
+  ServeFlags f;
+  f.listen = {"127.0.0.1:" + std::to_string(listen_port)};
+  f.forward = {".=192.0.2.53:53", "cluster.local=10.96.0.10:53"};
+  f.workers = 1;
+  f.cache_size_mb = 4;
+  f.health = "127.0.0.1:8080";
+  f.search_rewrite = "on";
+  f.node_search = {"none"};
+  auto config = BuildServeConfig(f);
+  EXPECT_TRUE(config.ok()) << config.status();
+  return config.ok() ? *std::move(config) : ServeConfig{};
+}
+
+TEST(RestartOnlyDifferenceTest, NamesSettingsThatNeedARestart) {
+  const ServeConfig a = BaseConfig();
+  ASSERT_EQ(RestartOnlyDifference(a, a), "");
+  struct Case {
+    const char* what;
+    void (*change)(ServeConfig&);
+    const char* named;  // a word the message must contain
+  };
+  const Case cases[] = {
+      {"listen port",
+       [](ServeConfig& c) { c.listen = {*dns::SocketAddress::Parse("127.0.0.1:5353")}; }, "listen"},
+      {"second listen address",
+       [](ServeConfig& c) { c.listen.push_back(*dns::SocketAddress::Parse("127.0.0.2:53")); },
+       "listen"},
+      {"health address",
+       [](ServeConfig& c) { c.http[0].addr = *dns::SocketAddress::Parse("127.0.0.1:8081"); },
+       "HTTP"},
+      {"metrics turned off on the endpoint", [](ServeConfig& c) { c.http[0].metrics = false; },
+       "HTTP"},
+      {"CoreDNS metrics", [](ServeConfig& c) { c.coredns_metrics = !c.coredns_metrics; },
+       "CoreDNS"},
+      {"cache size", [](ServeConfig& c) { c.cache.capacity_bytes *= 2; }, "size"},
+      {"cache shards", [](ServeConfig& c) { c.cache.shards = 2; }, "size"},
+      {"cache default max TTL", [](ServeConfig& c) { c.cache.max_ttl = 60; }, "rules"},
+      {"node search", [](ServeConfig& c) { c.node_search = {"corp.example"}; }, "search"},
+      {"search pins", [](ServeConfig& c) { c.search_pins = {"10.0.0.0/8=default"}; }, "search"},
+      {"cluster domain", [](ServeConfig& c) { c.cluster_domain = "cluster.example"; }, "search"},
+      {"search rewrite off", [](ServeConfig& c) { c.search_rewrite = false; }, "search"},
+      {"client TCP limits", [](ServeConfig& c) { c.tcp_max_connections += 1; }, "TCP"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    ServeConfig b = a;
+    c.change(b);
+    const std::string diff = RestartOnlyDifference(a, b);
+    EXPECT_NE(diff.find(c.named), std::string::npos) << "\"" << diff << "\"";
+  }
+}
+
+TEST(RestartOnlyDifferenceTest, ZonesUpstreamsAndPerZoneRulesAreReloadable) {
+  const ServeConfig a = BaseConfig();
+  ASSERT_GE(a.zones.size(), 2u);
+  struct Case {
+    const char* what;
+    void (*change)(ServeConfig&);
+  };
+  const Case cases[] = {
+      {"another upstream",
+       [](ServeConfig& c) {
+         c.zones[0].upstreams.push_back(*dns::SocketAddress::Parse("192.0.2.54:53"));
+       }},
+      {"upstreams replaced",
+       [](ServeConfig& c) {
+         c.zones[1].upstreams = {*dns::SocketAddress::Parse("10.96.0.11:53")};
+       }},
+      {"a zone removed", [](ServeConfig& c) { c.zones.erase(c.zones.begin()); }},
+      {"a zone added", [](ServeConfig& c) { c.zones.push_back(c.zones.back()); }},
+      {"force_tcp", [](ServeConfig& c) { c.zones[0].force_tcp = !c.zones[0].force_tcp; }},
+      {"cache_policy",
+       [](ServeConfig& c) {
+         c.zones[0].cache_policy = cache::EntryPolicy{.max_ttl = 30, .stale_ttl = 0};
+       }},
+      {"max_concurrent", [](ServeConfig& c) { c.zones[0].max_concurrent = 10; }},
+      {"upstream timeout", [](ServeConfig& c) { c.upstream_timeout_ms += 100; }},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    ServeConfig b = a;
+    c.change(b);
+    EXPECT_EQ(RestartOnlyDifference(a, b), "");
+  }
+}
+
+// A server that is created (sockets bound) but not running: Reload checks before it touches a
+// worker, so a refused reload leaves the configuration as it was.
+TEST(ServerReloadTest, ListenChangeIsRefusedAsFailedPreconditionAndNothingChanges) {
+  uint16_t port = 0;
+  close(BoundUdpSocket(port));  // a free port; closed before the server binds
+  ServeConfig config = BaseConfig(port);
+  config.http.clear();  // nothing to bind but the listen address
+  auto server = Server::Create(config);
+  ASSERT_TRUE(server.ok()) << server.status();
+  ServeConfig next = config;
+  next.listen = {
+      *dns::SocketAddress::Parse("127.0.0.1:" + std::to_string(port == 65535 ? 1 : port + 1))};
+  const absl::Status st = (*server)->Reload(next);
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  EXPECT_NE(st.message().find("listen"), std::string::npos) << st;
+  EXPECT_EQ((*server)->config().listen.front().port(), port);
+
+  next = config;
+  next.workers = config.workers + 1;
+  EXPECT_EQ((*server)->Reload(next).code(), absl::StatusCode::kFailedPrecondition);
+  next = config;
+  next.cache.capacity_bytes *= 2;
+  EXPECT_EQ((*server)->Reload(next).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*server)->config().cache.capacity_bytes, config.cache.capacity_bytes);
+  EXPECT_EQ((*server)->reload_failures(), 0u) << "Reload itself counts nothing; its caller does";
 }
 
 }  // namespace

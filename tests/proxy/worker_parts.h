@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -45,8 +46,11 @@ inline sockaddr_storage ClientAddress(uint8_t last) {
 
 class WorkerParts {
  public:
-  // `pins` as --search-path ("CIDR=ns"); the rewrite is on with cluster.local.
-  explicit WorkerParts(std::vector<std::string> pins = {}) {
+  // `pins` as --search-path ("CIDR=ns"); the rewrite is on with cluster.local. `tweak` edits the
+  // configuration before anything reads it (the cache, the context, the miss table's forwarders
+  // and limits are all made from it): e.g. a zone's max_concurrent, or CoreDNS metrics.
+  explicit WorkerParts(std::vector<std::string> pins = {},
+                       std::function<void(ServeConfig&)> tweak = {}) {
     upstream_fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -58,6 +62,7 @@ class WorkerParts {
     ok_ = FinishZones(config_.zones, {}).ok();
     config_.cluster_domain_wire = *ZoneToWire(config_.cluster_domain);
     config_.cache.capacity_bytes = 8 << 20;
+    if (tweak) tweak(config_);
     auto rewrite = SharedSearchRewrite::Create("cluster.local", {}, pins);
     ok_ = ok_ && rewrite.ok();
     if (rewrite.ok()) rewrite_ = *std::move(rewrite);

@@ -251,5 +251,54 @@ TEST_F(TcpForwarderTest, ShutdownFailsQueriesInFlightOnceAndRefusesNewOnes) {
   EXPECT_EQ(after.status, ForwardStatus::kShutdown);
 }
 
+// coredns_proxy_request_duration_seconds is made of these: one call per reply matched to a try,
+// naming the server and the rcode; nothing for a reply the forwarder ignores.
+TEST_F(TcpForwarderTest, ObserverIsToldOfEachMatchedReplyWithItsServerAndRcode) {
+  uint16_t closed_port;
+  {
+    FakeTcpServer gone;
+    closed_port = gone.port();
+  }
+  FakeTcpServer server;
+  testing_util::ObservationLog log;
+  // The first server refuses: the query's try that gets a reply is on the second (index 1).
+  Start({"127.0.0.1:" + std::to_string(closed_port), server.Address()},
+        {.timeout_ms = 2000, .tries = 1, .observer = log.Observer()});
+  UpstreamResult& r = Send("asked.example.com.");
+  const int conn = server.Accept(&loop_);
+  ASSERT_GE(conn, 0);
+  const auto q = server.Read(&loop_, conn);
+  ASSERT_FALSE(q.empty());
+  FakeTcpServer::Write(conn, AnswerTo(q, "other.example.com."));  // right ID, other question
+  auto unknown = q;
+  dns::Put16(unknown.data(), static_cast<uint16_t>(dns::HeaderId(q) ^ 0x5a5a));
+  FakeTcpServer::Write(conn, AnswerTo(unknown, "asked.example.com."));  // other ID
+  ASSERT_TRUE(RunUntil([&] { return forwarder_->stats().mismatched.Get() == 2; }));
+  EXPECT_TRUE(log.calls.empty()) << "observed a reply the forwarder ignored";
+  EXPECT_EQ(r.calls, 0);
+  testing::MessageSpec m;
+  m.qname = "asked.example.com.";
+  m.id = dns::HeaderId(q);
+  m.rcode = dns::rcode::kServFail;
+  FakeTcpServer::Write(conn, testing::Build(m));
+  ASSERT_TRUE(RunUntil([&] { return r.calls == 1; }));
+  EXPECT_EQ(r.status, ForwardStatus::kOk);
+  ASSERT_EQ(log.calls.size(), 1u);
+  EXPECT_EQ(log.calls[0].server, 1u);
+  EXPECT_EQ(log.calls[0].rcode, dns::rcode::kServFail);
+  EXPECT_GT(log.calls[0].rtt_ns, 0u);
+  EXPECT_LT(log.calls[0].rtt_ns, 3'000'000'000u);
+
+  // A second query on the same connection: one more observation, no more.
+  UpstreamResult& again = Send("again.example.com.");
+  const auto q2 = server.Read(&loop_, conn);
+  ASSERT_FALSE(q2.empty());
+  FakeTcpServer::Write(conn, AnswerTo(q2, "again.example.com."));
+  ASSERT_TRUE(RunUntil([&] { return again.calls == 1; }));
+  ASSERT_EQ(log.calls.size(), 2u);
+  EXPECT_EQ(log.calls[1].server, 1u);
+  EXPECT_EQ(log.calls[1].rcode, dns::rcode::kNoError);
+}
+
 }  // namespace
 }  // namespace nodedns::upstream

@@ -247,5 +247,99 @@ TEST_F(UdpForwarderTest, RejectsMalformedQueriesWithoutSending) {
   EXPECT_EQ(forwarder_->in_flight(), 0u);
 }
 
+// coredns_proxy_request_duration_seconds is made of these: one call per reply that completes a
+// try, naming the server (its index in the zone's list) and the rcode; nothing for a reply the
+// forwarder ignores.
+TEST_F(UdpForwarderTest, ObserverIsToldOfEachMatchedReplyWithItsServerAndRcode) {
+  FakeServer first, second;
+  testing_util::ObservationLog log;
+  Start({first.Address(), second.Address()},
+        {.timeout_ms = 200, .tries = 1, .observer = log.Observer()});
+  UpstreamResult nx, retried;
+  forwarder_->Send(UpstreamQuery("nx.example.com."), &RecordUpstreamReply, &nx);
+  auto got = Receive(first, 1);
+  ASSERT_EQ(got.size(), 1u);
+  // Ignored replies first: another ID, another question. No observation for either.
+  Datagram other_id = got[0];
+  dns::Put16(other_id.bytes.data(), static_cast<uint16_t>(dns::HeaderId(got[0].bytes) ^ 0x5a5a));
+  Answer(first, other_id, "nx.example.com.");
+  Answer(first, got[0], "other.example.com.");
+  RunUntil([&] { return forwarder_->stats().mismatched.Get() == 2; });
+  ASSERT_EQ(forwarder_->stats().mismatched.Get(), 2u);
+  EXPECT_TRUE(log.calls.empty()) << "observed a reply the forwarder ignored";
+  testing::MessageSpec m;
+  m.qname = "nx.example.com.";
+  m.id = dns::HeaderId(got[0].bytes);
+  m.rcode = dns::rcode::kNxDomain;
+  const auto reply = testing::Build(m);
+  sendto(first.fd, reply.data(), reply.size(), 0, reinterpret_cast<const sockaddr*>(&got[0].from),
+         sizeof got[0].from);
+  RunUntil([&] { return nx.calls > 0; });
+  ASSERT_EQ(nx.status, ForwardStatus::kOk);
+  ASSERT_EQ(log.calls.size(), 1u);
+  EXPECT_EQ(log.calls[0].server, 0u);
+  EXPECT_EQ(log.calls[0].rcode, dns::rcode::kNxDomain);
+  EXPECT_GT(log.calls[0].rtt_ns, 0u);
+  EXPECT_LT(log.calls[0].rtt_ns, 3'000'000'000u);
+
+  // The first server stays silent: the retry on the second is the one observed.
+  forwarder_->Send(UpstreamQuery("retried.example.com."), &RecordUpstreamReply, &retried);
+  ASSERT_EQ(Receive(first, 1).size(), 1u);
+  got = Receive(second, 1);
+  ASSERT_EQ(got.size(), 1u);
+  Answer(second, got[0], "retried.example.com.");
+  RunUntil([&] { return retried.calls > 0; });
+  ASSERT_EQ(retried.status, ForwardStatus::kOk);
+  ASSERT_EQ(log.calls.size(), 2u);
+  EXPECT_EQ(log.calls[1].server, 1u);
+  EXPECT_EQ(log.calls[1].rcode, dns::rcode::kNoError);
+  // A late duplicate of an answered query finds no ID: not observed.
+  Answer(second, got[0], "retried.example.com.");
+  RunUntil([&] { return forwarder_->stats().mismatched.Get() == 3; });
+  EXPECT_EQ(forwarder_->stats().mismatched.Get(), 3u);
+  EXPECT_EQ(log.calls.size(), 2u);
+}
+
+// A retry keeps the query's ID, so the first server's late answer still completes the query; it
+// is that server's reply, and its `to` label must say so, not the server of the latest try.
+TEST_F(UdpForwarderTest, ObserverNamesTheServerWhoseReplyCameEvenAfterARetry) {
+  FakeServer slow, other;
+  testing_util::ObservationLog log;
+  Start({slow.Address(), other.Address()},
+        {.timeout_ms = 200, .tries = 1, .observer = log.Observer()});
+  UpstreamResult r;
+  forwarder_->Send(UpstreamQuery("late.example.com."), &RecordUpstreamReply, &r);
+  const auto to_slow = Receive(slow, 1);
+  ASSERT_EQ(to_slow.size(), 1u);
+  ASSERT_EQ(Receive(other, 1).size(), 1u) << "no retry on the second server";
+  Answer(slow, to_slow[0], "late.example.com.");  // the second server never answers
+  RunUntil([&] { return r.calls > 0; });
+  ASSERT_EQ(r.status, ForwardStatus::kOk);
+  ASSERT_EQ(log.calls.size(), 1u);
+  EXPECT_EQ(log.calls[0].server, 0u) << "the reply was credited to the server of the latest try";
+}
+
+TEST_F(UdpForwarderTest, TruncatedReplyIsObservedOnce) {
+  FakeServer server;
+  testing_util::ObservationLog log;
+  Start({server.Address()}, {.timeout_ms = 30000, .tries = 1, .observer = log.Observer()});
+  UpstreamResult r;
+  forwarder_->Send(UpstreamQuery("tc.example.com."), &RecordUpstreamReply, &r);
+  const auto got = Receive(server, 1);
+  ASSERT_EQ(got.size(), 1u);
+  testing::MessageSpec m;
+  m.qname = "tc.example.com.";
+  m.id = dns::HeaderId(got[0].bytes);
+  m.tc = true;
+  const auto reply = testing::Build(m);
+  sendto(server.fd, reply.data(), reply.size(), 0, reinterpret_cast<const sockaddr*>(&got[0].from),
+         sizeof got[0].from);
+  // Nothing listens on TCP there: the TCP try is refused and the query ends.
+  RunUntil([&] { return r.calls > 0; });
+  EXPECT_EQ(forwarder_->stats().truncated.Get(), 1u);
+  ASSERT_EQ(log.calls.size(), 1u) << "the UDP exchange got a reply: it is observed, once";
+  EXPECT_EQ(log.calls[0].server, 0u);
+}
+
 }  // namespace
 }  // namespace nodedns::upstream

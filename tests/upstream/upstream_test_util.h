@@ -50,6 +50,23 @@ inline void RecordUpstreamReply(void* arg, ForwardStatus status, std::span<const
   r->reply.assign(reply.begin(), reply.end());
 }
 
+// What a forwarder's ReplyObserver was told, call by call.
+struct Observation {
+  size_t server;
+  uint8_t rcode;
+  uint64_t rtt_ns;
+};
+struct ObservationLog {
+  std::vector<Observation> calls;
+  ReplyObserver Observer() {
+    return {.fn =
+                [](void* arg, size_t server, uint8_t rcode, uint64_t rtt_ns) {
+                  static_cast<ObservationLog*>(arg)->calls.push_back({server, rcode, rtt_ns});
+                },
+            .arg = this};
+  }
+};
+
 // Runs `loop` until `done()` holds (bounded: about `max_ms` milliseconds).
 template <typename F>
 bool RunLoopUntil(uv_loop_t* loop, F done, int max_ms = 3000) {
