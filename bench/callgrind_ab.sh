@@ -6,7 +6,8 @@
 # run, and the self cost of the batch functions (callgrind_annotate --inclusive=no) rather than
 # totals.
 #
-# Usage: bench/callgrind_ab.sh OUT_DIR LOADGEN NAME=NODEDNS_BIN [NAME=NODEDNS_BIN...]
+# Usage: bench/callgrind_ab.sh OUT_DIR LOADGEN NAME=NODEDNS_BIN[,FLAG...] [NAME=...]
+#   (flags after the binary, comma-separated, are added to `serve`'s: on=bin,--coredns-metrics,on)
 #   e.g. bench/callgrind_ab.sh /tmp/cg build-rel/bench/nodedns-loadgen new=build-rel/proxy/nodedns \
 #        old=../base/build-rel/proxy/nodedns
 # then: grep summary: OUT_DIR/cg.*.1 (hits) OUT_DIR/cg.*.2 (misses); divide by 1000.
@@ -45,10 +46,12 @@ sleep 1
 for i in $(seq 1 1000); do echo "h$i.example.com A"; done > "$out/hits.txt"
 for i in $(seq 1 1000); do echo "m$i.example.com A"; done > "$out/miss.txt"
 for tag in "$@"; do
-  name=${tag%%=*}; bin=${tag#*=}
+  name=${tag%%=*}; spec=${tag#*=}
+  IFS=, read -r -a words <<< "$spec"
+  bin=${words[0]}; extra=("${words[@]:1}")
   valgrind --tool=callgrind --callgrind-out-file="$out/cg.$name.%p" "$bin" serve \
     --listen 127.0.0.1:5490 --forward .=127.0.0.1:5491 --workers 1 --search-rewrite off \
-    > "$out/$name.log" 2>&1 & nd=$!
+    "${extra[@]}" > "$out/$name.log" 2>&1 & nd=$!
   for _ in $(seq 1 100); do grep -q "serving on" "$out/$name.log" && break; sleep 0.2; done
   $LG -s 127.0.0.1:5490 -d "$out/hits.txt" -l 0 -n 1000 -q 10 -t 5 > /dev/null   # warm
   callgrind_control -z $nd > /dev/null

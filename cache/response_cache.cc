@@ -104,6 +104,7 @@ struct ResponseCache::Table {
 };
 
 namespace {
+constexpr uint32_t kMaxLifetimeS = 30 * 86400;
 size_t IsNegative(EntryKind k) { return k == EntryKind::kNxDomain || k == EntryKind::kNoData; }
 }  // namespace
 
@@ -355,7 +356,9 @@ ResponseCache::Entry* ResponseCache::BuildEntry(const CacheKey& key,
     why = InsertResult::kNoTtl;
     return nullptr;
   }
-  e->lifetime_ms = lifetime * 1000;
+  // lifetime_ms is 32 bits: about 49 days. Longer TTLs (RFC 2181 allows 68 years) are served as
+  // they are but the entry is refreshed after kMaxLifetimeS.
+  e->lifetime_ms = std::min(lifetime, kMaxLifetimeS) * 1000;
   e->stored_ms = now_ms;
   e->expires_ms = now_ms + e->lifetime_ms;
   // A stale SERVFAIL is worth nothing: it leaves with its TTL.

@@ -213,7 +213,21 @@ class CoreDnsMetricsRenderer {
         }
       }
     }
-    PerServerZone(out, "coredns_cache_misses_total", "The count of cache misses.",
+    // requests = hits + misses, as CoreDNS counts them; dashboards derive misses from it.
+    Header(out, "coredns_cache_requests_total", "The count of cache requests.", "counter");
+    for (size_t s = 0; s < servers; ++s) {
+      for (size_t z = 0; z < zones; ++z) {
+        const size_t cell = s * kMaxMetricZones + z;
+        const uint64_t n = Sum(&CoreDnsCounters::cache_hits_, cell * 2) +
+                           Sum(&CoreDnsCounters::cache_hits_, cell * 2 + 1) +
+                           Sum(&CoreDnsCounters::cache_misses_, cell);
+        if (n == 0) continue;
+        absl::StrAppend(&out, "coredns_cache_requests_total{", server_zones(s, z), "} ", n, "\n");
+      }
+    }
+    PerServerZone(out, "coredns_cache_misses_total",
+                  "The count of cache misses. Deprecated, derive misses from cache hits/requests "
+                  "counters.",
                   &CoreDnsCounters::cache_misses_, server_zones);
     PerServerZone(out, "coredns_cache_served_stale_total",
                   "The number of requests served from stale cache entries.",

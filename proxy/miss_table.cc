@@ -176,11 +176,12 @@ bool MissTable::AtLimit(size_t zone) const {
   return limit != 0 && current_->in_flight[zone] >= limit;
 }
 
-void MissTable::Refresh(const cache::CacheKey& key, bool do_bit, bool cd_bit) {
-  if (pending_.contains(PendingKey(key))) return;  // already on its way
-  if (AtLimit(ZoneOfKey(key))) return;  // a prefetch can wait for the next hit
+bool MissTable::Refresh(const cache::CacheKey& key, bool do_bit, bool cd_bit) {
+  if (pending_.contains(PendingKey(key))) return false;  // already on its way
+  if (AtLimit(ZoneOfKey(key))) return false;  // a prefetch can wait for the next hit
   ctx_.counters.prefetches.Inc();
   Send(key, do_bit, cd_bit, NewPending(key));
+  return true;
 }
 
 MissTable::Pending* MissTable::NewPending(const cache::CacheKey& key) {

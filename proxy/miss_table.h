@@ -76,8 +76,9 @@ class MissTable {
   // `waiter` gets the outcome of the upstream query for `key`, joining one in flight or sending
   // one. The listener may be called before Join returns (a send that fails at once).
   void Join(const cache::CacheKey& key, bool do_bit, bool cd_bit, MissWaiter&& waiter);
-  // A background refresh of `key` (prefetch) unless one is in flight.
-  void Refresh(const cache::CacheKey& key, bool do_bit, bool cd_bit);
+  // A background refresh of `key` (prefetch) unless one is in flight or the zone is at its
+  // max_concurrent; whether it was sent.
+  bool Refresh(const cache::CacheKey& key, bool do_bit, bool cd_bit);
   // Sends the UDP queries queued during a batch (one sendmmsg per upstream socket).
   void Flush();
 

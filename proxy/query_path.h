@@ -169,12 +169,14 @@ inline void QueryPath::AfterReply(const sockaddr_storage& client, std::span<cons
   bool tc = false;
   size = FinishReply(out, hit.size, r.query, q, r.tcp ? dns::kMaxMessage : UdpLimit(q), &tc);
   if (tc && !r.tcp) counters.truncated.Inc();
-  if (hit.refresh_wanted) misses_.Refresh(r.key, q.do_bit, q.cd());
+  const bool refreshing = hit.refresh_wanted && misses_.Refresh(r.key, q.do_bit, q.cd());
   if (ctx_.coredns) [[unlikely]] {
     CountCoreDns(r.from, r.server, r.tcp, qname, q.qtype, out.data(),
                  rewritten != 0 ? ReplySource::kRewrite : ReplySource::kCache, ctx_.batch_ns,
                  true);
-    if (hit.refresh_wanted) ctx_.coredns->Prefetch(r.server, ctx_.config->zones[ZoneOf(qname)].metrics_zone);
+    if (refreshing) {
+      ctx_.coredns->Prefetch(r.server, ctx_.config->zones[ZoneOf(qname)].metrics_zone);
+    }
   }
   AfterReply(r.from, qname, q.qtype, RcodeOf(out.data()), now, gate);
   return Verdict::kReply;

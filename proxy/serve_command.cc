@@ -107,6 +107,12 @@ CLI::App* AddServeCommand(CLI::App& app, ServeFlags& f) {
                              " bytes); empty: REFUSED. Other CH queries are always REFUSED, and no "
                              "CH query is forwarded"))
       ->type_name("TEXT");
+  s->add_option("--coredns-metrics", f.coredns_metrics,
+                "Also export CoreDNS's metric families (coredns_dns_requests_total & co., "
+                "docs/deploy.md) on the --health port, labelled by listen address and --forward "
+                "zone, for dashboards written for CoreDNS")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"on", "off"}));
   s->add_option("--resolv-conf", f.resolv_conf,
                 "resolv.conf whose nameservers serve '.' when no --forward covers it")
       ->capture_default_str();
@@ -204,6 +210,7 @@ absl::StatusOr<ServeConfig> BuildServeConfig(const ServeFlags& f) {
     }
   }
   c.chaos_text = f.chaos_text;
+  c.coredns_metrics = f.coredns_metrics == "on";
   return c;
 }
 

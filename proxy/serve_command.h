@@ -48,6 +48,7 @@ struct ServeFlags {
   std::vector<std::string> node_search;  // empty: the search line of resolv_conf
   std::vector<std::string> search_path;  // CIDR=ns pins
   std::string chaos_text;                // CH TXT version.bind & co.; empty: REFUSED
+  std::string coredns_metrics = ServeConfig{}.coredns_metrics ? "on" : "off";
 };
 
 // Adds `serve` and its options (each documented in --help) to app; returns the subcommand.

@@ -113,6 +113,11 @@ void Worker::OnStop() {
 }
 
 void Worker::Reconfigure(std::shared_ptr<const ServeConfig> next) {
+  if (ctx_.loop == nullptr) {  // not started: nothing runs yet, nothing to rebuild
+    ctx_.config_owner = std::move(next);
+    ctx_.config = ctx_.config_owner.get();
+    return;
+  }
   {
     std::lock_guard lock(next_mu_);
     next_ = std::move(next);

@@ -239,6 +239,7 @@ TEST(ServeDefaultsTest, HelpShowsTheConfigDefaults) {
   EXPECT_EQ(shown("--tcp-max-inflight"), absl::StrCat(want.tcp_max_inflight));
   EXPECT_EQ(shown("--cluster-domain"), want.cluster_domain);
   EXPECT_EQ(shown("--search-rewrite"), want.search_rewrite ? "on" : "off");
+  EXPECT_EQ(shown("--coredns-metrics"), want.coredns_metrics ? "on" : "off");
   EXPECT_EQ(shown("--resolv-conf"), resolvconf::kDefaultPath);
   // Defaults that only the descriptions mention.
   const std::string help = serve->help();

@@ -456,6 +456,7 @@ TEST_F(RenderCoreDnsMetricsTest, FamiliesHaveCoreDnsNamesTypesAndLabelSets) {
       {"coredns_cache_entries", {"gauge", {"server", "type", "zones", "view"}}},
       {"coredns_cache_hits_total", {"counter", {"server", "type", "zones", "view"}}},
       {"coredns_cache_misses_total", {"counter", {"server", "zones", "view"}}},
+      {"coredns_cache_requests_total", {"counter", {"server", "zones", "view"}}},
       {"coredns_cache_served_stale_total", {"counter", {"server", "zones", "view"}}},
       {"coredns_cache_prefetch_total", {"counter", {"server", "zones", "view"}}},
       // plugin/pkg/proxy/metrics.go
@@ -640,6 +641,12 @@ TEST_F(RenderCoreDnsMetricsTest, CacheFamiliesCountPerServerAndZone) {
       Value(e, "coredns_cache_prefetch_total", zones("dns://169.254.20.10:53", "cluster.local.")),
       1);
   EXPECT_EQ(e.families.at("coredns_cache_misses_total").samples.size(), 1u);
+  // requests = hits of both types + misses, per server and zone.
+  EXPECT_EQ(
+      Value(e, "coredns_cache_requests_total", zones("dns://169.254.20.10:53", "cluster.local.")),
+      3);
+  EXPECT_EQ(Value(e, "coredns_cache_requests_total", zones("dns://[::1]:53", ".")), 2);
+  EXPECT_EQ(e.families.at("coredns_cache_requests_total").samples.size(), 2u);
   EXPECT_EQ(Value(e, "coredns_cache_entries",
                   {{"server", ""}, {"type", "success"}, {"zones", ""}, {"view", ""}}),
             42);
