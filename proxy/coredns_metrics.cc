@@ -1,6 +1,8 @@
 // CoreDNS's metric families; see coredns_metrics.h.
 #include "proxy/coredns_metrics.h"
 
+#include <uv.h>
+
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
@@ -77,6 +79,14 @@ void Header(std::string& out, const char* name, const char* help, const char* ty
 }
 
 }  // namespace
+
+void DeferredDurations::Flush(CoreDnsCounters& c, uint64_t start_ns) {
+  if (n_ == 0) return;
+  const uint64_t now = uv_hrtime();
+  const uint64_t ns = now > start_ns ? now - start_ns : 0;
+  for (size_t i = 0; i < n_; ++i) c.ObserveDuration(cells_[i], ns);
+  n_ = 0;
+}
 
 size_t QtypeLabelIndex(uint16_t qtype) {
   return qtype < 256 ? kQtypeTable.index[qtype] : kOtherQtype;

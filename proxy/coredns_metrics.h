@@ -79,14 +79,21 @@ class CoreDnsCounters {
   // Every reply sent to a client: requests_total, responses_total, request_duration_seconds.
   void Reply(size_t server, size_t zone, bool tcp, bool v6, uint16_t qtype, uint8_t rcode,
              ReplySource source, uint64_t duration_ns) {
+    ReplyWithoutDuration(server, zone, tcp, v6, qtype, rcode, source);
+    durations_[DurationCell(server, zone)].Observe(duration_ns);
+  }
+  // Reply() in two halves, for replies whose duration is observed later (DeferredDurations).
+  void ReplyWithoutDuration(size_t server, size_t zone, bool tcp, bool v6, uint16_t qtype,
+                            uint8_t rcode, ReplySource source) {
     requests_[(((server * kMaxMetricZones + zone) * 2 + tcp) * 2 + v6) * kQtypeLabels +
               QtypeLabelIndex(qtype)]
         .Inc();
     responses_[((server * kMaxMetricZones + zone) * kRcodeLabels + (rcode & 15)) * kReplySources +
                static_cast<size_t>(source)]
         .Inc();
-    durations_[server * kMaxMetricZones + zone].Observe(duration_ns);
   }
+  static size_t DurationCell(size_t server, size_t zone) { return server * kMaxMetricZones + zone; }
+  void ObserveDuration(size_t cell, uint64_t ns) { durations_[cell].Observe(ns); }
   void CacheHit(size_t server, size_t zone, bool denial) {
     cache_hits_[(server * kMaxMetricZones + zone) * 2 + denial].Inc();
   }
@@ -113,6 +120,25 @@ class CoreDnsCounters {
   std::vector<Counter> prefetches_;
   std::vector<HistogramCells> upstream_;  // [upstream][rcode]
   Counter max_concurrent_rejects_;
+};
+
+// The request durations of the replies a front end builds while serving one batch of queries
+// (hits, local answers): observed once the batch is served, with one clock read for all of them
+// rather than one per reply. The duration each gets, from the batch's receipt to the end of its
+// serving, is an upper bound of its own. A clock read was ~70 instructions of a ~1000-instruction
+// hit (callgrind, bench/callgrind_ab.sh).
+class DeferredDurations {
+ public:
+  static constexpr size_t kCapacity = 64;  // a UDP batch; a full list is flushed early
+  void Add(CoreDnsCounters& c, uint16_t cell, uint64_t start_ns) {
+    if (n_ == kCapacity) Flush(c, start_ns);
+    cells_[n_++] = cell;
+  }
+  void Flush(CoreDnsCounters& c, uint64_t start_ns);
+
+ private:
+  uint16_t cells_[kCapacity];
+  size_t n_ = 0;
 };
 
 // The label values behind the indices, registered by the server's main thread and read by the

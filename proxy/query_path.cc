@@ -20,7 +20,8 @@ void QueryPath::FillClient(const Request& r, Client& c) const {
 
 void QueryPath::CountCoreDns(const sockaddr_storage& client, uint8_t server, bool tcp,
                              std::span<const uint8_t> qname, uint16_t qtype, const uint8_t* reply,
-                             ReplySource source, uint64_t start_ns, bool cache_hit) {
+                             ReplySource source, uint64_t start_ns, bool cache_hit,
+                             bool in_batch) {
   const size_t zone = ctx_.config->zones[ZoneOf(qname)].metrics_zone;
   const uint8_t rcode = RcodeOf(reply);
   if (cache_hit) {
@@ -28,8 +29,16 @@ void QueryPath::CountCoreDns(const sockaddr_storage& client, uint8_t server, boo
                         (rcode == dns::rcode::kNoError && dns::Get16(reply + 6) == 0);
     ctx_.coredns->CacheHit(server, zone, denial);
   }
+  const bool v6 = client.ss_family == AF_INET6;
+  if (in_batch) {
+    ctx_.coredns->ReplyWithoutDuration(server, zone, tcp, v6, qtype, rcode, source);
+    ctx_.deferred.Add(*ctx_.coredns,
+                      static_cast<uint16_t>(CoreDnsCounters::DurationCell(server, zone)),
+                      ctx_.batch_ns);
+    return;
+  }
   const uint64_t now_ns = uv_hrtime();
-  ctx_.coredns->Reply(server, zone, tcp, client.ss_family == AF_INET6, qtype, rcode, source,
+  ctx_.coredns->Reply(server, zone, tcp, v6, qtype, rcode, source,
                       now_ns > start_ns ? now_ns - start_ns : 0);
 }
 
@@ -45,7 +54,7 @@ Verdict QueryPath::ServeLocal(const Request& r, std::span<uint8_t> out, size_t& 
     size = BuildLocalReply(r.query, r.q, r.local, ctx_.config->chaos_text, out);
     if (ctx_.coredns) {
       CountCoreDns(r.from, r.server, r.tcp, r.query.subspan(dns::kHeaderSize, r.q.qname_length),
-                   r.q.qtype, out.data(), ReplySource::kLocal, ctx_.batch_ns, false);
+                   r.q.qtype, out.data(), ReplySource::kLocal, ctx_.batch_ns, false, true);
     }
   }
   counters.CountRcode(RcodeOf(out.data()));
@@ -69,7 +78,7 @@ Verdict QueryPath::ServeRest(const Request& r, const cache::LookupResult& hit,
     size = BuildTruncatedReply(r.query, q, out);
     if (ctx_.coredns) {
       CountCoreDns(r.from, r.server, r.tcp, r.query.subspan(dns::kHeaderSize, q.qname_length),
-                   q.qtype, out.data(), ReplySource::kCache, ctx_.batch_ns, true);
+                   q.qtype, out.data(), ReplySource::kCache, ctx_.batch_ns, true, true);
     }
     AfterReply(r.from, r.query.subspan(dns::kHeaderSize, q.qname_length), q.qtype,
                RcodeOf(out.data()), now, gate);
@@ -134,7 +143,7 @@ void QueryPath::OnMissDone(MissWaiter& waiter, const MissOutcome& o) {
 void QueryPath::Deliver(const Client& c, std::span<const uint8_t> reply) {
   if (ctx_.coredns) {
     CountCoreDns(c.addr, c.server, c.tcp, c.qname(), c.q.qtype, reply.data(), c.source,
-                 c.start_ns, false);
+                 c.start_ns, false, false);
   }
   RewriteGate gate(rewrite_.shared(), c.qname(), c.q.qtype);
   AfterReply(c.addr, c.qname(), c.q.qtype, RcodeOf(reply.data()), ctx_.Now(), gate);

@@ -79,10 +79,11 @@ class QueryPath : public MissListener, public ClientDelivery {
   void AfterReply(const sockaddr_storage& client, std::span<const uint8_t> qname, uint16_t qtype,
                   uint8_t rcode, uint64_t now, RewriteGate& gate);
   // The CoreDNS families of a reply (only when ctx_.coredns is set): out of line, so that the
-  // hit path with them off pays a branch.
+  // hit path with them off pays a branch. `in_batch`: built while the front end serves a batch,
+  // whose end observes the duration (WorkerContext::FlushDurations).
   void CountCoreDns(const sockaddr_storage& client, uint8_t server, bool tcp,
                     std::span<const uint8_t> qname, uint16_t qtype, const uint8_t* reply,
-                    ReplySource source, uint64_t start_ns, bool cache_hit);
+                    ReplySource source, uint64_t start_ns, bool cache_hit, bool in_batch);
   // The zone (index into config.zones) a name falls under.
   size_t ZoneOf(std::span<const uint8_t> qname) const {
     return MatchZone(ctx_.config->zones, qname);
@@ -173,7 +174,7 @@ inline void QueryPath::AfterReply(const sockaddr_storage& client, std::span<cons
   if (ctx_.coredns) [[unlikely]] {
     CountCoreDns(r.from, r.server, r.tcp, qname, q.qtype, out.data(),
                  rewritten != 0 ? ReplySource::kRewrite : ReplySource::kCache, ctx_.batch_ns,
-                 true);
+                 true, true);
     if (refreshing) {
       ctx_.coredns->Prefetch(r.server, ctx_.config->zones[ZoneOf(qname)].metrics_zone);
     }

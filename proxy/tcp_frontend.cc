@@ -190,6 +190,7 @@ void TcpFrontend::HandleQuery(Conn& c, std::span<const uint8_t> query) {
   if (v == Verdict::kPending) return;
   --c.inflight;
   if (v == Verdict::kReply) Write(c, {ctx_.scratch.data(), size});
+  ctx_.FlushDurations();
 }
 
 void TcpFrontend::SendReply(const Client& client, std::span<const uint8_t> reply) {

@@ -170,6 +170,8 @@ void UdpFrontend::ServeBatch(Socket& s, int n) {
       ++done;
     }
   }
+  // The batch's replies are sent: their request durations end here.
+  ctx_.FlushDurations();
 }
 
 void UdpFrontend::SendReply(const Client& c, std::span<const uint8_t> reply) {

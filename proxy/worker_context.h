@@ -42,6 +42,12 @@ struct WorkerContext {
   // When the front end read the queries being served (uv_hrtime, ns): the start of their
   // request duration. Set only while coredns is on.
   uint64_t batch_ns = 0;
+  // Durations of replies built during the current batch; the front end flushes them when the
+  // batch (or TCP query) is served.
+  DeferredDurations deferred;
+  void FlushDurations() {
+    if (coredns) deferred.Flush(*coredns, batch_ns);
+  }
   uv_loop_t* loop = nullptr;
   bool stopping = false;
   // Replies of up to 64 KiB built off the UDP batch (TCP, misses, rewrites), and TCP reads.

@@ -122,6 +122,7 @@ class WorkerParts {
     reply.resize(tcp ? dns::kMaxMessage + 64 : 1536);
     size_t size = 0;
     const Verdict v = path().Serve(r, reply, size, Now());
+    ctx().FlushDurations();  // as a front end does once it has served a batch
     reply.resize(v == Verdict::kReply ? size : 0);
     return v;
   }
