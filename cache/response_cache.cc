@@ -137,7 +137,8 @@ void ResponseCache::FreeEntry(void* p) {
 
 void ResponseCache::FreeTable(void* p) { ::operator delete(p); }
 
-ResponseCache::ResponseCache(const CacheSettings& settings) : settings_(settings), default_policy_(settings.Policy()) {
+ResponseCache::ResponseCache(const CacheSettings& settings)
+    : settings_(settings), default_policy_(settings.Policy()) {
   size_t n = settings.shards;
   if (n == 0) {
     // At least 4 MiB per shard so that per-shard budgets do not fragment a small cache, and 64

@@ -45,8 +45,7 @@ NodeCacheSource::NodeCacheSource(NodeCacheFlags flags, Getenv getenv)
     : flags_(std::move(flags)), getenv_(std::move(getenv)) {}
 
 std::string NodeCacheSource::KubeDnsDir() const {
-  return KubeDnsConfigDir(flags_.kubedns_cm,
-                          [](const std::string& p) { return !Exists(p); });
+  return KubeDnsConfigDir(flags_.kubedns_cm, [](const std::string& p) { return !Exists(p); });
 }
 
 std::string NodeCacheSource::Fingerprint() const {
@@ -139,8 +138,9 @@ absl::StatusOr<NodeCacheConfig> NodeCacheSource::LoadFull() {
   // -metrics-listen-address: node-cache's own metrics port serves the same registry.
   auto metrics = ParseHostPort(flags_.metrics_listen_address);
   if (!metrics.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "-metrics-listen-address ", flags_.metrics_listen_address, ": ", metrics.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat("-metrics-listen-address ",
+                                                   flags_.metrics_listen_address, ": ",
+                                                   metrics.status().message()));
   }
   bool merged = false;
   for (auto& e : config->serve.http) {
@@ -173,9 +173,9 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
   }
   // Node setup (the link-local interface and the NOTRACK rules) is not in nodedns yet: a flag
   // that asks for it must not be accepted and then not done.
-  for (const auto& [name, on] : {std::pair<const char*, bool>{"setupinterface",
-                                                               flags->setup_interface},
-                                 {"setupiptables", flags->setup_iptables}}) {
+  for (const auto& [name, on] :
+       {std::pair<const char*, bool>{"setupinterface", flags->setup_interface},
+        {"setupiptables", flags->setup_iptables}}) {
     if (on) {
       std::fprintf(stderr,
                    "nodedns node-cache: -%s: nodedns does not set up the node's interface or "
@@ -185,15 +185,17 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
     }
   }
   if (flags->plugins) {
-    std::puts("Server types:\n  dns\n\nCaddyfile loaders:\n  flag\n  default\n\nOther plugins:\n"
-              "  dns.bind\n  dns.cache\n  dns.errors\n  dns.forward\n  dns.health\n  dns.log\n"
-              "  dns.loop\n  dns.prometheus\n  dns.ready\n  dns.reload");
+    std::puts(
+        "Server types:\n  dns\n\nCaddyfile loaders:\n  flag\n  default\n\nOther plugins:\n"
+        "  dns.bind\n  dns.cache\n  dns.errors\n  dns.forward\n  dns.health\n  dns.log\n"
+        "  dns.loop\n  dns.prometheus\n  dns.ready\n  dns.reload");
     return 0;
   }
   auto source = std::make_unique<NodeCacheSource>(*flags, [](const char* n) { return getenv(n); });
   auto config = source->LoadFull();
   if (!config.ok()) {
-    std::fprintf(stderr, "nodedns node-cache: %s\n", std::string(config.status().message()).c_str());
+    std::fprintf(stderr, "nodedns node-cache: %s\n",
+                 std::string(config.status().message()).c_str());
     return 2;
   }
   for (const auto& w : config->warnings) Log(w);
@@ -205,9 +207,11 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
                                : config->reload_interval_ms != 0
                                    ? std::min(config->reload_interval_ms, kConfigSyncMs)
                                    : kConfigSyncMs);
+  config->serve.quiet = flags->quiet;
   auto server = proxy::Server::Create(std::move(config->serve));
   if (!server.ok()) {
-    std::fprintf(stderr, "nodedns node-cache: %s\n", std::string(server.status().message()).c_str());
+    std::fprintf(stderr, "nodedns node-cache: %s\n",
+                 std::string(server.status().message()).c_str());
     return 2;
   }
   source->set_server(server->get());

@@ -3,7 +3,8 @@
 // base Corefile of the node-local-dns ConfigMap, the kube-dns ConfigMap's stubDomains and
 // upstreamNameservers, the -upstreamsvc service's IP from the environment), writes the generated
 // Corefile where node-cache would (-conf), and serves it with nodedns's cache and search-path
-// rewrite. Changes to those inputs are picked up as CoreDNS's `reload` (or -reloadwithsignal) would.
+// rewrite. Changes to those inputs are picked up as CoreDNS's `reload` (or -reloadwithsignal)
+// would.
 #ifndef NODEDNS_NODECACHE_NODE_CACHE_COMMAND_H_
 #define NODEDNS_NODECACHE_NODE_CACHE_COMMAND_H_
 

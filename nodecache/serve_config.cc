@@ -49,11 +49,11 @@ class Translator {
     for (const ServerBlockConfig& b : blocks_) {
       for (const corefile::ServerKey& key : b.keys) {
         if (auto [it, fresh] = block_of_zone.emplace(key.zone, b.line); !fresh) {
-          return At(key.line,
-                    absl::StrCat("zone ", key.zone, " is also served by the block at line ",
-                                 it->second,
-                                 "; nodedns answers every listen address from one zone table, "
-                                 "so each zone needs exactly one server block"));
+          return At(
+              key.line,
+              absl::StrCat("zone ", key.zone, " is also served by the block at line ", it->second,
+                           "; nodedns answers every listen address from one zone table, "
+                           "so each zone needs exactly one server block"));
         }
         std::vector<std::string> addrs;
         for (const auto& bind : b.bind) addrs.push_back(bind.address);
@@ -86,7 +86,8 @@ class Translator {
                          "them in aggregate); ignored"));
       }
     }
-    if (blocks_.empty()) return absl::InvalidArgumentError(absl::StrCat(o_.filename, ": no server blocks"));
+    if (blocks_.empty())
+      return absl::InvalidArgumentError(absl::StrCat(o_.filename, ": no server blocks"));
     const std::set<std::string>& first = zones_of_listen.begin()->second;
     for (const auto& [addr, zones] : zones_of_listen) {
       if (zones != first) {
@@ -146,10 +147,10 @@ class Translator {
     }
     const corefile::ForwardConfig& f = *b.forward;
     if (!AtOrBelow(key.zone, f.from)) {
-      return At(f.line, absl::StrCat("forward ", f.from, " does not cover the block's zone ",
-                                     key.zone,
-                                     "; nodedns forwards whole zones (use forward . or forward ",
-                                     key.zone, ")"));
+      return At(
+          f.line,
+          absl::StrCat("forward ", f.from, " does not cover the block's zone ", key.zone,
+                       "; nodedns forwards whole zones (use forward . or forward ", key.zone, ")"));
     }
     if (!f.except.empty()) {
       return At(f.line, "forward except: not supported by nodedns (it forwards whole zones)");
@@ -226,8 +227,8 @@ class Translator {
     }
     if (b.prometheus) {
       c.coredns_metrics = true;
-      if (auto st = add(b.prometheus->address, b.prometheus->line, "prometheus", false, true,
-                        false);
+      if (auto st =
+              add(b.prometheus->address, b.prometheus->line, "prometheus", false, true, false);
           !st.ok()) {
         return st;
       }
@@ -255,14 +256,13 @@ class Translator {
         for (const auto& l : c.listen) {
           // The same address, or a loopback address when nodedns listens on all of them.
           const bool wildcard = l.family() == AF_INET && ipv4(l) == 0;
-          const bool self =
-              u.port() == l.port() &&
-              (u.ToString() == l.ToString() ||
-               (wildcard && u.family() == AF_INET && (ipv4(u) >> 24) == 127));
+          const bool self = u.port() == l.port() &&
+                            (u.ToString() == l.ToString() ||
+                             (wildcard && u.family() == AF_INET && (ipv4(u) >> 24) == 127));
           if (self) {
-            return At(line, absl::StrCat("loop: zone ", z.zone, " forwards to ", u.ToString(),
-                                         ", which is nodedns itself (listening on ", l.ToString(),
-                                         ")"));
+            return At(line,
+                      absl::StrCat("loop: zone ", z.zone, " forwards to ", u.ToString(),
+                                   ", which is nodedns itself (listening on ", l.ToString(), ")"));
           }
         }
       }
@@ -333,10 +333,9 @@ absl::StatusOr<dns::SocketAddress> ParseHostPort(const std::string& text) {
   if (host.empty()) host = "0.0.0.0";
   if (host == "localhost") host = "127.0.0.1";
   const bool bracketed = host.size() > 1 && host.front() == '[';
-  return dns::SocketAddress::Parse(
-      absl::StrCat(bracketed || host.find(':') == std::string::npos ? host
-                                                                    : absl::StrCat("[", host, "]"),
-                   text.substr(colon)));
+  return dns::SocketAddress::Parse(absl::StrCat(
+      bracketed || host.find(':') == std::string::npos ? host : absl::StrCat("[", host, "]"),
+      text.substr(colon)));
 }
 
 }  // namespace nodedns::nodecache

@@ -34,8 +34,8 @@
 namespace nodedns::nodecache {
 
 // The cache budget per entry CoreDNS's capacities count: an A or AAAA answer with a 20–40 byte
-// name is charged 200–300 bytes in nodedns's cache (entry, key, TTL offsets, table slot); 512 leaves
-// room for CNAME chains and SRV sets, so that a capacity in entries is not undersold.
+// name is charged 200–300 bytes in nodedns's cache (entry, key, TTL offsets, table slot); 512
+// leaves room for CNAME chains and SRV sets, so that a capacity in entries is not undersold.
 inline constexpr size_t kBytesPerCacheEntry = 512;
 // Without any `cache` block nodedns still needs a table: the smallest cache that does not refuse
 // ordinary answers.

@@ -48,7 +48,7 @@ struct HttpEndpoint {
   bool health = true;
   bool metrics = true;
   bool audit = true;
-  bool ready = false;  // GET /ready (a Corefile's `ready`): 200 once serving
+  bool ready = false;             // GET /ready (a Corefile's `ready`): 200 once serving
   std::string flag = "--health";  // what error messages name (a flag, or FILE:LINE)
 };
 
@@ -87,6 +87,8 @@ struct ServeConfig {
   // The answer to CH TXT version.bind, version.server, id.server and hostname.bind; empty: those
   // are REFUSED like every other CH query. Printable ASCII, at most proxy::kMaxChaosText bytes.
   std::string chaos_text;
+  // No start-up line on stderr (CoreDNS's -quiet, for node-cache); errors are still logged.
+  bool quiet = false;
 };
 
 // Parses "ZONE=UPSTREAM[,UPSTREAM...]" where an upstream is ADDR[:PORT] or the path of a

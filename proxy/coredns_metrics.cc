@@ -17,10 +17,10 @@ struct QtypeName {
   const char* name;
 };
 constexpr QtypeName kQtypes[kQtypeLabels - 1] = {
-    {1, "A"},        {2, "NS"},      {5, "CNAME"}, {6, "SOA"},    {12, "PTR"},
-    {15, "MX"},      {16, "TXT"},    {28, "AAAA"}, {33, "SRV"},   {43, "DS"},
-    {46, "RRSIG"},   {47, "NSEC"},   {48, "DNSKEY"}, {50, "NSEC3"}, {64, "SVCB"},
-    {65, "HTTPS"},   {251, "IXFR"},  {252, "AXFR"}, {255, "ANY"},
+    {1, "A"},      {2, "NS"},     {5, "CNAME"},   {6, "SOA"},    {12, "PTR"},
+    {15, "MX"},    {16, "TXT"},   {28, "AAAA"},   {33, "SRV"},   {43, "DS"},
+    {46, "RRSIG"}, {47, "NSEC"},  {48, "DNSKEY"}, {50, "NSEC3"}, {64, "SVCB"},
+    {65, "HTTPS"}, {251, "IXFR"}, {252, "AXFR"},  {255, "ANY"},
 };
 constexpr size_t kOtherQtype = kQtypeLabels - 1;
 
@@ -170,9 +170,9 @@ class CoreDnsMetricsRenderer {
               const size_t i = (((s * kMaxMetricZones + z) * 2 + tcp) * 2 + v6) * kQtypeLabels + t;
               const uint64_t n = Sum(&CoreDnsCounters::requests_, i);
               if (n == 0) continue;
-              absl::StrAppend(&out, "coredns_dns_requests_total{", server_zone(s, z),
-                              ",proto=\"", tcp ? "tcp" : "udp", "\",family=\"", v6 ? "2" : "1",
-                              "\",type=\"", QtypeLabel(t), "\"} ", n, "\n");
+              absl::StrAppend(&out, "coredns_dns_requests_total{", server_zone(s, z), ",proto=\"",
+                              tcp ? "tcp" : "udp", "\",family=\"", v6 ? "2" : "1", "\",type=\"",
+                              QtypeLabel(t), "\"} ", n, "\n");
             }
           }
         }
@@ -207,9 +207,11 @@ class CoreDnsMetricsRenderer {
     Header(out, "coredns_cache_entries", "The number of elements in the cache.", "gauge");
     // One cache for all zones and listen addresses (docs/deploy.md): its entries carry empty
     // server and zones labels, so that a sum over them counts each entry once.
-    absl::StrAppend(&out, "coredns_cache_entries{server=\"\",type=\"success\",zones=\"\",view=\"\"} ",
+    absl::StrAppend(&out,
+                    "coredns_cache_entries{server=\"\",type=\"success\",zones=\"\",view=\"\"} ",
                     g.cache_success_entries, "\n");
-    absl::StrAppend(&out, "coredns_cache_entries{server=\"\",type=\"denial\",zones=\"\",view=\"\"} ",
+    absl::StrAppend(&out,
+                    "coredns_cache_entries{server=\"\",type=\"denial\",zones=\"\",view=\"\"} ",
                     g.cache_denial_entries, "\n");
     Header(out, "coredns_cache_hits_total", "The count of cache hits.", "counter");
     for (size_t s = 0; s < servers; ++s) {

@@ -111,8 +111,8 @@ class CoreDnsCounters {
   static Counter& Cell(std::vector<Counter>& v, size_t server, size_t zone) {
     return v[server * kMaxMetricZones + zone];
   }
-  std::vector<Counter> requests_;   // [server][zone][proto][family][qtype]
-  std::vector<Counter> responses_;  // [server][zone][rcode][source]
+  std::vector<Counter> requests_;          // [server][zone][proto][family][qtype]
+  std::vector<Counter> responses_;         // [server][zone][rcode][source]
   std::vector<HistogramCells> durations_;  // [server][zone]
   std::vector<Counter> cache_hits_;        // [server][zone][success, denial]
   std::vector<Counter> cache_misses_;      // [server][zone]
@@ -174,7 +174,7 @@ struct CoreDnsGauges {
 // coredns_nodecache_setup_errors_total's `errortype` values, as node-cache exports them (all five
 // are always present, at zero until counted).
 inline constexpr const char* kSetupErrorTypes[5] = {"iptables", "iptables_lock", "interface_add",
-                                                     "interface_check", "configmap"};
+                                                    "interface_check", "configmap"};
 inline constexpr size_t kSetupErrorConfigMap = 4;
 
 // Prometheus text format 0.0.4 of every coredns_* family: the workers' cells summed, series

@@ -65,22 +65,21 @@ absl::StatusOr<std::unique_ptr<MissTable::Generation>> MissTable::Build() {
           ObserverArg{.table = this, .metrics_upstream = &g->metrics_upstream[i]}));
       observer = {.fn = &OnReplyObserved, .arg = g->observer_args.back().get()};
     }
-    auto t = upstream::TcpForwarder::Create(
-        ctx_.loop, zone.upstreams,
-        {.timeout_ms = config.upstream_timeout_ms,
-         .tries = config.upstream_tries,
-         .observer = observer},
-        &ctx_.counters.tcp_forwarders);
+    auto t = upstream::TcpForwarder::Create(ctx_.loop, zone.upstreams,
+                                            {.timeout_ms = config.upstream_timeout_ms,
+                                             .tries = config.upstream_tries,
+                                             .observer = observer},
+                                            &ctx_.counters.tcp_forwarders);
     if (!t.ok()) return t.status();
     g->tcp.push_back(*std::move(t));
     std::unique_ptr<upstream::UdpForwarder> u;
     if (!zone.force_tcp) {
-      auto made = upstream::UdpForwarder::Create(
-          ctx_.loop, zone.upstreams,
-          {.timeout_ms = config.upstream_timeout_ms,
-           .tries = config.upstream_tries,
-           .observer = observer},
-          g->tcp.back().get(), &ctx_.counters.udp_forwarders);
+      auto made =
+          upstream::UdpForwarder::Create(ctx_.loop, zone.upstreams,
+                                         {.timeout_ms = config.upstream_timeout_ms,
+                                          .tries = config.upstream_tries,
+                                          .observer = observer},
+                                         g->tcp.back().get(), &ctx_.counters.udp_forwarders);
       if (!made.ok()) return made.status();
       u = *std::move(made);
     }
@@ -178,7 +177,7 @@ bool MissTable::AtLimit(size_t zone) const {
 
 bool MissTable::Refresh(const cache::CacheKey& key, bool do_bit, bool cd_bit) {
   if (pending_.contains(PendingKey(key))) return false;  // already on its way
-  if (AtLimit(ZoneOfKey(key))) return false;  // a prefetch can wait for the next hit
+  if (AtLimit(ZoneOfKey(key))) return false;             // a prefetch can wait for the next hit
   ctx_.counters.prefetches.Inc();
   Send(key, do_bit, cd_bit, NewPending(key));
   return true;

@@ -89,8 +89,8 @@ class MissTable {
   struct Generation {
     std::vector<std::unique_ptr<upstream::TcpForwarder>> tcp;
     std::vector<std::unique_ptr<upstream::UdpForwarder>> udp;  // destroyed before tcp
-    std::vector<size_t> in_flight;                              // distinct queries per zone
-    std::vector<size_t> limit;                                  // max_concurrent share; 0: none
+    std::vector<size_t> in_flight;                             // distinct queries per zone
+    std::vector<size_t> limit;                                 // max_concurrent share; 0: none
     // Per zone, per upstream: the CoreDNS metrics index of the address (`to` label).
     std::vector<std::vector<size_t>> metrics_upstream;
     std::vector<std::unique_ptr<ObserverArg>> observer_args;

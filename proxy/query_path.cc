@@ -20,8 +20,7 @@ void QueryPath::FillClient(const Request& r, Client& c) const {
 
 void QueryPath::CountCoreDns(const sockaddr_storage& client, uint8_t server, bool tcp,
                              std::span<const uint8_t> qname, uint16_t qtype, const uint8_t* reply,
-                             ReplySource source, uint64_t start_ns, bool cache_hit,
-                             bool in_batch) {
+                             ReplySource source, uint64_t start_ns, bool cache_hit, bool in_batch) {
   const size_t zone = ctx_.config->zones[ZoneOf(qname)].metrics_zone;
   const uint8_t rcode = RcodeOf(reply);
   if (cache_hit) {
@@ -142,8 +141,8 @@ void QueryPath::OnMissDone(MissWaiter& waiter, const MissOutcome& o) {
 
 void QueryPath::Deliver(const Client& c, std::span<const uint8_t> reply) {
   if (ctx_.coredns) {
-    CountCoreDns(c.addr, c.server, c.tcp, c.qname(), c.q.qtype, reply.data(), c.source,
-                 c.start_ns, false, false);
+    CountCoreDns(c.addr, c.server, c.tcp, c.qname(), c.q.qtype, reply.data(), c.source, c.start_ns,
+                 false, false);
   }
   RewriteGate gate(rewrite_.shared(), c.qname(), c.q.qtype);
   AfterReply(c.addr, c.qname(), c.q.qtype, RcodeOf(reply.data()), ctx_.Now(), gate);

@@ -173,8 +173,8 @@ inline void QueryPath::AfterReply(const sockaddr_storage& client, std::span<cons
   const bool refreshing = hit.refresh_wanted && misses_.Refresh(r.key, q.do_bit, q.cd());
   if (ctx_.coredns) [[unlikely]] {
     CountCoreDns(r.from, r.server, r.tcp, qname, q.qtype, out.data(),
-                 rewritten != 0 ? ReplySource::kRewrite : ReplySource::kCache, ctx_.batch_ns,
-                 true, true);
+                 rewritten != 0 ? ReplySource::kRewrite : ReplySource::kCache, ctx_.batch_ns, true,
+                 true);
     if (refreshing) {
       ctx_.coredns->Prefetch(r.server, ctx_.config->zones[ZoneOf(qname)].metrics_zone);
     }

@@ -197,8 +197,7 @@ std::string RestartOnlyDifference(const ServeConfig& a, const ServeConfig& b) {
     return "the search-path rewrite's settings";
   }
   if (a.tcp_idle_timeout_ms != b.tcp_idle_timeout_ms ||
-      a.tcp_max_connections != b.tcp_max_connections ||
-      a.tcp_max_inflight != b.tcp_max_inflight) {
+      a.tcp_max_connections != b.tcp_max_connections || a.tcp_max_inflight != b.tcp_max_inflight) {
     return "the client TCP limits";
   }
   return "";
@@ -297,11 +296,13 @@ absl::Status Server::Run() {
                                                         : absl::StrJoin(config_->node_search, " "),
                            ", ", config_->search_pins.size(), " pins)")
             : std::string("off");
-    std::fprintf(stderr,
-                 "nodedns: serving on %s (udp+tcp) with %zu workers, cache %zu MiB, search rewrite "
-                 "%s\n",
-                 addrs.c_str(), workers_.size(), config_->cache.capacity_bytes >> 20,
-                 rewrite.c_str());
+    if (!config_->quiet) {
+      std::fprintf(stderr,
+                   "nodedns: serving on %s (udp+tcp) with %zu workers, cache %zu MiB, search "
+                   "rewrite %s\n",
+                   addrs.c_str(), workers_.size(), config_->cache.capacity_bytes >> 20,
+                   rewrite.c_str());
+    }
     std::fflush(stderr);
     uv_run(&loop_, UV_RUN_DEFAULT);
     std::fprintf(stderr, "nodedns: shutting down\n");

@@ -109,7 +109,8 @@ std::vector<std::string> PrometheusProblems(const std::string& text) {
   std::vector<std::string> problems;
   std::map<std::string, std::string> type_of;
   std::set<std::string> helped;
-  const std::regex sample(R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*"(,[a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*")*)?\})? (-?[0-9.eE+-]+|\+Inf|NaN)$)");
+  const std::regex sample(
+      R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*"(,[a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*")*)?\})? (-?[0-9.eE+-]+|\+Inf|NaN)$)");
   std::map<std::string, double> last_bucket;  // series (without le) → last cumulative count
   std::istringstream in(text);
   std::string line;
@@ -199,8 +200,9 @@ class NodeCacheTest : public ::testing::Test {
     s = Replace(s, ":53 {", ":" + std::to_string(dns_port_) + " {");
     s = Replace(s, ":8080", ":" + std::to_string(health_port_));
     s = Replace(s, "prometheus :9253", "prometheus 127.0.0.1:" + std::to_string(prom_port_));
-    s = Replace(s, "__PILLAR__CLUSTER__DNS__",
-                "__PILLAR__CLUSTER__DNS__:" + std::to_string(cluster_dns_port.value_or(knot_port_)));
+    s = Replace(
+        s, "__PILLAR__CLUSTER__DNS__",
+        "__PILLAR__CLUSTER__DNS__:" + std::to_string(cluster_dns_port.value_or(knot_port_)));
     return s;
   }
 
@@ -426,8 +428,8 @@ TEST_F(NodeCacheTest, BadReloadKeepsServingTheOldConfiguration) {
 TEST_F(NodeCacheTest, TwoUpstreamsFailOverToTheOneThatAnswers) {
   WriteFile(Base(), StockBase());
   const uint16_t dead = FreePorts(1).at(0);
-  KubeDns("{}", "[\"127.0.0.1:" + std::to_string(dead) + "\", \"127.0.0.1:" +
-                    std::to_string(knot_port_) + "\"]");
+  KubeDns("{}", "[\"127.0.0.1:" + std::to_string(dead) +
+                    "\", \"127.0.0.1:" + std::to_string(knot_port_) + "\"]");
   ASSERT_NO_FATAL_FAILURE(Start());
   EXPECT_EQ(AnswerAddresses(Ask("www.example.test.")), std::vector<std::string>{"192.0.2.1"});
 }
@@ -437,8 +439,8 @@ TEST_F(NodeCacheTest, MetricsCountWhatWasSentWithCoreDnsNamesAndLabels) {
   KubeDns("{}");
   ASSERT_NO_FATAL_FAILURE(Start());
   for (int i = 0; i < 3; ++i) Ask("kubernetes.default.svc.cluster.local.");  // 1 miss, 2 hits
-  Ask("kubernetes.default.svc.cluster.local.", 28, kDnsServerIp);             // NODATA
-  Ask("missing.default.svc.cluster.local.");                                  // NXDOMAIN
+  Ask("kubernetes.default.svc.cluster.local.", 28, kDnsServerIp);            // NODATA
+  Ask("missing.default.svc.cluster.local.");                                 // NXDOMAIN
   Ask("www.example.test.");
   ASSERT_TRUE(TcpExchange(dns_port_, BuildQuery("www.example.test.", 1)).has_value());
   const std::string local = "server=\"dns://127.0.0.1:" + std::to_string(dns_port_) + "\"";
@@ -465,14 +467,14 @@ TEST_F(NodeCacheTest, MetricsCountWhatWasSentWithCoreDnsNamesAndLabels) {
     EXPECT_EQ(v("coredns_cache_hits_total{" + local +
                 ",type=\"success\",zones=\"cluster.local.\",view=\"\"}"),
               2);
-    EXPECT_EQ(v("coredns_cache_misses_total{" + local + ",zones=\"cluster.local.\",view=\"\"}"),
-              2);
+    EXPECT_EQ(v("coredns_cache_misses_total{" + local + ",zones=\"cluster.local.\",view=\"\"}"), 2);
     EXPECT_EQ(v("coredns_dns_request_duration_seconds_count{" + local +
                 ",zone=\"cluster.local.\",view=\"\"}"),
               4);
-    EXPECT_GE(v("coredns_proxy_request_duration_seconds_count{proxy_name=\"forward\",to=\"127.0.0.1:" +
-                std::to_string(knot_port_) + "\",rcode=\"NOERROR\"}"),
-              3);  // cluster A and AAAA over TCP, www over UDP
+    EXPECT_GE(
+        v("coredns_proxy_request_duration_seconds_count{proxy_name=\"forward\",to=\"127.0.0.1:" +
+          std::to_string(knot_port_) + "\",rcode=\"NOERROR\"}"),
+        3);  // cluster A and AAAA over TCP, www over UDP
     EXPECT_EQ(v("coredns_cache_entries{server=\"\",type=\"denial\",zones=\"\",view=\"\"}"), 2);
     EXPECT_EQ(v("coredns_forward_max_concurrent_rejects_total"), 0);
     EXPECT_EQ(v("coredns_nodecache_setup_errors_total{errortype=\"iptables\"}"), 0);
@@ -483,8 +485,8 @@ TEST_F(NodeCacheTest, MetricsCountWhatWasSentWithCoreDnsNamesAndLabels) {
 TEST_F(NodeCacheTest, HelmChartCorefilesServe) {
   // The deliveryhero node-local-dns chart's variants (tests/corefile/testdata), given whole as
   // -conf with no base Corefile, as a ConfigMap mounted at /etc/Corefile would be.
-  for (const char* variant : {"helm_prefetch", "helm_serve_stale", "helm_prefer_udp",
-                              "helm_extra_block"}) {
+  for (const char* variant :
+       {"helm_prefetch", "helm_serve_stale", "helm_prefer_udp", "helm_extra_block"}) {
     SCOPED_TRACE(variant);
     std::string s = ReadFile(std::string(NODEDNS_SOURCE_DIR) + "/tests/corefile/testdata/" +
                              variant + ".Corefile");
@@ -495,9 +497,9 @@ TEST_F(NodeCacheTest, HelmChartCorefilesServe) {
     s = Replace(s, "bind 0.0.0.0", "bind 127.0.0.1");
     s = std::regex_replace(s, std::regex(R"(169\.254\.20\.[0-9]+)"), "127.0.0.1");
     s = Replace(s, "172.20.0.10", "127.0.0.2");
-    for (const char* cluster_dns : {"10.96.0.11", "172.20.0.11", "/etc/resolv.conf",
-                                    "1.1.1.1 [2606:4700:4700::1111]:53",
-                                    "10.150.0.1:8600 10.150.0.2:8600"}) {
+    for (const char* cluster_dns :
+         {"10.96.0.11", "172.20.0.11", "/etc/resolv.conf", "1.1.1.1 [2606:4700:4700::1111]:53",
+          "10.150.0.1:8600 10.150.0.2:8600"}) {
       s = Replace(s, cluster_dns, knot);
     }
     s = Replace(s, ":53 {", ":" + std::to_string(dns_port_) + " {");
@@ -538,8 +540,8 @@ TEST_F(NodeCacheTest, BadFlagsAndFilesExitTwoWithOneLine) {
     EXPECT_EQ(Count(out, "\n"), 1u) << out;
   }
   // An unknown directive: FILE:LINE of the written Corefile.
-  WriteFile(Base(), StockBase() + "\nfoo.test:" + std::to_string(dns_port_) +
-                        " {\n    whoami\n}\n");
+  WriteFile(Base(),
+            StockBase() + "\nfoo.test:" + std::to_string(dns_port_) + " {\n    whoami\n}\n");
   const auto [code, out] = RunToExit(Args());
   EXPECT_EQ(code, 2) << out;
   EXPECT_TRUE(std::regex_search(out, std::regex("/etc/Corefile:[0-9]+: .*whoami"))) << out;

@@ -167,10 +167,9 @@ TEST(ServeDefaultsTest, FlagDefaultsBuildTheConfigDefaults) {
   // Structured bindings name every field: a field added to ServeConfig or CacheSettings breaks
   // the build here until its default is pinned too.
   const auto& [listen, zones, workers, cache, http, coredns_metrics, upstream_timeout_ms,
-               upstream_tries,
-               tcp_idle_timeout_ms, tcp_max_connections, tcp_max_inflight, purge_interval_ms,
-               cluster_domain, cluster_domain_wire, search_rewrite, node_search, search_pins,
-               search_rewrite_deadline_ms, chaos_text] = *built;
+               upstream_tries, tcp_idle_timeout_ms, tcp_max_connections, tcp_max_inflight,
+               purge_interval_ms, cluster_domain, cluster_domain_wire, search_rewrite, node_search,
+               search_pins, search_rewrite_deadline_ms, chaos_text, quiet] = *built;
   ASSERT_EQ(listen.size(), 1u);
   EXPECT_EQ(listen[0].ToString(), kDefaultListen);
   EXPECT_TRUE(want.listen.empty());  // filled in by BuildServeConfig, from kDefaultListen
@@ -194,6 +193,7 @@ TEST(ServeDefaultsTest, FlagDefaultsBuildTheConfigDefaults) {
   EXPECT_EQ(search_pins, want.search_pins);
   EXPECT_EQ(search_rewrite_deadline_ms, want.search_rewrite_deadline_ms);
   EXPECT_EQ(chaos_text, want.chaos_text);
+  EXPECT_EQ(quiet, want.quiet);
 
   const auto& [capacity_bytes, shards, min_ttl, max_ttl, max_negative_ttl, servfail_ttl, stale_ttl,
                stale_answer_ttl, prefetch_min_hits, prefetch_percent, max_entry_bytes] = cache;

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -716,6 +717,29 @@ TEST_F(RenderCoreDnsMetricsTest, EmptyLabelRegistryRendersOnlyUnlabelledFamilies
   EXPECT_TRUE(e.errors.empty()) << Errors(e) << text;
   EXPECT_TRUE(e.families.at("coredns_dns_requests_total").samples.empty());
   EXPECT_EQ(Value(e, "coredns_reload_failed_total", {}), 0);
+}
+
+// Every family the renderer writes has its row in docs/deploy.md, so that the guide operators
+// build dashboards from cannot fall behind the code.
+TEST(CoreDnsMetricsDocsTest, EveryFamilyIsInTheDeployGuide) {
+  std::ifstream in(NODEDNS_SOURCE_DIR "/docs/deploy.md");
+  ASSERT_TRUE(in) << "docs/deploy.md is missing";
+  std::stringstream doc;
+  doc << in.rdbuf();
+  MetricsLabels labels;
+  ASSERT_TRUE(labels.SetServers({}).ok());
+  const std::string out = RenderCoreDnsMetrics({}, labels.Get(), CoreDnsGauges{});
+  std::istringstream lines(out);
+  std::string line;
+  int families = 0;
+  while (std::getline(lines, line)) {
+    if (line.rfind("# TYPE ", 0) != 0) continue;
+    const std::string name = line.substr(7, line.find(' ', 7) - 7);
+    ++families;
+    EXPECT_NE(doc.str().find("`" + name + "`"), std::string::npos)
+        << name << " is not in docs/deploy.md";
+  }
+  EXPECT_GE(families, 13);
 }
 
 }  // namespace

@@ -26,7 +26,8 @@ class KnotServer {
   // Writes the zones (origin → zone file text) and a config under `dir`, starts knotd on
   // 127.0.0.1:port and waits (10 s at most) until it answers SOA queries for every zone. Call
   // through ASSERT_NO_FATAL_FAILURE.
-  void Start(const std::string& dir, uint16_t port, const std::map<std::string, std::string>& zones);
+  void Start(const std::string& dir, uint16_t port,
+             const std::map<std::string, std::string>& zones);
   void Stop();
   uint16_t port() const { return port_; }
   std::string Log() const { return process_.Log(); }
