@@ -30,6 +30,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServeConfig config) {
   }
   s->config_ = std::make_shared<const ServeConfig>(std::move(config));
   const ServeConfig& c = *s->config_;
+  s->coredns_metrics_ = c.coredns_metrics;
+  s->cluster_domain_ = c.cluster_domain;
   s->cache_ = std::make_unique<cache::ResponseCache>(c.cache);
   if (c.search_rewrite) {
     auto rewrite = SharedSearchRewrite::Create(c.cluster_domain, c.node_search, c.search_pins);
@@ -112,7 +114,7 @@ std::string Server::RenderMetrics() const {
        static_cast<double>(reload_failures()), "counter"},
   };
   std::string out = RenderPrometheus(counters, gauges);
-  if (config_->coredns_metrics) {
+  if (coredns_metrics_) {
     std::vector<const CoreDnsCounters*> cd;
     for (const auto& w : workers_) cd.push_back(w->coredns());
     CoreDnsGauges g;
@@ -139,10 +141,10 @@ HttpResponse Server::HandleHttp(const HttpEndpoint& e, std::string_view method,
     for (const auto& w : workers_) snaps.push_back(w->WastedSnapshot());
     if (path == "/audit.txt") {
       return HttpResponse{200, "text/plain; charset=utf-8",
-                          RenderWastedQueriesTable(snaps, config_->cluster_domain)};
+                          RenderWastedQueriesTable(snaps, cluster_domain_)};
     }
     return HttpResponse{200, "application/json",
-                        RenderWastedQueriesJson(snaps, config_->cluster_domain)};
+                        RenderWastedQueriesJson(snaps, cluster_domain_)};
   }
   if (e.metrics && path == "/metrics") {
     return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", RenderMetrics()};

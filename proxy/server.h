@@ -76,7 +76,11 @@ class Server {
   HttpResponse HandleHttp(const HttpEndpoint& endpoint, std::string_view method,
                           std::string_view path) const;
 
-  std::shared_ptr<const ServeConfig> config_;  // the current one; replaced by Reload
+  std::shared_ptr<const ServeConfig> config_;  // the current one; replaced by Reload (main thread)
+  // What the HTTP thread needs of the configuration: settings a reload cannot change
+  // (RestartOnlyDifference), copied at Create so that it never reads config_.
+  bool coredns_metrics_ = false;
+  std::string cluster_domain_;
   std::unique_ptr<cache::ResponseCache> cache_;
   std::unique_ptr<SharedSearchRewrite> rewrite_;  // null with --search-rewrite off
   std::vector<std::unique_ptr<Worker>> workers_;
