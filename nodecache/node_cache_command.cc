@@ -144,7 +144,7 @@ absl::StatusOr<NodeCacheConfig> NodeCacheSource::LoadFull() {
   }
   bool merged = false;
   for (auto& e : config->serve.http) {
-    if (e.addr.ToString() == metrics->ToString()) merged = e.metrics = true;
+    if (e.addr.ToString() == metrics->ToString()) merged = e.metrics = e.audit = true;
   }
   if (!merged) {
     config->serve.http.push_back({.addr = *metrics,

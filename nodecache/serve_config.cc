@@ -43,17 +43,19 @@ class Translator {
     // One zone table for every listen address: which zones each address serves, and which block
     // serves each zone.
     std::map<std::string, std::set<std::string>> zones_of_listen;
-    std::map<std::string, int> block_of_zone;  // zone → line of its block
+    std::map<std::string, std::pair<size_t, int>> block_of_zone;  // zone → its block: index, line
     std::map<std::string, dns::SocketAddress> listen;
     size_t capacity_entries = 0;
-    for (const ServerBlockConfig& b : blocks_) {
+    for (size_t i = 0; i < blocks_.size(); ++i) {
+      const ServerBlockConfig& b = blocks_[i];
       for (const corefile::ServerKey& key : b.keys) {
-        if (auto [it, fresh] = block_of_zone.emplace(key.zone, b.line); !fresh) {
-          return At(
-              key.line,
-              absl::StrCat("zone ", key.zone, " is also served by the block at line ", it->second,
-                           "; nodedns answers every listen address from one zone table, "
-                           "so each zone needs exactly one server block"));
+        auto [it, fresh] = block_of_zone.emplace(key.zone, std::pair{i, b.line});
+        if (!fresh && it->second.first != i) {
+          return At(key.line,
+                    absl::StrCat("zone ", key.zone, " is also served by the block at line ",
+                                 it->second.second,
+                                 "; nodedns answers every listen address from one zone table, "
+                                 "so each zone needs exactly one server block"));
         }
         std::vector<std::string> addrs;
         for (const auto& bind : b.bind) addrs.push_back(bind.address);
@@ -65,6 +67,9 @@ class Translator {
           listen.emplace(text, *sa);
           zones_of_listen[text].insert(key.zone);
         }
+        // The same zone on another port of this block (".:53 .:5353"): one more listen address,
+        // but still one zone in the shared table.
+        if (!fresh) continue;
         auto zone = Zone(b, key);
         if (!zone.ok()) return zone.status();
         c.zones.push_back(*std::move(zone));
@@ -170,11 +175,10 @@ class Translator {
     if (b.cache) {
       const corefile::CacheConfig& cc = *b.cache;
       if (cc.keepttl) return At(cc.line, "cache keepttl: not supported by nodedns");
-      std::vector<std::string> block_zones;
-      for (const auto& k : b.keys) block_zones.push_back(k.zone);
-      std::vector<std::string> cache_zones = cc.zones;
-      std::sort(block_zones.begin(), block_zones.end());
-      std::sort(cache_zones.begin(), cache_zones.end());
+      // Sets: a block keyed on several ports names its zone once per port.
+      std::set<std::string> block_zones;
+      for (const auto& k : b.keys) block_zones.insert(k.zone);
+      const std::set<std::string> cache_zones(cc.zones.begin(), cc.zones.end());
       if (!cache_zones.empty() && cache_zones != block_zones) {
         return At(cc.line, absl::StrCat("cache ", absl::StrJoin(cc.zones, " "),
                                         ": nodedns caches whole server blocks; list no zones"));
@@ -202,6 +206,7 @@ class Translator {
         if (e.addr.ToString() == sa->ToString()) {
           e.health |= health;
           e.metrics |= metrics;
+          e.audit |= metrics;  // as on an endpoint of its own: /audit goes with /metrics
           e.ready |= ready;
           return absl::OkStatus();
         }
