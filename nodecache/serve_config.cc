@@ -256,14 +256,22 @@ class Translator {
     auto ipv4 = [](const dns::SocketAddress& a) {
       return ntohl(reinterpret_cast<const sockaddr_in*>(&a.storage)->sin_addr.s_addr);
     };
+    auto ipv6 = [](const dns::SocketAddress& a) -> const in6_addr& {
+      return reinterpret_cast<const sockaddr_in6*>(&a.storage)->sin6_addr;
+    };
+    auto wildcard = [&](const dns::SocketAddress& a) {
+      return a.family() == AF_INET ? ipv4(a) == 0 : IN6_IS_ADDR_UNSPECIFIED(&ipv6(a));
+    };
+    auto loopback = [&](const dns::SocketAddress& a) {
+      return a.family() == AF_INET ? (ipv4(a) >> 24) == 127 : IN6_IS_ADDR_LOOPBACK(&ipv6(a));
+    };
     for (const auto& z : c.zones) {
       for (const auto& u : z.upstreams) {
         for (const auto& l : c.listen) {
-          // The same address, or a loopback address when nodedns listens on all of them.
-          const bool wildcard = l.family() == AF_INET && ipv4(l) == 0;
-          const bool self = u.port() == l.port() &&
-                            (u.ToString() == l.ToString() ||
-                             (wildcard && u.family() == AF_INET && (ipv4(u) >> 24) == 127));
+          // The same address, or a loopback address of the family nodedns listens on all of.
+          const bool self =
+              u.port() == l.port() && (u.ToString() == l.ToString() ||
+                                       (wildcard(l) && u.family() == l.family() && loopback(u)));
           if (self) {
             return At(line,
                       absl::StrCat("loop: zone ", z.zone, " forwards to ", u.ToString(),

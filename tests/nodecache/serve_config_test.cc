@@ -524,6 +524,14 @@ TEST(TranslateCorefileTest, LoopRefusesALoopbackForwardWhenListeningOnAllAddress
             "(listening on 0.0.0.0:53)");
 }
 
+TEST(TranslateCorefileTest, LoopRefusesIpv6LoopbackWhenListeningOnAllIpv6Addresses) {
+  EXPECT_EQ(Error(".:53 {\n    bind ::\n    loop\n    forward . [::1]:53\n}\n"),
+            "Corefile:3: loop: zone . forwards to [::1]:53, which is nodedns itself "
+            "(listening on [::]:53)");
+  // The IPv4 wildcard does not take IPv6 loopback traffic, nor the reverse.
+  EXPECT_TRUE(Translate(".:53 {\n    loop\n    forward . [::1]:53\n}\n").ok());
+}
+
 TEST(TranslateCorefileTest, LoopAcceptsAForwardToAnotherPortOrAddress) {
   EXPECT_TRUE(Translate(".:53 {\n    loop\n    forward . 127.0.0.1:5353\n}\n").ok());
   EXPECT_TRUE(Translate(".:53 {\n    bind 127.0.0.1\n    loop\n    forward . 127.0.0.2\n}\n").ok());
