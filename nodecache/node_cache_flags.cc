@@ -27,7 +27,7 @@ using std::chrono::nanoseconds;
 // Help texts are node-cache's and CoreDNS's meaning, in our words.
 const std::vector<GoFlagSpec>& Specs() {
   static const std::vector<GoFlagSpec>* specs = new std::vector<GoFlagSpec>{
-      {"localip", std::string(), "comma-separated IP addresses to listen on, all of one family"},
+      {"localip", std::string(), "comma-separated IP addresses to listen on (IPv4, IPv6 or both)"},
       {"setupinterface", true, "create the dummy interface holding the local IPs"},
       {"interfacename", std::string("nodelocaldns"), "name of the dummy interface"},
       {"syncinterval", nanoseconds(60),
@@ -165,16 +165,9 @@ absl::StatusOr<NodeCacheFlags> ParseNodeCacheFlags(std::span<const std::string> 
       return absl::InvalidArgumentError(
           absl::StrCat("invalid -localip entry \"", Av(entry), "\": not an IP address"));
     }
-    if (f.local_ips.empty()) {
-      f.local_ips_ipv6 = ipv6;
-    } else if (ipv6 != f.local_ips_ipv6) {
-      // One family because node-cache installs its iptables rules with one of iptables and
-      // ip6tables, chosen by the first address.
-      return absl::InvalidArgumentError(
-          absl::StrCat("invalid -localip entry \"", Av(entry), "\": ", ipv6 ? "IPv6" : "IPv4",
-                       " after ", f.local_ips_ipv6 ? "IPv6" : "IPv4", " \"", f.local_ips.front(),
-                       "\"; all local IPs must be of one family"));
-    }
+    // node-cache wants one family (it picks iptables or ip6tables by the first address); nodedns
+    // serves both at once, so a dual-stack node gives one address of each.
+    (ipv6 ? f.local_ips_ipv6 : f.local_ips_ipv4) = true;
     f.local_ips.emplace_back(entry);
   }
   if (!ParsePort(f.dns_port)) {

@@ -26,8 +26,10 @@ struct NodeCacheFlags {
   // node-cache's own flags (cmd/node-cache/main.go).
   std::string local_ip;                // -localip, comma-separated, as given; required.
   std::vector<std::string> local_ips;  // Its entries, each a valid IP literal, one family.
-  bool local_ips_ipv6 = false;         // The family (IPv4-mapped IPv6 counts as IPv4, as in Go).
-  bool setup_interface = true;         // -setupinterface
+  // The families among them (IPv4-mapped IPv6 counts as IPv4, as in Go); both may be set.
+  bool local_ips_ipv4 = false;
+  bool local_ips_ipv6 = false;
+  bool setup_interface = true;                  // -setupinterface
   std::string interface_name = "nodelocaldns";  // -interfacename
   // -syncinterval as parsed. node-cache's default is the Duration 60 (nanoseconds), which it
   // multiplies by time.Second; see EffectiveSyncIntervalSeconds.

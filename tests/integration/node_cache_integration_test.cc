@@ -68,17 +68,28 @@ std::string Replace(std::string s, const std::string& from, const std::string& t
   return s;
 }
 
-// A query to ADDR:port over UDP (UdpExchange only talks to 127.0.0.1).
+// A query to ADDR:port over UDP, IPv4 or IPv6 (UdpExchange only talks to 127.0.0.1).
 std::optional<Bytes> UdpExchangeTo(const char* addr, uint16_t port, const Bytes& query) {
-  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  inet_pton(AF_INET, addr, &a.sin_addr);
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  auto* a4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* a6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (inet_pton(AF_INET, addr, &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons(port);
+    len = sizeof *a4;
+  } else if (inet_pton(AF_INET6, addr, &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons(port);
+    len = sizeof *a6;
+  } else {
+    return std::nullopt;
+  }
+  const int fd = socket(ss.ss_family, SOCK_DGRAM, 0);
   timeval tv{.tv_sec = 3, .tv_usec = 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   std::optional<Bytes> out;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+  if (connect(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0 &&
       send(fd, query.data(), query.size(), 0) == static_cast<ssize_t>(query.size())) {
     Bytes buf(65535);
     const ssize_t n = recv(fd, buf.data(), buf.size(), 0);
@@ -325,6 +336,37 @@ TEST_F(NodeCacheTest, StockConfigMapServesClusterAndExternalNamesOnBothAddresses
   EXPECT_EQ(HttpGet(health_port_, "/health"), std::optional<std::string>("OK\n"));
   EXPECT_NE(ReadFile(dir_ + "/node-cache.pid").find(std::to_string(nodedns_.pid())),
             std::string::npos);
+}
+
+TEST_F(NodeCacheTest, DualStackLocalIpsServeBothFamilies) {
+  // node-cache substitutes __PILLAR__LOCAL__DNS__ itself when the install left it: here with an
+  // IPv4 and an IPv6 address (node-cache wants one family; nodedns serves both).
+  std::string base = ReadFile(std::string(NODEDNS_SOURCE_DIR) +
+                              "/tests/nodecache/testdata/stock/Corefile.base.unsubstituted");
+  base = Replace(base, "__PILLAR__DNS__DOMAIN__", "cluster.local");
+  base = Replace(base, "health __PILLAR__LOCAL__DNS__:8080",
+                 "health 127.0.0.1:" + std::to_string(health_port_));
+  base = Replace(base, ":53 {", ":" + std::to_string(dns_port_) + " {");
+  base = Replace(base, "prometheus :9253", "prometheus 127.0.0.1:" + std::to_string(prom_port_));
+  base = Replace(base, "__PILLAR__CLUSTER__DNS__",
+                 "__PILLAR__CLUSTER__DNS__:" + std::to_string(knot_port_));
+  WriteFile(Base(), base);
+  KubeDns("{}");
+  std::vector<std::string> args = Args();
+  args[3] = "127.0.0.1,::1";  // -localip
+  started_ = true;
+  ASSERT_NO_FATAL_FAILURE(nodedns::testing::StartNodedns(nodedns_, args, dir_ + "/nodedns.log"));
+  for (const char* addr : {"127.0.0.1", "::1"}) {
+    EXPECT_EQ(AnswerAddresses(Ask("kubernetes.default.svc.cluster.local.", 1, addr)),
+              std::vector<std::string>{"10.96.0.1"})
+        << addr;
+  }
+  const std::string m = Metrics(prom_port_);
+  EXPECT_EQ(MetricValue(
+                m, "coredns_dns_requests_total{server=\"dns://[::1]:" + std::to_string(dns_port_) +
+                       "\",zone=\"cluster.local.\",view=\"\",proto=\"udp\",family=\"2\","
+                       "type=\"A\"}"),
+            1);
 }
 
 TEST_F(NodeCacheTest, CacheBlocksCapTtlsPerZone) {

@@ -168,17 +168,21 @@ TEST(NodeCacheFlagsTest, LocalIpEntriesMustBeIpLiterals) {
   EXPECT_EQ(f.status().message(), "invalid -localip entry \"bogus\": not an IP address");
 }
 
-TEST(NodeCacheFlagsTest, LocalIpsMustBeOfOneFamily) {
+TEST(NodeCacheFlagsTest, LocalIpsMayBeOfOneFamilyOrBoth) {
   absl::StatusOr<NodeCacheFlags> f = Parse({"-localip=169.254.20.10,fd00::10"});
-  ASSERT_FALSE(f.ok());
-  EXPECT_THAT(f.status().message(), HasSubstr("\"fd00::10\": IPv6 after IPv4"));
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_TRUE(f->local_ips_ipv4);
+  EXPECT_TRUE(f->local_ips_ipv6);
+  EXPECT_EQ(f->local_ips, (std::vector<std::string>{"169.254.20.10", "fd00::10"}));
   f = Parse({"-localip=fd00::10,fd00::53"});
   ASSERT_TRUE(f.ok()) << f.status();
   EXPECT_TRUE(f->local_ips_ipv6);
+  EXPECT_FALSE(f->local_ips_ipv4);
   // Go's utilnet.IsIPv6 says an IPv4-mapped address is IPv4.
   f = Parse({"-localip=169.254.20.10,::ffff:10.96.0.10"});
   ASSERT_TRUE(f.ok()) << f.status();
   EXPECT_FALSE(f->local_ips_ipv6);
+  EXPECT_TRUE(f->local_ips_ipv4);
 }
 
 TEST(NodeCacheFlagsTest, PortsMustBeDecimal1To65535) {
