@@ -448,6 +448,30 @@ TEST_F(NodeCacheTest, ReloadKeepsTheCacheAndAppliesTheNewUpstreams) {
   EXPECT_EQ(MetricValue(Metrics(prom_port_), "coredns_reload_failed_total"), 0);
 }
 
+TEST_F(NodeCacheTest, ChangedInputsAreReloadedWithoutASignal) {
+  // `reload 2s 1s` (CoreDNS's minimum): the inputs are polled every 2 s.
+  WriteFile(Base(), Replace(StockBase(), "reload\n", "reload 2s 1s\n"));
+  KubeDns("{}");
+  ASSERT_NO_FATAL_FAILURE(Start());
+  EXPECT_EQ(Rcode(Ask("host.lab.test.")), 5);  // Knot does not serve lab.test
+  ScriptedUpstream stub([](const SeenQuery& q) {
+    MessageSpec s = ReplySpecFor(q);
+    s.answer = {q.name + " 30 IN A 198.51.100.8"};
+    return Action::Reply(Build(s));
+  });
+  KubeDns("{\"lab.test\": [\"127.0.0.1:" + std::to_string(stub.port()) + "\"]}");
+  const auto deadline = Clock::now() + milliseconds(10000);
+  while (Count(nodedns_.Log(), "reloaded") == 0) {
+    ASSERT_LT(Clock::now(), deadline) << "no reload within 10 s:\n" << nodedns_.Log();
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  std::this_thread::sleep_for(milliseconds(100));
+  EXPECT_EQ(AnswerAddresses(Ask("host2.lab.test.")), std::vector<std::string>{"198.51.100.8"});
+  // Unchanged inputs are not reloaded again.
+  std::this_thread::sleep_for(milliseconds(2500));
+  EXPECT_EQ(Count(nodedns_.Log(), "reloaded"), 1u) << nodedns_.Log();
+}
+
 TEST_F(NodeCacheTest, BadReloadKeepsServingTheOldConfiguration) {
   WriteFile(Base(), StockBase());
   KubeDns("{}");
