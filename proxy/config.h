@@ -6,7 +6,9 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -32,9 +34,10 @@ struct ForwardZone {
   // shared cache. nullopt: the cache's own settings (`serve`'s flags).
   std::optional<cache::EntryPolicy> cache_policy;
   // Distinct upstream queries in flight for this zone, node-wide (Corefile `forward
-  // max_concurrent`); each worker takes an equal share, at least one. 0: no limit but the
-  // forwarders' own (upstream::kMaxInFlight).
+  // max_concurrent`); over it a miss is REFUSED. 0: no limit but the forwarders' own
+  // (upstream::kMaxInFlight). `in_flight` is the count all workers share, made by the server.
   size_t max_concurrent = 0;
+  std::shared_ptr<std::atomic<int64_t>> in_flight;
   // The `zone` label of the CoreDNS metric families (coredns_metrics.h), e.g. "cluster.local.".
   // Filled in by the server (MetricsLabels) when CoreDNS metrics are on.
   size_t metrics_zone = 0;

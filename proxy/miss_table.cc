@@ -19,7 +19,8 @@ struct MissTable::Pending {
   MissTable* table;
   cache::CacheKey key;
   std::vector<MissWaiter> waiters;
-  size_t* zone_in_flight = nullptr;  // its generation's count, decremented on completion
+  // Its zone's node-wide count (max_concurrent), decremented on completion; null: no limit.
+  std::atomic<int64_t>* zone_in_flight = nullptr;
   absl::string_view KeyView() const { return PendingKey(key); }
 };
 
@@ -50,11 +51,13 @@ absl::StatusOr<std::unique_ptr<MissTable::Generation>> MissTable::Build() {
   auto g = std::make_unique<Generation>();
   const size_t workers = std::max(1u, config.workers);
   for (const auto& zone : config.zones) {
-    g->in_flight.push_back(0);
-    // Each worker's share of the node-wide limit, at least one query.
-    g->limit.push_back(zone.max_concurrent == 0
-                           ? 0
-                           : std::max<size_t>(1, (zone.max_concurrent + workers - 1) / workers));
+    // The count is shared by every worker (the server hands out one per zone), so the limit is
+    // node-wide as in CoreDNS; a miss path's atomic add, never a hit's. Without the server's
+    // (tests drive one worker's parts) the worker keeps its own.
+    g->in_flight.push_back(zone.max_concurrent == 0 ? nullptr
+                           : zone.in_flight         ? zone.in_flight
+                                                    : std::make_shared<std::atomic<int64_t>>(0));
+    g->limit.push_back(zone.max_concurrent);
     g->metrics_upstream.push_back(zone.metrics_upstreams);
   }
   for (size_t i = 0; i < config.zones.size(); ++i) {
@@ -172,7 +175,8 @@ size_t MissTable::ZoneOfKey(const cache::CacheKey& key) const {
 
 bool MissTable::AtLimit(size_t zone) const {
   const size_t limit = current_->limit[zone];
-  return limit != 0 && current_->in_flight[zone] >= limit;
+  return limit != 0 &&
+         current_->in_flight[zone]->load(std::memory_order_relaxed) >= static_cast<int64_t>(limit);
 }
 
 bool MissTable::Refresh(const cache::CacheKey& key, bool do_bit, bool cd_bit) {
@@ -206,8 +210,8 @@ void MissTable::Send(const cache::CacheKey& key, bool do_bit, bool cd_bit, Pendi
                                         dns::Get16(kb.data() + qlen + 2), do_bit, cd_bit, query);
   ctx_.counters.upstream_queries.Inc();
   const size_t zone = MatchZone(ctx_.config->zones, kb.first(qlen));
-  p->zone_in_flight = &current_->in_flight[zone];
-  ++*p->zone_in_flight;
+  p->zone_in_flight = current_->in_flight[zone].get();
+  if (p->zone_in_flight != nullptr) p->zone_in_flight->fetch_add(1, std::memory_order_relaxed);
   if (upstream::UdpForwarder* f = current_->udp[zone].get()) {
     f->Send({query, len}, &OnUpstreamReply, p);  // leaves with the batch's sendmmsg (Flush)
   } else {
@@ -226,7 +230,7 @@ void MissTable::Complete(Pending* p, upstream::ForwardStatus status,
   auto it = pending_.find(p->KeyView());
   if (it == pending_.end() || it->second.get() != p) return;
   if (p->zone_in_flight != nullptr) {
-    --*p->zone_in_flight;
+    p->zone_in_flight->fetch_sub(1, std::memory_order_relaxed);
     p->zone_in_flight = nullptr;
   }
   std::unique_ptr<Pending> own = std::move(it->second);

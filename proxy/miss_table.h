@@ -8,6 +8,7 @@
 #ifndef NODEDNS_PROXY_MISS_TABLE_H_
 #define NODEDNS_PROXY_MISS_TABLE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -89,8 +90,10 @@ class MissTable {
   struct Generation {
     std::vector<std::unique_ptr<upstream::TcpForwarder>> tcp;
     std::vector<std::unique_ptr<upstream::UdpForwarder>> udp;  // destroyed before tcp
-    std::vector<size_t> in_flight;                             // distinct queries per zone
-    std::vector<size_t> limit;                                 // max_concurrent share; 0: none
+    // Per zone with a max_concurrent: distinct upstream queries in flight, node-wide (null: no
+    // limit); the limit (0: none).
+    std::vector<std::shared_ptr<std::atomic<int64_t>>> in_flight;
+    std::vector<size_t> limit;
     // Per zone, per upstream: the CoreDNS metrics index of the address (`to` label).
     std::vector<std::vector<size_t>> metrics_upstream;
     std::vector<std::unique_ptr<ObserverArg>> observer_args;

@@ -28,6 +28,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServeConfig config) {
     if (auto st = s->labels_.SetServers(config.listen); !st.ok()) return st;
     if (auto st = s->AssignMetricsLabels(config); !st.ok()) return st;
   }
+  ShareZoneCounts(config);
   s->config_ = std::make_shared<const ServeConfig>(std::move(config));
   const ServeConfig& c = *s->config_;
   s->coredns_metrics_ = c.coredns_metrics;
@@ -143,13 +144,18 @@ HttpResponse Server::HandleHttp(const HttpEndpoint& e, std::string_view method,
       return HttpResponse{200, "text/plain; charset=utf-8",
                           RenderWastedQueriesTable(snaps, cluster_domain_)};
     }
-    return HttpResponse{200, "application/json",
-                        RenderWastedQueriesJson(snaps, cluster_domain_)};
+    return HttpResponse{200, "application/json", RenderWastedQueriesJson(snaps, cluster_domain_)};
   }
   if (e.metrics && path == "/metrics") {
     return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", RenderMetrics()};
   }
   return HttpResponse{404, "text/plain; charset=utf-8", "not found\n"};
+}
+
+void Server::ShareZoneCounts(ServeConfig& c) {
+  for (ForwardZone& z : c.zones) {
+    z.in_flight = z.max_concurrent != 0 ? std::make_shared<std::atomic<int64_t>>(0) : nullptr;
+  }
 }
 
 absl::Status Server::AssignMetricsLabels(ServeConfig& c) {
@@ -227,6 +233,8 @@ absl::Status Server::Reload(ServeConfig next) {
   if (next.coredns_metrics) {
     if (auto st = AssignMetricsLabels(next); !st.ok()) return st;
   }
+  // New counts: queries in flight on the old upstreams do not count against the new limit.
+  ShareZoneCounts(next);
   config_ = std::make_shared<const ServeConfig>(std::move(next));
   for (auto& w : workers_) w->Reconfigure(config_);
   return absl::OkStatus();

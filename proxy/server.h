@@ -73,6 +73,8 @@ class Server {
   explicit Server(ServeConfig config);
   // Registers the CoreDNS label values of `c`'s zones and upstreams and writes their indices in.
   absl::Status AssignMetricsLabels(ServeConfig& c);
+  // One in-flight count per zone with a max_concurrent, shared by every worker.
+  static void ShareZoneCounts(ServeConfig& c);
   HttpResponse HandleHttp(const HttpEndpoint& endpoint, std::string_view method,
                           std::string_view path) const;
 

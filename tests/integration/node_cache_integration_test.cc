@@ -491,6 +491,38 @@ TEST_F(NodeCacheTest, BadReloadKeepsServingTheOldConfiguration) {
   EXPECT_EQ(MetricValue(Metrics(prom_port_), "coredns_reload_failed_total"), 2);
 }
 
+TEST_F(NodeCacheTest, MaxConcurrentIsNodeWide) {
+  // One upstream query at a time for '.', whatever worker a query lands on: six distinct names
+  // from six sockets (spread over the workers by SO_REUSEPORT) while the upstream sits on the
+  // first for 1 s.
+  ScriptedUpstream slow([](const SeenQuery& q) {
+    MessageSpec s = ReplySpecFor(q);
+    s.answer = {q.name + " 30 IN A 192.0.2.77"};
+    return Action::Reply(Build(s), milliseconds(1000));
+  });
+  const std::string port = std::to_string(dns_port_);
+  WriteFile(dir_ + "/etc/Corefile",
+            ".:" + port + " {\n    bind 127.0.0.1\n    forward . 127.0.0.1:" +
+                std::to_string(slow.port()) + " {\n        max_concurrent 1\n    }\n" +
+                "    prometheus 127.0.0.1:" + std::to_string(prom_port_) + "\n}\n");
+  std::filesystem::remove(Base());
+  ASSERT_NO_FATAL_FAILURE(Start({"-quiet=false"}));
+  std::vector<std::thread> clients;
+  std::vector<int> rcodes(6, -1);
+  for (int i = 0; i < 6; ++i) {
+    clients.emplace_back([&, i] {
+      if (i > 0) std::this_thread::sleep_for(milliseconds(200));  // after the first is sent
+      const Bytes r = Ask("n" + std::to_string(i) + ".example.");
+      rcodes[i] = r.empty() ? -1 : Rcode(r);
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(rcodes[0], 0);
+  for (int i = 1; i < 6; ++i) EXPECT_EQ(rcodes[i], 5) << "query " << i;
+  EXPECT_EQ(slow.queries(), 1);
+  EXPECT_EQ(MetricValue(Metrics(prom_port_), "coredns_forward_max_concurrent_rejects_total"), 5);
+}
+
 TEST_F(NodeCacheTest, TwoUpstreamsFailOverToTheOneThatAnswers) {
   WriteFile(Base(), StockBase());
   const uint16_t dead = FreePorts(1).at(0);
