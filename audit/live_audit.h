@@ -31,32 +31,6 @@ struct LiveAudit {
 // not match is an error naming what is wrong.
 absl::StatusOr<LiveAudit> ParseLiveAudit(std::string_view json, const std::string& server);
 
-namespace internal {
-
-// A parsed JSON value (RFC 8259), enough to read GET /audit: no JSON library is a dependency.
-struct JsonValue {
-  enum class Kind { kNull, kBool, kNumber, kString, kArray, kObject };
-  // An object's member. Not a std::pair: a pair of an incomplete type is ill-formed, and clang
-  // (the fuzz build) rejects it where GCC lets it pass.
-  struct Member;
-  Kind kind = Kind::kNull;
-  std::string text;  // A string's value, a number's literal, "true" or "false".
-  std::vector<JsonValue> items;
-  std::vector<Member> members;
-  // The first member named `key` of an object; nullptr if absent or not an object.
-  const JsonValue* Find(std::string_view key) const;
-};
-
-struct JsonValue::Member {
-  std::string key;
-  JsonValue value;
-};
-
-// Strict: exactly one value, optional surrounding whitespace, nesting at most 32 deep.
-absl::StatusOr<JsonValue> ParseJson(std::string_view text);
-
-}  // namespace internal
-
 }  // namespace nodedns::audit
 
 #endif  // NODEDNS_AUDIT_LIVE_AUDIT_H_

@@ -71,37 +71,6 @@ absl::Status ValidateForwardProxy(std::span<const std::string> nameservers,
 // letters, digits and '-', each starting and ending with a letter or digit.
 bool IsDns1123Subdomain(std::string_view name);
 
-namespace internal {
-
-// A parsed JSON value (RFC 8259): enough to read the two ConfigMap files, and to say what a value
-// is when it has the wrong type.
-struct JsonValue {
-  enum class Kind { kNull, kBool, kNumber, kString, kArray, kObject };
-  // Not a std::pair: a pair of the still-incomplete JsonValue is ill-formed (clang rejects it).
-  struct Member;
-  Kind kind = Kind::kNull;
-  std::string text;  // A string's value (UTF-8), a number's literal, "true" or "false".
-  std::vector<JsonValue> items;
-  std::vector<Member> members;  // In document order, duplicates kept.
-  int line = 1;                 // Where the value starts, for messages.
-  int column = 1;
-};
-
-struct JsonValue::Member {
-  std::string key;
-  JsonValue value;
-};
-
-inline constexpr int kMaxJsonDepth = 32;
-
-// Strict: exactly one value with optional whitespace around it; \uXXXX escapes (surrogate pairs
-// combined, a lone surrogate becomes U+FFFD as in Go) to UTF-8; control characters in strings,
-// trailing commas, comments and leading zeros are errors; nesting at most kMaxJsonDepth deep.
-// Errors give "line L column C: ...".
-absl::StatusOr<JsonValue> ParseJson(std::string_view text);
-
-}  // namespace internal
-
 }  // namespace nodedns::nodecache
 
 #endif  // NODEDNS_NODECACHE_KUBEDNS_CONFIG_H_

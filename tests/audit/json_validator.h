@@ -1,5 +1,5 @@
 // A minimal strict RFC 8259 validator for the audit tests: escaping mistakes or stray commas in
-// the JSON output fail them. Independent of audit/live_audit.h's parser on purpose.
+// the JSON output fail them. Independent of common/json.h's parser on purpose.
 #ifndef NODEDNS_TESTS_AUDIT_JSON_VALIDATOR_H_
 #define NODEDNS_TESTS_AUDIT_JSON_VALIDATOR_H_
 

@@ -1,5 +1,5 @@
-// Tests for the kube-dns ConfigMap reader (nodecache/kubedns_config.h): its JSON reader, kube-dns's
-// and node-cache's validation, and the directory rule.
+// Tests for the kube-dns ConfigMap reader (nodecache/kubedns_config.h): kube-dns's and
+// node-cache's validation, and the directory rule (the JSON reader's own are in tests/common/).
 #include "nodecache/kubedns_config.h"
 
 #include <gmock/gmock.h>
@@ -16,8 +16,6 @@
 namespace nodedns::nodecache {
 namespace {
 
-using internal::JsonValue;
-using internal::ParseJson;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -32,76 +30,6 @@ absl::StatusOr<KubeDnsConfig> Parse(std::map<std::string, std::string> files) {
 std::string ErrorOf(std::map<std::string, std::string> files) {
   absl::StatusOr<KubeDnsConfig> c = Parse(std::move(files));
   return c.ok() ? "OK" : std::string(c.status().message());
-}
-
-TEST(KubeDnsJsonTest, ReadsNestedValues) {
-  absl::StatusOr<JsonValue> v =
-      ParseJson(" {\"a\": [\"x\", 1.5e3, -0, true, false, null, {}], \"b\": []}\n");
-  ASSERT_TRUE(v.ok()) << v.status();
-  ASSERT_EQ(v->kind, JsonValue::Kind::kObject);
-  ASSERT_EQ(v->members.size(), 2u);
-  EXPECT_EQ(v->members[0].key, "a");
-  const std::vector<JsonValue>& items = v->members[0].value.items;
-  ASSERT_EQ(items.size(), 7u);
-  EXPECT_EQ(items[0].kind, JsonValue::Kind::kString);
-  EXPECT_EQ(items[1].kind, JsonValue::Kind::kNumber);
-  EXPECT_EQ(items[1].text, "1.5e3");
-  EXPECT_EQ(items[2].text, "-0");
-  EXPECT_EQ(items[3].kind, JsonValue::Kind::kBool);
-  EXPECT_EQ(items[5].kind, JsonValue::Kind::kNull);
-  EXPECT_EQ(items[6].kind, JsonValue::Kind::kObject);
-  EXPECT_EQ(v->members[0].value.line, 1);
-  EXPECT_EQ(v->members[0].value.column, 8);
-}
-
-TEST(KubeDnsJsonTest, StringEscapesBecomeUtf8) {
-  absl::StatusOr<JsonValue> v =
-      ParseJson(R"("a\"\\\/\b\f\n\r\t\u0041\u00e9\u20ac\ud83d\ude00\ud800x\udc00")");
-  ASSERT_TRUE(v.ok()) << v.status();
-  EXPECT_EQ(v->text,
-            "a\"\\/\b\f\n\r\tA\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"
-            "\xef\xbf\xbdx\xef\xbf\xbd");  // Lone surrogates become U+FFFD, as in Go.
-}
-
-TEST(KubeDnsJsonTest, MalformedTextIsAnErrorWithPosition) {
-  struct Case {
-    const char* text;
-    const char* error;
-  };
-  for (const Case& c : {
-           Case{"", "line 1 column 1: unexpected end of JSON input"},
-           Case{"[1,]", "line 1 column 4: unexpected character ']'"},
-           Case{"{\"a\":1,}", "line 1 column 8: expected a string as the object key"},
-           Case{"{\"a\" 1}", "line 1 column 6: expected ':' after the object key"},
-           Case{"[1 2]", "line 1 column 4: expected ',' or ']' in the array"},
-           Case{"[\"x\"]\n]", "line 2 column 1: unexpected text after the JSON value"},
-           Case{"01", "line 1 column 2: a number cannot have a leading zero"},
-           Case{"1.", "line 1 column 3: unexpected end of JSON input"},
-           Case{"-", "line 1 column 2: unexpected end of JSON input"},
-           Case{"\"a\tb\"", "line 1 column 3: control byte 0x9 in a string"},
-           Case{"\"\\x\"", "line 1 column 2: invalid escape '\\x' in a string"},
-           Case{"\"\\u12g4\"", "line 1 column 6: a \\u escape needs four hex digits"},
-           Case{"\"abc", "line 1 column 5: unterminated string"},
-           Case{"tru", "line 1 column 1: unexpected character 't'"},
-           Case{"// c\n[]", "line 1 column 1: unexpected character '/'"},
-           Case{"\xef\xbb\xbf[]", "line 1 column 1: unexpected byte 0xef"},
-           Case{"'a'", "line 1 column 1: unexpected character '''"},
-       }) {
-    absl::StatusOr<JsonValue> v = ParseJson(c.text);
-    ASSERT_FALSE(v.ok()) << c.text;
-    EXPECT_EQ(v.status().message(), c.error) << c.text;
-  }
-}
-
-TEST(KubeDnsJsonTest, NestingIsLimited) {
-  std::string ok(internal::kMaxJsonDepth, '[');
-  ok += std::string(internal::kMaxJsonDepth, ']');
-  EXPECT_TRUE(ParseJson(ok).ok());
-  std::string deep(internal::kMaxJsonDepth + 1, '[');
-  deep += std::string(internal::kMaxJsonDepth + 1, ']');
-  absl::StatusOr<JsonValue> v = ParseJson(deep);
-  ASSERT_FALSE(v.ok());
-  EXPECT_THAT(v.status().message(), HasSubstr("nested more than 32 deep"));
 }
 
 TEST(KubeDnsConfigTest, MissingFilesMeanEmptyAndOtherFilesAreIgnored) {
