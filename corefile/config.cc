@@ -20,6 +20,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/string_view.h"
+#include "common/one_line.h"
 
 namespace nodedns::corefile {
 namespace {
@@ -652,8 +653,10 @@ absl::StatusOr<absl::Duration> ParseGoDuration(std::string_view text) {
   return d;
 }
 
-absl::StatusOr<ServerBlockConfig> InterpretBlock(const ServerBlock& block,
-                                                 std::string_view filename) {
+namespace {
+
+absl::StatusOr<ServerBlockConfig> InterpretDirectives(const ServerBlock& block,
+                                                      std::string_view filename) {
   ServerBlockConfig out;
   out.keys = block.keys;
   out.line = block.line;
@@ -690,6 +693,16 @@ absl::StatusOr<ServerBlockConfig> InterpretBlock(const ServerBlock& block,
   return out;
 }
 
+}  // namespace
+
+absl::StatusOr<ServerBlockConfig> InterpretBlock(const ServerBlock& block,
+                                                 std::string_view filename) {
+  absl::StatusOr<ServerBlockConfig> out = InterpretDirectives(block, filename);
+  // Messages quote names and arguments, and a quoted token may span lines.
+  if (!out.ok()) return OneLine(out.status());
+  return out;
+}
+
 absl::StatusOr<std::vector<ServerBlockConfig>> InterpretCorefile(const Corefile& corefile,
                                                                  std::string_view filename) {
   std::vector<ServerBlockConfig> out;
@@ -705,9 +718,9 @@ absl::StatusOr<std::vector<ServerBlockConfig>> InterpretCorefile(const Corefile&
       for (const Listener& earlier : seen) {
         if (earlier.key->zone == key.zone && earlier.key->port == key.port &&
             BindsOverlap(*earlier.block, block)) {
-          return absl::InvalidArgumentError(absl::StrFormat(
+          return OneLine(absl::InvalidArgumentError(absl::StrFormat(
               "%s:%d: zone '%s' on port %d is already served by the block at line %d", Av(filename),
-              key.line, key.zone, key.port, earlier.key->line));
+              key.line, key.zone, key.port, earlier.key->line)));
         }
       }
       seen.push_back({&block, &key});

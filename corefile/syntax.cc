@@ -14,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "common/one_line.h"
 
 namespace nodedns::corefile {
 namespace {
@@ -240,11 +241,18 @@ class Parser {
           return Error(arg.line, "'}' must be on a line of its own");
         }
         if (arg.text == "{") {
+          // Each level is a stack frame here and in ~Directive: a 1 MiB ConfigMap of "a {" lines
+          // would overflow the stack.
+          if (depth_ == kMaxBlockDepth) {
+            return Error(arg.line,
+                         absl::StrCat("blocks nested more than ", kMaxBlockDepth, " deep"));
+          }
           const size_t block_open = pos_++;
           d.has_block = true;
-          if (absl::Status s = ParseBody(block_open, /*server_level=*/false, &d.block); !s.ok()) {
-            return s;
-          }
+          ++depth_;
+          absl::Status s = ParseBody(block_open, /*server_level=*/false, &d.block);
+          --depth_;
+          if (!s.ok()) return s;
           break;
         }
         d.args.push_back(ReplaceEnv(arg.text, env_));
@@ -259,6 +267,7 @@ class Parser {
   const EnvLookup& env_;
   int default_port_;
   size_t pos_ = 0;
+  int depth_ = 0;  // Directive blocks open around pos_.
 };
 
 bool IsAllDigits(std::string_view s) {
@@ -343,7 +352,11 @@ absl::StatusOr<Corefile> ParseCorefile(std::string_view text, std::string_view f
                                        const EnvLookup& env, int default_port) {
   absl::StatusOr<std::vector<Token>> tokens = Tokenize(text, filename);
   if (!tokens.ok()) return tokens.status();
-  return Parser(*std::move(tokens), filename, env, default_port).Parse();
+  absl::StatusOr<Corefile> corefile =
+      Parser(*std::move(tokens), filename, env, default_port).Parse();
+  // Messages quote tokens, and a quoted token may span lines.
+  if (!corefile.ok()) return OneLine(corefile.status());
+  return corefile;
 }
 
 }  // namespace nodedns::corefile

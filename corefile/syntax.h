@@ -19,8 +19,10 @@
 // Where Caddy accepts something that its plugins then read in surprising ways, this is stricter,
 // and the error says where: a `}` sharing a line with a directive or following `}` (except the
 // empty block "{ }"), a `{` that does not end its line, a block without keys' braces, an
-// unterminated quoted string (Caddy takes it to the end of the file). `import` and snippets
-// ("(name) { ... }") are not supported: the file must say everything itself.
+// unterminated quoted string (Caddy takes it to the end of the file), directive blocks nested
+// more than kMaxBlockDepth deep (Caddy has no limit; no plugin reads more than one level).
+// `import` and snippets ("(name) { ... }") are not supported: the file must say everything
+// itself.
 //
 // Every error is one line, "FILENAME:LINE: message".
 #ifndef NODEDNS_COREFILE_SYNTAX_H_
@@ -35,6 +37,9 @@
 #include "absl/status/statusor.h"
 
 namespace nodedns::corefile {
+
+// How deep directive blocks may nest inside a server block: `forward . X {` is 1.
+inline constexpr int kMaxBlockDepth = 16;
 
 // The value of an environment variable, or nullopt when it is unset. Tests pass a map; the
 // command passes ProcessEnvironment.

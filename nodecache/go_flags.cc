@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "common/one_line.h"
 #include "nodecache/string_view_compat.h"
 
 namespace nodedns::nodecache {
@@ -102,8 +103,9 @@ std::chrono::nanoseconds GoFlagParse::Duration(std::string_view name) const {
   return Get<std::chrono::nanoseconds>(*this, name);
 }
 
-absl::StatusOr<GoFlagParse> ParseGoFlags(std::span<const GoFlagSpec> specs,
-                                         std::span<const std::string> args) {
+// Without the one-line escaping; see below.
+static absl::StatusOr<GoFlagParse> ParseGoFlagsRaw(std::span<const GoFlagSpec> specs,
+                                                   std::span<const std::string> args) {
   GoFlagParse out;
   for (const GoFlagSpec& spec : specs) out.values[spec.name] = spec.default_value;
   size_t i = 0;
@@ -168,6 +170,14 @@ absl::StatusOr<GoFlagParse> ParseGoFlags(std::span<const GoFlagSpec> specs,
   }
   out.positional.assign(args.begin() + i, args.end());
   return out;
+}
+
+absl::StatusOr<GoFlagParse> ParseGoFlags(std::span<const GoFlagSpec> specs,
+                                         std::span<const std::string> args) {
+  absl::StatusOr<GoFlagParse> parsed = ParseGoFlagsRaw(specs, args);
+  // Messages quote arguments, which may hold a newline.
+  if (!parsed.ok()) return OneLine(parsed.status());
+  return parsed;
 }
 
 std::string GoFlagUsage(std::span<const GoFlagSpec> specs) {

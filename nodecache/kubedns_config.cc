@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/json.h"
+#include "common/one_line.h"
 #include "nodecache/node_cache_flags.h"
 #include "nodecache/string_view_compat.h"
 
@@ -243,7 +244,8 @@ std::string KubeDnsConfigDir(std::string_view kubednscm_flag,
   return "";
 }
 
-absl::Status ValidateKubeDnsConfig(const KubeDnsConfig& config) {
+// Without the one-line escaping; see below.
+static absl::Status ValidateKubeDnsConfigRaw(const KubeDnsConfig& config) {
   for (const auto& [domain, nameservers] : config.stub_domains) {
     if (!IsDns1123Subdomain(domain)) {
       return absl::InvalidArgumentError(
@@ -270,16 +272,28 @@ absl::Status ValidateKubeDnsConfig(const KubeDnsConfig& config) {
   return absl::OkStatus();
 }
 
-absl::Status ValidateForwardProxy(std::span<const std::string> nameservers,
-                                  const ResolvConfFileCheck& file_check) {
+// Messages quote domains and nameservers, which a JSON string may give a newline.
+absl::Status ValidateKubeDnsConfig(const KubeDnsConfig& config) {
+  return OneLine(ValidateKubeDnsConfigRaw(config));
+}
+
+// Without the one-line escaping; see below.
+static absl::Status ValidateForwardProxyRaw(std::span<const std::string> nameservers,
+                                            const ResolvConfFileCheck& file_check) {
   for (const std::string& ns : nameservers) {
     if (absl::Status s = ValidateForwardAddress(ns, file_check); !s.ok()) return s;
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<KubeDnsConfig> ParseKubeDnsConfig(const std::map<std::string, std::string>& files,
-                                                 const ResolvConfFileCheck& file_check) {
+absl::Status ValidateForwardProxy(std::span<const std::string> nameservers,
+                                  const ResolvConfFileCheck& file_check) {
+  return OneLine(ValidateForwardProxyRaw(nameservers, file_check));
+}
+
+// Without the one-line escaping; see below.
+static absl::StatusOr<KubeDnsConfig> ParseKubeDnsConfigRaw(
+    const std::map<std::string, std::string>& files, const ResolvConfFileCheck& file_check) {
   KubeDnsConfig config;
   if (auto it = files.find(kStubDomainsFile); it != files.end()) {
     absl::StatusOr<JsonValue> json = ParseJson(it->second);
@@ -336,6 +350,14 @@ absl::StatusOr<KubeDnsConfig> ParseKubeDnsConfig(const std::map<std::string, std
   if (absl::Status s = ValidateForwardProxy(config.upstream_nameservers, file_check); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(kUpstreamNameserversFile, ": ", s.message()));
   }
+  return config;
+}
+
+absl::StatusOr<KubeDnsConfig> ParseKubeDnsConfig(const std::map<std::string, std::string>& files,
+                                                 const ResolvConfFileCheck& file_check) {
+  absl::StatusOr<KubeDnsConfig> config = ParseKubeDnsConfigRaw(files, file_check);
+  // Messages quote keys, which a JSON string may give a newline.
+  if (!config.ok()) return OneLine(config.status());
   return config;
 }
 

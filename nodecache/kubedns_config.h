@@ -43,7 +43,8 @@ std::string KubeDnsConfigDir(std::string_view kubednscm_flag,
                              const std::function<bool(const std::string&)>& does_not_exist);
 
 // Parses and validates the ConfigMap's files, given as name -> contents; a missing file means
-// empty, files other than the two above are ignored. Errors name the file and the key or entry:
+// empty, files other than the two above are ignored. Errors are one line (line breaks in what
+// they quote are escaped, "\n") and name the file and the key or entry:
 // `stubDomains: "acme.local": invalid nameserver "1.2.3.4:x": ...`.
 absl::StatusOr<KubeDnsConfig> ParseKubeDnsConfig(const std::map<std::string, std::string>& files,
                                                  const ResolvConfFileCheck& file_check);

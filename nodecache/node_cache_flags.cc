@@ -15,6 +15,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/one_line.h"
 #include "nodecache/go_flags.h"
 #include "nodecache/string_view_compat.h"
 
@@ -114,10 +115,13 @@ bool ParseIpLiteral(std::string_view text, bool* ipv6) {
 int64_t NodeCacheFlags::EffectiveSyncIntervalSeconds() const {
   const int64_t ns = sync_interval.count();
   if (ns < 1000 * 1000 * 1000) return ns;
-  return std::max<int64_t>(1, (ns + 500 * 1000 * 1000) / (1000 * 1000 * 1000));
+  // Rounded half up without adding first: ns + 5e8 overflows near the largest Duration.
+  constexpr int64_t kSecond = 1000 * 1000 * 1000;
+  return std::max<int64_t>(1, ns / kSecond + (ns % kSecond >= kSecond / 2 ? 1 : 0));
 }
 
-absl::StatusOr<NodeCacheFlags> ParseNodeCacheFlags(std::span<const std::string> args) {
+// Without the one-line escaping; see below.
+static absl::StatusOr<NodeCacheFlags> ParseNodeCacheFlagsRaw(std::span<const std::string> args) {
   absl::StatusOr<GoFlagParse> parsed = ParseGoFlags(Specs(), args);
   if (!parsed.ok()) return parsed.status();
   NodeCacheFlags f;
@@ -187,6 +191,13 @@ absl::StatusOr<NodeCacheFlags> ParseNodeCacheFlags(std::span<const std::string> 
         "invalid -syncinterval ", FormatGoDuration(f.sync_interval), ": must be positive"));
   }
   return f;
+}
+
+absl::StatusOr<NodeCacheFlags> ParseNodeCacheFlags(std::span<const std::string> args) {
+  absl::StatusOr<NodeCacheFlags> flags = ParseNodeCacheFlagsRaw(args);
+  // Messages quote arguments, which may hold a newline.
+  if (!flags.ok()) return OneLine(flags.status());
+  return flags;
 }
 
 std::string UsageText() {

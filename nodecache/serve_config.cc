@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "common/one_line.h"
 
 namespace nodedns::nodecache {
 
@@ -80,7 +81,9 @@ class Translator {
       }
       if (auto st = Endpoints(b, c); !st.ok()) return st;
       if (b.reload) {
-        const uint32_t ms = static_cast<uint32_t>(absl::ToInt64Milliseconds(b.reload->interval));
+        // Clamped: "reload 1193h2m47.296s" (2^32 ms) must not wrap to 0, which means no reload.
+        const uint32_t ms = static_cast<uint32_t>(
+            std::clamp<int64_t>(absl::ToInt64Milliseconds(b.reload->interval), 1, UINT32_MAX));
         out.reload_interval_ms =
             out.reload_interval_ms == 0 ? ms : std::min(out.reload_interval_ms, ms);
       }
@@ -304,7 +307,10 @@ class Translator {
 
 absl::StatusOr<NodeCacheConfig> TranslateCorefile(std::span<const ServerBlockConfig> blocks,
                                                   const TranslateOptions& options) {
-  return Translator(blocks, options).Run();
+  absl::StatusOr<NodeCacheConfig> config = Translator(blocks, options).Run();
+  // Messages quote zones, which may hold any byte a quoted Corefile token can.
+  if (!config.ok()) return OneLine(config.status());
+  return config;
 }
 
 cache::EntryPolicy CachePolicy(const corefile::CacheConfig* cc) {

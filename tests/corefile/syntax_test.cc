@@ -157,6 +157,26 @@ TEST(CorefileSyntaxTest, UnclosedBlocksAndStringsAreErrors) {
   EXPECT_EQ(ErrorOf(".:53 {\n  log \"abc\n}\n"), "Corefile:2: unterminated quoted string");
 }
 
+TEST(CorefileSyntaxTest, BlocksNestedTooDeepAreAnError) {
+  // docs/fuzzing.md: 100000 levels overflowed the stack.
+  const auto nested = [](int depth) {
+    std::string text = ".:53 {\n";
+    for (int i = 0; i < depth; ++i) text += "a {\n";
+    for (int i = 0; i < depth; ++i) text += "}\n";
+    return text + "}\n";
+  };
+  EXPECT_TRUE(Parse(nested(kMaxBlockDepth)).ok());
+  EXPECT_EQ(ErrorOf(nested(kMaxBlockDepth + 1)), "Corefile:18: blocks nested more than 16 deep");
+  EXPECT_EQ(ErrorOf(nested(100000)), "Corefile:18: blocks nested more than 16 deep");
+}
+
+TEST(CorefileSyntaxTest, ErrorsAreOneLineEvenWhenATokenIsNot) {
+  EXPECT_EQ(ErrorOf("\"a\nb:x\" {\n}\n"), "Corefile:1: invalid port in server block key 'a\\nb:x'");
+  EXPECT_EQ(ErrorOf("a.example\n\"b\r\nc\"\n"),
+            "Corefile:2: expected '{' after the server block keys, found 'b\\r\\nc' (Corefiles "
+            "without braces are not supported)");
+}
+
 TEST(CorefileSyntaxTest, KeysWithoutBracesAreAnError) {
   EXPECT_EQ(ErrorOf(".:53\nforward . 1.1.1.1\n"),
             "Corefile:2: expected '{' after the server block keys, found 'forward' (Corefiles "

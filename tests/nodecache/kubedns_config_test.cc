@@ -84,6 +84,9 @@ TEST(KubeDnsConfigTest, WrongJsonShapesNameFileAndKey) {
             "upstreamNameservers: line 1 column 1: unexpected end of JSON input");
   EXPECT_EQ(ErrorOf({{"stubDomains", "{} {}"}}),
             "stubDomains: line 1 column 4: unexpected text after the JSON value");
+  // A key's "\n" escape stays an escape: errors are one line.
+  EXPECT_EQ(ErrorOf({{"stubDomains", R"({"a\nb": 1})"}}),
+            "stubDomains: line 1 column 10: \"a\\nb\" must be an array of strings, not a number");
 }
 
 TEST(KubeDnsConfigTest, StubDomainNamesAreDns1123Subdomains) {

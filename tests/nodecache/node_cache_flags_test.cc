@@ -149,6 +149,16 @@ TEST(NodeCacheFlagsTest, UnknownFlagAndMissingValueAreGoErrors) {
             "flag needs an argument: -conf");
 }
 
+TEST(NodeCacheFlagsTest, ErrorsAreOneLine) {
+  absl::StatusOr<NodeCacheFlags> f = Parse({"-localip", "1.2.3.4\n5.6.7.8"});
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.status().message(),
+            "invalid -localip entry \"1.2.3.4\\n5.6.7.8\": not an IP address");
+  f = Parse({"-localip=1.2.3.4", "-dns.port", "5\r\n3"});
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.status().message(), "invalid -dns.port \"5\\r\\n3\": want a number from 1 to 65535");
+}
+
 TEST(NodeCacheFlagsTest, LocalIpIsRequired) {
   absl::StatusOr<NodeCacheFlags> f = Parse({});
   ASSERT_FALSE(f.ok());
@@ -220,9 +230,10 @@ TEST(NodeCacheFlagsTest, SyncIntervalKeepsNodeCacheSecondsArithmetic) {
     const char* arg;
     int64_t seconds;
   };
-  for (const Case& c :
-       {Case{"60ns", 60}, Case{"1ns", 1}, Case{"500ms", 500000000}, Case{"1s", 1}, Case{"90s", 90},
-        Case{"1m30.4s", 90}, Case{"1m30.5s", 91}, Case{"2h", 7200}}) {
+  for (const Case& c : {Case{"60ns", 60}, Case{"1ns", 1}, Case{"500ms", 500000000}, Case{"1s", 1},
+                        Case{"90s", 90}, Case{"1m30.4s", 90}, Case{"1m30.5s", 91}, Case{"2h", 7200},
+                        // The largest Duration: rounding must not overflow int64 nanoseconds.
+                        Case{"2562047h47m16.854775807s", 9223372037}}) {
     absl::StatusOr<NodeCacheFlags> f =
         Parse({"-localip=1.2.3.4", std::string("-syncinterval=") + c.arg});
     ASSERT_TRUE(f.ok()) << c.arg << ": " << f.status();

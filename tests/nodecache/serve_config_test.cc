@@ -489,6 +489,14 @@ example.com:53 {
   EXPECT_EQ(once->reload_interval_ms, 30'000u);  // CoreDNS's default interval
 }
 
+TEST(TranslateCorefileTest, LongReloadIntervalsDoNotWrapToNoReload) {
+  // 2^32 ms wrapped to 0, "no reload directive".
+  absl::StatusOr<NodeCacheConfig> c =
+      Translate(".:53 {\n    forward . 10.0.0.1\n    reload 1193h2m47.296s\n}\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->reload_interval_ms, UINT32_MAX);
+}
+
 TEST(TranslateCorefileTest, WithoutReloadTheIntervalIsZero) {
   absl::StatusOr<NodeCacheConfig> c = Translate(".:53 {\n    forward . 10.0.0.1\n}\n");
   ASSERT_TRUE(c.ok()) << c.status();
