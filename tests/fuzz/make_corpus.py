@@ -5,7 +5,9 @@ Every seed is built here, byte by byte, so that the corpus is reproducible and r
 queries (EDNS, cookies, ECS, search-path expansions, zero or two questions, truncated, compressed
 question) and real responses (A, CNAME chains with compression, NXDOMAIN and NODATA with SOA,
 SERVFAIL, TC, BADVERS, compression loops, 513 records, and each kind of malformed name
-ParseResponseLayout refuses) and resolv.conf variants. Files found by
+ParseResponseLayout refuses), resolv.conf variants, Corefiles (the ones under tests/corefile/testdata
+and tests/nodecache/testdata, and small broken ones), kube-dns ConfigMaps with base Corefiles, and
+node-cache command lines. Files found by
 fuzzing (reproducers) live beside them under names starting with "found-"; this script leaves
 those alone and rewrites the rest.
 
@@ -335,6 +337,148 @@ RESOLV_CONFS = {
 }
 
 
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def testdata_corefiles():
+    """The Corefiles the unit tests read, as they are in the repository."""
+    out = {}
+    for path in sorted((REPO / "tests/corefile/testdata").glob("*.Corefile")):
+        out["testdata_" + path.stem] = path.read_bytes()
+    for path in sorted((REPO / "tests/nodecache/testdata/stock").glob("Corefile.base*")):
+        out["testdata_stock_" + path.name.replace(".", "_")] = path.read_bytes()
+    return out
+
+
+def corefiles():
+    ok = ".:53 {\n    forward . 10.0.0.1\n}\n"
+    return {
+        **testdata_corefiles(),
+        "minimal": ok,
+        "env": "{$CLUSTER_DOMAIN}:{$PORT} {$UNSET}, in-addr.arpa:{$PORT} {\n"
+               "    bind {$LOCAL_DNS}\n    forward . {$UPSTREAM}\n    reload {%UNSET%}\n}\n"
+               ".:{$PORT} {\n    bind {%LOCAL_DNS%}\n    forward . /etc/resolv.conf\n"
+               "    cache 30 {\n        prefetch 2 1m 20%\n        serve_stale 1h verify\n"
+               "    }\n}\n",
+        "keys_comma_next_line": "a.example,\nb.example:53\n{\n    forward . 10.0.0.2:5353\n}\n"
+                                ". {\n    forward . [::1]:53 dns://10.0.0.3\n}\n",
+        "quoted_crlf_bom_nbsp": "\xef\xbb\xbf.:53 {\r\n    forward \".\" \"10.0.0.1\"\r\n"
+                                "    log \"multi\nline\" # comment\r\n"
+                                "    errors\xc2\xa0stdout\r\n}\r\n",
+        "all_options": ".:53 {\n    errors {\n        consolidate 5m \".* i/o timeout$\" warning"
+                       " show_first\n        stacktrace\n    }\n"
+                       "    forward . 10.0.0.1 /etc/resolv.conf {\n        except example.org\n"
+                       "        force_tcp\n        prefer_udp\n        max_fails 3\n"
+                       "        max_concurrent 100\n        expire 10s\n        policy sequential\n"
+                       "        health_check 1s no_rec domain example.com\n"
+                       "        failfast_all_unhealthy_upstreams\n    }\n"
+                       "    cache 3600 . {\n        success 5000 60 10\n        denial 2500 10 1\n"
+                       "        servfail 1s\n        disable denial sub.example\n        keepttl\n"
+                       "    }\n    health :8080 {\n        lameduck 5s\n    }\n"
+                       "    ready 127.0.0.1:8181 {\n        monitor continuously\n    }\n"
+                       "    prometheus [::1]:9153\n    reload 10s 3s\n    loop\n"
+                       "    log . {combined} {\n        class denial error\n    }\n}\n",
+        "no_root": "cluster.local {\n    forward . 10.0.0.1\n}\n",
+        "split_binds": "a.example {\n    bind 127.0.0.1\n    forward . 10.0.0.1\n}\n"
+                       ". {\n    bind 127.0.0.2\n    forward . 10.0.0.1\n}\n",
+        "loop_self": ". {\n    bind 127.0.0.1\n    loop\n    forward . 127.0.0.1\n}\n",
+        "same_zone_twice": ".:53 {\n    forward . 10.0.0.1\n}\n.:53 {\n    forward . 10.0.0.2\n}\n",
+        "two_ports": ".:53 .:5353 {\n    forward . 10.0.0.1\n}\n",
+        "bad_resolv_path": ".:53 {\n    forward . /etc/missing\n}\n",
+        "err_unterminated_quote": ".:53 {\n    forward . \"10.0.0.1\n}\n",
+        "err_import": "import other.conf\n",
+        "err_snippet": "(common) {\n    errors\n}\n",
+        "err_brace_same_line": ".:53 { forward . 10.0.0.1 }\n",
+        "err_unclosed": ".:53 {\n    forward . 10.0.0.1 {\n",
+        "err_no_braces": ".:53\nforward . 10.0.0.1\n",
+        "err_bad_port": ".:99999 {\n}\n",
+        "err_transport": "tls://.:853 {\n}\n",
+        "err_cidr": "10.0.0.0/8 {\n}\n",
+        "err_unknown_directive": ".:53 {\n    rewrite name a b\n}\n",
+        "err_forward_outside": "a.example {\n    forward b.example 10.0.0.1\n}\n",
+        "err_hostname_upstream": ".:53 {\n    forward . dns.google\n}\n",
+        "err_duration": ".:53 {\n    reload 1x\n    forward . 10.0.0.1\n}\n",
+        "err_trailing_comma": ".:53,",
+        "err_nested": ".:53 {\n    forward . 10.0.0.1 {\n        policy {\n            x\n"
+                      "        }\n    }\n}\n",
+        "err_deep_nesting": ".:53 {\n" + "a {\n" * 17 + "}\n" * 17 + "}\n",
+        "reload_2_32_ms": ".:53 {\n    forward . 10.0.0.1\n    reload 1193h2m47.296s\n}\n",
+        "empty": "",
+    }
+
+
+def kubedns_inputs():
+    """Control byte (see kubedns_config_fuzz.cc), stubDomains, NUL, upstreamNameservers, NUL,
+    base Corefile."""
+    stock = REPO / "tests/nodecache/testdata/stock"
+    base = (stock / "Corefile.base").read_bytes()
+    raw = (stock / "Corefile.base.unsubstituted").read_bytes()
+    stubs = b'{"acme.local": ["1.2.3.4", "1.2.3.5:5353"], "corp": ["[2001:db8::1]:53"]}'
+    ups = b'["8.8.8.8", "8.8.4.4:53", "[2001:4860:4860::8888]:53"]'
+    def one(control, s=b"", u=b"", b=base):
+        return bytes([control]) + s + b"\0" + u + b"\0" + b
+    force_tcp = (b".:53 {\r\n  forward . __PILLAR__UPSTREAM__SERVERS__ {\r\n"
+                 b"     force_tcp\r\n  }\r\n  # __PILLAR__CLUSTER__DNS__ in a comment\r\n}\r\n")
+    return {
+        "stock_no_configmap": one(0x04),
+        "stock_stubs_upstreams": one(0x07, stubs, ups),
+        "stock_ipv6_stubs": one(0x0d, stubs),
+        "stock_upstreams_only": one(0x06, b"", ups),
+        "stock_no_cluster_ip": one(0x03, stubs, ups),
+        "unsubstituted_domain": one(0x07, stubs, ups, raw),
+        "force_tcp_crlf": one(0x06, b"null", b'["10.0.0.1"]', force_tcp),
+        "stub_file_nameserver": one(0x05, b'{"a.b": ["resolv.conf", "dns://10.0.0.1"]}'),
+        "stub_escapes": one(0x05, b'{"a\\u0062c": ["1.2.3.4"], "x": ["1.1.1.1"], "x": []}'),
+        "err_stub_domain": one(0x05, b'{"Acme.Local.": ["1.2.3.4"]}'),
+        "err_stub_port": one(0x05, b'{"acme.local": ["1.2.3.4:x"]}'),
+        "err_stub_empty": one(0x05, b'{"acme.local": []}'),
+        "err_stub_type": one(0x05, b'["acme.local"]'),
+        "err_json_depth": one(0x01, b"[" * 40 + b"]" * 40),
+        "err_json_syntax": one(0x03, b'{"a": [1,]}', b'["1.2.3.4" "5.6.7.8"]'),
+        "err_too_many_upstreams": one(0x02, b"", b'["1.1.1.1","1.1.1.2","1.1.1.3","1.1.1.4"]'),
+        "err_upstream_tls": one(0x02, b"", b'["tls://1.1.1.1"]'),
+        "err_upstream_hostname": one(0x02, b"", b'["dns.google"]'),
+        "err_surrogates": one(0x01, b'{"\\ud800\\udc00\\ud800": ["1.2.3.4"]}'),
+        "empty_files": one(0x03),
+    }
+
+
+def node_cache_args():
+    def argv(*args):
+        return b"\0".join(a.encode() for a in args)
+    return {
+        "stock_daemonset": argv("-localip", "169.254.20.10,10.96.0.10", "-conf", "/etc/Corefile",
+                                "-upstreamsvc", "kube-dns-upstream"),
+        "nodedns_deploy": argv("-localip", "169.254.20.10,10.96.0.10", "-conf", "/etc/Corefile",
+                               "-upstreamsvc", "kube-dns-upstream", "-pidfile",
+                               "/tmp/node-cache.pid", "-setupinterface=false",
+                               "-setupiptables=false"),
+        "helm_chart": argv("-localip", "169.254.20.25", "-conf", "/etc/Corefile",
+                           "-upstreamsvc", "kube-dns-upstream", "-skipteardown=true",
+                           "-setupinterface=false", "-setupiptables=true",
+                           "-health-port", "8080", "--metrics-listen-address=[::]:9353"),
+        "every_flag": argv("--localip=fd00::10", "-setupinterface", "-interfacename", "nld0",
+                           "-syncinterval", "1m30s", "-metrics-listen-address", ":9353",
+                           "-basecorefile", "/etc/coredns/Corefile.base", "-corefile", "/etc/C",
+                           "-kubednscm", "/etc/kube-dns", "-health-port=08080", "-reloadwithsignal",
+                           "-dns.port", "5353", "-p", "53", "-pidfile", "", "-plugins=0",
+                           "-quiet=T", "-version=FALSE", "--"),
+        "help": argv("-localip", "x", "-help=false"),
+        "err_bool_value": argv("-localip", "169.254.20.10", "-setupiptables=maybe"),
+        "err_positional": argv("-localip", "169.254.20.10", "-setupinterface", "false"),
+        "err_undefined": argv("-localip=169.254.20.10", "-dns.port=53", "-nope"),
+        "err_needs_argument": argv("-localip"),
+        "err_bad_syntax": argv("---localip=1.2.3.4"),
+        "err_mixed_family": argv("-localip", "169.254.20.10,fd00::1"),
+        "err_port": argv("-localip", "169.254.20.10", "-dns.port", "65536"),
+        "err_metrics_addr": argv("-localip", "169.254.20.10", "-metrics-listen-address", "::1:9353"),
+        "err_syncinterval": argv("-localip", "169.254.20.10", "-syncinterval", "-1h"),
+        "syncinterval_odd": argv("-localip", "169.254.20.10", "-syncinterval", "2562047h47m16.854775807s"),
+        "err_duration_unit": argv("-localip", "169.254.20.10", "-syncinterval", "5\xb5x"),
+        "empty": b"",
+    }
+
+
 def write(out, target, files, prefix=b""):
     directory = out / target
     directory.mkdir(parents=True, exist_ok=True)
@@ -368,6 +512,9 @@ def main():
     write(out, "search_rewrite_fuzz", {stem: bytes([ctl[i % len(ctl)]]) + data
                                        for i, (stem, data) in enumerate(candidates)})
     write(out, "resolv_conf_fuzz", RESOLV_CONFS)
+    write(out, "corefile_fuzz", corefiles())
+    write(out, "kubedns_config_fuzz", kubedns_inputs())
+    write(out, "node_cache_flags_fuzz", node_cache_args())
 
 
 if __name__ == "__main__":
