@@ -38,11 +38,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   // What ParseNodeCacheFlags promises of a command line it accepts.
   FUZZ_CHECK(!flags->local_ips.empty());
+  bool seen4 = false, seen6 = false;
   for (const std::string& ip : flags->local_ips) {
     bool ipv6 = false;
     FUZZ_CHECK(nodecache::ParseIpLiteral(ip, &ipv6));
-    FUZZ_CHECK(ipv6 == flags->local_ips_ipv6);
+    (ipv6 ? seen6 : seen4) = true;
   }
+  // The families reported are exactly those present (IPv4, IPv6 or both).
+  FUZZ_CHECK(seen4 == flags->local_ips_ipv4 && seen6 == flags->local_ips_ipv6);
   for (const std::string* port : {&flags->dns_port, &flags->health_port}) {
     FUZZ_CHECK(!port->empty() && port->find_first_not_of("0123456789") == std::string::npos);
   }
