@@ -26,7 +26,7 @@
 #include "audit/live_audit.h"
 #include "audit/live_oracle.h"
 #include "audit/report.h"
-#include "audit/string_view_compat.h"
+#include "common/string_view_compat.h"
 #include "resolvconf/resolv_conf.h"
 
 namespace nodedns::audit {

@@ -12,7 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "audit/string_view_compat.h"
+#include "common/string_view_compat.h"
 #include "common/json.h"
 #include "resolvconf/resolv_conf.h"
 

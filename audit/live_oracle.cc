@@ -10,7 +10,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "audit/string_view_compat.h"
+#include "common/string_view_compat.h"
 
 namespace nodedns::audit {
 namespace internal {
@@ -107,7 +107,7 @@ absl::StatusOr<ServerAddress> ParseServerAddress(std::string_view text_in) {
   }
   if (!port_text.empty()) {
     int port = 0;
-    if (!absl::SimpleAtoi(internal::Av(port_text), &port) || port <= 0 || port > 65535) {
+    if (!absl::SimpleAtoi(Av(port_text), &port) || port <= 0 || port > 65535) {
       return absl::InvalidArgumentError(absl::StrCat("bad --resolve port in '", text, "'"));
     }
     out.port = port;

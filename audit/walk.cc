@@ -11,7 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "audit/string_view_compat.h"
+#include "common/string_view_compat.h"
 #include "resolvconf/resolv_conf.h"
 
 namespace nodedns::audit {
@@ -218,7 +218,7 @@ ExistenceOracle DefaultExistence(const ResolvConf& conf) {
       conf.search.empty() ? std::string()
                           : absl::AsciiStrToLower(internal::StripTrailingDot(conf.search[0]));
   return [k8s, first_search](std::string_view typed, std::string_view qname_in) -> Outcome {
-    std::string qname = absl::AsciiStrToLower(internal::Av(qname_in));
+    std::string qname = absl::AsciiStrToLower(Av(qname_in));
     std::string base = absl::AsciiStrToLower(internal::StripTrailingDot(typed));
     if (k8s.has_value()) {
       const std::string& zone = k8s->zone;

@@ -21,11 +21,10 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/string_view.h"
 #include "common/one_line.h"
+#include "common/string_view_compat.h"
 
 namespace nodedns::corefile {
 namespace {
-
-absl::string_view Av(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 constexpr char kSupported[] =
     "bind, cache, errors, forward, health, log, loop, prometheus, ready, reload";

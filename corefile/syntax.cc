@@ -15,14 +15,13 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "common/one_line.h"
+#include "common/string_view_compat.h"
 
 namespace nodedns::corefile {
 namespace {
 
 // Debian's Abseil is built with absl::string_view as its own class, not an alias of
 // std::string_view, so the two do not convert implicitly.
-absl::string_view Av(std::string_view s) { return absl::string_view(s.data(), s.size()); }
-
 struct Token {
   std::string text;
   int line = 0;      // Where the token starts.

@@ -13,7 +13,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "nodecache/node_cache_flags.h"
-#include "nodecache/string_view_compat.h"
+#include "common/string_view_compat.h"
 
 namespace nodedns::nodecache {
 

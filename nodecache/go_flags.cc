@@ -16,7 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "common/one_line.h"
-#include "nodecache/string_view_compat.h"
+#include "common/string_view_compat.h"
 
 namespace nodedns::nodecache {
 

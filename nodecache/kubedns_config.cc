@@ -22,7 +22,7 @@
 #include "common/json.h"
 #include "common/one_line.h"
 #include "nodecache/node_cache_flags.h"
-#include "nodecache/string_view_compat.h"
+#include "common/string_view_compat.h"
 
 namespace nodedns::nodecache {
 

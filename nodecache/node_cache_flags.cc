@@ -17,7 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "common/one_line.h"
 #include "nodecache/go_flags.h"
-#include "nodecache/string_view_compat.h"
+#include "common/string_view_compat.h"
 
 namespace nodedns::nodecache {
 

@@ -20,15 +20,11 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "common/string_view_compat.h"
 
 namespace nodedns::resolvconf {
 namespace internal {
 namespace {
-
-// Debian's Abseil is built with absl::string_view as its own class, not an alias of
-// std::string_view, so the two do not convert implicitly.
-absl::string_view Av(std::string_view s) { return absl::string_view(s.data(), s.size()); }
-std::string_view Sv(absl::string_view s) { return std::string_view(s.data(), s.size()); }
 
 // glibc splits resolv.conf words on blanks only (space and tab), never on other whitespace.
 std::vector<std::string> SplitBlanks(std::string_view s) {

@@ -16,7 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "corefile/config.h"
 #include "corefile/syntax.h"
-#include "nodecache/string_view_compat.h"
+#include "common/string_view_compat.h"
 
 namespace nodedns::nodecache {
 namespace {
