@@ -62,7 +62,10 @@ esac
 lab_knot_start || { echo "FAIL: knotd"; exit 1; }
 lab_build_clients || { echo "FAIL: building the getaddrinfo client"; exit 1; }
 
-if ! "$NODEDNS" serve --help 2>&1 | grep -q -- '--search-rewrite'; then
+# Read the whole help first: with pipefail, grep -q leaving early would SIGPIPE nodedns and fail
+# the pipeline once the help outgrows one stdio buffer.
+serve_help=$("$NODEDNS" serve --help 2>&1)
+if ! grep -q -- '--search-rewrite' <<<"$serve_help"; then
   echo "FAIL: '$NODEDNS serve --help' does not mention --search-rewrite"
   exit 1
 fi
