@@ -7,13 +7,16 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "corefile/config.h"
 #include "corefile/syntax.h"
 #include "nodecache/corefile_template.h"
 #include "nodecache/kubedns_config.h"
+#include "nodesetup/local_addresses.h"
 #include "proxy/coredns_metrics.h"
 #include "resolvconf/resolv_conf.h"
 
@@ -171,18 +174,13 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
     std::puts("nodedns 0.1.0 (node-cache compatible)");
     return 0;
   }
-  // Node setup (the link-local interface and the NOTRACK rules) is not in nodedns yet: a flag
-  // that asks for it must not be accepted and then not done.
-  for (const auto& [name, on] :
-       {std::pair<const char*, bool>{"setupinterface", flags->setup_interface},
-        {"setupiptables", flags->setup_iptables}}) {
-    if (on) {
-      std::fprintf(stderr,
-                   "nodedns node-cache: -%s: nodedns does not set up the node's interface or "
-                   "iptables rules yet; set them up outside and pass -%s=false\n",
-                   name, name);
-      return 2;
-    }
+  // The NOTRACK rules half of node setup is not in nodedns yet: a flag that asks for it must not
+  // be accepted and then not done. Checked before anything on the node is changed.
+  if (flags->setup_iptables) {
+    std::fprintf(stderr,
+                 "nodedns node-cache: -setupiptables: nodedns does not set up the node's iptables "
+                 "rules yet; set them up outside and pass -setupiptables=false\n");
+    return 2;
   }
   if (flags->plugins) {
     std::puts(
@@ -208,14 +206,62 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
                                    ? std::min(config->reload_interval_ms, kConfigSyncMs)
                                    : kConfigSyncMs);
   config->serve.quiet = flags->quiet;
+  // -setupinterface: the local IPs must be on the interface before Server::Create binds them.
+  std::unique_ptr<nodesetup::LocalAddresses> local;
+  if (flags->setup_interface) {
+    auto made = nodesetup::LocalAddresses::Create(flags->interface_name, flags->local_ips);
+    absl::Status st = made.status();
+    if (made.ok()) {
+      local = *std::move(made);
+      st = local->Ensure().status();
+    }
+    if (!st.ok()) {
+      std::fprintf(stderr, "nodedns node-cache: -setupinterface: %s\n",
+                   std::string(st.message()).c_str());
+      return 2;
+    }
+  }
+  // Undoes -setupinterface's changes on every way out once they are made (unless -skipteardown,
+  // which leaves the addresses for a restarted node-cache or for pods during an upgrade).
+  auto teardown = [&] {
+    if (local == nullptr || flags->skip_teardown) return;
+    if (absl::Status st = local->Teardown(); !st.ok()) {
+      Log(absl::StrCat("-setupinterface teardown: ", st.message()));
+    }
+  };
   auto server = proxy::Server::Create(std::move(config->serve));
   if (!server.ok()) {
     std::fprintf(stderr, "nodedns node-cache: %s\n",
                  std::string(server.status().message()).c_str());
+    teardown();
     return 2;
   }
   source->set_server(server->get());
   (*server)->SetConfigSource(std::move(source));
+  if (local != nullptr) {
+    // node-cache re-checks every -syncinterval: someone (a CNI, an operator, networkd) may have
+    // removed the interface or an address, and pods would lose their DNS until it is back.
+    proxy::Server* srv = server->get();
+    nodesetup::LocalAddresses* la = local.get();
+    const uint64_t every_ms =
+        static_cast<uint64_t>(std::min<int64_t>(flags->EffectiveSyncIntervalSeconds(),
+                                                std::numeric_limits<int64_t>::max() / 1000)) *
+        1000;
+    srv->SetPeriodic(every_ms, [srv, la] {
+      auto r = la->Ensure();
+      if (!r.ok()) {
+        srv->CountSetupError(proxy::kSetupErrorInterfaceCheck);
+        Log(absl::StrCat("-setupinterface: ", r.status().message()));
+      } else if (r->changed()) {
+        srv->CountSetupError(proxy::kSetupErrorInterfaceAdd);
+        Log(absl::StrCat(
+            "-setupinterface: ", la->interface_name(), " had lost its setup; ",
+            r->created_interface ? "re-created it, " : "", r->brought_up ? "brought it up, " : "",
+            "added ",
+            r->added.empty() ? std::string("no addresses") : absl::StrJoin(r->added, " ")));
+      }
+    });
+  }
   if (!flags->pidfile.empty()) {
     // CoreDNS writes its pid once serving is about to start; node-cache waits for the file.
     std::ofstream pid(flags->pidfile, std::ios::trunc);
@@ -223,11 +269,13 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
     if (!pid) {
       std::fprintf(stderr, "nodedns node-cache: -pidfile %s: cannot write\n",
                    flags->pidfile.c_str());
+      teardown();
       return 2;
     }
   }
   const absl::Status st = (*server)->Run();
   if (!flags->pidfile.empty()) unlink(flags->pidfile.c_str());
+  teardown();
   if (!st.ok()) {
     std::fprintf(stderr, "nodedns node-cache: %s\n", std::string(st.message()).c_str());
     return 1;

@@ -175,6 +175,9 @@ struct CoreDnsGauges {
 // are always present, at zero until counted).
 inline constexpr const char* kSetupErrorTypes[5] = {"iptables", "iptables_lock", "interface_add",
                                                     "interface_check", "configmap"};
+// Indices into kSetupErrorTypes.
+inline constexpr size_t kSetupErrorInterfaceAdd = 2;    // -setupinterface had to add something
+inline constexpr size_t kSetupErrorInterfaceCheck = 3;  // the interface could not be checked
 inline constexpr size_t kSetupErrorConfigMap = 4;
 
 // Prometheus text format 0.0.4 of every coredns_* family: the workers' cells summed, series

@@ -255,6 +255,11 @@ void Server::ReloadFromSource() {
   std::fflush(stderr);
 }
 
+void Server::SetPeriodic(uint64_t interval_ms, std::function<void()> fn) {
+  periodic_ms_ = interval_ms;
+  periodic_ = std::move(fn);
+}
+
 absl::Status Server::Run() {
   uv_loop_init(&loop_);
   uv_async_init(&loop_, &shutdown_, [](uv_async_t* h) { uv_stop(h->loop); });
@@ -281,6 +286,14 @@ absl::Status Server::Run() {
           if (self->source_->Changed()) self->ReloadFromSource();
         },
         every, every);
+  }
+  uv_timer_init(&loop_, &periodic_timer_);
+  periodic_timer_.data = this;
+  if (periodic_) {
+    const uint64_t every = std::max<uint64_t>(100, periodic_ms_);
+    uv_timer_start(
+        &periodic_timer_, [](uv_timer_t* h) { static_cast<Server*>(h->data)->periodic_(); }, every,
+        every);
   }
   // A client that goes away mid-reply must not kill the process.
   signal(SIGPIPE, SIG_IGN);
@@ -325,6 +338,7 @@ absl::Status Server::Run() {
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigusr1_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&poll_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&periodic_timer_), nullptr);
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
   return status;

@@ -11,6 +11,7 @@
 
 #include <array>
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -52,6 +53,11 @@ class Server {
 
   // Reloads from `source` (SIGUSR1, and when it reports a change). Before Run().
   void SetConfigSource(std::unique_ptr<ConfigSource> source);
+  // Runs `fn` on the main loop every `interval_ms` (at least 100) while Run() serves, first one
+  // interval after it starts; node-cache re-checks its node setup with it. Before Run(); one
+  // callback (a second call replaces the first). `fn` must not block: it delays reloads and
+  // shutdown.
+  void SetPeriodic(uint64_t interval_ms, std::function<void()> fn);
 
   // Starts the workers and the HTTP endpoints and blocks until a signal or Shutdown().
   absl::Status Run();
@@ -95,6 +101,9 @@ class Server {
   uv_async_t shutdown_;
   uv_signal_t sigint_, sigterm_, sigusr1_;
   uv_timer_t poll_timer_;
+  uint64_t periodic_ms_ = 0;
+  std::function<void()> periodic_;
+  uv_timer_t periodic_timer_;
 };
 
 }  // namespace nodedns::proxy

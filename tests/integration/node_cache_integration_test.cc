@@ -9,8 +9,10 @@
 // __PILLAR__DNS__SERVER__: here cluster.local, 127.0.0.1 and 127.0.0.2) and moves its fixed ports
 // (53, 8080, 9253, and the cluster DNS's 53) to free loopback ports, with -dns.port for the
 // stub-domain blocks node-cache writes; nothing else is changed.
-// The arguments are the DaemonSet's, plus -setupinterface=false -setupiptables=false (node setup
-// is not in nodedns yet; without them it exits 2, which a test checks).
+// The arguments are the DaemonSet's, plus -setupinterface=false -setupiptables=false: these tests
+// run in the host's network namespace and must not touch its interfaces
+// (node_setup_integration_test covers -setupinterface in a private one), and the iptables half of
+// node setup is not in nodedns yet (with -setupiptables it exits 2, which a test checks).
 #include <arpa/inet.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -627,7 +629,7 @@ TEST_F(NodeCacheTest, BadFlagsAndFilesExitTwoWithOneLine) {
   setup.resize(setup.size() - 2);  // without -setupinterface=false -setupiptables=false
   const std::vector<Case> cases = {
       {Args({"-nosuchflag"}), "flag provided but not defined: -nosuchflag"},
-      {setup, "-setupinterface"},
+      {setup, "-setupiptables"},  // checked before any node setup is done
       {Args({"-localip", "1.2.3"}), "1.2.3"},
       {Args({"-dns.port", "x"}), "dns.port"},
   };
