@@ -7,12 +7,22 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "dns/wire.h"
 #include "resolvconf/resolv_conf.h"
 
 namespace nodedns::proxy {
+
+std::string HttpEndpoint::ToString() const {
+  std::vector<std::string> roles;
+  if (health) roles.push_back("health");
+  if (metrics) roles.push_back("metrics");
+  if (audit) roles.push_back("audit");
+  if (ready) roles.push_back("ready");
+  return absl::StrCat(addr.ToString(), " ", absl::StrJoin(roles, ","));
+}
 
 absl::StatusOr<std::vector<uint8_t>> ZoneToWire(absl::string_view zone) {
   std::string z = absl::AsciiStrToLower(zone);

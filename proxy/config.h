@@ -53,6 +53,9 @@ struct HttpEndpoint {
   bool audit = true;
   bool ready = false;             // GET /ready (a Corefile's `ready`): 200 once serving
   std::string flag = "--health";  // what error messages name (a flag, or FILE:LINE)
+  // "ADDR:PORT health,metrics,audit,ready" (the roles it has, in that order): for logs, tests and
+  // comparing two configurations.
+  std::string ToString() const;
 };
 
 // The default of `listen`, which stays empty in ServeConfig{}: BuildServeConfig fills it in when

@@ -183,7 +183,7 @@ std::string RestartOnlyDifference(const ServeConfig& a, const ServeConfig& b) {
   auto endpoints = [](const std::vector<HttpEndpoint>& v) {
     std::string out;
     for (const auto& e : v) {
-      absl::StrAppend(&out, e.addr.ToString(), e.health, e.metrics, e.audit, e.ready, " ");
+      absl::StrAppend(&out, e.ToString(), ";");
     }
     return out;
   };

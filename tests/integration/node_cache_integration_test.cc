@@ -56,6 +56,7 @@ using nodedns::testing::ReplySpecFor;
 using nodedns::testing::ScriptedUpstream;
 using nodedns::testing::SeenQuery;
 using nodedns::testing::TcpExchange;
+using nodedns::testing::UdpExchangeTo;
 using nodedns::testing::WriteFile;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
@@ -68,40 +69,6 @@ std::string Replace(std::string s, const std::string& from, const std::string& t
     s.replace(at, from.size(), to);
   }
   return s;
-}
-
-// A query to ADDR:port over UDP, IPv4 or IPv6 (UdpExchange only talks to 127.0.0.1).
-std::optional<Bytes> UdpExchangeTo(const char* addr, uint16_t port, const Bytes& query) {
-  sockaddr_storage ss{};
-  socklen_t len = 0;
-  auto* a4 = reinterpret_cast<sockaddr_in*>(&ss);
-  auto* a6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  if (inet_pton(AF_INET, addr, &a4->sin_addr) == 1) {
-    a4->sin_family = AF_INET;
-    a4->sin_port = htons(port);
-    len = sizeof *a4;
-  } else if (inet_pton(AF_INET6, addr, &a6->sin6_addr) == 1) {
-    a6->sin6_family = AF_INET6;
-    a6->sin6_port = htons(port);
-    len = sizeof *a6;
-  } else {
-    return std::nullopt;
-  }
-  const int fd = socket(ss.ss_family, SOCK_DGRAM, 0);
-  timeval tv{.tv_sec = 3, .tv_usec = 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  std::optional<Bytes> out;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0 &&
-      send(fd, query.data(), query.size(), 0) == static_cast<ssize_t>(query.size())) {
-    Bytes buf(65535);
-    const ssize_t n = recv(fd, buf.data(), buf.size(), 0);
-    if (n > 0) {
-      buf.resize(static_cast<size_t>(n));
-      out = std::move(buf);
-    }
-  }
-  close(fd);
-  return out;
 }
 
 uint8_t Rcode(const Bytes& reply) { return reply.size() > 3 ? reply[3] & 0xf : 0xff; }
@@ -203,13 +170,19 @@ class NodeCacheTest : public ::testing::Test {
   }
 
   // The stock ConfigMap's Corefile as installed (README's sed), with its ports moved; the
-  // cluster DNS (kube-dns-upstream) at `cluster_dns_port` (Knot unless given).
-  std::string StockBase(std::optional<uint16_t> cluster_dns_port = {}) {
+  // cluster DNS (kube-dns-upstream) at `cluster_dns_port` (Knot unless given). Without
+  // `install_local_ips`, the install left __PILLAR__LOCAL__DNS__ and __PILLAR__DNS__SERVER__ for
+  // node-cache to substitute (but health's address, which must be one IP, is set).
+  std::string StockBase(std::optional<uint16_t> cluster_dns_port = {},
+                        bool install_local_ips = true) {
     std::string s = ReadFile(std::string(NODEDNS_SOURCE_DIR) +
                              "/tests/nodecache/testdata/stock/Corefile.base.unsubstituted");
     s = Replace(s, "__PILLAR__DNS__DOMAIN__", "cluster.local");
-    s = Replace(s, "__PILLAR__LOCAL__DNS__", kLocalIp);
-    s = Replace(s, "__PILLAR__DNS__SERVER__", kDnsServerIp);
+    s = Replace(s, "health __PILLAR__LOCAL__DNS__:", std::string("health ") + kLocalIp + ":");
+    if (install_local_ips) {
+      s = Replace(s, "__PILLAR__LOCAL__DNS__", kLocalIp);
+      s = Replace(s, "__PILLAR__DNS__SERVER__", kDnsServerIp);
+    }
     s = Replace(s, ":53 {", ":" + std::to_string(dns_port_) + " {");
     s = Replace(s, ":8080", ":" + std::to_string(health_port_));
     s = Replace(s, "prometheus :9253", "prometheus 127.0.0.1:" + std::to_string(prom_port_));
@@ -343,16 +316,7 @@ TEST_F(NodeCacheTest, StockConfigMapServesClusterAndExternalNamesOnBothAddresses
 TEST_F(NodeCacheTest, DualStackLocalIpsServeBothFamilies) {
   // node-cache substitutes __PILLAR__LOCAL__DNS__ itself when the install left it: here with an
   // IPv4 and an IPv6 address (node-cache wants one family; nodedns serves both).
-  std::string base = ReadFile(std::string(NODEDNS_SOURCE_DIR) +
-                              "/tests/nodecache/testdata/stock/Corefile.base.unsubstituted");
-  base = Replace(base, "__PILLAR__DNS__DOMAIN__", "cluster.local");
-  base = Replace(base, "health __PILLAR__LOCAL__DNS__:8080",
-                 "health 127.0.0.1:" + std::to_string(health_port_));
-  base = Replace(base, ":53 {", ":" + std::to_string(dns_port_) + " {");
-  base = Replace(base, "prometheus :9253", "prometheus 127.0.0.1:" + std::to_string(prom_port_));
-  base = Replace(base, "__PILLAR__CLUSTER__DNS__",
-                 "__PILLAR__CLUSTER__DNS__:" + std::to_string(knot_port_));
-  WriteFile(Base(), base);
+  WriteFile(Base(), StockBase({}, /*install_local_ips=*/false));
   KubeDns("{}");
   std::vector<std::string> args = Args();
   args[3] = "127.0.0.1,::1";  // -localip

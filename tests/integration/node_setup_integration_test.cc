@@ -53,26 +53,7 @@ bool HasLocalIp() { return BridgeAddrs().find(std::string(kLocalIp) + "/32") != 
 
 // One UDP query to kLocalIp:53.
 std::optional<Bytes> AskLocalIp(const std::string& name) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(53);
-  inet_pton(AF_INET, kLocalIp, &a.sin_addr);
-  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  timeval tv{.tv_sec = 3, .tv_usec = 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  const Bytes q = BuildQuery(name, 1);
-  std::optional<Bytes> out;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      send(fd, q.data(), q.size(), 0) == static_cast<ssize_t>(q.size())) {
-    Bytes buf(65535);
-    const ssize_t n = recv(fd, buf.data(), buf.size(), 0);
-    if (n > 0) {
-      buf.resize(static_cast<size_t>(n));
-      out = std::move(buf);
-    }
-  }
-  close(fd);
-  return out;
+  return nodedns::testing::UdpExchangeTo(kLocalIp, 53, BuildQuery(name, 1));
 }
 
 class NodeSetupTest : public ::testing::Test {

@@ -102,14 +102,7 @@ std::vector<std::string> Zones(const proxy::ServeConfig& c) {
 
 std::vector<std::string> Endpoints(const proxy::ServeConfig& c) {
   std::vector<std::string> out;
-  for (const auto& e : c.http) {
-    std::vector<std::string> roles;
-    if (e.health) roles.push_back("health");
-    if (e.metrics) roles.push_back("metrics");
-    if (e.audit) roles.push_back("audit");
-    if (e.ready) roles.push_back("ready");
-    out.push_back(absl::StrCat(e.addr.ToString(), " ", absl::StrJoin(roles, ",")));
-  }
+  for (const auto& e : c.http) out.push_back(e.ToString());
   return out;
 }
 

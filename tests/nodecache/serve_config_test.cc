@@ -14,9 +14,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/string_view_compat.h"
 #include "corefile/config.h"
 #include "corefile/syntax.h"
-#include "common/string_view_compat.h"
 
 namespace nodedns::nodecache {
 namespace {
@@ -118,14 +118,7 @@ std::string RootPolicy(std::string_view cache_lines) {
 
 std::vector<std::string> Endpoints(const NodeCacheConfig& c) {
   std::vector<std::string> out;
-  for (const auto& e : c.serve.http) {
-    std::vector<std::string> roles;
-    if (e.health) roles.push_back("health");
-    if (e.metrics) roles.push_back("metrics");
-    if (e.audit) roles.push_back("audit");
-    if (e.ready) roles.push_back("ready");
-    out.push_back(absl::StrCat(e.addr.ToString(), " ", absl::StrJoin(roles, ",")));
-  }
+  for (const auto& e : c.serve.http) out.push_back(e.ToString());
   return out;
 }
 

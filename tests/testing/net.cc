@@ -58,9 +58,31 @@ std::optional<Bytes> RecvDatagram(int fd, int timeout_ms) {
 }
 
 std::optional<Bytes> UdpExchange(uint16_t port, const Bytes& query, int timeout_ms) {
-  const int fd = UdpSocketTo(port);
+  return UdpExchangeTo("127.0.0.1", port, query, timeout_ms);
+}
+
+std::optional<Bytes> UdpExchangeTo(const std::string& address, uint16_t port, const Bytes& query,
+                                   int timeout_ms) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  auto* a4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* a6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (inet_pton(AF_INET, address.c_str(), &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons(port);
+    len = sizeof *a4;
+  } else if (inet_pton(AF_INET6, address.c_str(), &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons(port);
+    len = sizeof *a6;
+  } else {
+    return std::nullopt;
+  }
+  const int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   std::optional<Bytes> reply;
-  if (send(fd, query.data(), query.size(), 0) == static_cast<ssize_t>(query.size())) {
+  // Connected, so that only that server's datagrams are seen.
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&ss), len) == 0 &&
+      send(fd, query.data(), query.size(), 0) == static_cast<ssize_t>(query.size())) {
     reply = RecvDatagram(fd, timeout_ms);
   }
   close(fd);

@@ -24,6 +24,9 @@ std::vector<uint16_t> FreePorts(size_t n);
 int UdpSocketTo(uint16_t port);
 std::optional<Bytes> RecvDatagram(int fd, int timeout_ms);
 std::optional<Bytes> UdpExchange(uint16_t port, const Bytes& query, int timeout_ms = 3000);
+// The same to ADDRESS:port, an IPv4 or IPv6 literal (nullopt for anything else).
+std::optional<Bytes> UdpExchangeTo(const std::string& address, uint16_t port, const Bytes& query,
+                                   int timeout_ms = 3000);
 int TcpConnect(uint16_t port);  // -1 on failure
 bool SendAll(int fd, const Bytes& data);
 bool RecvExact(int fd, uint8_t* out, size_t size, std::chrono::steady_clock::time_point deadline);
