@@ -153,7 +153,10 @@ void Worker::Run() {
   for (int fd : sockets_.udp) close(fd);
 }
 
-void Worker::Stop() { uv_async_send(&stop_async_); }
+void Worker::Stop() {
+  // A worker whose Start() failed, or that Run() never reached, has no thread to tell.
+  if (os_thread_.joinable()) uv_async_send(&stop_async_);
+}
 
 void Worker::Join() {
   if (os_thread_.joinable()) os_thread_.join();

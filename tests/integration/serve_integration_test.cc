@@ -1817,3 +1817,15 @@ TEST_F(ServeIntegrationTest, LearnedClientGetsUpstreamAnswersForExistingNamesAnd
 
 }  // namespace
 }  // namespace nodedns::integration
+
+// An upstream the node has no route to fails a worker's start (its UDP socket cannot connect):
+// the process must say so and exit 1, not crash stopping workers that never started.
+TEST(ServeStartTest, UnreachableUpstreamAtStartExitsOneWithOneLine) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root for a private network namespace";
+  const std::string out = nodedns::testing::RunCommand(
+      std::string("unshare -n sh -c 'ip link set lo up; timeout 10 ") + NODEDNS_BINARY +
+      " serve --listen 127.0.0.1:5353 --forward .=10.0.0.1 --workers 2; echo rc=$?' 2>&1");
+  EXPECT_NE(out.find("nodedns serve: upstream 10.0.0.1:53: Network is unreachable\nrc=1\n"),
+            std::string::npos)
+      << out;
+}
