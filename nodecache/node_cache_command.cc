@@ -4,8 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -17,6 +19,8 @@
 #include "nodecache/corefile_template.h"
 #include "nodecache/kubedns_config.h"
 #include "nodesetup/local_addresses.h"
+#include "nodesetup/netfilter_rules.h"
+#include "nodesetup/privileges.h"
 #include "proxy/coredns_metrics.h"
 #include "resolvconf/resolv_conf.h"
 
@@ -174,14 +178,6 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
     std::puts("nodedns 0.1.0 (node-cache compatible)");
     return 0;
   }
-  // The NOTRACK rules half of node setup is not in nodedns yet: a flag that asks for it must not
-  // be accepted and then not done. Checked before anything on the node is changed.
-  if (flags->setup_iptables) {
-    std::fprintf(stderr,
-                 "nodedns node-cache: -setupiptables: nodedns does not set up the node's iptables "
-                 "rules yet; set them up outside and pass -setupiptables=false\n");
-    return 2;
-  }
   if (flags->plugins) {
     std::puts(
         "Server types:\n  dns\n\nCaddyfile loaders:\n  flag\n  default\n\nOther plugins:\n"
@@ -206,8 +202,25 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
                                    ? std::min(config->reload_interval_ms, kConfigSyncMs)
                                    : kConfigSyncMs);
   config->serve.quiet = flags->quiet;
-  // -setupinterface: the local IPs must be on the interface before Server::Create binds them.
+  // Node setup, before Server::Create binds: the interface and addresses (-setupinterface),
+  // then the rules (-setupiptables), which refuse to start when another nodedns owns them.
   std::unique_ptr<nodesetup::LocalAddresses> local;
+  std::unique_ptr<nodesetup::NetfilterRules> rules;
+  // Undoes the node changes on every way out once they are made (unless -skipteardown, which
+  // leaves them for a restarted node-cache or for pods during an upgrade).
+  auto teardown = [&] {
+    if (flags->skip_teardown) return;
+    if (rules != nullptr) {
+      if (absl::Status st = rules->Teardown(); !st.ok()) {
+        Log(absl::StrCat("-setupiptables teardown: ", st.message()));
+      }
+    }
+    if (local != nullptr) {
+      if (absl::Status st = local->Teardown(); !st.ok()) {
+        Log(absl::StrCat("-setupinterface teardown: ", st.message()));
+      }
+    }
+  };
   if (flags->setup_interface) {
     auto made = nodesetup::LocalAddresses::Create(flags->interface_name, flags->local_ips);
     absl::Status st = made.status();
@@ -218,17 +231,32 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
     if (!st.ok()) {
       std::fprintf(stderr, "nodedns node-cache: -setupinterface: %s\n",
                    std::string(st.message()).c_str());
+      teardown();
       return 2;
     }
   }
-  // Undoes -setupinterface's changes on every way out once they are made (unless -skipteardown,
-  // which leaves the addresses for a restarted node-cache or for pods during an upgrade).
-  auto teardown = [&] {
-    if (local == nullptr || flags->skip_teardown) return;
-    if (absl::Status st = local->Teardown(); !st.ok()) {
-      Log(absl::StrCat("-setupinterface teardown: ", st.message()));
+  if (flags->setup_iptables) {
+    nodesetup::NetfilterSpec spec;
+    spec.ips = flags->local_ips;
+    spec.dns_port = static_cast<uint16_t>(std::stoi(flags->dns_port));
+    spec.health_port = static_cast<uint16_t>(std::stoi(flags->health_port));
+    // Owned by this process: the kernel removes the rules however it exits, so that pods reach
+    // CoreDNS through kube-proxy while nodedns is gone. -skipteardown asks for rules that stay.
+    spec.owned = !flags->skip_teardown;
+    auto made = nodesetup::NetfilterRules::Create(std::move(spec));
+    absl::Status st = made.status();
+    if (made.ok()) {
+      rules = *std::move(made);
+      st = rules->Ensure().status();
     }
-  };
+    if (!st.ok()) {
+      std::fprintf(stderr, "nodedns node-cache: -setupiptables: %s\n",
+                   std::string(st.message()).c_str());
+      rules.reset();  // nothing of it is in place
+      teardown();
+      return 2;
+    }
+  }
   auto server = proxy::Server::Create(std::move(config->serve));
   if (!server.ok()) {
     std::fprintf(stderr, "nodedns node-cache: %s\n",
@@ -238,28 +266,66 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
   }
   source->set_server(server->get());
   (*server)->SetConfigSource(std::move(source));
-  if (local != nullptr) {
-    // node-cache re-checks every -syncinterval: someone (a CNI, an operator, networkd) may have
-    // removed the interface or an address, and pods would lose their DNS until it is back.
-    proxy::Server* srv = server->get();
+  proxy::Server* srv = server->get();
+  if (local != nullptr || rules != nullptr) {
+    // node-cache re-checks every -syncinterval: someone (a CNI, an operator, networkd, a firewall
+    // reload) may have removed the interface, an address or a rule, and pods would lose their DNS
+    // until it is back.
     nodesetup::LocalAddresses* la = local.get();
+    nodesetup::NetfilterRules* nr = rules.get();
     const uint64_t every_ms =
         static_cast<uint64_t>(std::min<int64_t>(flags->EffectiveSyncIntervalSeconds(),
                                                 std::numeric_limits<int64_t>::max() / 1000)) *
         1000;
-    srv->SetPeriodic(every_ms, [srv, la] {
-      auto r = la->Ensure();
-      if (!r.ok()) {
-        srv->CountSetupError(proxy::kSetupErrorInterfaceCheck);
-        Log(absl::StrCat("-setupinterface: ", r.status().message()));
-      } else if (r->changed()) {
-        srv->CountSetupError(proxy::kSetupErrorInterfaceAdd);
-        Log(absl::StrCat(
-            "-setupinterface: ", la->interface_name(), " had lost its setup; ",
-            r->created_interface ? "re-created it, " : "", r->brought_up ? "brought it up, " : "",
-            "added ",
-            r->added.empty() ? std::string("no addresses") : absl::StrJoin(r->added, " ")));
+    srv->SetPeriodic(every_ms, [srv, la, nr] {
+      if (la != nullptr) {
+        auto r = la->Ensure();
+        if (!r.ok()) {
+          srv->CountSetupError(proxy::kSetupErrorInterfaceCheck);
+          Log(absl::StrCat("-setupinterface: ", r.status().message()));
+        } else if (r->changed()) {
+          srv->CountSetupError(proxy::kSetupErrorInterfaceAdd);
+          Log(absl::StrCat(
+              "-setupinterface: ", la->interface_name(), " had lost its setup; ",
+              r->created_interface ? "re-created it, " : "", r->brought_up ? "brought it up, " : "",
+              "added ",
+              r->added.empty() ? std::string("no addresses") : absl::StrJoin(r->added, " ")));
+        }
       }
+      if (nr != nullptr) {
+        auto r = nr->Ensure();
+        if (!r.ok()) {
+          srv->CountSetupError(proxy::kSetupErrorIptables);
+          Log(absl::StrCat("-setupiptables: ", r.status().message()));
+        } else if (r->changed()) {
+          srv->CountSetupError(proxy::kSetupErrorIptables);
+          std::vector<std::string> what = r->accept_restored;
+          if (r->table_replaced) what.insert(what.begin(), "table inet nodedns");
+          Log(absl::StrCat("-setupiptables: rules had changed; restored ",
+                           absl::StrJoin(what, ", ")));
+        }
+      }
+    });
+  }
+  // Root is for setup and binding; the serving threads, started by now, give it up.
+  const nodesetup::RunAs run_as = *nodesetup::ParseRunAs(flags->run_as);
+  const bool keep_net_admin = local != nullptr || rules != nullptr;
+  const std::string conf_path = flags->EffectiveCorefile();
+  if (geteuid() == 0 && run_as.uid != 0) {
+    srv->SetOnServing([run_as, keep_net_admin, conf_path, quiet = flags->quiet]() -> absl::Status {
+      // Reloads rewrite the generated Corefile; it stays writable for the new owner.
+      if (chown(conf_path.c_str(), run_as.uid, run_as.gid) != 0 && errno != ENOENT) {
+        Log(absl::StrCat("cannot hand ", conf_path, " to uid ", run_as.uid, ": ",
+                         std::strerror(errno), "; reloads will not rewrite it"));
+      }
+      if (absl::Status st = nodesetup::DropPrivileges(run_as, keep_net_admin); !st.ok()) {
+        return absl::Status(st.code(), absl::StrCat("-runas: ", st.message()));
+      }
+      if (!quiet) {
+        Log(absl::StrCat("running as uid ", run_as.uid, " gid ", run_as.gid,
+                         keep_net_admin ? ", CAP_NET_ADMIN kept for the node sync" : ""));
+      }
+      return absl::OkStatus();
     });
   }
   if (!flags->pidfile.empty()) {

@@ -16,8 +16,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/one_line.h"
-#include "nodecache/go_flags.h"
 #include "common/string_view_compat.h"
+#include "nodecache/go_flags.h"
+#include "nodesetup/privileges.h"
 
 namespace nodedns::nodecache {
 
@@ -54,6 +55,10 @@ const std::vector<GoFlagSpec>& Specs() {
       {"plugins", false, "list the installed plugins and exit"},
       {"quiet", false, "quiet mode (no initialization output)"},
       {"version", false, "show the version and exit"},
+      // nodedns's own: node-cache keeps root for its whole life.
+      {"runas", std::string("65534:65534"),
+       "UID[:GID] to switch to once the node is set up and the sockets are bound (0: stay root; "
+       "CAP_NET_ADMIN is kept for the sync loop)"},
   };
   return *specs;
 }
@@ -152,14 +157,17 @@ static absl::StatusOr<NodeCacheFlags> ParseNodeCacheFlagsRaw(std::span<const std
   f.plugins = p.Bool("plugins");
   f.quiet = p.Bool("quiet");
   f.version = p.Bool("version");
+  f.run_as = p.String("runas");
   // CoreDNS binds -dns.port and -p to one variable: whichever was given last holds.
   for (const std::string& name : p.set_order) {
     if (name == "dns.port" || name == "p") f.dns_port = p.String(name);
     f.explicitly_set.insert(name);
   }
 
-  // node-cache splits "" into one empty entry, so a missing -localip fails here too.
+  // node-cache splits "" into one empty entry, so a missing -localip fails here too; except that
+  // -version and -plugins (CoreDNS's) need nothing else.
   if (f.local_ip.empty()) {
+    if (f.version || f.plugins) return f;
     return absl::InvalidArgumentError("-localip is required: the IP addresses to listen on");
   }
   for (absl::string_view piece : absl::StrSplit(f.local_ip, ',')) {
@@ -185,6 +193,9 @@ static absl::StatusOr<NodeCacheFlags> ParseNodeCacheFlagsRaw(std::span<const std
   if (absl::Status s = ValidateListenAddress("metrics-listen-address", f.metrics_listen_address);
       !s.ok()) {
     return s;
+  }
+  if (auto r = nodesetup::ParseRunAs(f.run_as); !r.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid -runas: ", r.status().message()));
   }
   if (f.sync_interval.count() <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(

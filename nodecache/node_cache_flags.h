@@ -52,6 +52,9 @@ struct NodeCacheFlags {
   bool quiet = false;           // -quiet
   bool version = false;         // -version
 
+  // nodedns's own: -runas, "UID[:GID]" (validated by nodesetup::ParseRunAs).
+  std::string run_as = "65534:65534";
+
   // Names (without dashes) of the flags given on the command line; -p is recorded as "p".
   std::set<std::string, std::less<>> explicitly_set;
   bool IsSet(std::string_view name) const { return explicitly_set.contains(name); }

@@ -176,6 +176,7 @@ struct CoreDnsGauges {
 inline constexpr const char* kSetupErrorTypes[5] = {"iptables", "iptables_lock", "interface_add",
                                                     "interface_check", "configmap"};
 // Indices into kSetupErrorTypes.
+inline constexpr size_t kSetupErrorIptables = 0;  // -setupiptables had to restore rules, or failed
 inline constexpr size_t kSetupErrorInterfaceAdd = 2;    // -setupinterface had to add something
 inline constexpr size_t kSetupErrorInterfaceCheck = 3;  // the interface could not be checked
 inline constexpr size_t kSetupErrorConfigMap = 4;

@@ -306,6 +306,7 @@ absl::Status Server::Run() {
   for (auto& h : http_) {
     if (status.ok()) status = h->Start();
   }
+  if (status.ok() && on_serving_) status = on_serving_();
   if (status.ok()) {
     std::string addrs;
     for (const auto& a : config_->listen)

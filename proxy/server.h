@@ -58,6 +58,10 @@ class Server {
   // callback (a second call replaces the first). `fn` must not block: it delays reloads and
   // shutdown.
   void SetPeriodic(uint64_t interval_ms, std::function<void()> fn);
+  // Runs `fn` on the main thread once the workers and HTTP endpoints run, before the first
+  // callback; an error stops Run(), which returns it. node-cache drops its privileges there, so
+  // that the serving threads, already started, lose them too (nodesetup/privileges.h).
+  void SetOnServing(std::function<absl::Status()> fn) { on_serving_ = std::move(fn); }
 
   // Starts the workers and the HTTP endpoints and blocks until a signal or Shutdown().
   absl::Status Run();
@@ -103,6 +107,7 @@ class Server {
   uv_timer_t poll_timer_;
   uint64_t periodic_ms_ = 0;
   std::function<void()> periodic_;
+  std::function<absl::Status()> on_serving_;
   uv_timer_t periodic_timer_;
 };
 

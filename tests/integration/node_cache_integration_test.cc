@@ -10,11 +10,11 @@
 // (53, 8080, 9253, and the cluster DNS's 53) to free loopback ports, with -dns.port for the
 // stub-domain blocks node-cache writes; nothing else is changed.
 // The arguments are the DaemonSet's, plus -setupinterface=false -setupiptables=false: these tests
-// run in the host's network namespace and must not touch its interfaces
-// (node_setup_integration_test covers -setupinterface in a private one), and the iptables half of
-// node setup is not in nodedns yet (with -setupiptables it exits 2, which a test checks).
+// run in the host's network namespace and must not touch its interfaces or rules
+// (node_setup_integration_test covers both in a private one).
 #include <arpa/inet.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -143,6 +143,9 @@ class NodeCacheTest : public ::testing::Test {
     char tmpl[] = "/tmp/nodedns-nc-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
+    // Readable by all, as a ConfigMap volume is: run as root, nodedns drops to uid 65534 once it
+    // serves (-runas), and reloads read these files as that user.
+    ASSERT_EQ(chmod(tmpl, 0755), 0);
     const auto ports = FreePorts(5);
     ASSERT_EQ(ports.size(), 5u);
     knot_port_ = ports[0];
@@ -588,12 +591,9 @@ TEST_F(NodeCacheTest, BadFlagsAndFilesExitTwoWithOneLine) {
     std::vector<std::string> args;
     std::string message;
   };
-  std::vector<std::string> stock = Args();
-  std::vector<std::string> setup = stock;
-  setup.resize(setup.size() - 2);  // without -setupinterface=false -setupiptables=false
   const std::vector<Case> cases = {
       {Args({"-nosuchflag"}), "flag provided but not defined: -nosuchflag"},
-      {setup, "-setupiptables"},  // checked before any node setup is done
+      {Args({"-runas", "nobody"}), "invalid -runas: \"nobody\" is not UID or UID:GID"},
       {Args({"-localip", "1.2.3"}), "1.2.3"},
       {Args({"-dns.port", "x"}), "dns.port"},
   };

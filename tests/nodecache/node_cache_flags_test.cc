@@ -309,5 +309,15 @@ TEST(NodeCacheFlagsTest, UpstreamServiceIpFromEnvironment) {
   EXPECT_THAT(ip.status().message(), HasSubstr("BAD_SERVICE_HOST=\"kube-dns.local\""));
 }
 
+TEST(NodeCacheFlagsTest, VersionAndPluginsNeedNoOtherFlag) {
+  for (const char* flag : {"-version", "-plugins"}) {
+    const std::vector<std::string> args = {flag};
+    auto f = ParseNodeCacheFlags(args);
+    ASSERT_TRUE(f.ok()) << flag << ": " << f.status();
+  }
+  const std::vector<std::string> bad = {"-version", "-nosuchflag"};
+  EXPECT_FALSE(ParseNodeCacheFlags(bad).ok()) << "an unknown flag still fails";
+}
+
 }  // namespace
 }  // namespace nodedns::nodecache
