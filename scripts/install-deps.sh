@@ -10,6 +10,7 @@ PKGS=(
   knot knot-dnsutils ldnsutils dnsperf musl-tools iproute2 util-linux procps python3 curl
   nftables iptables conntrack
   dnsdist unbound dnsmasq-base pdns-recursor gnuplot-nox
+  yamllint nodejs
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -26,4 +27,26 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# npm: Debian's package, unless the installed nodejs brings its own (NodeSource's does, and
+# conflicts with Debian's npm).
+if ! command -v npm >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends npm
+fi
+# The Kubernetes manifests' schema check (tests/deploy): kubernetes-models and yaml as
+# deploy/kubernetes/test/package-lock.json pins them. npm ci starts from scratch each time, so
+# it runs only when the lock file changed since the last install.
+models="$(cd "$(dirname "$0")/.." && pwd)/deploy/kubernetes/test"
+stamp="$models/node_modules/.nodedns-lock.sha256"
+want=$(sha256sum "$models/package-lock.json" | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "npm ci in $models"
+  (cd "$models" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$want" >"$stamp"
+fi
+# kubectl renders the manifests (kubectl kustomize, offline). Debian 12 has none recent enough:
+# its kubernetes-client is 1.20, whose kustomize lacks `replacements`. Say so rather than fail.
+if ! kubectl version --client 2>/dev/null | grep -Eq '^Kustomize Version: v([5-9]|[1-9][0-9])'; then
+  echo "note: no kubectl >= 1.27 on PATH: the deploy tests (ctest -L deploy) need one" \
+    "(https://kubernetes.io/docs/tasks/tools/); Debian's kubernetes-client is too old" >&2
 fi
