@@ -11,6 +11,10 @@ PKGS=(
   nftables iptables conntrack
   dnsdist unbound dnsmasq-base pdns-recursor gnuplot-nox
   yamllint nodejs
+  # deploy/image/build.sh and tests/deploy/image_test.sh, as root: podman builds and runs the
+  # image with runc (named, else apt picks crun); rootless extras (uidmap, slirp4netns,
+  # fuse-overlayfs) and the buildah CLI are not needed.
+  podman runc
 )
 missing=()
 for p in "${PKGS[@]}"; do
