@@ -1,26 +1,30 @@
 #!/usr/bin/env bash
 # Runs the nodedns binary with a rendered DaemonSet's arguments and ConfigMap, the way the pod
-# would, in a private network namespace (unshare --net, with a user namespace so that it also
-# runs unprivileged): the node-local-dns ConfigMap's Corefile as -basecorefile, an empty
+# would, as root in a private network namespace (unshare --net): the node-local-dns ConfigMap's
+# Corefile as -basecorefile, an empty
 # directory for the optional kube-dns ConfigMap, KUBE_DNS_UPSTREAM_SERVICE_HOST as kubelet sets
 # it. Then checks that nodedns started, put the -localip addresses on the nodelocaldns interface
-# (-setupinterface, as in the DaemonSet), listens on each of them on port 53 (UDP and TCP),
+# (-setupinterface, as in the DaemonSet) and NOTRACK rules for each in table inet nodedns
+# (-setupiptables), dropped to uid 65534, listens on each of them on port 53 (UDP and TCP),
 # answers the liveness and readiness probes' URLs, generated a Corefile whose every bind lists
 # exactly the -localip addresses, sized its cache as check_manifests.py computes, and exits 0 on
 # SIGTERM.
-# Changed from the DaemonSet: -conf and -basecorefile point into a temporary directory, and
-# -setupiptables=false is appended: this nodedns does not implement -setupiptables yet (it
-# exits 2 with it), and the NOTRACK rules are not what this test is about.
+# Changed from the DaemonSet: -conf and -basecorefile point into a temporary directory.
 # The interface is created beforehand as a bridge: this kernel has no dummy driver.
 # Usage: nodedns_rendered_args_test.sh NODEDNS RENDERED.yaml
 set -euo pipefail
 nodedns=$1
 rendered=$2
 here=$(cd "$(dirname "$0")" && pwd)
+if [ "$(id -u)" -ne 0 ]; then
+  echo "skip: needs root (a network namespace, and a real uid 65534 to drop to)"
+  exit 77
+fi
 if [ "${NODEDNS_IN_NETNS:-}" != 1 ]; then
-  exec env NODEDNS_IN_NETNS=1 unshare --user --map-root-user --net -- "$0" "$@"
+  exec env NODEDNS_IN_NETNS=1 unshare --net -- "$0" "$@"
 fi
 tmp=$(mktemp -d)
+chmod 755 "$tmp"  # ConfigMap volumes are world-readable; nodedns reads them as uid 65534
 pid=
 cleanup() {
   [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
@@ -55,7 +59,7 @@ while IFS= read -r a; do
   prev=$a
 done <"$tmp/args"
 [ -n "$localip" ] || fail "no -localip in the rendered args"
-args+=(-kubednscm "$tmp/kube-dns" -setupiptables=false)
+args+=(-kubednscm "$tmp/kube-dns")
 
 ip link set lo up
 ip link add nodelocaldns type bridge
@@ -77,6 +81,9 @@ curl -sf -o /dev/null --max-time 2 http://169.254.20.10:8080/health ||
   fail "GET http://169.254.20.10:8080/health is not 200"
 
 IFS=, read -r -a ips <<<"$localip"
+rules=$(nft list table inet nodedns)
+uid=$(awk '/^Uid:/ {print $2 $3 $4 $5}' "/proc/$pid/status")
+[ "$uid" = 65534655346553465534 ] || fail "nodedns runs as uid '$uid', not 65534"
 # Whole outputs first: `cmd | grep -q` under pipefail fails when grep quits before cmd ends.
 addrs=$(ip -o addr show dev nodelocaldns | awk '{print $4}')
 udp=$(ss -Hlnu | awk '{print $4}')
@@ -84,6 +91,7 @@ tcp=$(ss -Hlnt | awk '{print $4}')
 for a in "${ips[@]}"; do
   case "$a" in *:*) p=128 b="[$a]:53" ;; *) p=32 b="$a:53" ;; esac
   grep -qxF -- "$a/$p" <<<"$addrs" || fail "$a/$p not on nodelocaldns: $addrs"
+  grep -qF -- "$a" <<<"$rules" || fail "no NOTRACK rule for $a: $rules"
   grep -qxF -- "$b" <<<"$udp" || fail "no UDP socket on $b"
   grep -qxF -- "$b" <<<"$tcp" || fail "no TCP socket on $b"
 done
@@ -111,5 +119,6 @@ rc=0
 wait "$pid" || rc=$?
 pid=
 [ "$rc" -eq 0 ] || fail "nodedns exited $rc on SIGTERM"
+! nft list table inet nodedns >/dev/null 2>&1 || fail "table inet nodedns is left after SIGTERM"
 echo "ok: nodedns node-cache ${args[*]}"
 echo "ok: listening on $localip, cache $capacity bytes, idle RSS $rss"
