@@ -202,12 +202,15 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
                                    ? std::min(config->reload_interval_ms, kConfigSyncMs)
                                    : kConfigSyncMs);
   config->serve.quiet = flags->quiet;
-  // Node setup, before Server::Create binds: the interface and addresses (-setupinterface),
-  // then the rules (-setupiptables), which refuse to start when another nodedns owns them.
+  // Node setup, before Server::Create binds: the rules first (-setupiptables), whose table
+  // refuses a second nodedns before anything else is touched, then the interface and addresses
+  // (-setupinterface).
   std::unique_ptr<nodesetup::LocalAddresses> local;
   std::unique_ptr<nodesetup::NetfilterRules> rules;
   // Undoes the node changes on every way out once they are made (unless -skipteardown, which
-  // leaves them for a restarted node-cache or for pods during an upgrade).
+  // leaves them for a restarted node-cache or for pods during an upgrade). Before serving, only
+  // what this run added: an address already there may be another instance's.
+  bool served = false;
   auto teardown = [&] {
     if (flags->skip_teardown) return;
     if (rules != nullptr) {
@@ -216,25 +219,11 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
       }
     }
     if (local != nullptr) {
-      if (absl::Status st = local->Teardown(); !st.ok()) {
+      if (absl::Status st = local->Teardown(/*only_added=*/!served); !st.ok()) {
         Log(absl::StrCat("-setupinterface teardown: ", st.message()));
       }
     }
   };
-  if (flags->setup_interface) {
-    auto made = nodesetup::LocalAddresses::Create(flags->interface_name, flags->local_ips);
-    absl::Status st = made.status();
-    if (made.ok()) {
-      local = *std::move(made);
-      st = local->Ensure().status();
-    }
-    if (!st.ok()) {
-      std::fprintf(stderr, "nodedns node-cache: -setupinterface: %s\n",
-                   std::string(st.message()).c_str());
-      teardown();
-      return 2;
-    }
-  }
   if (flags->setup_iptables) {
     nodesetup::NetfilterSpec spec;
     spec.ips = flags->local_ips;
@@ -253,6 +242,20 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
       std::fprintf(stderr, "nodedns node-cache: -setupiptables: %s\n",
                    std::string(st.message()).c_str());
       rules.reset();  // nothing of it is in place
+      teardown();
+      return 2;
+    }
+  }
+  if (flags->setup_interface) {
+    auto made = nodesetup::LocalAddresses::Create(flags->interface_name, flags->local_ips);
+    absl::Status st = made.status();
+    if (made.ok()) {
+      local = *std::move(made);
+      st = local->Ensure().status();
+    }
+    if (!st.ok()) {
+      std::fprintf(stderr, "nodedns node-cache: -setupinterface: %s\n",
+                   std::string(st.message()).c_str());
       teardown();
       return 2;
     }
@@ -341,6 +344,7 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
   }
   const absl::Status st = (*server)->Run();
   if (!flags->pidfile.empty()) unlink(flags->pidfile.c_str());
+  served = st.ok();
   teardown();
   if (!st.ok()) {
     std::fprintf(stderr, "nodedns node-cache: %s\n", std::string(st.message()).c_str());

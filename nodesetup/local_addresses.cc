@@ -99,8 +99,9 @@ absl::StatusOr<int> LocalAddresses::FindLink(bool* up) {
   return rtnl_link_get_ifindex(link.get());
 }
 
-absl::StatusOr<std::vector<bool>> LocalAddresses::Present(int ifindex) {
+absl::StatusOr<std::vector<bool>> LocalAddresses::Present(int ifindex, std::vector<bool>* as_host) {
   std::vector<bool> present(ips_.size(), false);
+  if (as_host != nullptr) as_host->assign(ips_.size(), false);
   nl_cache* raw = nullptr;
   if (int err = rtnl_addr_alloc_cache(sock_.get(), &raw); err < 0) {
     return absl::UnavailableError(
@@ -118,6 +119,9 @@ absl::StatusOr<std::vector<bool>> LocalAddresses::Present(int ifindex) {
           nl_addr_get_len(local) == static_cast<unsigned>(ips_[i].len) &&
           std::memcmp(nl_addr_get_binary_addr(local), ips_[i].bytes, ips_[i].len) == 0) {
         present[i] = true;
+        if (as_host != nullptr && rtnl_addr_get_prefixlen(a) == ips_[i].len * 8) {
+          (*as_host)[i] = true;
+        }
       }
     }
   }
@@ -126,6 +130,7 @@ absl::StatusOr<std::vector<bool>> LocalAddresses::Present(int ifindex) {
 
 absl::StatusOr<EnsureResult> LocalAddresses::Ensure() {
   EnsureResult result;
+  managed_ = true;
   bool up = false;
   auto ifindex = FindLink(&up);
   if (!ifindex.ok()) return ifindex.status();
@@ -226,8 +231,9 @@ absl::StatusOr<CheckResult> LocalAddresses::Check() {
   return result;
 }
 
-absl::Status LocalAddresses::Teardown() {
+absl::Status LocalAddresses::Teardown(bool only_added) {
   const bool created = std::exchange(created_, false);
+  if (!std::exchange(managed_, false)) return absl::OkStatus();
   const std::vector<std::string> added = std::exchange(added_, {});
   auto ifindex = FindLink(nullptr);
   if (!ifindex.ok()) return ifindex.status();
@@ -242,9 +248,15 @@ absl::Status LocalAddresses::Teardown() {
     }
     return absl::OkStatus();
   }
+  // The -localip host addresses, whichever run added them: one left by an unclean exit is
+  // removed by the next clean one. An address with another prefix length is someone else's.
+  std::vector<bool> as_host;
+  if (auto present = Present(*ifindex, &as_host); !present.ok()) return present.status();
   absl::Status status;
-  for (const auto& ip : ips_) {
-    if (std::find(added.begin(), added.end(), ip.text) == added.end()) continue;
+  for (size_t i = 0; i < ips_.size(); ++i) {
+    if (!as_host[i]) continue;
+    const Ip& ip = ips_[i];
+    if (only_added && std::find(added.begin(), added.end(), ip.text) == added.end()) continue;
     NlAddrPtr local(nl_addr_build(ip.family, ip.bytes, ip.len));
     AddrPtr addr(rtnl_addr_alloc());
     if (!local || !addr) return absl::ResourceExhaustedError("cannot allocate a netlink address");

@@ -4,8 +4,10 @@
 // iptables NOTRACK rules. Talks rtnetlink through libnl-route-3; needs CAP_NET_ADMIN.
 //
 // Unlike node-cache, which deletes the whole device at teardown whoever created it, teardown here
-// undoes only what this object did: the interface if it created it, else the addresses it added.
-// An operator's own bridge or dummy with its own addresses is left as it was found.
+// deletes the interface only if this object created it, else the -localip host addresses (/32,
+// /128) on it, whichever run added them (one left by an unclean exit goes at the next clean
+// one). An operator's own bridge or dummy keeps its other addresses, and a -localip address
+// with another prefix length, which nodedns never adds.
 #ifndef NODEDNS_NODESETUP_LOCAL_ADDRESSES_H_
 #define NODEDNS_NODESETUP_LOCAL_ADDRESSES_H_
 
@@ -55,9 +57,11 @@ class LocalAddresses {
   // Reports what Ensure() would have to fix, without changing anything.
   absl::StatusOr<CheckResult> Check();
 
-  // Deletes the interface if an Ensure() created it, else the addresses Ensure() added (each only
-  // if still there). Forgets them either way, so a second call does nothing.
-  absl::Status Teardown();
+  // After an Ensure(): deletes the interface if an Ensure() created it, else the -localip host
+  // addresses on it; with `only_added`, only those Ensure() added (for a start that failed: what
+  // was there before may be another instance's). A second call, without an Ensure() between,
+  // does nothing.
+  absl::Status Teardown(bool only_added = false);
 
   const std::string& interface_name() const { return name_; }
 
@@ -75,13 +79,15 @@ class LocalAddresses {
 
   // The interface's index, 0 when missing; `up` receives whether IFF_UP is set.
   absl::StatusOr<int> FindLink(bool* up);
-  // Which of ips_ are on `ifindex` (same order as ips_).
-  absl::StatusOr<std::vector<bool>> Present(int ifindex);
+  // Which of ips_ are on `ifindex` (same order as ips_), with any prefix length; `as_host`
+  // (optional) receives which are there as host addresses (/32, /128).
+  absl::StatusOr<std::vector<bool>> Present(int ifindex, std::vector<bool>* as_host = nullptr);
 
   std::string name_;
   std::vector<Ip> ips_;
   std::unique_ptr<nl_sock, SockDeleter> sock_;
   bool created_ = false;
+  bool managed_ = false;            // an Ensure() ran since the last Teardown()
   std::vector<std::string> added_;  // texts of ips_ entries Ensure() added (no duplicates)
 };
 

@@ -109,10 +109,11 @@ TEST_F(LocalAddressesTest, EnsureTwiceIsIdempotent) {
   EXPECT_TRUE(check->ok());
 }
 
-TEST_F(LocalAddressesTest, TeardownRemovesOnlyWhatItAdded) {
+TEST_F(LocalAddressesTest, TeardownRemovesItsHostAddressesAndNothingElse) {
   // An operator's address on the interface, with another prefix length: it counts as present,
-  // and it must still be there after teardown.
+  // and it must still be there after teardown. Another address of theirs too.
   ASSERT_TRUE(Sh(std::string("ip addr add ") + kV4 + "/24 dev " + kBridge));
+  ASSERT_TRUE(Sh(std::string("ip addr add 192.0.2.7/32 dev ") + kBridge));
   auto la = Make();
   ASSERT_NE(la, nullptr);
   auto r = la->Ensure();
@@ -121,13 +122,30 @@ TEST_F(LocalAddressesTest, TeardownRemovesOnlyWhatItAdded) {
   ASSERT_TRUE(la->Teardown().ok());
   const std::string addrs = Addrs(kBridge);
   EXPECT_THAT(addrs, HasSubstr(std::string("inet ") + kV4 + "/24"));
+  EXPECT_THAT(addrs, HasSubstr("inet 192.0.2.7/32"));
   EXPECT_THAT(addrs, Not(HasSubstr(kV6)));
   // A bridge it did not create stays.
   EXPECT_TRUE(Sh(std::string("ip link show dev ") + kBridge));
-  // Forgotten after the first teardown: a second one removes nothing.
+  // Done after the first teardown: a second one, with no Ensure() between, removes nothing.
   ASSERT_TRUE(Sh(std::string("ip addr add ") + kV6 + "/128 dev " + kBridge + " nodad"));
   ASSERT_TRUE(la->Teardown().ok());
   EXPECT_THAT(Addrs(kBridge), HasSubstr(kV6));
+}
+
+TEST_F(LocalAddressesTest, TeardownRemovesHostAddressesAnUncleanExitLeft) {
+  // What a SIGKILLed run leaves: both host addresses. The next run adds nothing, serves, and
+  // its clean exit leaves the interface as it was before either run.
+  ASSERT_TRUE(Sh(std::string("ip addr add ") + kV4 + "/32 dev " + kBridge));
+  ASSERT_TRUE(Sh(std::string("ip addr add ") + kV6 + "/128 dev " + kBridge + " nodad"));
+  auto la = Make();
+  ASSERT_NE(la, nullptr);
+  auto r = la->Ensure();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(r->added, IsEmpty());
+  ASSERT_TRUE(la->Teardown().ok());
+  const std::string addrs = Addrs(kBridge);
+  EXPECT_THAT(addrs, Not(HasSubstr(kV4)));
+  EXPECT_THAT(addrs, Not(HasSubstr(kV6)));
 }
 
 TEST_F(LocalAddressesTest, CheckReportsADeletedAddressAndEnsurePutsItBack) {

@@ -1,0 +1,370 @@
+#!/usr/bin/env bash
+# A Kubernetes node simulated in network namespaces, end to end, with `nodedns node-cache` run as
+# the DaemonSet runs it: the stock NodeLocal DNSCache Corefile and arguments (below, from
+# kubernetes/kubernetes cluster/addons/dns/nodelocaldns/nodelocaldns.yaml, installed in iptables
+# mode as its README says: sed of __PILLAR__LOCAL__DNS__, __PILLAR__DNS__SERVER__ and
+# __PILLAR__DNS__DOMAIN__), as root in the node's network namespace with the node's resolv.conf.
+#
+#   pod A  10.53.1.2 --veth--+  resolv.conf: nameserver 10.96.0.10 (kube-dns ClusterIP)
+#   pod B  10.53.2.2 --veth--+  resolv.conf: nameserver 169.254.20.10 (node-local address)
+#                            |
+#   node: nodedns node-cache -localip 169.254.20.10,10.96.0.10 on the `nodelocaldns` interface
+#         (a bridge made beforehand: this kernel has no dummy driver); kube-proxy as nat DNAT
+#         rules (iptables BACKEND: nft or legacy) for the kube-dns ClusterIP 10.96.0.10 and the
+#         kube-dns-upstream ClusterIP 10.96.0.11 to "CoreDNS"; /etc/resolv.conf: 10.53.9.3.
+#         With BACKEND=nft, also a firewall as some node images have: filter INPUT policy DROP,
+#         accepting only established packets and loopback.
+#                            |
+#   "CoreDNS": knotd on 10.53.9.2 (cluster.local); the node's resolver: knotd on 10.53.9.3
+#   (example.com and the root), both in one upstream namespace.
+#
+# Checks, each printed PASS/FAIL:
+#   - the rules (table inet nodedns; with BACKEND=nft the accept rules in iptables-nft's INPUT);
+#   - from both pods, glibc getent, a static musl getaddrinfo client and kdig (UDP and TCP)
+#     resolve a cluster name and an external name through nodedns (its query counter grows);
+#   - conntrack holds no entry for the pods' queries to 10.96.0.10 or 169.254.20.10, while it
+#     does hold nodedns's own TCP query to kube-dns-upstream (force_tcp through kube-proxy's
+#     DNAT) and its UDP query to the node's resolver; CoreDNS saw TCP only;
+#   - BACKEND=nft: a firewall reload that flushes INPUT drops pod B's queries until nodedns puts
+#     its accept rules back, within one -syncinterval (2 s here);
+#   - a second nodedns exits 2 with a line naming the holder, the first keeps serving;
+#   - after SIGKILL, pod A's queries to the ClusterIP are answered by CoreDNS through the DNAT
+#     within a second (the rules went with the process); a restart on the node as it was left
+#     serves again, out of conntrack;
+#   - SIGTERM: exit 0, no table, no accept rule, no address left on the interface.
+#
+# Usage: simulated_node_test.sh NODEDNS_BINARY [nft|legacy]
+# Needs root, ip, nsenter, unshare, knotd, kdig, curl, cc, musl-gcc, nft, iptables-nft or
+# iptables-legacy, conntrack; exits 77 (ctest SKIP_RETURN_CODE) when those are missing. Every
+# namespace and process it makes is removed on exit. About 20 s.
+set -uo pipefail
+
+NODEDNS=${1:?usage: simulated_node_test.sh NODEDNS_BINARY [nft|legacy]}
+BACKEND=${2:-nft}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=rewrite_lab.sh
+source "$HERE/rewrite_lab.sh"
+
+skip() {
+  echo "SKIP: $*"
+  exit 77
+}
+case $BACKEND in nft | legacy) ;; *) echo "FAIL: backend '$BACKEND' is not nft or legacy"; exit 1 ;; esac
+IPT=iptables-$BACKEND
+[[ $(id -u) -eq 0 ]] || skip "needs root for ip netns and unshare -m"
+missing=$(lab_missing_tools)
+for t in nft "$IPT" conntrack; do command -v "$t" >/dev/null 2>&1 || missing+=" $t"; done
+[[ -z "${missing// /}" ]] || skip "missing tools: $missing"
+[[ -x "$NODEDNS" ]] || { echo "FAIL: nodedns binary '$NODEDNS' is not executable"; exit 1; }
+
+LOCAL_DNS=169.254.20.10
+CLUSTER_IP=10.96.0.10
+UPSTREAM_SVC_IP=10.96.0.11
+COREDNS_IP=10.53.9.2
+RESOLVER_IP=10.53.9.3
+SYNC=2
+
+NODE_PID=""
+NODE_RUNS=0
+KNOT_PIDS=()
+FAILS=0
+pass() { echo "PASS: $*"; }
+fail() {
+  echo "FAIL: $*"
+  FAILS=$((FAILS + 1))
+}
+
+cleanup() {
+  [[ -n "$NODE_PID" ]] && kill -9 "$NODE_PID" 2>/dev/null && wait "$NODE_PID" 2>/dev/null
+  lab_cleanup
+}
+lab_init "sn${BACKEND:0:3}"
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+chmod 755 "$LAB_WORK"  # the ConfigMap files are read after nodedns drops to uid 65534
+lab_netns_up
+case $? in
+  0) ;;
+  2) skip "network namespaces with veth pairs are not possible here" ;;
+  *) echo "FAIL: could not set up the namespaces"; exit 1 ;;
+esac
+lab_build_clients || { echo "FAIL: could not build the getaddrinfo clients"; exit 1; }
+node() { lab_in "$LAB_NS_NODE" "$@"; }
+
+# --- the node ---
+node ip link add nodelocaldns type bridge || { echo "FAIL: no bridge"; exit 1; }
+node sysctl -qw net.ipv4.ip_forward=1
+# A default route, as a node has: ClusterIPs are routed before kube-proxy's DNAT rewrites them.
+node ip route add default via "$COREDNS_IP" || { echo "FAIL: default route"; exit 1; }
+# kube-proxy (iptables mode): ClusterIP DNAT in PREROUTING (pods) and OUTPUT (the host network,
+# nodedns's own queries to kube-dns-upstream included).
+for chain in PREROUTING OUTPUT; do
+  for vip in $CLUSTER_IP $UPSTREAM_SVC_IP; do
+    for proto in udp tcp; do
+      node "$IPT" -t nat -A "$chain" -d "$vip/32" -p "$proto" --dport 53 \
+        -j DNAT --to-destination "$COREDNS_IP:53" || { echo "FAIL: $IPT DNAT"; exit 1; }
+    done
+  done
+done
+firewall() {
+  node iptables-nft -P INPUT DROP &&
+    node iptables-nft -A INPUT -i lo -j ACCEPT &&
+    node iptables-nft -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+}
+if [[ $BACKEND == nft ]]; then firewall || { echo "FAIL: firewall rules"; exit 1; }; fi
+printf 'nameserver %s\n' "$RESOLVER_IP" >"$LAB_WORK/node-resolv.conf"
+
+# --- CoreDNS and the node's resolver ---
+lab_write_zones
+knot_start() {  # NAME ADDRESS ZONE...
+  local name=$1 addr=$2 z
+  shift 2
+  mkdir -p "$LAB_WORK/$name-run" "$LAB_WORK/$name-db"
+  {
+    printf 'server:\n  rundir: %s\n  listen: %s@53\n' "$LAB_WORK/$name-run" "$addr"
+    printf 'log:\n  - target: stderr\n    any: error\n'
+    printf 'database:\n  storage: %s\n' "$LAB_WORK/$name-db"
+    printf 'mod-stats:\n  - id: counts\n    request-protocol: on\n'
+    printf 'template:\n  - id: default\n    storage: %s\n    global-module: mod-stats/counts\n' \
+      "$LAB_WORK"
+    printf 'zone:\n'
+    for z in "$@"; do
+      printf '  - domain: %s\n    file: %s.zone\n' "$z" "$([[ $z == . ]] && echo root || echo "$z")"
+    done
+  } >"$LAB_WORK/$name.conf"
+  nsenter --net="/run/netns/$LAB_NS_UP" knotd -c "$LAB_WORK/$name.conf" >"$LAB_WORK/$name.log" 2>&1 &
+  LAB_PIDS+=($!)
+  local _
+  for _ in $(seq 1 50); do
+    lab_in "$LAB_NS_UP" timeout 5 knotc -s "$LAB_WORK/$name-run/knot.sock" zone-status "$1" \
+      >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "FAIL: knotd $name did not start"
+  cat "$LAB_WORK/$name.log"
+  exit 1
+}
+knot_start coredns "$COREDNS_IP" cluster.local
+knot_start resolver "$RESOLVER_IP" . example.com
+# protocol counts of one knotd: "udp N tcp N"
+knot_protocols() {
+  lab_in "$LAB_NS_UP" timeout 5 knotc -s "$LAB_WORK/$1-run/knot.sock" stats mod-stats 2>/dev/null |
+    awk '/request-protocol\[udp/ { u += $3 } /request-protocol\[tcp/ { t += $3 }
+         END { printf "udp %d tcp %d\n", u, t }'
+}
+
+# --- the stock ConfigMap and arguments ---
+# The optional kube-dns ConfigMap, absent: kubelet mounts an empty directory.
+mkdir -p "$LAB_WORK/coredns" "$LAB_WORK/etc" "$LAB_WORK/kube-dns"
+sed -e "s/__PILLAR__LOCAL__DNS__/$LOCAL_DNS/g" -e "s/__PILLAR__DNS__SERVER__/$CLUSTER_IP/g" \
+  -e "s/__PILLAR__DNS__DOMAIN__/cluster.local/g" \
+  "$LAB_REPO/tests/nodecache/testdata/stock/Corefile.base.unsubstituted" \
+  >"$LAB_WORK/coredns/Corefile.base"
+# nodelocaldns.yaml's args, with -conf and the ConfigMap mounts moved into the work directory.
+STOCK_ARGS=(-localip "$LOCAL_DNS,$CLUSTER_IP" -conf "$LAB_WORK/etc/Corefile"
+  -upstreamsvc kube-dns-upstream)
+ARGS=("${STOCK_ARGS[@]}" -basecorefile "$LAB_WORK/coredns/Corefile.base"
+  -kubednscm "$LAB_WORK/kube-dns" -syncinterval "${SYNC}s")
+
+# node_run LOG EXTRA...: nodedns node-cache in the node's network namespace with the node's
+# resolv.conf (dnsPolicy: Default), in the background; sets RUN_PID.
+node_run() {
+  local log=$1
+  shift
+  nsenter --net="/run/netns/$LAB_NS_NODE" unshare -m sh -c '
+    mount --make-rprivate / && mount --bind "$1" /etc/resolv.conf || exit 125
+    shift
+    exec env KUBE_DNS_UPSTREAM_SERVICE_HOST='"$UPSTREAM_SVC_IP"' "$@"' sh \
+    "$LAB_WORK/node-resolv.conf" "$NODEDNS" node-cache "${ARGS[@]}" "$@" >"$log" 2>&1 &
+  RUN_PID=$!
+}
+node_start() {
+  NODE_RUNS=$((NODE_RUNS + 1))
+  NODE_LOG="$LAB_WORK/nodedns.$NODE_RUNS.log"
+  node_run "$NODE_LOG"
+  NODE_PID=$RUN_PID
+  local _
+  for _ in $(seq 1 100); do
+    kill -0 "$NODE_PID" 2>/dev/null || { echo "nodedns exited at start:"; cat "$NODE_LOG"; NODE_PID=""; return 1; }
+    node curl -sf --max-time 1 "http://$LOCAL_DNS:8080/health" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "nodedns did not answer /health within 10 s:"
+  cat "$NODE_LOG"
+  return 1
+}
+node_queries() {
+  node curl -sf --max-time 2 "http://127.0.0.1:9353/metrics" |
+    awk '$1 ~ /^nodedns_queries_total/ { s += $2 } END { print s + 0 }'
+}
+# conntrack entries (original direction) to ADDRESS, any protocol.
+tracked_to() { node conntrack -L -d "$1" 2>/dev/null | grep -c "dst=$1 " ; }
+
+# --- the pods ---
+pod_resolv() {  # FILE NAMESERVER
+  printf 'nameserver %s\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n' \
+    "$2" >"$1"
+}
+pod_resolv "$LAB_WORK/resolv-a.conf" "$CLUSTER_IP"
+pod_resolv "$LAB_WORK/resolv-b.conf" "$LOCAL_DNS"
+pod() {  # A|B CMD...
+  local ns resolv
+  if [[ $1 == A ]]; then ns=$LAB_NS_A resolv=$LAB_WORK/resolv-a.conf; else ns=$LAB_NS_B resolv=$LAB_WORK/resolv-b.conf; fi
+  shift
+  lab_pod_exec "$ns" "$resolv" 10 "$@"
+}
+# The pod's nameserver.
+ns_of() { [[ $1 == A ]] && echo "$CLUSTER_IP" || echo "$LOCAL_DNS"; }
+# expect_addr WHAT WANT OUTPUT
+expect_addr() {
+  if grep -qw -- "$2" <<<"$3"; then pass "$1"; else fail "$1: want $2, got: ${3:-(nothing)}"; fi
+}
+lookups() {  # POD: every client, a cluster and an external name
+  local p=$1 ns out
+  ns=$(ns_of "$p")
+  out=$(pod "$p" getent hosts kubernetes.default 2>&1)
+  expect_addr "pod $p glibc getent kubernetes.default" 10.96.0.1 "$out"
+  out=$(pod "$p" getent ahostsv4 api.example.com 2>&1)
+  expect_addr "pod $p glibc getent api.example.com" 192.0.2.10 "$out"
+  out=$(pod "$p" "$LAB_WORK/gai-musl" web.default 2>&1)
+  expect_addr "pod $p musl getaddrinfo web.default" 10.244.1.5 "$out"
+  out=$(pod "$p" "$LAB_WORK/gai-musl" api.example.com 2>&1)
+  expect_addr "pod $p musl getaddrinfo api.example.com" 192.0.2.10 "$out"
+  out=$(pod "$p" kdig @"$ns" +short +time=2 +retry=0 kubernetes.default.svc.cluster.local A 2>&1)
+  expect_addr "pod $p kdig udp @$ns" 10.96.0.1 "$out"
+  out=$(pod "$p" kdig @"$ns" +tcp +short +time=2 +retry=0 api.example.com A 2>&1)
+  expect_addr "pod $p kdig tcp @$ns" 192.0.2.10 "$out"
+}
+
+echo "== kube-proxy backend: $BACKEND"
+node_start || { echo "FAIL: nodedns did not start"; exit 1; }
+grep -q "running as uid 65534" "$NODE_LOG" && pass "nodedns dropped to uid 65534" ||
+  fail "no privilege drop in the log: $(cat "$NODE_LOG")"
+
+rules=$(node nft list table inet nodedns 2>&1)
+if grep -q "ip daddr { 10.96.0.10, 169.254.20.10 } meta l4proto { tcp, udp } th dport 53 notrack" <<<"$rules" &&
+  grep -q "flags owner" <<<"$rules"; then
+  pass "table inet nodedns holds the NOTRACK rules"
+else
+  fail "table inet nodedns: $rules"
+fi
+if [[ $BACKEND == nft ]]; then
+  accept=$(node iptables-nft -S INPUT 2>&1)
+  if [[ $(grep -c 'comment "nodedns: node-local DNS" -j ACCEPT' <<<"$accept") -eq 4 ]]; then
+    pass "accept rules first in iptables-nft INPUT"
+  else
+    fail "iptables-nft INPUT: $accept"
+  fi
+fi
+
+node conntrack -F >/dev/null 2>&1
+before=$(node_queries)
+lookups A
+lookups B
+after=$(node_queries)
+# glibc asks A and AAAA per step; the search walks and rewrites vary the count, but at least one
+# query per lookup (12) must have reached nodedns.
+if ((after - before >= 12)); then pass "nodedns answered the pods ($((after - before)) queries)"; else
+  fail "nodedns saw $((after - before)) queries from 12 lookups"; fi
+for vip in $CLUSTER_IP $LOCAL_DNS; do
+  n=$(tracked_to "$vip")
+  [[ $n -eq 0 ]] && pass "no conntrack entry for queries to $vip" ||
+    fail "$n conntrack entries to $vip: $(node conntrack -L -d "$vip" 2>&1)"
+done
+if node conntrack -L -p tcp -d "$UPSTREAM_SVC_IP" --dport 53 2>/dev/null | grep -q "src=$COREDNS_IP"; then
+  pass "cluster names went over TCP to kube-dns-upstream, through the DNAT"
+else
+  fail "no TCP flow to $UPSTREAM_SVC_IP:53 DNATed to $COREDNS_IP: $(node conntrack -L 2>&1)"
+fi
+if node conntrack -L -p udp -d "$RESOLVER_IP" --dport 53 2>/dev/null | grep -q "dst=$RESOLVER_IP"; then
+  pass "external names went to the node's resolv.conf nameserver"
+else
+  fail "no UDP flow to $RESOLVER_IP:53: $(node conntrack -L 2>&1)"
+fi
+read -r _ udp _ tcp <<<"$(knot_protocols coredns)"
+if [[ $udp -eq 0 && $tcp -gt 0 ]]; then pass "CoreDNS was asked over TCP only ($tcp)"; else
+  fail "CoreDNS saw udp $udp tcp $tcp (force_tcp)"; fi
+
+if [[ $BACKEND == nft ]]; then
+  # A firewall reload: INPUT flushed and its own rules put back, nodedns's gone.
+  node iptables-nft -F INPUT && firewall
+  out=$(pod B kdig @"$LOCAL_DNS" +short +time=1 +retry=0 kubernetes.default.svc.cluster.local A 2>&1)
+  grep -qw 10.96.0.1 <<<"$out" && fail "pod B answered with the accept rules gone (the firewall drops nothing?)" ||
+    pass "the firewall drops untracked queries without the accept rules"
+  restored=""
+  for _ in $(seq 1 $((SYNC * 20 + 10))); do
+    if [[ $(node iptables-nft -S INPUT | grep -c nodedns) -eq 4 ]]; then restored=1; break; fi
+    sleep 0.1
+  done
+  [[ -n $restored ]] && pass "accept rules back within a sync interval" ||
+    fail "accept rules not back after $((SYNC + 1)) s: $(node iptables-nft -S INPUT)"
+  out=$(pod B kdig @"$LOCAL_DNS" +short +time=2 +retry=0 kubernetes.default.svc.cluster.local A 2>&1)
+  expect_addr "pod B answered again" 10.96.0.1 "$out"
+  grep -q "rules had changed; restored ip filter INPUT" "$NODE_LOG" && pass "the repair is logged" ||
+    fail "no repair line in the log"
+fi
+
+# A second instance.
+node_run "$LAB_WORK/second.log" -metrics-listen-address 127.0.0.1:9354
+second=$RUN_PID
+for _ in $(seq 1 100); do kill -0 "$second" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$second" 2>/dev/null; then
+  kill -9 "$second"
+  fail "a second nodedns is still running"
+else
+  wait "$second"
+  rc=$?
+  if [[ $rc -eq 2 ]] && grep -q "table inet nodedns is held by another running process" "$LAB_WORK/second.log"; then
+    pass "a second nodedns exits 2: $(head -1 "$LAB_WORK/second.log")"
+  else
+    fail "second nodedns: exit $rc, $(cat "$LAB_WORK/second.log")"
+  fi
+fi
+out=$(pod A kdig @"$CLUSTER_IP" +short +time=2 +retry=0 kubernetes.default.svc.cluster.local A 2>&1)
+expect_addr "the first keeps serving" 10.96.0.1 "$out"
+
+# SIGKILL: the rules go with the process; the ClusterIP falls back to kube-proxy.
+kill -9 "$NODE_PID"
+wait "$NODE_PID" 2>/dev/null
+NODE_PID=""
+node conntrack -F >/dev/null 2>&1
+t0=$(date +%s%N)
+out=$(pod A kdig @"$CLUSTER_IP" +short +time=1 +retry=0 kubernetes.default.svc.cluster.local A 2>&1)
+ms=$((($(date +%s%N) - t0) / 1000000))
+expect_addr "after SIGKILL pod A's query to the ClusterIP is answered (${ms} ms)" 10.96.0.1 "$out"
+[[ $(tracked_to "$CLUSTER_IP") -ge 1 ]] && pass "... by CoreDNS through kube-proxy's DNAT" ||
+  fail "no conntrack entry to $CLUSTER_IP after SIGKILL"
+node nft list table inet nodedns >/dev/null 2>&1 && fail "table inet nodedns outlived SIGKILL" ||
+  pass "no table after SIGKILL"
+
+# Restart on the node as the unclean exit left it (addresses still there).
+node_start || fail "restart after SIGKILL"
+node conntrack -F >/dev/null 2>&1
+out=$(pod A kdig @"$CLUSTER_IP" +short +time=2 +retry=0 kubernetes.default.svc.cluster.local A 2>&1)
+expect_addr "restarted nodedns answers pod A" 10.96.0.1 "$out"
+[[ $(tracked_to "$CLUSTER_IP") -eq 0 ]] && pass "and the query is out of conntrack again" ||
+  fail "tracked after restart"
+
+# SIGTERM: everything it added goes.
+kill -TERM "$NODE_PID"
+wait "$NODE_PID"
+rc=$?
+NODE_PID=""
+[[ $rc -eq 0 ]] && pass "exit 0 on SIGTERM" || fail "exit $rc on SIGTERM: $(tail -5 "$NODE_LOG")"
+node nft list table inet nodedns >/dev/null 2>&1 && fail "table left after SIGTERM" || pass "no table after SIGTERM"
+if [[ $BACKEND == nft ]]; then
+  node iptables-nft -S | grep -q nodedns && fail "accept rules left: $(node iptables-nft -S)" ||
+    pass "no accept rule after SIGTERM"
+fi
+addrs=$(node ip -o addr show dev nodelocaldns)
+grep -q -e "$LOCAL_DNS" -e "$CLUSTER_IP" <<<"$addrs" && fail "addresses left: $addrs" ||
+  pass "no address left on nodelocaldns"
+lab_sanitizer_report "$LAB_WORK/nodedns.1.log" && fail "sanitizer report: $(cat "$LAB_WORK/nodedns.1.log")"
+
+if ((FAILS > 0)); then
+  echo "== $FAILS check(s) failed; nodedns logs:"
+  tail -n 20 "$LAB_WORK"/nodedns.*.log
+  exit 1
+fi
+echo "== all checks passed"
