@@ -28,6 +28,24 @@ namespace nodedns::nodecache {
 
 namespace {
 
+// Writes `text` to `path` through a new file renamed over it, so that a reader never sees half of
+// it, and so that it works after the drop to -runas in a directory anyone may write (an emptyDir
+// is 0777) where the old file is root's; else in place (a file handed to the new uid).
+bool WriteReplacing(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.close();
+    if (out && rename(tmp.c_str(), path.c_str()) == 0) return true;
+  }
+  unlink(tmp.c_str());
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  return static_cast<bool>(out);
+}
+
 std::optional<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return std::nullopt;
@@ -109,10 +127,7 @@ absl::StatusOr<NodeCacheConfig> NodeCacheSource::LoadFull() {
       return generated.status();
     }
     text = *std::move(generated);
-    std::ofstream out(conf, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.close();
-    if (!out) {
+    if (!WriteReplacing(conf, text)) {
       // Not fatal: nodedns serves from memory; the file is for people to read.
       if (server_ != nullptr) server_->CountSetupError(proxy::kSetupErrorConfigMap);
       Log(absl::StrCat("cannot write the generated Corefile to ", conf,
@@ -316,10 +331,12 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
   const std::string conf_path = flags->EffectiveCorefile();
   if (geteuid() == 0 && run_as.uid != 0) {
     srv->SetOnServing([run_as, keep_net_admin, conf_path, quiet = flags->quiet]() -> absl::Status {
-      // Reloads rewrite the generated Corefile; it stays writable for the new owner.
-      if (chown(conf_path.c_str(), run_as.uid, run_as.gid) != 0 && errno != ENOENT) {
+      // Reloads rewrite the generated Corefile: hand it to the new owner where CAP_CHOWN allows;
+      // otherwise reloads replace it through its directory (WriteReplacing).
+      if (chown(conf_path.c_str(), run_as.uid, run_as.gid) != 0 && errno != ENOENT &&
+          errno != EPERM) {
         Log(absl::StrCat("cannot hand ", conf_path, " to uid ", run_as.uid, ": ",
-                         std::strerror(errno), "; reloads will not rewrite it"));
+                         std::strerror(errno)));
       }
       if (absl::Status st = nodesetup::DropPrivileges(run_as, keep_net_admin); !st.ok()) {
         return absl::Status(st.code(), absl::StrCat("-runas: ", st.message()));

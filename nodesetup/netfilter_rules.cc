@@ -182,9 +182,12 @@ absl::StatusOr<bool> NetfilterRules::EnsureTable() {
   if (now.ok() && !table_made_ && absl::StrContains(*now, "flags owner")) {
     // Another process's socket holds it: the kernel would refuse the replacement (EPERM) anyway;
     // say who.
+    // nft names the owner when its pid is visible from here (not from another container's PID
+    // namespace, where it prints "(null)").
     std::string who;
     if (const size_t p = now->find("# progname "); p != std::string::npos) {
-      who = absl::StrCat(" (", now->substr(p + 11, now->find('\n', p) - p - 11), ")");
+      const std::string name = now->substr(p + 11, now->find('\n', p) - p - 11);
+      if (!name.empty() && name != "(null)") who = absl::StrCat(" (", name, ")");
     }
     return absl::FailedPreconditionError(
         absl::StrCat(table, " is held by another running process", who,

@@ -10,7 +10,7 @@ PKGS=(
   knot knot-dnsutils ldnsutils dnsperf musl-tools iproute2 util-linux procps python3 curl
   nftables iptables conntrack
   dnsdist unbound dnsmasq-base pdns-recursor gnuplot-nox
-  yamllint nodejs
+  yamllint nodejs python3-yaml
   # deploy/image/build.sh and tests/deploy/image_test.sh, as root: podman builds and runs the
   # image with runc (named, else apt picks crun); rootless extras (uidmap, slirp4netns,
   # fuse-overlayfs) and the buildah CLI are not needed.

@@ -33,7 +33,21 @@
 #     serves again, out of conntrack;
 #   - SIGTERM: exit 0, no table, no accept rule, no address left on the interface.
 #
-# Usage: simulated_node_test.sh NODEDNS_BINARY [nft|legacy]
+#   - the bench Job (deploy/kubernetes/bench, rendered with kubectl kustomize): its command and
+#     arguments, with its query ConfigMap, run in pod A as uid 65534 against both addresses
+#     (shorter and slower than in a cluster: --duration 2 --rate 500), print the table with every
+#     query answered, NOERROR or NXDOMAIN (absent.default), nothing refused or failed (when
+#     LOADGEN is given and kubectl is on PATH);
+#
+#   - a ConfigMap change reloaded on SIGUSR1 rewrites the generated Corefile (-conf), as uid 65534.
+#
+# RUNNER "binary" runs the nodedns binary in the node namespace; "podman" runs the image
+# deploy/image/build.sh makes from the binaries' build directory, in the node namespace
+# (--network ns:), with the DaemonSet's security context: root, capabilities NET_ADMIN,
+# NET_BIND_SERVICE, SETUID and SETGID only, no_new_privs, a read-only root filesystem, the
+# ConfigMaps mounted read-only and -conf in a 0777 directory as an emptyDir is.
+#
+# Usage: simulated_node_test.sh NODEDNS_BINARY [nft|legacy] [LOADGEN_BINARY] [binary|podman]
 # Needs root, ip, nsenter, unshare, knotd, kdig, curl, cc, musl-gcc, nft, iptables-nft or
 # iptables-legacy, conntrack; exits 77 (ctest SKIP_RETURN_CODE) when those are missing. Every
 # namespace and process it makes is removed on exit. About 20 s.
@@ -41,6 +55,8 @@ set -uo pipefail
 
 NODEDNS=${1:?usage: simulated_node_test.sh NODEDNS_BINARY [nft|legacy]}
 BACKEND=${2:-nft}
+LOADGEN=${3:-}
+RUNNER=${4:-binary}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=rewrite_lab.sh
 source "$HERE/rewrite_lab.sh"
@@ -56,6 +72,14 @@ missing=$(lab_missing_tools)
 for t in nft "$IPT" conntrack; do command -v "$t" >/dev/null 2>&1 || missing+=" $t"; done
 [[ -z "${missing// /}" ]] || skip "missing tools: $missing"
 [[ -x "$NODEDNS" ]] || { echo "FAIL: nodedns binary '$NODEDNS' is not executable"; exit 1; }
+case $RUNNER in
+  binary) ;;
+  podman)
+    for t in podman runc; do command -v "$t" >/dev/null 2>&1 || skip "RUNNER=podman needs $t"; done
+    [[ -x $LOADGEN ]] || { echo "FAIL: RUNNER=podman needs LOADGEN (the image holds it)"; exit 1; }
+    ;;
+  *) echo "FAIL: runner '$RUNNER' is not binary or podman"; exit 1 ;;
+esac
 
 LOCAL_DNS=169.254.20.10
 CLUSTER_IP=10.96.0.10
@@ -74,8 +98,14 @@ fail() {
   FAILS=$((FAILS + 1))
 }
 
+IMAGE=""
+CONTAINERS=()
 cleanup() {
-  [[ -n "$NODE_PID" ]] && kill -9 "$NODE_PID" 2>/dev/null && wait "$NODE_PID" 2>/dev/null
+  [[ -n "$NODE_PID" ]] && node_signal KILL
+  local c
+  for c in "${CONTAINERS[@]}"; do timeout 30 podman rm -f "$c" >/dev/null 2>&1; done
+  [[ -n "$NODE_PID" ]] && wait "$NODE_PID" 2>/dev/null
+  [[ -n $IMAGE ]] && timeout 30 podman rmi -f "$IMAGE" >/dev/null 2>&1
   lab_cleanup
 }
 lab_init "sn${BACKEND:0:3}"
@@ -117,6 +147,28 @@ printf 'nameserver %s\n' "$RESOLVER_IP" >"$LAB_WORK/node-resolv.conf"
 
 # --- CoreDNS and the node's resolver ---
 lab_write_zones
+# What a cluster's CoreDNS and the internet answer for the bench Job's queries.
+cat >>"$LAB_WORK/cluster.local.zone" <<'EOF'
+kube-dns.kube-system.svc A 10.96.0.10
+kube-dns-upstream.kube-system.svc A 10.96.0.11
+node-local-dns.kube-system.svc A 10.53.0.1
+EOF
+cat >"$LAB_WORK/10.in-addr.arpa.zone" <<'EOF'
+$ORIGIN 10.in-addr.arpa.
+$TTL 300
+@ SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 3600 600 86400 300
+@ NS ns.dns.cluster.local.
+10.0.96 PTR kube-dns.kube-system.svc.cluster.local.
+1.0.96 PTR kubernetes.default.svc.cluster.local.
+EOF
+cat >"$LAB_WORK/kubernetes.io.zone" <<'EOF'
+$ORIGIN kubernetes.io.
+$TTL 300
+@ SOA ns hostmaster 1 3600 600 86400 300
+@ NS ns
+@ A 192.0.2.80
+ns A 192.0.2.53
+EOF
 knot_start() {  # NAME ADDRESS ZONE...
   local name=$1 addr=$2 z
   shift 2
@@ -145,8 +197,8 @@ knot_start() {  # NAME ADDRESS ZONE...
   cat "$LAB_WORK/$name.log"
   exit 1
 }
-knot_start coredns "$COREDNS_IP" cluster.local
-knot_start resolver "$RESOLVER_IP" . example.com
+knot_start coredns "$COREDNS_IP" cluster.local 10.in-addr.arpa
+knot_start resolver "$RESOLVER_IP" . example.com kubernetes.io
 # protocol counts of one knotd: "udp N tcp N"
 knot_protocols() {
   lab_in "$LAB_NS_UP" timeout 5 knotc -s "$LAB_WORK/$1-run/knot.sock" stats mod-stats 2>/dev/null |
@@ -166,12 +218,41 @@ STOCK_ARGS=(-localip "$LOCAL_DNS,$CLUSTER_IP" -conf "$LAB_WORK/etc/Corefile"
   -upstreamsvc kube-dns-upstream)
 ARGS=("${STOCK_ARGS[@]}" -basecorefile "$LAB_WORK/coredns/Corefile.base"
   -kubednscm "$LAB_WORK/kube-dns" -syncinterval "${SYNC}s")
+# In the container, the DaemonSet's paths (deploy/kubernetes/base/daemonset.yaml).
+IN_POD_ARGS=(-conf /etc/nodedns/Corefile -basecorefile /etc/coredns/Corefile.base
+  -syncinterval "${SYNC}s")
+chmod 777 "$LAB_WORK/etc"  # an emptyDir's mode
+if [[ $RUNNER == podman ]]; then
+  if [[ -z ${CONTAINERS_CONF:-} ]]; then
+    # podman's defaults raise nofile/nproc, which this machine's root may not; runc, not crun.
+    printf '[containers]\ndefault_ulimits = []\n[engine]\nruntime = "runc"\n' \
+      >"$LAB_WORK/containers.conf"
+    export CONTAINERS_CONF="$LAB_WORK/containers.conf"
+  fi
+  IMAGE="localhost/nodedns-simnode:$$"
+  timeout 180 bash "$LAB_REPO/deploy/image/build.sh" \
+    --build-dir "$(dirname "$(dirname "$NODEDNS")")" --tag "$IMAGE" >"$LAB_WORK/image.log" 2>&1 ||
+    { echo "FAIL: deploy/image/build.sh:"; cat "$LAB_WORK/image.log"; IMAGE=""; exit 1; }
+fi
 
 # node_run LOG EXTRA...: nodedns node-cache in the node's network namespace with the node's
-# resolv.conf (dnsPolicy: Default), in the background; sets RUN_PID.
+# resolv.conf (dnsPolicy: Default), in the background; sets RUN_PID (and RUN_NAME, the container).
 node_run() {
   local log=$1
   shift
+  if [[ $RUNNER == podman ]]; then
+    RUN_NAME="simnode-$$-$RANDOM"
+    CONTAINERS+=("$RUN_NAME")
+    podman run --rm --name "$RUN_NAME" --network "ns:/run/netns/$LAB_NS_NODE" \
+      --cap-drop ALL --cap-add NET_ADMIN,NET_BIND_SERVICE,SETUID,SETGID \
+      --security-opt no-new-privileges --read-only \
+      -v "$LAB_WORK/coredns:/etc/coredns:ro" -v "$LAB_WORK/kube-dns:/etc/kube-dns:ro" \
+      -v "$LAB_WORK/etc:/etc/nodedns" -v "$LAB_WORK/node-resolv.conf:/etc/resolv.conf:ro" \
+      -e KUBE_DNS_UPSTREAM_SERVICE_HOST="$UPSTREAM_SVC_IP" \
+      "$IMAGE" node-cache "${STOCK_ARGS[@]}" "${IN_POD_ARGS[@]}" "$@" >"$log" 2>&1 &
+    RUN_PID=$!
+    return
+  fi
   nsenter --net="/run/netns/$LAB_NS_NODE" unshare -m sh -c '
     mount --make-rprivate / && mount --bind "$1" /etc/resolv.conf || exit 125
     shift
@@ -179,11 +260,20 @@ node_run() {
     "$LAB_WORK/node-resolv.conf" "$NODEDNS" node-cache "${ARGS[@]}" "$@" >"$log" 2>&1 &
   RUN_PID=$!
 }
+# node_signal SIG: to the serving nodedns.
+node_signal() {
+  if [[ $RUNNER == podman ]]; then
+    timeout 30 podman kill -s "$1" "$NODE_NAME" >/dev/null 2>&1
+  else
+    kill -s "$1" "$NODE_PID" 2>/dev/null
+  fi
+}
 node_start() {
   NODE_RUNS=$((NODE_RUNS + 1))
   NODE_LOG="$LAB_WORK/nodedns.$NODE_RUNS.log"
   node_run "$NODE_LOG"
   NODE_PID=$RUN_PID
+  NODE_NAME=${RUN_NAME:-}
   local _
   for _ in $(seq 1 100); do
     kill -0 "$NODE_PID" 2>/dev/null || { echo "nodedns exited at start:"; cat "$NODE_LOG"; NODE_PID=""; return 1; }
@@ -237,7 +327,7 @@ lookups() {  # POD: every client, a cluster and an external name
   expect_addr "pod $p kdig tcp @$ns" 192.0.2.10 "$out"
 }
 
-echo "== kube-proxy backend: $BACKEND"
+echo "== kube-proxy backend: $BACKEND, nodedns run as: $RUNNER"
 node_start || { echo "FAIL: nodedns did not start"; exit 1; }
 grep -q "running as uid 65534" "$NODE_LOG" && pass "nodedns dropped to uid 65534" ||
   fail "no privilege drop in the log: $(cat "$NODE_LOG")"
@@ -286,6 +376,50 @@ read -r _ udp _ tcp <<<"$(knot_protocols coredns)"
 if [[ $udp -eq 0 && $tcp -gt 0 ]]; then pass "CoreDNS was asked over TCP only ($tcp)"; else
   fail "CoreDNS saw udp $udp tcp $tcp (force_tcp)"; fi
 
+# The bench Job's command, as the rendered Job runs it, from pod A.
+bench() {  # VARIANT ADDRESS
+  local variant=$1 want=$2 out
+  kubectl kustomize "$LAB_REPO/deploy/kubernetes/bench/$variant" >"$LAB_WORK/bench-$variant.yaml" \
+    2>&1 || { fail "kubectl kustomize bench/$variant: $(cat "$LAB_WORK/bench-$variant.yaml")"; return; }
+  # One argument a line: the command, then its args with the query file moved to the work dir.
+  python3 - "$LAB_WORK/bench-$variant" <<'PY' || { fail "bench/$variant: cannot read the Job"; return; }
+import sys, yaml
+out = sys.argv[1]
+objs = [o for o in yaml.safe_load_all(open(out + ".yaml")) if o]
+job = next(o for o in objs if o["kind"] == "Job")
+cm = next(o for o in objs if o["kind"] == "ConfigMap")
+c = job["spec"]["template"]["spec"]["containers"][0]
+mount = next(m["mountPath"] for m in c["volumeMounts"])
+(name, data), = cm["data"].items()
+open(out + ".queries", "w").write(data)
+args = [a.replace(mount + "/" + name, out + ".queries") for a in c["command"] + c["args"]]
+for flag, value in (("--duration", "2"), ("--rate", "500")):
+    args[args.index(flag) + 1] = value
+open(out + ".args", "w").write("\n".join(args) + "\n")
+PY
+  local -a argv
+  mapfile -t argv <"$LAB_WORK/bench-$variant.args"
+  argv[0]=$LOADGEN  # the image's /usr/local/bin/nodedns-loadgen
+  out=$(pod A setpriv --reuid 65534 --regid 65534 --clear-groups "${argv[@]}" 2>&1)
+  echo "$out" | sed "s/^/  bench $variant: /"
+  if grep -q "^server $want:53, open loop at 500 qps" <<<"$out" &&
+    grep -Eq "sent ([1-9][0-9]*), answered \1, lost 0 " <<<"$out" &&
+    grep -Eq "rcodes: NOERROR=[0-9]+ NXDOMAIN=[0-9]+$" <<<"$out"; then
+    pass "bench Job $variant: every query answered by $want"
+  else
+    fail "bench Job $variant: $out"
+  fi
+}
+if [[ -z $LOADGEN ]]; then
+  echo "SKIP bench Job: no nodedns-loadgen given"
+elif ! command -v kubectl >/dev/null; then
+  echo "SKIP bench Job: no kubectl to render it"
+else
+  chmod 644 "$LAB_WORK"/*.conf 2>/dev/null
+  bench node-local "$LOCAL_DNS"
+  bench kube-dns "$CLUSTER_IP"
+fi
+
 if [[ $BACKEND == nft ]]; then
   # A firewall reload: INPUT flushed and its own rules put back, nodedns's gone.
   node iptables-nft -F INPUT && firewall
@@ -324,8 +458,18 @@ fi
 out=$(pod A kdig @"$CLUSTER_IP" +short +time=2 +retry=0 kubernetes.default.svc.cluster.local A 2>&1)
 expect_addr "the first keeps serving" 10.96.0.1 "$out"
 
+# A ConfigMap change, reloaded on SIGUSR1: the generated Corefile is rewritten by uid 65534.
+printf '# changed %s\n' "$$" >>"$LAB_WORK/coredns/Corefile.base"
+node_signal USR1
+for _ in $(seq 1 50); do grep -q "# changed $$" "$LAB_WORK/etc/Corefile" 2>/dev/null && break; sleep 0.1; done
+if grep -q "# changed $$" "$LAB_WORK/etc/Corefile" 2>/dev/null; then
+  pass "a reload rewrote -conf ($(stat -c '%U' "$LAB_WORK/etc/Corefile") owns it)"
+else
+  fail "-conf not rewritten by the reload: $(tail -3 "$NODE_LOG")"
+fi
+
 # SIGKILL: the rules go with the process; the ClusterIP falls back to kube-proxy.
-kill -9 "$NODE_PID"
+node_signal KILL
 wait "$NODE_PID" 2>/dev/null
 NODE_PID=""
 node conntrack -F >/dev/null 2>&1
@@ -347,7 +491,7 @@ expect_addr "restarted nodedns answers pod A" 10.96.0.1 "$out"
   fail "tracked after restart"
 
 # SIGTERM: everything it added goes.
-kill -TERM "$NODE_PID"
+node_signal TERM
 wait "$NODE_PID"
 rc=$?
 NODE_PID=""
