@@ -51,10 +51,20 @@ Worker::Worker(int index, std::shared_ptr<const ServeConfig> config, cache::Resp
 }
 
 Worker::~Worker() {
-  if (ctx_.loop != nullptr) {
-    uv_loop_close(ctx_.loop);
-    delete ctx_.loop;
+  if (ctx_.loop == nullptr) return;
+  if (!ran_) {
+    // Start() failed part way (an upstream it could not connect): close what it opened, here,
+    // so that the loop can be closed. The parts' destructors close no handle of their own.
+    uv_walk(
+        ctx_.loop,
+        [](uv_handle_t* h, void*) {
+          if (!uv_is_closing(h)) uv_close(h, nullptr);
+        },
+        nullptr);
+    uv_run(ctx_.loop, UV_RUN_DEFAULT);
   }
+  uv_loop_close(ctx_.loop);
+  delete ctx_.loop;
 }
 
 absl::Status Worker::Start() {
@@ -95,6 +105,7 @@ absl::Status Worker::Start() {
   if (absl::Status st = misses_.Start(); !st.ok()) return st;
   udp_.Start(sockets_.udp);
   if (absl::Status st = tcp_.Start(sockets_.tcp); !st.ok()) return st;
+  ran_ = true;
   os_thread_ = std::thread([this] { Run(); });
   return absl::OkStatus();
 }

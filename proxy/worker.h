@@ -93,6 +93,7 @@ class Worker {
   uv_prepare_t prepare_;
   uv_timer_t purge_timer_;
   uv_timer_t publish_timer_;
+  bool ran_ = false;  // Start() got as far as the thread
   std::thread os_thread_;
 };
 
