@@ -297,17 +297,24 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
         1000;
     srv->SetPeriodic(every_ms, [srv, la, nr] {
       if (la != nullptr) {
-        auto r = la->Ensure();
-        if (!r.ok()) {
+        // As node-cache counts them: a check that fails is interface_check; a repair, needed
+        // or failed, interface_add (a kernel without dummy support shows there).
+        auto check = la->Check();
+        if (!check.ok()) {
           srv->CountSetupError(proxy::kSetupErrorInterfaceCheck);
-          Log(absl::StrCat("-setupinterface: ", r.status().message()));
-        } else if (r->changed()) {
+          Log(absl::StrCat("-setupinterface: ", check.status().message()));
+        } else if (!check->ok()) {
           srv->CountSetupError(proxy::kSetupErrorInterfaceAdd);
-          Log(absl::StrCat(
-              "-setupinterface: ", la->interface_name(), " had lost its setup; ",
-              r->created_interface ? "re-created it, " : "", r->brought_up ? "brought it up, " : "",
-              "added ",
-              r->added.empty() ? std::string("no addresses") : absl::StrJoin(r->added, " ")));
+          auto r = la->Ensure();
+          if (!r.ok()) {
+            Log(absl::StrCat("-setupinterface: ", r.status().message()));
+          } else {
+            Log(absl::StrCat(
+                "-setupinterface: ", la->interface_name(), " had lost its setup; ",
+                r->created_interface ? "re-created it, " : "",
+                r->brought_up ? "brought it up, " : "", "added ",
+                r->added.empty() ? std::string("no addresses") : absl::StrJoin(r->added, " ")));
+          }
         }
       }
       if (nr != nullptr) {

@@ -335,4 +335,29 @@ TEST_F(NodeSetupTest, ServesAsNobodyWithNetAdminOnTheSyncThreadOnly) {
   ASSERT_TRUE(Sh("nft delete table inet nodedns"));
 }
 
+TEST_F(NodeSetupTest, ADeletedInterfaceIsRecreatedOrCountedAsInterfaceAdd) {
+  ASSERT_NO_FATAL_FAILURE(Start({"-syncinterval", "1s", "-setupiptables=false"}));
+  ASSERT_TRUE(Sh(std::string("ip link del ") + kBridge));
+  // This kernel has no dummy driver: the repair fails, says why, and counts interface_add. Where
+  // the driver exists, the repair makes a dummy link, counted the same.
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  double adds = 0;
+  while (Clock::now() < deadline) {
+    if (auto m = HttpGet(kMetricsPort, "/metrics"); m.has_value()) {
+      adds = MetricValue(*m, "coredns_nodecache_setup_errors_total{errortype=\"interface_add\"}");
+      if (adds >= 1) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_GE(adds, 1) << nodedns_.Log();
+  const std::string log = nodedns_.Log();
+  EXPECT_TRUE(log.find("kernel has no dummy netdev support") != std::string::npos ||
+              log.find("re-created it") != std::string::npos)
+      << log;
+  auto m = HttpGet(kMetricsPort, "/metrics");
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(MetricValue(*m, "coredns_nodecache_setup_errors_total{errortype=\"interface_check\"}"),
+            0);
+}
+
 }  // namespace
