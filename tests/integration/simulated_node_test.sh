@@ -25,6 +25,8 @@
 #   - conntrack holds no entry for the pods' queries to 10.96.0.10 or 169.254.20.10, while it
 #     does hold nodedns's own TCP query to kube-dns-upstream (force_tcp through kube-proxy's
 #     DNAT) and its UDP query to the node's resolver; CoreDNS saw TCP only;
+#   - /health answers on 169.254.20.10:8080, and coredns_dns_requests_total/_responses_total on
+#     the stock :9253 count exactly the queries sent to 169.254.20.10;
 #   - BACKEND=nft: a firewall reload that flushes INPUT drops pod B's queries until nodedns puts
 #     its accept rules back, within one -syncinterval (2 s here);
 #   - a second nodedns exits 2 with a line naming the holder, the first keeps serving;
@@ -375,6 +377,28 @@ fi
 read -r _ udp _ tcp <<<"$(knot_protocols coredns)"
 if [[ $udp -eq 0 && $tcp -gt 0 ]]; then pass "CoreDNS was asked over TCP only ($tcp)"; else
   fail "CoreDNS saw udp $udp tcp $tcp (force_tcp)"; fi
+
+# /health and the CoreDNS-named metrics on the stock ports, counting exactly what was sent.
+coredns_count() {  # FAMILY SERVER: the sum of FAMILY's samples whose server label is SERVER
+  node curl -sf --max-time 2 "http://127.0.0.1:9253/metrics" |
+    awk -v f="$1" -v srv="server=\"$2\"" 'index($1, f "{") == 1 && index($1, srv) { s += $2 }
+      END { print s + 0 }'
+}
+health=$(node curl -s --max-time 2 -w '%{http_code}' "http://$LOCAL_DNS:8080/health" | tr '\n' ' ')
+[[ $health == "OK 200" ]] && pass "GET /health on $LOCAL_DNS:8080: $health" || fail "/health: $health"
+srv="dns://$LOCAL_DNS:53"
+req0=$(coredns_count coredns_dns_requests_total "$srv")
+resp0=$(coredns_count coredns_dns_responses_total "$srv")
+for i in 1 2 3 4 5; do
+  pod B kdig @"$LOCAL_DNS" +short +time=2 +retry=0 "kubernetes.default.svc.cluster.local" A >/dev/null 2>&1
+done
+req1=$(coredns_count coredns_dns_requests_total "$srv")
+resp1=$(coredns_count coredns_dns_responses_total "$srv")
+if [[ $((req1 - req0)) -eq 5 && $((resp1 - resp0)) -eq 5 ]]; then
+  pass "coredns_dns_requests_total and _responses_total{server=\"$srv\"} on :9253 counted the 5 queries sent"
+else
+  fail "5 queries sent to $srv: requests +$((req1 - req0)), responses +$((resp1 - resp0))"
+fi
 
 # The bench Job's command, as the rendered Job runs it, from pod A.
 bench() {  # VARIANT ADDRESS
