@@ -49,16 +49,37 @@
 # NET_BIND_SERVICE, SETUID and SETGID only, no_new_privs, a read-only root filesystem, the
 # ConfigMaps mounted read-only and -conf in a 0777 directory as an emptyDir is.
 #
-# Usage: simulated_node_test.sh NODEDNS_BINARY [nft|legacy] [LOADGEN_BINARY] [binary|podman]
+# MANIFEST "stock" runs the stock nodelocaldns.yaml Corefile and arguments (iptables mode);
+# "dual-stack" the arguments and Corefile of deploy/kubernetes/overlays/dual-stack as kubectl
+# kustomize renders them (-localip 169.254.20.10,fd00:169:254:20::10,10.96.0.10,fd00:10:96::a):
+# the node and CoreDNS get IPv6 addresses, kube-proxy an ip6tables DNAT for the IPv6 ClusterIP,
+# and the checks repeat over IPv6 (kdig to both IPv6 addresses, glibc getent with an IPv6
+# nameserver, no conntrack entry, the IPv6 ClusterIP answered by CoreDNS after SIGKILL).
+#
+# Usage: simulated_node_test.sh NODEDNS_BINARY [--backend nft|legacy] [--loadgen LOADGEN_BINARY]
+#          [--runner binary|podman] [--manifest stock|dual-stack]
 # Needs root, ip, nsenter, unshare, knotd, kdig, curl, cc, musl-gcc, nft, iptables-nft or
 # iptables-legacy, conntrack; exits 77 (ctest SKIP_RETURN_CODE) when those are missing. Every
 # namespace and process it makes is removed on exit. About 20 s.
 set -uo pipefail
 
-NODEDNS=${1:?usage: simulated_node_test.sh NODEDNS_BINARY [nft|legacy]}
-BACKEND=${2:-nft}
-LOADGEN=${3:-}
-RUNNER=${4:-binary}
+NODEDNS=${1:?usage: simulated_node_test.sh NODEDNS_BINARY [--backend B] [--loadgen L] [--runner R] [--manifest M]}
+shift
+BACKEND=nft
+LOADGEN=""
+RUNNER=binary
+MANIFEST=stock
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --backend) BACKEND=$2 ;;
+    --loadgen) LOADGEN=$2 ;;
+    --runner) RUNNER=$2 ;;
+    --manifest) MANIFEST=$2 ;;
+    *) echo "FAIL: unknown argument '$1'"; exit 1 ;;
+  esac
+  shift 2 || { echo "FAIL: $1 needs a value"; exit 1; }
+done
+case $MANIFEST in stock | dual-stack) ;; *) echo "FAIL: manifest '$MANIFEST'"; exit 1 ;; esac
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=rewrite_lab.sh
 source "$HERE/rewrite_lab.sh"
@@ -89,6 +110,10 @@ UPSTREAM_SVC_IP=10.96.0.11
 COREDNS_IP=10.53.9.2
 RESOLVER_IP=10.53.9.3
 SYNC=2
+# dual-stack: the overlay's IPv6 addresses, and CoreDNS's IPv6 address.
+LOCAL_DNS6=fd00:169:254:20::10
+CLUSTER_IP6=fd00:10:96::a
+COREDNS_IP6=fd53:9::2
 
 NODE_PID=""
 NODE_RUNS=0
@@ -110,7 +135,7 @@ cleanup() {
   [[ -n $IMAGE ]] && timeout 30 podman rmi -f "$IMAGE" >/dev/null 2>&1
   lab_cleanup
 }
-lab_init "sn${BACKEND:0:3}"
+lab_init "sn${BACKEND:0:3}${MANIFEST:0:1}${RUNNER:0:1}"
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
@@ -139,6 +164,20 @@ for chain in PREROUTING OUTPUT; do
     done
   done
 done
+if [[ $MANIFEST == dual-stack ]]; then
+  IPT6=ip6tables-$BACKEND
+  node sysctl -qw net.ipv6.conf.all.forwarding=1
+  node ip -6 addr add fd53:9::1/64 dev up0 nodad &&
+    lab_in "$LAB_NS_UP" ip -6 addr add "$COREDNS_IP6/64" dev eth0 nodad &&
+    lab_in "$LAB_NS_UP" ip -6 route add default via fd53:9::1 &&
+    node ip -6 route add default via "$COREDNS_IP6" || { echo "FAIL: IPv6 plumbing"; exit 1; }
+  for chain in PREROUTING OUTPUT; do
+    for proto in udp tcp; do
+      node "$IPT6" -t nat -A "$chain" -d "$CLUSTER_IP6/128" -p "$proto" --dport 53 \
+        -j DNAT --to-destination "[$COREDNS_IP6]:53" || { echo "FAIL: $IPT6 DNAT"; exit 1; }
+    done
+  done
+fi
 firewall() {
   node iptables-nft -P INPUT DROP &&
     node iptables-nft -A INPUT -i lo -j ACCEPT &&
@@ -171,12 +210,12 @@ $TTL 300
 @ A 192.0.2.80
 ns A 192.0.2.53
 EOF
-knot_start() {  # NAME ADDRESS ZONE...
+knot_start() {  # NAME "ADDRESS@53[, ADDRESS@53]" ZONE...
   local name=$1 addr=$2 z
   shift 2
   mkdir -p "$LAB_WORK/$name-run" "$LAB_WORK/$name-db"
   {
-    printf 'server:\n  rundir: %s\n  listen: %s@53\n' "$LAB_WORK/$name-run" "$addr"
+    printf 'server:\n  rundir: %s\n  listen: [ %s ]\n' "$LAB_WORK/$name-run" "$addr"
     printf 'log:\n  - target: stderr\n    any: error\n'
     printf 'database:\n  storage: %s\n' "$LAB_WORK/$name-db"
     printf 'mod-stats:\n  - id: counts\n    request-protocol: on\n'
@@ -199,8 +238,12 @@ knot_start() {  # NAME ADDRESS ZONE...
   cat "$LAB_WORK/$name.log"
   exit 1
 }
-knot_start coredns "$COREDNS_IP" cluster.local 10.in-addr.arpa
-knot_start resolver "$RESOLVER_IP" . example.com kubernetes.io
+if [[ $MANIFEST == dual-stack ]]; then
+  knot_start coredns "$COREDNS_IP@53, $COREDNS_IP6@53" cluster.local 10.in-addr.arpa
+else
+  knot_start coredns "$COREDNS_IP@53" cluster.local 10.in-addr.arpa
+fi
+knot_start resolver "$RESOLVER_IP@53" . example.com kubernetes.io
 # protocol counts of one knotd: "udp N tcp N"
 knot_protocols() {
   lab_in "$LAB_NS_UP" timeout 5 knotc -s "$LAB_WORK/$1-run/knot.sock" stats mod-stats 2>/dev/null |
@@ -211,13 +254,41 @@ knot_protocols() {
 # --- the stock ConfigMap and arguments ---
 # The optional kube-dns ConfigMap, absent: kubelet mounts an empty directory.
 mkdir -p "$LAB_WORK/coredns" "$LAB_WORK/etc" "$LAB_WORK/kube-dns"
-sed -e "s/__PILLAR__LOCAL__DNS__/$LOCAL_DNS/g" -e "s/__PILLAR__DNS__SERVER__/$CLUSTER_IP/g" \
-  -e "s/__PILLAR__DNS__DOMAIN__/cluster.local/g" \
-  "$LAB_REPO/tests/nodecache/testdata/stock/Corefile.base.unsubstituted" \
-  >"$LAB_WORK/coredns/Corefile.base"
-# nodelocaldns.yaml's args, with -conf and the ConfigMap mounts moved into the work directory.
-STOCK_ARGS=(-localip "$LOCAL_DNS,$CLUSTER_IP" -conf "$LAB_WORK/etc/Corefile"
-  -upstreamsvc kube-dns-upstream)
+if [[ $MANIFEST == stock ]]; then
+  sed -e "s/__PILLAR__LOCAL__DNS__/$LOCAL_DNS/g" -e "s/__PILLAR__DNS__SERVER__/$CLUSTER_IP/g" \
+    -e "s/__PILLAR__DNS__DOMAIN__/cluster.local/g" \
+    "$LAB_REPO/tests/nodecache/testdata/stock/Corefile.base.unsubstituted" \
+    >"$LAB_WORK/coredns/Corefile.base"
+  # nodelocaldns.yaml's args, with -conf moved into the work directory.
+  STOCK_ARGS=(-localip "$LOCAL_DNS,$CLUSTER_IP" -conf "$LAB_WORK/etc/Corefile"
+    -upstreamsvc kube-dns-upstream)
+else
+  command -v kubectl >/dev/null || skip "the dual-stack overlay needs kubectl to render it"
+  kubectl kustomize "$LAB_REPO/deploy/kubernetes/overlays/dual-stack" >"$LAB_WORK/overlay.yaml" ||
+    { echo "FAIL: kubectl kustomize overlays/dual-stack"; exit 1; }
+  python3 - "$LAB_WORK" <<'PY' || { echo "FAIL: cannot read the rendered overlay"; exit 1; }
+import sys, yaml
+work = sys.argv[1]
+objs = [o for o in yaml.safe_load_all(open(work + "/overlay.yaml")) if o]
+ds = next(o for o in objs if o["kind"] == "DaemonSet")
+cm = next(o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "node-local-dns")
+open(work + "/coredns/Corefile.base", "w").write(cm["data"]["Corefile"])
+args = ds["spec"]["template"]["spec"]["containers"][0]["args"]
+# Without the two paths the runner sets (-conf, -basecorefile).
+out, skip = [], False
+for a in args:
+    if skip:
+        skip = False
+        continue
+    if a in ("-conf", "-basecorefile"):
+        skip = True
+        continue
+    out.append(a)
+open(work + "/overlay.args", "w").write("\n".join(out) + "\n")
+PY
+  mapfile -t STOCK_ARGS <"$LAB_WORK/overlay.args"
+  STOCK_ARGS+=(-conf "$LAB_WORK/etc/Corefile")
+fi
 ARGS=("${STOCK_ARGS[@]}" -basecorefile "$LAB_WORK/coredns/Corefile.base"
   -kubednscm "$LAB_WORK/kube-dns" -syncinterval "${SYNC}s")
 # In the container, the DaemonSet's paths (deploy/kubernetes/base/daemonset.yaml).
@@ -341,6 +412,10 @@ if grep -q "ip daddr { 10.96.0.10, 169.254.20.10 } meta l4proto { tcp, udp } th 
 else
   fail "table inet nodedns: $rules"
 fi
+if [[ $MANIFEST == dual-stack ]]; then
+  grep -q "ip6 daddr { $CLUSTER_IP6, $LOCAL_DNS6 } meta l4proto { tcp, udp } th dport 53 notrack" \
+    <<<"$rules" && pass "IPv6 NOTRACK rules" || fail "no IPv6 NOTRACK rule: $rules"
+fi
 if [[ $BACKEND == nft ]]; then
   accept=$(node iptables-nft -S INPUT 2>&1)
   if [[ $(grep -c 'comment "nodedns: node-local DNS" -j ACCEPT' <<<"$accept") -eq 4 ]]; then
@@ -364,6 +439,23 @@ for vip in $CLUSTER_IP $LOCAL_DNS; do
   [[ $n -eq 0 ]] && pass "no conntrack entry for queries to $vip" ||
     fail "$n conntrack entries to $vip: $(node conntrack -L -d "$vip" 2>&1)"
 done
+if [[ $MANIFEST == dual-stack ]]; then
+  pod_resolv "$LAB_WORK/resolv-a6.conf" "$CLUSTER_IP6"
+  out=$(lab_pod_exec "$LAB_NS_A" "$LAB_WORK/resolv-a6.conf" 10 getent hosts kubernetes.default 2>&1)
+  expect_addr "pod A glibc getent kubernetes.default with nameserver $CLUSTER_IP6" 10.96.0.1 "$out"
+  for p in A:$CLUSTER_IP6 B:$LOCAL_DNS6; do
+    for t in +notcp +tcp; do
+      out=$(pod "${p%%:*}" kdig @"${p#*:}" "$t" +short +time=2 +retry=0 \
+        kubernetes.default.svc.cluster.local A 2>&1)
+      expect_addr "pod ${p%%:*} kdig $t @${p#*:}" 10.96.0.1 "$out"
+    done
+  done
+  for vip in $CLUSTER_IP6 $LOCAL_DNS6; do
+    n=$(node conntrack -L -f ipv6 -d "$vip" 2>/dev/null | grep -c "dst=$vip ")
+    [[ $n -eq 0 ]] && pass "no conntrack entry for queries to $vip" ||
+      fail "$n conntrack entries to $vip"
+  done
+fi
 if node conntrack -L -p tcp -d "$UPSTREAM_SVC_IP" --dport 53 2>/dev/null | grep -q "src=$COREDNS_IP"; then
   pass "cluster names went over TCP to kube-dns-upstream, through the DNAT"
 else
@@ -505,6 +597,11 @@ expect_addr "after SIGKILL pod A's query to the ClusterIP is answered (${ms} ms)
   fail "no conntrack entry to $CLUSTER_IP after SIGKILL"
 node nft list table inet nodedns >/dev/null 2>&1 && fail "table inet nodedns outlived SIGKILL" ||
   pass "no table after SIGKILL"
+if [[ $MANIFEST == dual-stack ]]; then
+  out=$(pod A kdig @"$CLUSTER_IP6" +short +time=1 +retry=0 kubernetes.default.svc.cluster.local A 2>&1)
+  expect_addr "after SIGKILL the IPv6 ClusterIP is answered (by CoreDNS, through the DNAT)" \
+    10.96.0.1 "$out"
+fi
 
 # Restart on the node as the unclean exit left it (addresses still there).
 node_start || fail "restart after SIGKILL"
