@@ -350,7 +350,8 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
       }
       if (!quiet) {
         Log(absl::StrCat("running as uid ", run_as.uid, " gid ", run_as.gid,
-                         keep_net_admin ? ", CAP_NET_ADMIN kept for the node sync" : ""));
+                         "; the node sync thread keeps ", nodesetup::ThreadCapabilities(),
+                         ", the others none"));
       }
       return absl::OkStatus();
     });

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <nftables/libnftables.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <map>
@@ -15,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/string_view_compat.h"
+#include "nodesetup/legacy_accept.h"
 
 namespace nodedns::nodesetup {
 
@@ -72,7 +74,17 @@ std::multimap<std::string, std::string> OurRules(const std::string& listing) {
   return rules;
 }
 
+using internal::LegacyFamily;
+
+const char* LegacyName(LegacyFamily f) {
+  return f == LegacyFamily::kIpv4 ? "iptables-legacy" : "ip6tables-legacy";
+}
+
 }  // namespace
+
+bool IsXtablesLockError(const absl::Status& status) {
+  return absl::StartsWith(status.message(), "xtables lock");
+}
 
 std::string NotrackTableScript(const NetfilterSpec& spec) {
   const Families f = Split(spec);
@@ -136,13 +148,21 @@ absl::StatusOr<std::unique_ptr<NetfilterRules>> NetfilterRules::Create(Netfilter
   if (nft_ctx_buffer_output(ctx.get()) != 0 || nft_ctx_buffer_error(ctx.get()) != 0) {
     return absl::InternalError("libnftables: cannot buffer output");
   }
-  return std::unique_ptr<NetfilterRules>(new NetfilterRules(std::move(spec), std::move(ctx)));
+  auto rules = std::unique_ptr<NetfilterRules>(new NetfilterRules(std::move(spec), std::move(ctx)));
+  rules->xtables_lock_fd_ = internal::OpenXtablesLock(rules->spec_.xtables_lock);
+  rules->legacy_names_fd_[0] = internal::OpenLegacyTableNames(LegacyFamily::kIpv4);
+  rules->legacy_names_fd_[1] = internal::OpenLegacyTableNames(LegacyFamily::kIpv6);
+  return rules;
 }
 
 NetfilterRules::NetfilterRules(NetfilterSpec spec, std::unique_ptr<nft_ctx, CtxDeleter> ctx)
     : spec_(std::move(spec)), ctx_(std::move(ctx)) {}
 
-NetfilterRules::~NetfilterRules() = default;
+NetfilterRules::~NetfilterRules() {
+  for (int fd : {xtables_lock_fd_, legacy_names_fd_[0], legacy_names_fd_[1]}) {
+    if (fd >= 0) close(fd);
+  }
+}
 
 absl::Status NetfilterRules::Run(const std::string& script, std::string* out) {
   const int rc = nft_run_cmd_from_buffer(ctx_.get(), script.c_str());
@@ -245,6 +265,15 @@ absl::StatusOr<RulesResult> NetfilterRules::Ensure() {
       if (*changed) r.accept_restored.push_back(absl::StrCat(family, " filter ", chain));
     }
   }
+  for (LegacyFamily f : {LegacyFamily::kIpv4, LegacyFamily::kIpv6}) {
+    if (!internal::LegacyFilterInUse(legacy_names_fd_[f == LegacyFamily::kIpv4 ? 0 : 1])) continue;
+    for (const char* chain : {"INPUT", "OUTPUT"}) {
+      auto changed =
+          internal::EnsureLegacyAccept(f, chain, spec_.ips, spec_.dns_port, xtables_lock_fd_);
+      if (!changed.ok()) return changed.status();
+      if (*changed) r.accept_restored.push_back(absl::StrCat(LegacyName(f), " filter ", chain));
+    }
+  }
   return r;
 }
 
@@ -269,6 +298,12 @@ absl::Status NetfilterRules::Teardown() {
         absl::StrAppend(&script, "delete rule ", where, " handle ", handle, "\n");
       }
       if (!script.empty()) first.Update(Run(script));
+    }
+  }
+  for (LegacyFamily f : {LegacyFamily::kIpv4, LegacyFamily::kIpv6}) {
+    if (!internal::LegacyFilterInUse(legacy_names_fd_[f == LegacyFamily::kIpv4 ? 0 : 1])) continue;
+    for (const char* chain : {"INPUT", "OUTPUT"}) {
+      first.Update(internal::RemoveLegacyAccept(f, chain, xtables_lock_fd_));
     }
   }
   return first;

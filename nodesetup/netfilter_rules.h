@@ -21,12 +21,13 @@
 //    node images set) would still drop the untracked queries. So when the host's iptables uses
 //    nf_tables (tables `ip filter`/`ip6 filter` exist), the accept rules are inserted at the top of
 //    their INPUT and OUTPUT chains, in the form iptables-nft reads back (`iptables-nft-save` shows
-//    them as `-d IP/32 -p udp -m udp --dport 53 -m comment --comment ... -j ACCEPT`). A host whose
-//    iptables is the legacy backend gets no accept rules: libnftables cannot reach those tables.
+//    them as `-d IP/32 -p udp -m udp --dport 53 -m comment --comment ... -j ACCEPT`). Where
+//    iptables-legacy's filter tables exist, the same rules go there through libiptc, under the
+//    xtables lock (legacy_accept.h).
 //
-// Needs CAP_NET_ADMIN in the network namespace. Not thread-safe: one owner (node-cache's main
-// loop) calls it. The libnftables context holds the netlink socket that owns the table for the
-// object's life.
+// Needs CAP_NET_ADMIN in the network namespace (and CAP_NET_RAW for the legacy tables). Not
+// thread-safe: one owner (node-cache's main loop) calls it. The libnftables context holds the
+// netlink socket that owns the table for the object's life.
 #ifndef NODEDNS_NODESETUP_NETFILTER_RULES_H_
 #define NODEDNS_NODESETUP_NETFILTER_RULES_H_
 
@@ -51,7 +52,12 @@ struct NetfilterSpec {
   uint16_t dns_port = 53;
   uint16_t health_port = 0;  // 0: no rules for the health port
   bool owned = true;         // the kernel deletes the table when this process exits
+  std::string xtables_lock = "/run/xtables.lock";  // for iptables-legacy's tables
 };
+
+// Whether an Ensure() error is the xtables lock's (coredns_nodecache_setup_errors_total's
+// iptables_lock) rather than the rules' (iptables).
+bool IsXtablesLockError(const absl::Status& status);
 
 // The nft script that replaces `inet nodedns` with the rules for `spec` in one transaction (add,
 // delete, define: the add makes the delete valid when the table is absent). Pure; for tests and
@@ -66,8 +72,9 @@ std::vector<std::string> AcceptRuleBodies(const NetfilterSpec& spec, const std::
 
 // What one Ensure() call had to do.
 struct RulesResult {
-  bool table_replaced = false;               // `inet nodedns` was missing or differed
-  std::vector<std::string> accept_restored;  // "ip filter INPUT" etc.: chains whose rules were put
+  bool table_replaced = false;  // `inet nodedns` was missing or differed
+  // "ip filter INPUT", "iptables-legacy filter INPUT" etc.: chains whose rules were put back
+  std::vector<std::string> accept_restored;
   bool changed() const { return table_replaced || !accept_restored.empty(); }
 };
 
@@ -80,9 +87,10 @@ class NetfilterRules {
   NetfilterRules& operator=(const NetfilterRules&) = delete;
 
   // Makes the rules be there: the table as NotrackTableScript() defines it, and the accept rules
-  // in each iptables-nft filter chain that exists. Idempotent and cheap when nothing changed (one
-  // listing per table). Rules left by an earlier run (an unclean exit with -skipteardown) are
-  // replaced. Fails, changing nothing, when another live process owns the table.
+  // in each iptables filter chain that exists (iptables-nft's, iptables-legacy's). Idempotent and
+  // cheap when nothing changed (one listing per table). Rules left by an earlier run (an unclean
+  // exit with -skipteardown) are replaced. Fails, changing nothing, when another live process owns
+  // the table.
   absl::StatusOr<RulesResult> Ensure();
 
   // Deletes the table and the accept rules this object put in place (only those still there).
@@ -103,6 +111,10 @@ class NetfilterRules {
 
   NetfilterSpec spec_;
   std::unique_ptr<nft_ctx, CtxDeleter> ctx_;
+  // Opened at Create, before any privilege drop: the xtables lock, and the lists of
+  // iptables-legacy's tables (IPv4, IPv6).
+  int xtables_lock_fd_ = -1;
+  int legacy_names_fd_[2] = {-1, -1};
   bool table_made_ = false;
   std::string table_listing_;  // the table as listed right after this object defined it
 };

@@ -6,6 +6,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -53,9 +54,17 @@ absl::StatusOr<RunAs> ParseRunAs(std::string_view text) {
   return r;
 }
 
-absl::Status DropPrivileges(RunAs to, bool keep_net_admin) {
-  const cap_value_t keep[] = {CAP_NET_ADMIN};
-  const int nkeep = keep_net_admin ? 1 : 0;
+absl::Status DropPrivileges(RunAs to, bool keep_setup_caps) {
+  // CAP_NET_ADMIN, and CAP_NET_RAW where the process has it (libiptc opens a raw socket).
+  cap_value_t keep[2] = {CAP_NET_ADMIN, CAP_NET_RAW};
+  int nkeep = 0;
+  if (keep_setup_caps) {
+    nkeep = 1;
+    CapPtr now(cap_get_proc());
+    cap_flag_value_t raw = CAP_CLEAR;
+    if (now != nullptr) cap_get_flag(now.get(), CAP_NET_RAW, CAP_PERMITTED, &raw);
+    if (raw == CAP_SET) nkeep = 2;
+  }
   if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) return Errno("prctl(PR_SET_KEEPCAPS)");
   // The bounding set can only shrink with CAP_SETPCAP; without it, what the container runtime
   // left is the limit.
@@ -65,7 +74,7 @@ absl::Status DropPrivileges(RunAs to, bool keep_net_admin) {
     if (now != nullptr) cap_get_flag(now.get(), CAP_SETPCAP, CAP_EFFECTIVE, &setpcap);
     if (setpcap == CAP_SET) {
       for (cap_value_t c = 0; c <= CAP_LAST_CAP; ++c) {
-        if (nkeep == 1 && c == CAP_NET_ADMIN) continue;
+        if (std::find(keep, keep + nkeep, c) != keep + nkeep) continue;
         if (CAP_IS_SUPPORTED(c) && cap_drop_bound(c) != 0) return Errno("cap_drop_bound");
       }
     }
@@ -93,6 +102,16 @@ absl::Status DropPrivileges(RunAs to, bool keep_net_admin) {
     return absl::InternalError("uid 0 could be regained after dropping privileges");
   }
   return absl::OkStatus();
+}
+
+std::string ThreadCapabilities() {
+  CapPtr caps(cap_get_proc());
+  if (caps == nullptr) return "?";
+  char* text = cap_to_text(caps.get(), nullptr);
+  if (text == nullptr) return "?";
+  std::string out = text;
+  cap_free(text);
+  return out;
 }
 
 }  // namespace nodedns::nodesetup

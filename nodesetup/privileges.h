@@ -1,8 +1,9 @@
 // Giving up root once node setup is done. nodedns node-cache starts as root because binding the
 // local IPs' port 53, adding the interface and installing the netfilter rules need it; the rest of
 // its life (answering pods, parsing their packets, serving HTTP) needs nothing, except the
-// periodic re-sync of the interface and rules, which needs CAP_NET_ADMIN and runs on the main
-// thread. So the drop leaves CAP_NET_ADMIN on the calling thread only:
+// periodic re-sync of the interface and rules, which needs CAP_NET_ADMIN (and CAP_NET_RAW for
+// iptables-legacy's tables) and runs on the main thread. So the drop leaves those on the calling
+// thread only:
 //  - setresuid/setresgid (glibc applies them to every thread of the process) move all threads to
 //    the unprivileged ids, and the kernel clears the capabilities of every thread whose ids all
 //    leave 0 unless that thread asked to keep them (PR_SET_KEEPCAPS, which is per thread);
@@ -16,6 +17,7 @@
 
 #include <sys/types.h>
 
+#include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
@@ -32,10 +34,13 @@ struct RunAs {
 // has no user database to speak of, and a numeric id means the same on every node.
 absl::StatusOr<RunAs> ParseRunAs(std::string_view text);
 
-// Drops the process to `to` as described above, keeping CAP_NET_ADMIN on the calling thread when
-// `keep_net_admin`. Fails (and the caller must not serve on) when any step fails, or when it can
-// still regain uid 0 afterwards.
-absl::Status DropPrivileges(RunAs to, bool keep_net_admin);
+// Drops the process to `to` as described above, keeping on the calling thread, when
+// `keep_setup_caps`, CAP_NET_ADMIN and (if the process has it) CAP_NET_RAW. Fails (and the caller
+// must not serve on) when any step fails, or when it can still regain uid 0 afterwards.
+absl::Status DropPrivileges(RunAs to, bool keep_setup_caps);
+
+// The calling thread's capabilities in libcap's text form ("=" when none), for the log.
+std::string ThreadCapabilities();
 
 }  // namespace nodedns::nodesetup
 

@@ -6,6 +6,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PKGS=(
   build-essential cmake ninja-build pkg-config git
   libuv1-dev libldns-dev libabsl-dev libcli11-dev libnl-3-dev libnl-route-3-dev libnftables-dev libcap-dev
+  libip4tc-dev libip6tc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   knot knot-dnsutils ldnsutils dnsperf musl-tools iproute2 util-linux procps python3 curl
   nftables iptables conntrack

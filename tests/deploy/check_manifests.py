@@ -157,8 +157,17 @@ def check_daemonset(objs, localip):
     check(strategy.get("type") == "RollingUpdate" and
           strategy.get("rollingUpdate") == {"maxUnavailable": "10%", "maxSurge": 0},
           f"updateStrategy is {strategy}, want RollingUpdate maxUnavailable 10% maxSurge 0")
-    check(not any("hostPath" in v for v in pod.get("volumes", [])),
-          "a hostPath volume (nodedns takes no xtables lock)")
+    # The one hostPath: the host's xtables lock, which nodedns holds while it writes
+    # iptables-legacy's tables, as kube-proxy does.
+    host_paths = [v for v in pod.get("volumes", []) if "hostPath" in v]
+    check([v["hostPath"] for v in host_paths] == [{"path": "/run/xtables.lock",
+                                                   "type": "FileOrCreate"}],
+          f"hostPath volumes {host_paths}, want /run/xtables.lock (FileOrCreate) only")
+    if host_paths:
+        mounts = {m["name"]: m for m in pod["containers"][0].get("volumeMounts", [])}
+        m = mounts.get(host_paths[0]["name"], {})
+        check(m.get("mountPath") == "/run/xtables.lock" and not m.get("readOnly"),
+              f"the xtables lock is mounted as {m}, want /run/xtables.lock read-write")
     containers = pod["containers"]
     check(len(containers) == 1, "want one container")
     c = containers[0]
@@ -177,7 +186,8 @@ def check_daemonset(objs, localip):
     check(sc.get("readOnlyRootFilesystem") is True, "readOnlyRootFilesystem is not true")
     caps = sc.get("capabilities", {})
     check(caps.get("drop") == ["ALL"], "capabilities do not drop ALL")
-    check(sorted(caps.get("add", [])) == ["NET_ADMIN", "NET_BIND_SERVICE", "SETGID", "SETUID"],
+    check(sorted(caps.get("add", [])) == ["NET_ADMIN", "NET_BIND_SERVICE", "NET_RAW", "SETGID",
+                                          "SETUID"],
           f"capabilities add {caps.get('add')}")
 
     flags = go_flags(c.get("args", []))

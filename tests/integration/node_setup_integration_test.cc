@@ -296,7 +296,7 @@ TEST_F(NodeSetupTest, ASecondInstanceExitsTwoAndTheFirstKeepsServing) {
   ASSERT_NO_FATAL_FAILURE(ExpectAnswers());
 }
 
-TEST_F(NodeSetupTest, ServesAsNobodyWithNetAdminOnTheSyncThreadOnly) {
+TEST_F(NodeSetupTest, ServesAsNobodyWithSetupCapsOnTheSyncThreadOnly) {
   ASSERT_NO_FATAL_FAILURE(Start({"-syncinterval", "1s", "-skipteardown"}));
   const std::string proc = "/proc/" + std::to_string(nodedns_.pid());
   EXPECT_EQ(Status(proc, "Uid"), "65534\t65534\t65534\t65534") << nodedns_.Log();
@@ -306,10 +306,10 @@ TEST_F(NodeSetupTest, ServesAsNobodyWithNetAdminOnTheSyncThreadOnly) {
   for (const auto& task : std::filesystem::directory_iterator(proc + "/task")) {
     ++threads;
     const bool main = task.path().filename() == std::to_string(nodedns_.pid());
-    // CAP_NET_ADMIN is bit 12.
-    EXPECT_EQ(Status(task.path(), "CapEff"), main ? "0000000000001000" : "0000000000000000")
+    // CAP_NET_ADMIN and CAP_NET_RAW are bits 12 and 13.
+    EXPECT_EQ(Status(task.path(), "CapEff"), main ? "0000000000003000" : "0000000000000000")
         << task.path();
-    EXPECT_EQ(Status(task.path(), "CapPrm"), main ? "0000000000001000" : "0000000000000000")
+    EXPECT_EQ(Status(task.path(), "CapPrm"), main ? "0000000000003000" : "0000000000000000")
         << task.path();
   }
   EXPECT_GT(threads, 1u) << "the workers run in threads of their own";

@@ -12,14 +12,14 @@
 #         (a bridge made beforehand: this kernel has no dummy driver); kube-proxy as nat DNAT
 #         rules (iptables BACKEND: nft or legacy) for the kube-dns ClusterIP 10.96.0.10 and the
 #         kube-dns-upstream ClusterIP 10.96.0.11 to "CoreDNS"; /etc/resolv.conf: 10.53.9.3.
-#         With BACKEND=nft, also a firewall as some node images have: filter INPUT policy DROP,
+#         A firewall as some node images have, in the same backend: filter INPUT policy DROP,
 #         accepting only established packets and loopback.
 #                            |
 #   "CoreDNS": knotd on 10.53.9.2 (cluster.local); the node's resolver: knotd on 10.53.9.3
 #   (example.com and the root), both in one upstream namespace.
 #
 # Checks, each printed PASS/FAIL:
-#   - the rules (table inet nodedns; with BACKEND=nft the accept rules in iptables-nft's INPUT);
+#   - the rules (table inet nodedns; the accept rules in the backend's filter INPUT);
 #   - from both pods, glibc getent, a static musl getaddrinfo client and kdig (UDP and TCP)
 #     resolve a cluster name and an external name through nodedns (its query counter grows);
 #   - conntrack holds no entry for the pods' queries to 10.96.0.10 or 169.254.20.10, while it
@@ -46,8 +46,9 @@
 # RUNNER "binary" runs the nodedns binary in the node namespace; "podman" runs the image
 # deploy/image/build.sh makes from the binaries' build directory, in the node namespace
 # (--network ns:), with the DaemonSet's security context: root, capabilities NET_ADMIN,
-# NET_BIND_SERVICE, SETUID and SETGID only, no_new_privs, a read-only root filesystem, the
-# ConfigMaps mounted read-only and -conf in a 0777 directory as an emptyDir is.
+# NET_BIND_SERVICE, NET_RAW, SETUID and SETGID only, no_new_privs, a read-only root filesystem,
+# the ConfigMaps mounted read-only, -conf in a 0777 directory as an emptyDir is, and the host's
+# /run/xtables.lock.
 #
 # MANIFEST "stock" runs the stock nodelocaldns.yaml Corefile and arguments (iptables mode);
 # "dual-stack" the arguments and Corefile of deploy/kubernetes/overlays/dual-stack as kubectl
@@ -137,6 +138,7 @@ cleanup() {
 }
 lab_init "sn${BACKEND:0:3}${MANIFEST:0:1}${RUNNER:0:1}"
 trap cleanup EXIT
+[[ -n ${KEEP_LOGS:-} ]] && trap 'cp -r "$LAB_WORK" /tmp/simnode-keep; cleanup' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 chmod 755 "$LAB_WORK"  # the ConfigMap files are read after nodedns drops to uid 65534
@@ -179,11 +181,11 @@ if [[ $MANIFEST == dual-stack ]]; then
   done
 fi
 firewall() {
-  node iptables-nft -P INPUT DROP &&
-    node iptables-nft -A INPUT -i lo -j ACCEPT &&
-    node iptables-nft -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+  node "$IPT" -P INPUT DROP &&
+    node "$IPT" -A INPUT -i lo -j ACCEPT &&
+    node "$IPT" -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
 }
-if [[ $BACKEND == nft ]]; then firewall || { echo "FAIL: firewall rules"; exit 1; }; fi
+firewall || { echo "FAIL: firewall rules"; exit 1; }
 printf 'nameserver %s\n' "$RESOLVER_IP" >"$LAB_WORK/node-resolv.conf"
 
 # --- CoreDNS and the node's resolver ---
@@ -302,6 +304,7 @@ if [[ $RUNNER == podman ]]; then
       >"$LAB_WORK/containers.conf"
     export CONTAINERS_CONF="$LAB_WORK/containers.conf"
   fi
+  touch /run/xtables.lock  # the DaemonSet's hostPath is FileOrCreate
   IMAGE="localhost/nodedns-simnode:$$"
   timeout 180 bash "$LAB_REPO/deploy/image/build.sh" \
     --build-dir "$(dirname "$(dirname "$NODEDNS")")" --tag "$IMAGE" >"$LAB_WORK/image.log" 2>&1 ||
@@ -317,7 +320,8 @@ node_run() {
     RUN_NAME="simnode-$$-$RANDOM"
     CONTAINERS+=("$RUN_NAME")
     podman run --rm --name "$RUN_NAME" --network "ns:/run/netns/$LAB_NS_NODE" \
-      --cap-drop ALL --cap-add NET_ADMIN,NET_BIND_SERVICE,SETUID,SETGID \
+      --cap-drop ALL --cap-add NET_ADMIN,NET_BIND_SERVICE,NET_RAW,SETUID,SETGID \
+      -v /run/xtables.lock:/run/xtables.lock \
       --security-opt no-new-privileges --read-only \
       -v "$LAB_WORK/coredns:/etc/coredns:ro" -v "$LAB_WORK/kube-dns:/etc/kube-dns:ro" \
       -v "$LAB_WORK/etc:/etc/nodedns" -v "$LAB_WORK/node-resolv.conf:/etc/resolv.conf:ro" \
@@ -416,13 +420,11 @@ if [[ $MANIFEST == dual-stack ]]; then
   grep -q "ip6 daddr { $CLUSTER_IP6, $LOCAL_DNS6 } meta l4proto { tcp, udp } th dport 53 notrack" \
     <<<"$rules" && pass "IPv6 NOTRACK rules" || fail "no IPv6 NOTRACK rule: $rules"
 fi
-if [[ $BACKEND == nft ]]; then
-  accept=$(node iptables-nft -S INPUT 2>&1)
-  if [[ $(grep -c 'comment "nodedns: node-local DNS" -j ACCEPT' <<<"$accept") -eq 4 ]]; then
-    pass "accept rules first in iptables-nft INPUT"
-  else
-    fail "iptables-nft INPUT: $accept"
-  fi
+accept=$(node "$IPT" -S INPUT 2>&1)
+if [[ $(grep -c 'comment "nodedns: node-local DNS" -j ACCEPT' <<<"$accept") -eq 4 ]]; then
+  pass "accept rules first in $IPT INPUT"
+else
+  fail "$IPT INPUT: $accept"
 fi
 
 node conntrack -F >/dev/null 2>&1
@@ -536,24 +538,29 @@ else
   bench kube-dns "$CLUSTER_IP"
 fi
 
-if [[ $BACKEND == nft ]]; then
-  # A firewall reload: INPUT flushed and its own rules put back, nodedns's gone.
-  node iptables-nft -F INPUT && firewall
+# A firewall reload: INPUT flushed and its own rules put back, nodedns's gone. Pod B's query must
+# then be dropped; if nodedns's sync put the rules back before it was sent, try again.
+dropped=""
+for _ in 1 2 3; do
+  node "$IPT" -F INPUT && firewall
   out=$(pod B kdig @"$LOCAL_DNS" +short +time=1 +retry=0 kubernetes.default.svc.cluster.local A 2>&1)
-  grep -qw 10.96.0.1 <<<"$out" && fail "pod B answered with the accept rules gone (the firewall drops nothing?)" ||
-    pass "the firewall drops untracked queries without the accept rules"
-  restored=""
-  for _ in $(seq 1 $((SYNC * 20 + 10))); do
-    if [[ $(node iptables-nft -S INPUT | grep -c nodedns) -eq 4 ]]; then restored=1; break; fi
-    sleep 0.1
-  done
-  [[ -n $restored ]] && pass "accept rules back within a sync interval" ||
-    fail "accept rules not back after $((SYNC + 1)) s: $(node iptables-nft -S INPUT)"
-  out=$(pod B kdig @"$LOCAL_DNS" +short +time=2 +retry=0 kubernetes.default.svc.cluster.local A 2>&1)
-  expect_addr "pod B answered again" 10.96.0.1 "$out"
-  grep -q "rules had changed; restored ip filter INPUT" "$NODE_LOG" && pass "the repair is logged" ||
-    fail "no repair line in the log"
-fi
+  if ! grep -qw 10.96.0.1 <<<"$out"; then dropped=1; break; fi
+  [[ $(node "$IPT" -S INPUT | grep -c nodedns) -eq 0 ]] && break  # answered without the rules
+done
+[[ -n $dropped ]] && pass "the firewall drops untracked queries without the accept rules" ||
+  fail "pod B answered with the accept rules gone (the firewall drops nothing?)"
+restored=""
+for _ in $(seq 1 $((SYNC * 20 + 10))); do
+  if [[ $(node "$IPT" -S INPUT | grep -c nodedns) -eq 4 ]]; then restored=1; break; fi
+  sleep 0.1
+done
+[[ -n $restored ]] && pass "accept rules back within a sync interval" ||
+  fail "accept rules not back after $((SYNC + 1)) s: $(node "$IPT" -S INPUT)"
+out=$(pod B kdig @"$LOCAL_DNS" +short +time=2 +retry=0 kubernetes.default.svc.cluster.local A 2>&1)
+expect_addr "pod B answered again" 10.96.0.1 "$out"
+want_line="rules had changed; restored $([[ $BACKEND == nft ]] && echo ip || echo iptables-legacy) filter INPUT"
+grep -q "$want_line" "$NODE_LOG" && pass "the repair is logged" ||
+  fail "no repair line in the log"
 
 # A second instance.
 node_run "$LAB_WORK/second.log" -metrics-listen-address 127.0.0.1:9354
@@ -618,10 +625,8 @@ rc=$?
 NODE_PID=""
 [[ $rc -eq 0 ]] && pass "exit 0 on SIGTERM" || fail "exit $rc on SIGTERM: $(tail -5 "$NODE_LOG")"
 node nft list table inet nodedns >/dev/null 2>&1 && fail "table left after SIGTERM" || pass "no table after SIGTERM"
-if [[ $BACKEND == nft ]]; then
-  node iptables-nft -S | grep -q nodedns && fail "accept rules left: $(node iptables-nft -S)" ||
-    pass "no accept rule after SIGTERM"
-fi
+node "$IPT" -S | grep -q nodedns && fail "accept rules left: $(node "$IPT" -S)" ||
+  pass "no accept rule after SIGTERM"
 addrs=$(node ip -o addr show dev nodelocaldns)
 grep -q -e "$LOCAL_DNS" -e "$CLUSTER_IP" <<<"$addrs" && fail "addresses left: $addrs" ||
   pass "no address left on nodelocaldns"
@@ -629,7 +634,7 @@ lab_sanitizer_report "$LAB_WORK/nodedns.1.log" && fail "sanitizer report: $(cat 
 
 if ((FAILS > 0)); then
   echo "== $FAILS check(s) failed; nodedns logs:"
-  tail -n 20 "$LAB_WORK"/nodedns.*.log
+  tail -n 20 "$LAB_WORK"/nodedns.*.log "$LAB_WORK"/second.log
   exit 1
 fi
 echo "== all checks passed"

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -21,6 +22,7 @@
 namespace nodedns::nodesetup {
 namespace {
 
+using nodedns::testing::Process;
 using nodedns::testing::RunCommand;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -235,6 +237,67 @@ TEST_F(NetfilterRulesTest, AcceptRulesGoFirstInIptablesNftFilterChainsAndComeBac
   EXPECT_THAT(RunCommand("iptables-nft -S; ip6tables-nft -S"), Not(HasSubstr("nodedns")));
   EXPECT_THAT(RunCommand("ip6tables-nft -S"), HasSubstr("--dport 22 -j ACCEPT"));
   EXPECT_FALSE(HaveTable());
+}
+
+TEST_F(NetfilterRulesTest, AcceptRulesGoFirstInIptablesLegacyFilterChainsUnderTheLock) {
+  // The same firewall on a node whose iptables is the legacy backend.
+  ASSERT_TRUE(Sh("iptables-legacy -P INPUT DROP"));
+  ASSERT_TRUE(Sh("iptables-legacy -A INPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT"));
+  ASSERT_TRUE(Sh("ip6tables-legacy -A INPUT -p tcp --dport 22 -j ACCEPT"));
+  const std::string lock = "/tmp/nodedns-xtables-" + std::to_string(getpid()) + ".lock";
+  NetfilterSpec spec = Spec();
+  spec.xtables_lock = lock;
+  auto made = NetfilterRules::Create(spec);
+  ASSERT_TRUE(made.ok()) << made.status();
+  auto& rules = *made;
+  auto r = rules->Ensure();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(r->accept_restored,
+              ElementsAre("iptables-legacy filter INPUT", "iptables-legacy filter OUTPUT",
+                          "ip6tables-legacy filter INPUT", "ip6tables-legacy filter OUTPUT"));
+  const std::string v4 = RunCommand("iptables-legacy -S 2>&1");
+  EXPECT_THAT(v4, HasSubstr("-A INPUT -d 169.254.20.10/32 -p udp -m udp --dport 53 -m comment "
+                            "--comment \"nodedns: node-local DNS\" -j ACCEPT\n"));
+  EXPECT_THAT(v4, HasSubstr("-A INPUT -d 10.96.0.10/32 -p tcp -m tcp --dport 53"));
+  EXPECT_THAT(v4, HasSubstr("-A OUTPUT -s 169.254.20.10/32 -p udp -m udp --sport 53"));
+  EXPECT_LT(v4.find("--dport 53"), v4.find("ESTABLISHED")) << v4;
+  const std::string v6 = RunCommand("ip6tables-legacy -S 2>&1");
+  EXPECT_THAT(v6, HasSubstr("-A INPUT -d fd00:10::10/128 -p tcp -m tcp --dport 53 -m comment"));
+  EXPECT_LT(v6.find("--dport 53"), v6.find("--dport 22")) << v6;
+  // Nothing changes the second time; a flushed chain comes back, exactly once.
+  auto same = rules->Ensure();
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_FALSE(same->changed());
+  // A firewall reload: INPUT flushed and the firewall's own rule put back.
+  ASSERT_TRUE(Sh("iptables-legacy -F INPUT"));
+  ASSERT_TRUE(Sh("iptables-legacy -A INPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT"));
+  auto back = rules->Ensure();
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_THAT(back->accept_restored, ElementsAre("iptables-legacy filter INPUT"));
+  const std::string input = RunCommand("iptables-legacy -S INPUT");
+  size_t n = 0;
+  for (size_t p = input.find("nodedns"); p != std::string::npos; p = input.find("nodedns", p + 1)) {
+    ++n;
+  }
+  EXPECT_EQ(n, 4u) << input;
+  // Someone holds the xtables lock (kube-proxy mid-restore): no write, an iptables_lock error.
+  ASSERT_TRUE(Sh("iptables-legacy -F OUTPUT"));
+  Process holder;
+  ASSERT_TRUE(holder.Start({"/usr/bin/flock", "-o", lock, "/usr/bin/sleep", "8"}, lock + ".log"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto locked = rules->Ensure();
+  ASSERT_FALSE(locked.ok());
+  EXPECT_TRUE(IsXtablesLockError(locked.status())) << locked.status();
+  EXPECT_THAT(RunCommand("iptables-legacy -S OUTPUT"), Not(HasSubstr("nodedns")));
+  holder.Stop(std::chrono::seconds(1));
+  // Teardown takes out its own rules and leaves the firewall's.
+  const absl::Status down = rules->Teardown();
+  ASSERT_TRUE(down.ok()) << down;
+  EXPECT_THAT(RunCommand("iptables-legacy -S; ip6tables-legacy -S"), Not(HasSubstr("nodedns")));
+  EXPECT_THAT(RunCommand("ip6tables-legacy -S"), HasSubstr("--dport 22 -j ACCEPT"));
+  EXPECT_THAT(RunCommand("iptables-legacy -S"), HasSubstr("ESTABLISHED"));
+  unlink(lock.c_str());
+  unlink((lock + ".log").c_str());
 }
 
 }  // namespace
