@@ -168,6 +168,17 @@ class Analyzer {
   void NodeLocalCache() {
     const ResolvConf& c = r_.conf;
     if (UsesNodeLocalCache(c)) {
+      if (c.nameservers.size() == 1) {
+        // The cache restarts (upgrades, crashes, OOM kills); the ClusterIP falls back to CoreDNS
+        // through kube-proxy while it is gone (docs/deploy.md), the link-local address does not.
+        Add("node-local-cache-only", Severity::kWarning, c.nameserver_lines[0],
+            absl::StrFormat("%s is the only nameserver: while the node-local cache restarts "
+                            "(upgrade, crash, OOM kill) this pod's lookups fail",
+                            kNodeLocalCacheAddress),
+            "add the kube-dns ClusterIP as a second nameserver (kubelet "
+            "--cluster-dns=169.254.20.10,CLUSTER_IP, or dnsConfig.nameservers); the stub "
+            "resolver moves to it at once when nothing listens on the first");
+      }
       if (c.rotate && c.nameservers.size() > 1) {
         Add("rotate-with-node-local-cache", Severity::kWarning, c.rotate_line,
             "'options rotate' spreads queries over all nameservers, so only part of them go to "
@@ -181,7 +192,8 @@ class Analyzer {
           absl::StrFormat("this looks like a Kubernetes pod resolv.conf (namespace %s, zone %s) "
                           "but the node-local cache %s is not a nameserver",
                           r_.k8s->namespace_name, r_.k8s->zone, kNodeLocalCacheAddress),
-          "run nodedns (or node-local-dns) and set kubelet's clusterDNS to 169.254.20.10");
+          "run nodedns (or node-local-dns) and set kubelet's clusterDNS to 169.254.20.10, with "
+          "the kube-dns ClusterIP second for while the cache restarts");
     }
   }
 

@@ -30,7 +30,8 @@ constexpr char kPodNdots5[] =
 constexpr char kPodClean[] =
     "search default.svc.cluster.local svc.cluster.local cluster.local\n"
     "nameserver 169.254.20.10\n"
-    "options ndots:2\n";
+    "nameserver 10.96.0.10\n"
+    "options ndots:2 timeout:2 attempts:2\n";
 
 class AuditCommandTest : public ::testing::Test {
  protected:

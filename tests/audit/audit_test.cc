@@ -48,7 +48,9 @@ TEST(AuditTest, NdotsFiveWithKubernetesSearchPathIsAWarning) {
 }
 
 TEST(AuditTest, NdotsTwoWithKubernetesSearchPathHasNoNdotsFinding) {
-  FileReport r = Audit(std::string(kK8sSearch) + "nameserver 169.254.20.10\noptions ndots:2\n");
+  FileReport r = Audit(
+      std::string(kK8sSearch) +
+      "nameserver 169.254.20.10\nnameserver 10.96.0.10\noptions ndots:2 timeout:2 attempts:2\n");
   EXPECT_TRUE(WithId(r, "ndots-k8s-default").empty());
   EXPECT_TRUE(WithId(r, "ndots-above-need").empty());
   EXPECT_TRUE(r.findings.empty()) << r.findings[0].id;
@@ -136,6 +138,24 @@ TEST(AuditTest, RotateWithNodeLocalCacheIsAWarning) {
   EXPECT_EQ(f[0].line, 4);
 }
 
+TEST(AuditTest, NodeLocalCacheAsTheOnlyNameserverIsAWarning) {
+  FileReport only = Audit(std::string(kK8sSearch) + "nameserver 169.254.20.10\noptions ndots:2\n");
+  std::vector<Finding> f = WithId(only, "node-local-cache-only");
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].severity, Severity::kWarning);
+  EXPECT_EQ(f[0].line, 2);
+  EXPECT_NE(f[0].fix.find("second nameserver"), std::string::npos) << f[0].fix;
+  // With a fallback, or without the cache, nothing.
+  EXPECT_TRUE(
+      WithId(Audit(std::string(kK8sSearch) + "nameserver 169.254.20.10\nnameserver "
+                                             "10.96.0.10\noptions ndots:2 timeout:2 attempts:2\n"),
+             "node-local-cache-only")
+          .empty());
+  EXPECT_TRUE(WithId(Audit(std::string(kK8sSearch) + "nameserver 10.96.0.10\noptions ndots:2\n"),
+                     "node-local-cache-only")
+                  .empty());
+}
+
 TEST(AuditTest, NodeLocalCacheUnusedIsInfoOnlyForKubernetesPods) {
   FileReport pod = Audit(std::string(kK8sSearch) + "nameserver 10.96.0.10\noptions ndots:2\n");
   ASSERT_EQ(WithId(pod, "node-local-cache-unused").size(), 1u);
@@ -206,7 +226,9 @@ TEST(AuditTest, WalksComeInGlibcMuslPairsPerName) {
 TEST(AuditTest, GroupByConfigGroupsIdenticalConfigurations) {
   const std::string a = std::string(kK8sSearch) + "nameserver 10.96.0.10\noptions ndots:5\n";
   const std::string b = "# same settings, other comments\n" + a;
-  const std::string c = std::string(kK8sSearch) + "nameserver 169.254.20.10\noptions ndots:2\n";
+  const std::string c =
+      std::string(kK8sSearch) +
+      "nameserver 169.254.20.10\nnameserver 10.96.0.10\noptions ndots:2 timeout:2 attempts:2\n";
   std::vector<FileReport> reports = {AuditText("p1", a, DefaultSampleNames()),
                                      AuditText("p2", c, DefaultSampleNames()),
                                      AuditText("p3", b, DefaultSampleNames())};

@@ -71,11 +71,11 @@ TEST(JsonReportTest, HostileStringsStayValidJson) {
 }
 
 TEST(JsonReportTest, NoFindingsGivesNullWorstSeverity) {
-  std::vector<FileReport> reports = {
-      AuditText("clean",
-                "search default.svc.cluster.local svc.cluster.local cluster.local\n"
-                "nameserver 169.254.20.10\noptions ndots:2\n",
-                DefaultSampleNames())};
+  std::vector<FileReport> reports = {AuditText(
+      "clean",
+      "search default.svc.cluster.local svc.cluster.local cluster.local\n"
+      "nameserver 169.254.20.10\nnameserver 10.96.0.10\noptions ndots:2 timeout:2 attempts:2\n",
+      DefaultSampleNames())};
   std::ostringstream out;
   RenderJson(reports, out);
   ASSERT_TRUE(IsValidJson(out.str()));
