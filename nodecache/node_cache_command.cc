@@ -217,9 +217,9 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
                                    ? std::min(config->reload_interval_ms, kConfigSyncMs)
                                    : kConfigSyncMs);
   config->serve.quiet = flags->quiet;
-  // Node setup, before Server::Create binds: the rules first (-setupiptables), whose table
-  // refuses a second nodedns before anything else is touched, then the interface and addresses
-  // (-setupinterface).
+  // Node setup: a check that no other nodedns holds the rules' table (-setupiptables), before
+  // anything is touched; the interface and addresses (-setupinterface), before Server::Create
+  // binds them; the rules, after.
   std::unique_ptr<nodesetup::LocalAddresses> local;
   std::unique_ptr<nodesetup::NetfilterRules> rules;
   // Undoes the node changes on every way out once they are made (unless -skipteardown, which
@@ -251,7 +251,7 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
     absl::Status st = made.status();
     if (made.ok()) {
       rules = *std::move(made);
-      st = rules->Ensure().status();
+      st = rules->CheckNotHeld();
     }
     if (!st.ok()) {
       std::fprintf(stderr, "nodedns node-cache: -setupiptables: %s\n",
@@ -281,6 +281,18 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
                  std::string(server.status().message()).c_str());
     teardown();
     return 2;
+  }
+  // The NOTRACK rules once the sockets are bound: from then on queries to the local IPs reach
+  // nodedns; before, the ClusterIP's still went to CoreDNS through kube-proxy, and none was sent
+  // to an address with no socket behind it (a restart under load loses none that way).
+  if (rules != nullptr) {
+    if (absl::Status st = rules->Ensure().status(); !st.ok()) {
+      std::fprintf(stderr, "nodedns node-cache: -setupiptables: %s\n",
+                   std::string(st.message()).c_str());
+      rules.reset();
+      teardown();
+      return 2;
+    }
   }
   source->set_server(server->get());
   (*server)->SetConfigSource(std::move(source));

@@ -191,28 +191,37 @@ absl::StatusOr<std::string> NetfilterRules::List(const std::string& what, bool h
   return out;
 }
 
+absl::Status NetfilterRules::HeldElsewhere(const absl::StatusOr<std::string>& listing) const {
+  const std::string table = absl::StrCat("table inet ", kNftTable);
+  if (!listing.ok() && !absl::IsNotFound(listing.status())) {
+    return absl::Status(listing.status().code(),
+                        absl::StrCat("listing ", table, ": ", listing.status().message()));
+  }
+  if (!listing.ok() || table_made_ || !absl::StrContains(*listing, "flags owner")) {
+    return absl::OkStatus();
+  }
+  // Another process's socket holds it: the kernel would refuse the replacement (EPERM) anyway;
+  // say who. nft names the owner when its pid is visible from here (not from another
+  // container's PID namespace, where it prints "(null)").
+  std::string who;
+  if (const size_t p = listing->find("# progname "); p != std::string::npos) {
+    const std::string name = listing->substr(p + 11, listing->find('\n', p) - p - 11);
+    if (!name.empty() && name != "(null)") who = absl::StrCat(" (", name, ")");
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat(table, " is held by another running process", who,
+                   ": only one nodedns may set up this node's rules"));
+}
+
+absl::Status NetfilterRules::CheckNotHeld() {
+  return HeldElsewhere(List(absl::StrCat("table inet ", kNftTable), false));
+}
+
 absl::StatusOr<bool> NetfilterRules::EnsureTable() {
   const std::string table = absl::StrCat("table inet ", kNftTable);
   auto now = List(table, false);
   if (now.ok() && table_made_ && *now == table_listing_) return false;
-  if (!now.ok() && !absl::IsNotFound(now.status())) {
-    return absl::Status(now.status().code(),
-                        absl::StrCat("listing ", table, ": ", now.status().message()));
-  }
-  if (now.ok() && !table_made_ && absl::StrContains(*now, "flags owner")) {
-    // Another process's socket holds it: the kernel would refuse the replacement (EPERM) anyway;
-    // say who.
-    // nft names the owner when its pid is visible from here (not from another container's PID
-    // namespace, where it prints "(null)").
-    std::string who;
-    if (const size_t p = now->find("# progname "); p != std::string::npos) {
-      const std::string name = now->substr(p + 11, now->find('\n', p) - p - 11);
-      if (!name.empty() && name != "(null)") who = absl::StrCat(" (", name, ")");
-    }
-    return absl::FailedPreconditionError(
-        absl::StrCat(table, " is held by another running process", who,
-                     ": only one nodedns may set up this node's rules"));
-  }
+  if (absl::Status st = HeldElsewhere(now); !st.ok()) return st;
   if (absl::Status st = Run(NotrackTableScript(spec_)); !st.ok()) {
     return absl::Status(st.code(), absl::StrCat("installing ", table, ": ", st.message()));
   }

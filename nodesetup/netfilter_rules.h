@@ -86,6 +86,11 @@ class NetfilterRules {
   NetfilterRules(const NetfilterRules&) = delete;
   NetfilterRules& operator=(const NetfilterRules&) = delete;
 
+  // Fails as Ensure() would when another live process owns the table; changes nothing. For a
+  // start that must refuse before it touches the node, and install the rules only once its
+  // sockets are bound (queries NOTRACKed to an address nobody listens on would be lost).
+  absl::Status CheckNotHeld();
+
   // Makes the rules be there: the table as NotrackTableScript() defines it, and the accept rules
   // in each iptables filter chain that exists (iptables-nft's, iptables-legacy's). Idempotent and
   // cheap when nothing changed (one listing per table). Rules left by an earlier run (an unclean
@@ -107,6 +112,7 @@ class NetfilterRules {
   // `list ...`; absl::NotFoundError when the object does not exist.
   absl::StatusOr<std::string> List(const std::string& what, bool handles);
   absl::StatusOr<bool> EnsureTable();
+  absl::Status HeldElsewhere(const absl::StatusOr<std::string>& listing) const;
   absl::StatusOr<bool> EnsureAccept(const std::string& family, const std::string& chain);
 
   NetfilterSpec spec_;

@@ -374,6 +374,9 @@ pod_resolv() {  # FILE NAMESERVER
     "$2" >"$1"
 }
 pod_resolv "$LAB_WORK/resolv-a.conf" "$CLUSTER_IP"
+printf 'kubernetes.default.svc.cluster.local A\nweb.default.svc.cluster.local A\n' \
+  >"$LAB_WORK/crash.queries"
+chmod 644 "$LAB_WORK/crash.queries"
 pod_resolv "$LAB_WORK/resolv-b.conf" "$LOCAL_DNS"
 pod() {  # A|B CMD...
   local ns resolv
@@ -604,6 +607,17 @@ expect_addr "after SIGKILL pod A's query to the ClusterIP is answered (${ms} ms)
   fail "no conntrack entry to $CLUSTER_IP after SIGKILL"
 node nft list table inet nodedns >/dev/null 2>&1 && fail "table inet nodedns outlived SIGKILL" ||
   pass "no table after SIGKILL"
+# The link-local address has nothing behind it now: a pod that lists the ClusterIP second (what
+# `nodedns audit` asks for) moves to it at once, on the ICMP port unreachable.
+printf 'nameserver %s\nnameserver %s\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n' \
+  "$LOCAL_DNS" "$CLUSTER_IP" >"$LAB_WORK/resolv-fallback.conf"
+for client in "getent hosts" "$LAB_WORK/gai-musl"; do
+  t0=$(date +%s%N)
+  out=$(lab_pod_exec "$LAB_NS_B" "$LAB_WORK/resolv-fallback.conf" 10 $client kubernetes.default 2>&1)
+  ms=$((($(date +%s%N) - t0) / 1000000))
+  expect_addr "after SIGKILL pod B's ${client##*/} falls back to the second nameserver (${ms} ms)" \
+    10.96.0.1 "$out"
+done
 if [[ $MANIFEST == dual-stack ]]; then
   out=$(pod A kdig @"$CLUSTER_IP6" +short +time=1 +retry=0 kubernetes.default.svc.cluster.local A 2>&1)
   expect_addr "after SIGKILL the IPv6 ClusterIP is answered (by CoreDNS, through the DNAT)" \
@@ -617,6 +631,31 @@ out=$(pod A kdig @"$CLUSTER_IP" +short +time=2 +retry=0 kubernetes.default.svc.c
 expect_addr "restarted nodedns answers pod A" 10.96.0.1 "$out"
 [[ $(tracked_to "$CLUSTER_IP") -eq 0 ]] && pass "and the query is out of conntrack again" ||
   fail "tracked after restart"
+
+# kill -9 and a restart under a steady load to the ClusterIP from pod A: every query is counted
+# (answered, or lost after 1 s); the losses are reported, as the figure of a crash's cost.
+if [[ -n $LOADGEN ]]; then
+  lab_in "$LAB_NS_A" setpriv --reuid 65534 --regid 65534 --clear-groups "$LOADGEN" \
+    --server "$CLUSTER_IP:53" --queries "$LAB_WORK/crash.queries" --rate 2000 --duration 4 \
+    --timeout 1 >"$LAB_WORK/crash.out" 2>&1 &
+  load=$!
+  sleep 1
+  node_signal KILL
+  wait "$NODE_PID" 2>/dev/null
+  NODE_PID=""
+  sleep 1
+  node_start || fail "restart under load"
+  wait "$load"
+  crash=$(cat "$LAB_WORK/crash.out")
+  echo "$crash" | sed 's/^/  kill -9 under load: /'
+  if grep -Eq "sent ([0-9]+), answered ([0-9]+), lost ([0-9]+) " <<<"$crash"; then
+    pass "kill -9 and restart under 2000 qps to the ClusterIP: $(grep -Eo "sent [0-9]+, answered [0-9]+, lost [0-9]+" <<<"$crash")"
+  else
+    fail "the load under kill -9 did not report: $crash"
+  fi
+  out=$(pod A kdig @"$CLUSTER_IP" +short +time=2 +retry=0 kubernetes.default.svc.cluster.local A 2>&1)
+  expect_addr "nodedns answers after the restart under load" 10.96.0.1 "$out"
+fi
 
 # SIGTERM: everything it added goes.
 node_signal TERM
