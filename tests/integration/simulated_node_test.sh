@@ -31,8 +31,11 @@
 #     its accept rules back, within one -syncinterval (2 s here);
 #   - a second nodedns exits 2 with a line naming the holder, the first keeps serving;
 #   - after SIGKILL, pod A's queries to the ClusterIP are answered by CoreDNS through the DNAT
-#     within a second (the rules went with the process); a restart on the node as it was left
-#     serves again, out of conntrack;
+#     within a second (the rules went with the process), and a pod listing the ClusterIP after
+#     169.254.20.10 resolves through it (glibc and musl; the time is printed); a restart on the
+#     node as it was left serves again, out of conntrack;
+#   - kill -9 and a restart under 2,000 queries/s from pod A to the ClusterIP (with LOADGEN):
+#     the loadgen's table, with the queries lost, is printed;
 #   - SIGTERM: exit 0, no table, no accept rule, no address left on the interface.
 #
 #   - the bench Job (deploy/kubernetes/bench, rendered with kubectl kustomize): its command and
