@@ -37,6 +37,16 @@ bool Sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").
 std::string Table() { return RunCommand("nft list table inet nodedns 2>&1"); }
 bool HaveTable() { return Sh("nft list table inet nodedns"); }
 
+// The rules marked as nodedns's in `iptables` (iptables-nft, iptables-legacy) INPUT.
+size_t OurRuleCount(const std::string& iptables) {
+  const std::string rules = RunCommand(iptables + " -S INPUT");
+  size_t n = 0;
+  for (size_t p = rules.find("nodedns"); p != std::string::npos; p = rules.find("nodedns", p + 1)) {
+    ++n;
+  }
+  return n;
+}
+
 NetfilterSpec Spec(bool owned = true) {
   NetfilterSpec s;
   s.ips = {kV4, kClusterIp, kV6};
@@ -226,12 +236,7 @@ TEST_F(NetfilterRulesTest, AcceptRulesGoFirstInIptablesNftFilterChainsAndComeBac
   auto back = rules->Ensure();
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_THAT(back->accept_restored, ElementsAre("ip filter INPUT"));
-  const std::string after = RunCommand("iptables-nft -S INPUT");
-  size_t n = 0;
-  for (size_t p = after.find("nodedns"); p != std::string::npos; p = after.find("nodedns", p + 1)) {
-    ++n;
-  }
-  EXPECT_EQ(n, 4u) << after;  // two addresses × udp, tcp
+  EXPECT_EQ(OurRuleCount("iptables-nft"), 4u);  // two addresses × udp, tcp
   // Teardown takes out its own rules and leaves the firewall's.
   ASSERT_TRUE(rules->Teardown().ok());
   EXPECT_THAT(RunCommand("iptables-nft -S; ip6tables-nft -S"), Not(HasSubstr("nodedns")));
@@ -274,12 +279,7 @@ TEST_F(NetfilterRulesTest, AcceptRulesGoFirstInIptablesLegacyFilterChainsUnderTh
   auto back = rules->Ensure();
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_THAT(back->accept_restored, ElementsAre("iptables-legacy filter INPUT"));
-  const std::string input = RunCommand("iptables-legacy -S INPUT");
-  size_t n = 0;
-  for (size_t p = input.find("nodedns"); p != std::string::npos; p = input.find("nodedns", p + 1)) {
-    ++n;
-  }
-  EXPECT_EQ(n, 4u) << input;
+  EXPECT_EQ(OurRuleCount("iptables-legacy"), 4u);
   // Someone holds the xtables lock (kube-proxy mid-restore): no write, an iptables_lock error.
   ASSERT_TRUE(Sh("iptables-legacy -F OUTPUT"));
   Process holder;
