@@ -256,7 +256,6 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
     if (!st.ok()) {
       std::fprintf(stderr, "nodedns node-cache: -setupiptables: %s\n",
                    std::string(st.message()).c_str());
-      rules.reset();  // nothing of it is in place
       teardown();
       return 2;
     }
@@ -289,7 +288,6 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
     if (absl::Status st = rules->Ensure().status(); !st.ok()) {
       std::fprintf(stderr, "nodedns node-cache: -setupiptables: %s\n",
                    std::string(st.message()).c_str());
-      rules.reset();
       teardown();
       return 2;
     }
@@ -346,10 +344,10 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
   }
   // Root is for setup and binding; the serving threads, started by now, give it up.
   const nodesetup::RunAs run_as = *nodesetup::ParseRunAs(flags->run_as);
-  const bool keep_net_admin = local != nullptr || rules != nullptr;
+  const bool keep_setup_caps = local != nullptr || rules != nullptr;
   const std::string conf_path = flags->EffectiveCorefile();
   if (geteuid() == 0 && run_as.uid != 0) {
-    srv->SetOnServing([run_as, keep_net_admin, conf_path, quiet = flags->quiet]() -> absl::Status {
+    srv->SetOnServing([run_as, keep_setup_caps, conf_path, quiet = flags->quiet]() -> absl::Status {
       // Reloads rewrite the generated Corefile: hand it to the new owner where CAP_CHOWN allows;
       // otherwise reloads replace it through its directory (WriteReplacing).
       if (chown(conf_path.c_str(), run_as.uid, run_as.gid) != 0 && errno != ENOENT &&
@@ -357,7 +355,7 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
         Log(absl::StrCat("cannot hand ", conf_path, " to uid ", run_as.uid, ": ",
                          std::strerror(errno)));
       }
-      if (absl::Status st = nodesetup::DropPrivileges(run_as, keep_net_admin); !st.ok()) {
+      if (absl::Status st = nodesetup::DropPrivileges(run_as, keep_setup_caps); !st.ok()) {
         return absl::Status(st.code(), absl::StrCat("-runas: ", st.message()));
       }
       if (!quiet) {

@@ -232,10 +232,11 @@ absl::StatusOr<bool> NetfilterRules::EnsureTable() {
   return true;
 }
 
-absl::StatusOr<bool> NetfilterRules::EnsureAccept(const std::string& family,
-                                                  const std::string& chain) {
-  const std::vector<std::string> want = AcceptRuleBodies(spec_, family, chain);
-  if (want.empty()) return false;
+absl::StatusOr<bool> NetfilterRules::SyncAccept(const std::string& family, const std::string& chain,
+                                                bool remove) {
+  const std::vector<std::string> bodies = AcceptRuleBodies(spec_, family, chain);
+  if (bodies.empty()) return false;  // no address of this family
+  std::vector<std::string> want = remove ? std::vector<std::string>() : bodies;
   const std::string where = absl::StrCat(family, " filter ", chain);
   auto listing = List(absl::StrCat("chain ", where), true);
   if (absl::IsNotFound(listing.status())) return false;  // no iptables-nft filter table here
@@ -269,13 +270,13 @@ absl::StatusOr<RulesResult> NetfilterRules::Ensure() {
   r.table_replaced = *table;
   for (const char* family : {"ip", "ip6"}) {
     for (const char* chain : {"INPUT", "OUTPUT"}) {
-      auto changed = EnsureAccept(family, chain);
+      auto changed = SyncAccept(family, chain, /*remove=*/false);
       if (!changed.ok()) return changed.status();
       if (*changed) r.accept_restored.push_back(absl::StrCat(family, " filter ", chain));
     }
   }
   for (LegacyFamily f : {LegacyFamily::kIpv4, LegacyFamily::kIpv6}) {
-    if (!internal::LegacyFilterInUse(legacy_names_fd_[f == LegacyFamily::kIpv4 ? 0 : 1])) continue;
+    if (!LegacyInUse(f)) continue;
     for (const char* chain : {"INPUT", "OUTPUT"}) {
       auto changed =
           internal::EnsureLegacyAccept(f, chain, spec_.ips, spec_.dns_port, xtables_lock_fd_);
@@ -287,35 +288,27 @@ absl::StatusOr<RulesResult> NetfilterRules::Ensure() {
 }
 
 absl::Status NetfilterRules::Teardown() {
-  absl::Status first;
-  if (table_made_) {
-    table_made_ = false;
-    absl::Status st = Run(absl::StrCat("delete table inet ", kNftTable));
-    if (!st.ok() && !absl::IsNotFound(st)) first.Update(st);
-  }
+  // Only what an Ensure() put in place: the accept rules follow the table, and a refused start
+  // (another nodedns holds the table) must not touch that instance's rules.
+  if (!std::exchange(table_made_, false)) return absl::OkStatus();
+  absl::Status first = Run(absl::StrCat("delete table inet ", kNftTable));
+  if (absl::IsNotFound(first)) first = absl::OkStatus();
   for (const char* family : {"ip", "ip6"}) {
     for (const char* chain : {"INPUT", "OUTPUT"}) {
-      if (AcceptRuleBodies(spec_, family, chain).empty()) continue;
-      const std::string where = absl::StrCat(family, " filter ", chain);
-      auto listing = List(absl::StrCat("chain ", where), true);
-      if (!listing.ok()) {
-        if (!absl::IsNotFound(listing.status())) first.Update(listing.status());
-        continue;
-      }
-      std::string script;
-      for (const auto& [body, handle] : OurRules(*listing)) {
-        absl::StrAppend(&script, "delete rule ", where, " handle ", handle, "\n");
-      }
-      if (!script.empty()) first.Update(Run(script));
+      first.Update(SyncAccept(family, chain, /*remove=*/true).status());
     }
   }
   for (LegacyFamily f : {LegacyFamily::kIpv4, LegacyFamily::kIpv6}) {
-    if (!internal::LegacyFilterInUse(legacy_names_fd_[f == LegacyFamily::kIpv4 ? 0 : 1])) continue;
+    if (!LegacyInUse(f)) continue;
     for (const char* chain : {"INPUT", "OUTPUT"}) {
       first.Update(internal::RemoveLegacyAccept(f, chain, xtables_lock_fd_));
     }
   }
   return first;
+}
+
+bool NetfilterRules::LegacyInUse(internal::LegacyFamily family) const {
+  return internal::LegacyFilterInUse(legacy_names_fd_[family == LegacyFamily::kIpv4 ? 0 : 1]);
 }
 
 }  // namespace nodedns::nodesetup

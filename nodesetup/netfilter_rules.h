@@ -41,6 +41,10 @@
 
 struct nft_ctx;
 
+namespace nodedns::nodesetup::internal {
+enum class LegacyFamily;
+}  // namespace nodedns::nodesetup::internal
+
 namespace nodedns::nodesetup {
 
 inline constexpr char kNftTable[] = "nodedns";
@@ -98,7 +102,8 @@ class NetfilterRules {
   // the table.
   absl::StatusOr<RulesResult> Ensure();
 
-  // Deletes the table and the accept rules this object put in place (only those still there).
+  // Deletes the table and the accept rules, if an Ensure() of this object installed the table
+  // (only those still there). A second call does nothing.
   absl::Status Teardown();
 
  private:
@@ -113,7 +118,10 @@ class NetfilterRules {
   absl::StatusOr<std::string> List(const std::string& what, bool handles);
   absl::StatusOr<bool> EnsureTable();
   absl::Status HeldElsewhere(const absl::StatusOr<std::string>& listing) const;
-  absl::StatusOr<bool> EnsureAccept(const std::string& family, const std::string& chain);
+  // Makes `family filter chain`'s rules marked kRuleComment be AcceptRuleBodies(), or none with
+  // `remove`; whether it changed anything.
+  absl::StatusOr<bool> SyncAccept(const std::string& family, const std::string& chain, bool remove);
+  bool LegacyInUse(internal::LegacyFamily family) const;
 
   NetfilterSpec spec_;
   std::unique_ptr<nft_ctx, CtxDeleter> ctx_;
