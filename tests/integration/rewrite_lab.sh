@@ -202,54 +202,56 @@ intranet AAAA fd00:10::1
 EOF
 }
 
+# lab_knotd NAME "ADDRESS@PORT[, ADDRESS@PORT]" ZONE...: a knotd in the upstream namespace,
+# authoritative for each ZONE from $LAB_WORK/ZONE.zone (root.zone for "."), with mod-stats
+# counting what it receives; its socket is $LAB_WORK/NAME-run/knot.sock. Waits until every zone
+# is loaded; returns 1, printing knotd's log, when they are not within 5 s.
+lab_knotd() {
+  local name=$1 listen=$2 z
+  shift 2
+  mkdir -p "$LAB_WORK/$name-run" "$LAB_WORK/$name-db"
+  {
+    printf 'server:\n  rundir: %s\n  listen: [ %s ]\n' "$LAB_WORK/$name-run" "$listen"
+    printf 'log:\n  - target: stderr\n    any: error\n'
+    printf 'database:\n  storage: %s\n' "$LAB_WORK/$name-db"
+    printf 'mod-stats:\n  - id: counts\n    request-protocol: on\n    query-type: on\n'
+    printf '    response-code: on\n'
+    printf 'template:\n  - id: default\n    storage: %s\n    global-module: mod-stats/counts\n' \
+      "$LAB_WORK"
+    printf 'zone:\n'
+    for z in "$@"; do
+      printf '  - domain: %s\n    file: %s.zone\n' "$z" "$([[ $z == . ]] && echo root || echo "$z")"
+    done
+  } >"$LAB_WORK/$name.conf"
+  nsenter --net="/run/netns/$LAB_NS_UP" knotd -c "$LAB_WORK/$name.conf" >"$LAB_WORK/$name.log" 2>&1 &
+  LAB_PIDS+=($!)
+  local _ ok
+  for _ in $(seq 1 50); do
+    ok=1
+    for z in "$@"; do
+      lab_in "$LAB_NS_UP" timeout 5 knotc -s "$LAB_WORK/$name-run/knot.sock" zone-status "$z" \
+        >/dev/null 2>&1 || { ok=0; break; }
+    done
+    [[ $ok -eq 1 ]] && return 0
+    sleep 0.1
+  done
+  echo "knotd $name did not start:" >&2
+  cat "$LAB_WORK/$name.log" >&2
+  return 1
+}
+
 # lab_knot_start: knotd in the upstream namespace on $LAB_UPSTREAM_ADDR:53, authoritative for the
 # root (so that every name gets NXDOMAIN rather than REFUSED), cluster.local, example.com and
 # corp.example. mod-stats counts what it receives (lab_knot_queries).
 lab_knot_start() {
-  mkdir -p "$LAB_WORK/knot-run" "$LAB_WORK/knot-db"
   lab_write_zones
-  cat >"$LAB_WORK/knot.conf" <<EOF
-server:
-  rundir: $LAB_WORK/knot-run
-  listen: $LAB_UPSTREAM_ADDR@53
-log:
-  - target: stderr
-    any: error
-database:
-  storage: $LAB_WORK/knot-db
-mod-stats:
-  - id: counts
-    request-protocol: on
-    query-type: on
-    response-code: on
-template:
-  - id: default
-    storage: $LAB_WORK
-    global-module: mod-stats/counts
-zone:
-  - domain: .
-    file: root.zone
-  - domain: cluster.local
-    file: cluster.local.zone
-  - domain: example.com
-    file: example.com.zone
-  - domain: corp.example
-    file: corp.example.zone
-EOF
-  nsenter --net="/run/netns/$LAB_NS_UP" knotd -c "$LAB_WORK/knot.conf" >"$LAB_WORK/knotd.log" 2>&1 &
-  LAB_PIDS+=($!)
-  local _ zone ok
+  lab_knotd knot "$LAB_UPSTREAM_ADDR@53" . cluster.local example.com corp.example || return 1
+  local _
   for _ in $(seq 1 50); do
-    ok=1
-    for zone in . cluster.local example.com corp.example; do
-      lab_in "$LAB_NS_UP" timeout 5 knotc -s "$LAB_WORK/knot-run/knot.sock" zone-status "$zone" \
-        >/dev/null 2>&1 || { ok=0; break; }
-    done
-    if [[ $ok -eq 1 ]] && lab_kdig api.example.com A >/dev/null; then return 0; fi
+    lab_kdig api.example.com A >/dev/null && return 0
     sleep 0.1
   done
-  echo "knotd did not start:" >&2
-  cat "$LAB_WORK/knotd.log" >&2
+  echo "knotd does not answer on $LAB_UPSTREAM_ADDR:53" >&2
   return 1
 }
 

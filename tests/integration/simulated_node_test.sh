@@ -215,40 +215,14 @@ $TTL 300
 @ A 192.0.2.80
 ns A 192.0.2.53
 EOF
-knot_start() {  # NAME "ADDRESS@53[, ADDRESS@53]" ZONE...
-  local name=$1 addr=$2 z
-  shift 2
-  mkdir -p "$LAB_WORK/$name-run" "$LAB_WORK/$name-db"
-  {
-    printf 'server:\n  rundir: %s\n  listen: [ %s ]\n' "$LAB_WORK/$name-run" "$addr"
-    printf 'log:\n  - target: stderr\n    any: error\n'
-    printf 'database:\n  storage: %s\n' "$LAB_WORK/$name-db"
-    printf 'mod-stats:\n  - id: counts\n    request-protocol: on\n'
-    printf 'template:\n  - id: default\n    storage: %s\n    global-module: mod-stats/counts\n' \
-      "$LAB_WORK"
-    printf 'zone:\n'
-    for z in "$@"; do
-      printf '  - domain: %s\n    file: %s.zone\n' "$z" "$([[ $z == . ]] && echo root || echo "$z")"
-    done
-  } >"$LAB_WORK/$name.conf"
-  nsenter --net="/run/netns/$LAB_NS_UP" knotd -c "$LAB_WORK/$name.conf" >"$LAB_WORK/$name.log" 2>&1 &
-  LAB_PIDS+=($!)
-  local _
-  for _ in $(seq 1 50); do
-    lab_in "$LAB_NS_UP" timeout 5 knotc -s "$LAB_WORK/$name-run/knot.sock" zone-status "$1" \
-      >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  echo "FAIL: knotd $name did not start"
-  cat "$LAB_WORK/$name.log"
-  exit 1
-}
 if [[ $MANIFEST == dual-stack ]]; then
-  knot_start coredns "$COREDNS_IP@53, $COREDNS_IP6@53" cluster.local 10.in-addr.arpa
+  coredns_listen="$COREDNS_IP@53, $COREDNS_IP6@53"
 else
-  knot_start coredns "$COREDNS_IP@53" cluster.local 10.in-addr.arpa
+  coredns_listen="$COREDNS_IP@53"
 fi
-knot_start resolver "$RESOLVER_IP@53" . example.com kubernetes.io
+lab_knotd coredns "$coredns_listen" cluster.local 10.in-addr.arpa &&
+  lab_knotd resolver "$RESOLVER_IP@53" . example.com kubernetes.io ||
+  { echo "FAIL: knotd did not start"; exit 1; }
 # protocol counts of one knotd: "udp N tcp N"
 knot_protocols() {
   lab_in "$LAB_NS_UP" timeout 5 knotc -s "$LAB_WORK/$1-run/knot.sock" stats mod-stats 2>/dev/null |
