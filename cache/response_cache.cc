@@ -600,4 +600,51 @@ CacheStats ResponseCache::Stats() const {
   return st;
 }
 
+size_t ResponseCache::Export(CacheThread& t, uint64_t now_ms, size_t max_bytes, std::string* out) {
+  (void)t;  // the walk only reads; `t` being online keeps every entry it sees alive
+  struct Candidate {
+    uint8_t score;
+    Entry* e;
+  };
+  std::vector<Candidate> all;
+  for (size_t i = 0; i < shard_count_; ++i) {
+    Table* table = shards_[i].table.load(std::memory_order_acquire);
+    for (size_t j = 0; j <= table->mask; ++j) {
+      const uint64_t v = table->slots()[j].load(std::memory_order_acquire);
+      if (v == kEmpty || v == kTombstone) continue;
+      Entry* e = reinterpret_cast<Entry*>(v & kPtrMask);
+      if (now_ms >= e->expires_ms || e->kind == EntryKind::kServFail) continue;
+      const uint8_t hits = e->hits.load(std::memory_order_relaxed);
+      const uint8_t score = static_cast<uint8_t>(
+          (e->referenced.load(std::memory_order_relaxed) ? 128 : 0) | std::min<uint8_t>(hits, 127));
+      all.push_back({score, e});
+    }
+  }
+  std::stable_sort(all.begin(), all.end(),
+                   [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
+  size_t written = 0;
+  if (max_bytes < kSnapshotHeaderSize) return 0;
+  AppendSnapshotHeader(out);
+  size_t used = kSnapshotHeaderSize;
+  std::vector<uint8_t> wire;
+  for (const Candidate& c : all) {
+    Entry* e = c.e;
+    const size_t need = kSnapshotRecordOverhead + e->wire_size;
+    if (used + need > max_bytes) break;
+    // Aged as a hit serves it: the remaining lifetime travels in the TTLs.
+    wire.assign(e->wire(), e->wire() + e->wire_size);
+    const uint32_t elapsed = static_cast<uint32_t>((now_ms - e->stored_ms) / 1000);
+    const uint16_t* offs = e->ttl_offsets();
+    for (size_t i = 0; i < e->n_ttls; ++i) {
+      const uint32_t ttl = dns::Get32(e->wire() + offs[i]);
+      dns::Put32(wire.data() + offs[i], ttl > elapsed ? ttl - elapsed : 0);
+    }
+    const uint8_t flags = e->key()[e->key_size - 1] & (CacheKey::kDoBit | CacheKey::kCdBit);
+    AppendSnapshotRecord(out, flags, wire);
+    used += need;
+    ++written;
+  }
+  return written;
+}
+
 }  // namespace nodedns::cache

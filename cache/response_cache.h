@@ -18,10 +18,13 @@
 #include <memory>
 #include <mutex>
 #include <span>
+#include <string>
 
 #include "absl/status/status.h"
 #include "cache/cache_key.h"
 #include "cache/qsbr.h"
+#include "cache/snapshot.h"
+#include "dns/wire.h"
 
 namespace nodedns::cache {
 
@@ -69,7 +72,6 @@ struct CacheSettings {
   }
 };
 
-
 enum class EntryKind : uint8_t { kAnswer, kNxDomain, kNoData, kServFail };
 
 // Why Insert() did or did not store a response.
@@ -116,7 +118,7 @@ struct LookupResult {
 struct CacheStats {
   size_t entries = 0;
   size_t negative_entries = 0;  // of them NXDOMAIN or NODATA
-  size_t bytes = 0;  // accounted: entries + keys + slot tables
+  size_t bytes = 0;             // accounted: entries + keys + slot tables
   size_t capacity_bytes = 0;
   size_t retired_bytes = 0;  // retired, waiting for a grace period
   size_t shards = 0;
@@ -160,6 +162,24 @@ class ResponseCache {
   // the last call stopped. Meant for a periodic timer.
   size_t PurgeExpired(CacheThread& t, uint64_t now_ms, size_t max_slots);
 
+  // Snapshots for a handover (snapshot.h). Export appends the live entries (not expired, not
+  // SERVFAIL), hottest first, to `out` until the next record would take it past `max_bytes`, and
+  // returns how many it wrote. "Hottest": hit since the CLOCK hand last passed (the referenced
+  // bit), then by the saturating hit count; eviction order, read the other way round. Lock-free
+  // like Lookup; `t` stays online throughout and the walk writes nothing.
+  size_t Export(CacheThread& t, uint64_t now_ms, size_t max_bytes, std::string* out);
+  struct ImportResult {
+    size_t imported = 0;
+    size_t refused = 0;  // Insert() did not store it (expired meanwhile, too large, …)
+  };
+  // Inserts every record of `snapshot` as if it had just come from upstream: lifetimes are the
+  // remaining ones carried in the TTLs, under `policy_for(qname)`'s rules (null: the default's;
+  // a min_ttl may lengthen what remained). An unreadable header or a record cut short is an
+  // error; the records before it stay.
+  template <typename PolicyFor>
+  absl::StatusOr<ImportResult> Import(CacheThread& t, std::span<const uint8_t> snapshot,
+                                      uint64_t now_ms, PolicyFor policy_for);
+
   CacheStats Stats() const;
   const CacheSettings& settings() const { return settings_; }
   const EntryPolicy& default_policy() const { return default_policy_; }
@@ -172,8 +192,7 @@ class ResponseCache {
   static void FreeEntry(void* p);
   static void FreeTable(void* p);
   Entry* BuildEntry(const CacheKey& key, std::span<const uint8_t> response, uint64_t now_ms,
-                    const EntryPolicy& policy,
-                    InsertResult& why) const;
+                    const EntryPolicy& policy, InsertResult& why) const;
   void EvictOne(CacheThread& t, Shard& s, uint64_t now_ms);
   enum class Removal : uint8_t { kEvicted, kExpired, kErased };
   void RemoveAt(CacheThread& t, Shard& s, size_t slot, Removal why);
@@ -189,6 +208,35 @@ class ResponseCache {
   std::unique_ptr<Shard[]> shards_;
   QsbrDomain qsbr_;
 };
+
+template <typename PolicyFor>
+absl::StatusOr<ResponseCache::ImportResult> ResponseCache::Import(CacheThread& t,
+                                                                  std::span<const uint8_t> snapshot,
+                                                                  uint64_t now_ms,
+                                                                  PolicyFor policy_for) {
+  auto reader = SnapshotReader::Open(snapshot);
+  if (!reader.ok()) return reader.status();
+  ImportResult r;
+  SnapshotRecord rec;
+  for (;;) {
+    auto more = reader->Next(rec);
+    if (!more.ok()) return more.status();
+    if (!*more) break;
+    const auto qlen = dns::PlainNameLength(rec.wire, dns::kHeaderSize);
+    if (rec.wire.size() < dns::kHeaderSize || dns::QdCount(rec.wire) != 1 || !qlen ||
+        rec.wire.size() < dns::kHeaderSize + *qlen + 4) {
+      ++r.refused;
+      continue;
+    }
+    const auto qname = rec.wire.subspan(dns::kHeaderSize, *qlen);
+    const uint8_t* q = rec.wire.data() + dns::kHeaderSize + *qlen;
+    const CacheKey key(qname, dns::Get16(q), dns::Get16(q + 2), rec.flags & CacheKey::kDoBit,
+                       rec.flags & CacheKey::kCdBit);
+    const InsertResult why = Insert(t, key, rec.wire, now_ms, policy_for(qname));
+    (why == InsertResult::kInserted || why == InsertResult::kReplaced ? r.imported : r.refused)++;
+  }
+  return r;
+}
 
 }  // namespace nodedns::cache
 

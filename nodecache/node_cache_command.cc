@@ -217,6 +217,9 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
                                    ? std::min(config->reload_interval_ms, kConfigSyncMs)
                                    : kConfigSyncMs);
   config->serve.quiet = flags->quiet;
+  config->serve.handover_path = flags->handover;
+  // A kubelet restarts a container that exits: the old version would take the sockets back.
+  config->serve.handover_linger = true;
   // Node setup: a check that no other nodedns holds the rules' table (-setupiptables), before
   // anything is touched; the interface and addresses (-setupinterface), before Server::Create
   // binds them; the rules, after.
@@ -226,8 +229,17 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
   // leaves them for a restarted node-cache or for pods during an upgrade). Before serving, only
   // what this run added: an address already there may be another instance's.
   bool served = false;
+  bool handed_over = false;  // the successor owns the node's setup now
   auto teardown = [&] {
-    if (flags->skip_teardown) return;
+    if (flags->skip_teardown || handed_over) return;
+    if (rules != nullptr && rules->AnotherInstanceHolds()) {
+      // A successor serves next to this process (its handover failed): the addresses and accept
+      // rules are its too.
+      if (absl::Status st = rules->ReleaseTable(); !st.ok()) {
+        Log(absl::StrCat("-setupiptables teardown: ", st.message()));
+      }
+      return;
+    }
     if (rules != nullptr) {
       if (absl::Status st = rules->Teardown(); !st.ok()) {
         Log(absl::StrCat("-setupiptables teardown: ", st.message()));
@@ -239,6 +251,11 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
       }
     }
   };
+  // A running nodedns at -handover hands its sockets over; while it drains it still holds its
+  // rules' table, so this one uses the other name (NetfilterRules::UseFreeTable).
+  std::unique_ptr<proxy::HandoverClient> predecessor = proxy::FindPredecessor(config->serve);
+  const bool succeeding = predecessor != nullptr &&
+                          predecessor->outcome() != proxy::HandoverClient::Outcome::kNoPredecessor;
   if (flags->setup_iptables) {
     nodesetup::NetfilterSpec spec;
     spec.ips = flags->local_ips;
@@ -251,7 +268,7 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
     absl::Status st = made.status();
     if (made.ok()) {
       rules = *std::move(made);
-      st = rules->CheckNotHeld();
+      st = succeeding ? rules->UseFreeTable() : rules->CheckNotHeld();
     }
     if (!st.ok()) {
       std::fprintf(stderr, "nodedns node-cache: -setupiptables: %s\n",
@@ -274,7 +291,7 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
       return 2;
     }
   }
-  auto server = proxy::Server::Create(std::move(config->serve));
+  auto server = proxy::Server::Create(std::move(config->serve), std::move(predecessor));
   if (!server.ok()) {
     std::fprintf(stderr, "nodedns node-cache: %s\n",
                  std::string(server.status().message()).c_str());
@@ -291,6 +308,19 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
       teardown();
       return 2;
     }
+  }
+  if (rules != nullptr) {
+    // The successor's table is in place before it confirms (Run): dropping this one's then
+    // leaves the node's rules whole.
+    nodesetup::NetfilterRules* nr = rules.get();
+    (*server)->SetOnHandedOver([nr, &handed_over] {
+      handed_over = true;
+      if (absl::Status st = nr->ReleaseTable(); !st.ok()) {
+        Log(absl::StrCat("-setupiptables: after the handover: ", st.message()));
+      }
+    });
+  } else {
+    (*server)->SetOnHandedOver([&handed_over] { handed_over = true; });
   }
   source->set_server(server->get());
   (*server)->SetConfigSource(std::move(source));
@@ -335,7 +365,8 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
         } else if (r->changed()) {
           srv->CountSetupError(proxy::kSetupErrorIptables);
           std::vector<std::string> what = r->accept_restored;
-          if (r->table_replaced) what.insert(what.begin(), "table inet nodedns");
+          if (r->table_replaced)
+            what.insert(what.begin(), absl::StrCat("table inet ", nr->table()));
           Log(absl::StrCat("-setupiptables: rules had changed; restored ",
                            absl::StrJoin(what, ", ")));
         }
@@ -378,7 +409,8 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
     }
   }
   const absl::Status st = (*server)->Run();
-  if (!flags->pidfile.empty()) unlink(flags->pidfile.c_str());
+  // After a handover the pid file is the successor's.
+  if (!flags->pidfile.empty() && !handed_over) unlink(flags->pidfile.c_str());
   served = st.ok();
   teardown();
   if (!st.ok()) {

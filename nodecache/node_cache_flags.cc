@@ -59,6 +59,9 @@ const std::vector<GoFlagSpec>& Specs() {
       {"runas", std::string("65534:65534"),
        "UID[:GID] to switch to once the node is set up and the sockets are bound (0: stay root; "
        "CAP_NET_ADMIN is kept for the sync loop)"},
+      {"handover", std::string(),
+       "Unix socket path for zero-loss upgrades: a new instance started with the same path takes "
+       "over this one's sockets and cache; empty: none"},
   };
   return *specs;
 }
@@ -158,6 +161,7 @@ static absl::StatusOr<NodeCacheFlags> ParseNodeCacheFlagsRaw(std::span<const std
   f.quiet = p.Bool("quiet");
   f.version = p.Bool("version");
   f.run_as = p.String("runas");
+  f.handover = p.String("handover");
   // CoreDNS binds -dns.port and -p to one variable: whichever was given last holds.
   for (const std::string& name : p.set_order) {
     if (name == "dns.port" || name == "p") f.dns_port = p.String(name);
@@ -196,6 +200,11 @@ static absl::StatusOr<NodeCacheFlags> ParseNodeCacheFlagsRaw(std::span<const std
   }
   if (auto r = nodesetup::ParseRunAs(f.run_as); !r.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("invalid -runas: ", r.status().message()));
+  }
+  // The listener binds PATH.PID before renaming it over PATH: both must fit sun_path.
+  if (!f.handover.empty() && (f.handover.front() != '/' || f.handover.size() > 96)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "invalid -handover \"", f.handover, "\": an absolute path of at most 96 bytes is needed"));
   }
   if (f.sync_interval.count() <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -54,6 +54,8 @@ struct NodeCacheFlags {
 
   // nodedns's own: -runas, "UID[:GID]" (validated by nodesetup::ParseRunAs).
   std::string run_as = "65534:65534";
+  // nodedns's own: -handover PATH (proxy/handover.h); empty: none.
+  std::string handover;
 
   // Names (without dashes) of the flags given on the command line; -p is recorded as "p".
   std::set<std::string, std::less<>> explicitly_set;

@@ -88,8 +88,8 @@ bool IsXtablesLockError(const absl::Status& status) {
 
 std::string NotrackTableScript(const NetfilterSpec& spec) {
   const Families f = Split(spec);
-  std::string s = absl::StrCat("add table inet ", kNftTable, "\n", "delete table inet ", kNftTable,
-                               "\n", "table inet ", kNftTable, " {\n");
+  std::string s = absl::StrCat("add table inet ", spec.table, "\n", "delete table inet ",
+                               spec.table, "\n", "table inet ", spec.table, " {\n");
   if (spec.owned) s += "  flags owner\n";
   s += "  chain prerouting {\n    type filter hook prerouting priority raw; policy accept;\n";
   RawRules(spec, "ip", f.v4, true, &s);
@@ -191,13 +191,15 @@ absl::StatusOr<std::string> NetfilterRules::List(const std::string& what, bool h
   return out;
 }
 
-absl::Status NetfilterRules::HeldElsewhere(const absl::StatusOr<std::string>& listing) const {
-  const std::string table = absl::StrCat("table inet ", kNftTable);
+absl::Status NetfilterRules::HeldElsewhere(const std::string& name,
+                                           const absl::StatusOr<std::string>& listing) const {
+  const std::string table = absl::StrCat("table inet ", name);
   if (!listing.ok() && !absl::IsNotFound(listing.status())) {
     return absl::Status(listing.status().code(),
                         absl::StrCat("listing ", table, ": ", listing.status().message()));
   }
-  if (!listing.ok() || table_made_ || !absl::StrContains(*listing, "flags owner")) {
+  if (!listing.ok() || (table_made_ && name == spec_.table) ||
+      !absl::StrContains(*listing, "flags owner")) {
     return absl::OkStatus();
   }
   // Another process's socket holds it: the kernel would refuse the replacement (EPERM) anyway;
@@ -205,8 +207,8 @@ absl::Status NetfilterRules::HeldElsewhere(const absl::StatusOr<std::string>& li
   // container's PID namespace, where it prints "(null)").
   std::string who;
   if (const size_t p = listing->find("# progname "); p != std::string::npos) {
-    const std::string name = listing->substr(p + 11, listing->find('\n', p) - p - 11);
-    if (!name.empty() && name != "(null)") who = absl::StrCat(" (", name, ")");
+    const std::string prog = listing->substr(p + 11, listing->find('\n', p) - p - 11);
+    if (!prog.empty() && prog != "(null)") who = absl::StrCat(" (", prog, ")");
   }
   return absl::FailedPreconditionError(
       absl::StrCat(table, " is held by another running process", who,
@@ -214,14 +216,48 @@ absl::Status NetfilterRules::HeldElsewhere(const absl::StatusOr<std::string>& li
 }
 
 absl::Status NetfilterRules::CheckNotHeld() {
-  return HeldElsewhere(List(absl::StrCat("table inet ", kNftTable), false));
+  for (const char* name : {kNftTable, kNftTableAlternate}) {
+    if (absl::Status st = HeldElsewhere(name, List(absl::StrCat("table inet ", name), false));
+        !st.ok()) {
+      return st;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status NetfilterRules::UseFreeTable() {
+  absl::Status last;
+  for (const char* name : {kNftTable, kNftTableAlternate}) {
+    last = HeldElsewhere(name, List(absl::StrCat("table inet ", name), false));
+    if (last.ok()) {
+      spec_.table = name;
+      return absl::OkStatus();
+    }
+    if (!absl::IsFailedPrecondition(last)) return last;
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("tables inet ", kNftTable, " and inet ", kNftTableAlternate,
+                   " are both held by other running processes: only one nodedns, and its "
+                   "successor during a handover, may set up this node's rules"));
+}
+
+bool NetfilterRules::AnotherInstanceHolds() {
+  const std::string other = spec_.table == kNftTable ? kNftTableAlternate : kNftTable;
+  return absl::IsFailedPrecondition(
+      HeldElsewhere(other, List(absl::StrCat("table inet ", other), false)));
+}
+
+absl::Status NetfilterRules::ReleaseTable() {
+  if (!std::exchange(table_made_, false)) return absl::OkStatus();
+  absl::Status st = Run(absl::StrCat("delete table inet ", spec_.table));
+  return absl::IsNotFound(st) ? absl::OkStatus() : st;
 }
 
 absl::StatusOr<bool> NetfilterRules::EnsureTable() {
-  const std::string table = absl::StrCat("table inet ", kNftTable);
+  const std::string table = absl::StrCat("table inet ", spec_.table);
   auto now = List(table, false);
   if (now.ok() && table_made_ && *now == table_listing_) return false;
-  if (absl::Status st = HeldElsewhere(now); !st.ok()) return st;
+  if (absl::Status st = HeldElsewhere(spec_.table, now); !st.ok()) return st;
   if (absl::Status st = Run(NotrackTableScript(spec_)); !st.ok()) {
     return absl::Status(st.code(), absl::StrCat("installing ", table, ": ", st.message()));
   }
@@ -291,7 +327,7 @@ absl::Status NetfilterRules::Teardown() {
   // Only what an Ensure() put in place: the accept rules follow the table, and a refused start
   // (another nodedns holds the table) must not touch that instance's rules.
   if (!std::exchange(table_made_, false)) return absl::OkStatus();
-  absl::Status first = Run(absl::StrCat("delete table inet ", kNftTable));
+  absl::Status first = Run(absl::StrCat("delete table inet ", spec_.table));
   if (absl::IsNotFound(first)) first = absl::OkStatus();
   for (const char* family : {"ip", "ip6"}) {
     for (const char* chain : {"INPUT", "OUTPUT"}) {

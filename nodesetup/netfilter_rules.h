@@ -48,14 +48,19 @@ enum class LegacyFamily;
 namespace nodedns::nodesetup {
 
 inline constexpr char kNftTable[] = "nodedns";
+// The second name, for a handover (proxy/handover.h): the successor installs the same rules in
+// the table the predecessor does not hold, before the predecessor's goes with it. Two processes
+// at most ever hold one each.
+inline constexpr char kNftTableAlternate[] = "nodedns_b";
 // Marks every rule nodedns adds; in the iptables filter chains, it is how nodedns finds its own.
 inline constexpr char kRuleComment[] = "nodedns: node-local DNS";
 
 struct NetfilterSpec {
   std::vector<std::string> ips;  // IPv4 and/or IPv6 literals (the -localip list)
   uint16_t dns_port = 53;
-  uint16_t health_port = 0;  // 0: no rules for the health port
-  bool owned = true;         // the kernel deletes the table when this process exits
+  uint16_t health_port = 0;       // 0: no rules for the health port
+  bool owned = true;              // the kernel deletes the table when this process exits
+  std::string table = kNftTable;  // kNftTable or kNftTableAlternate (UseFreeTable)
   std::string xtables_lock = "/run/xtables.lock";  // for iptables-legacy's tables
 };
 
@@ -94,6 +99,18 @@ class NetfilterRules {
   // start that must refuse before it touches the node, and install the rules only once its
   // sockets are bound (queries NOTRACKed to an address nobody listens on would be lost).
   absl::Status CheckNotHeld();
+  // For a successor that a running nodedns handed its sockets to: that one still holds its table
+  // while it drains. Picks the name (kNftTable, kNftTableAlternate) nobody else holds; fails when
+  // both are held. Changes nothing.
+  absl::Status UseFreeTable();
+  const std::string& table() const { return spec_.table; }
+  // The successor serves now: deletes this object's table only (its twin in the other name stays;
+  // the accept rules and addresses are the successor's). Teardown() then does nothing.
+  absl::Status ReleaseTable();
+  // Whether another live process holds the other table name: a successor that bound next to this
+  // one after a failed handover. Its addresses and accept rules are this one's too; a teardown
+  // must leave them.
+  bool AnotherInstanceHolds();
 
   // Makes the rules be there: the table as NotrackTableScript() defines it, and the accept rules
   // in each iptables filter chain that exists (iptables-nft's, iptables-legacy's). Idempotent and
@@ -117,7 +134,9 @@ class NetfilterRules {
   // `list ...`; absl::NotFoundError when the object does not exist.
   absl::StatusOr<std::string> List(const std::string& what, bool handles);
   absl::StatusOr<bool> EnsureTable();
-  absl::Status HeldElsewhere(const absl::StatusOr<std::string>& listing) const;
+  // Whether `name` is an owned table of another process (an error naming it) or free.
+  absl::Status HeldElsewhere(const std::string& name,
+                             const absl::StatusOr<std::string>& listing) const;
   // Makes `family filter chain`'s rules marked kRuleComment be AcceptRuleBodies(), or none with
   // `remove`; whether it changed anything.
   absl::StatusOr<bool> SyncAccept(const std::string& family, const std::string& chain, bool remove);

@@ -95,6 +95,20 @@ struct ServeConfig {
   std::string chaos_text;
   // No start-up line on stderr (CoreDNS's -quiet, for node-cache); errors are still logged.
   bool quiet = false;
+  // Zero-loss upgrades (proxy/handover.h): the Unix socket where a running nodedns hands its
+  // sockets and cache over to the next one, and where this one waits for its own successor.
+  // Empty: no handover.
+  std::string handover_path;
+  // The whole exchange, on either side; past it the new process binds its own sockets.
+  uint32_t handover_timeout_ms = 5000;
+  // The share of --cache-size whose hottest entries are passed on (0: start cold). The snapshot
+  // is held in memory by both processes while it crosses.
+  uint32_t handover_cache_percent = 25;
+  // After handing over and draining: wait for SIGTERM instead of exiting. Under a kubelet a
+  // container that exits is restarted, and the restarted old version would take the sockets back
+  // from its successor; node-cache (the DaemonSet) therefore lingers, idle, until the old pod is
+  // deleted.
+  bool handover_linger = false;
 };
 
 // Parses "ZONE=UPSTREAM[,UPSTREAM...]" where an upstream is ADDR[:PORT] or the path of a

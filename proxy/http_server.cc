@@ -1,6 +1,12 @@
 // The health port's tiny HTTP server; see http_server.h.
 #include "proxy/http_server.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 
 namespace nodedns::proxy {
@@ -42,24 +48,38 @@ HttpServer::HttpServer(SocketAddress addr, Handler handler, std::string flag)
 
 HttpServer::~HttpServer() { Stop(); }
 
-absl::Status HttpServer::Listen() {
+absl::Status HttpServer::Listen(int inherited_fd) {
   if (listening_) return absl::OkStatus();
   uv_loop_init(&loop_);
   uv_tcp_init(&loop_, &listener_);
   listener_.data = this;
-  if (int rc = uv_tcp_bind(&listener_, addr_.get(), 0); rc != 0) {
+  auto fail = [this](const std::string& why) {
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
     uv_run(&loop_, UV_RUN_DEFAULT);
     uv_loop_close(&loop_);
-    return absl::UnavailableError(
-        absl::StrCat(flag_, " ", addr_.ToString(), ": ", uv_strerror(rc)));
+    return absl::UnavailableError(absl::StrCat(flag_, " ", addr_.ToString(), ": ", why));
+  };
+  int fd = inherited_fd;
+  if (fd < 0) {
+    fd = socket(addr_.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return fail(std::strerror(errno));
+    const int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    // Next to a predecessor whose handover failed (handover.h), as the DNS sockets do.
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (addr_.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, addr_.get(), addr_.length) != 0) {
+      const int err = errno;
+      close(fd);
+      return fail(std::strerror(err));
+    }
+  }
+  if (int rc = uv_tcp_open(&listener_, fd); rc != 0) {
+    close(fd);
+    return fail(uv_strerror(rc));
   }
   if (int rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 128, &OnConnection); rc != 0) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
-    uv_run(&loop_, UV_RUN_DEFAULT);
-    uv_loop_close(&loop_);
-    return absl::UnavailableError(
-        absl::StrCat(flag_, " ", addr_.ToString(), ": ", uv_strerror(rc)));
+    return fail(uv_strerror(rc));
   }
   uv_async_init(&loop_, &stop_, [](uv_async_t* h) {
     auto* s = static_cast<HttpServer*>(h->data);
@@ -77,6 +97,12 @@ absl::Status HttpServer::Listen() {
   stop_.data = this;
   listening_ = true;
   return absl::OkStatus();
+}
+
+int HttpServer::fd() const {
+  uv_os_fd_t fd = -1;
+  if (listening_) uv_fileno(reinterpret_cast<const uv_handle_t*>(&listener_), &fd);
+  return fd;
 }
 
 absl::Status HttpServer::Start() {

@@ -30,8 +30,11 @@ class HttpServer {
   HttpServer(SocketAddress addr, Handler handler, std::string flag = "--health");
   ~HttpServer();
   // Binds and listens (errors name the flag), so that an unusable address is reported before the
-  // server starts anything else. Start() calls it if it has not run.
-  absl::Status Listen();
+  // server starts anything else; or listens on `inherited_fd`, a socket bound to the address by a
+  // predecessor (handover.h), owned from now on. Start() calls it if it has not run.
+  absl::Status Listen(int inherited_fd = -1);
+  // The listening socket (for a handover), -1 before Listen.
+  int fd() const;
   // Starts the server's thread.
   absl::Status Start();
   void Stop();

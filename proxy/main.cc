@@ -48,7 +48,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "nodedns serve: %s\n", std::string(config.status().message()).c_str());
       return 2;
     }
-    auto server = nodedns::proxy::Server::Create(*std::move(config));
+    auto predecessor = nodedns::proxy::FindPredecessor(*config);
+    auto server = nodedns::proxy::Server::Create(*std::move(config), std::move(predecessor));
     if (!server.ok()) {
       std::fprintf(stderr, "nodedns serve: %s\n", std::string(server.status().message()).c_str());
       return 2;

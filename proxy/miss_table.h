@@ -82,6 +82,8 @@ class MissTable {
   bool Refresh(const cache::CacheKey& key, bool do_bit, bool cd_bit);
   // Sends the UDP queries queued during a batch (one sendmmsg per upstream socket).
   void Flush();
+  // Nothing in flight: no client waits and no refresh is out.
+  bool Idle() const { return pending_.empty(); }
 
  private:
   struct Pending;

@@ -43,6 +43,8 @@ class RewriteDriver : public MissListener {
   void Start(Client&& client, const NamespaceName& ns, std::span<const uint8_t> original);
   // Drops every rewrite in progress without replying (the worker is stopping).
   void Shutdown();
+  // No rewrite in progress: nobody waits on one for an answer.
+  bool Idle() const { return rewrites_.empty(); }
 
   // A candidate's upstream query completed.
   void OnMissDone(MissWaiter& waiter, const MissOutcome& outcome) override;

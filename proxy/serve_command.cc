@@ -113,6 +113,24 @@ CLI::App* AddServeCommand(CLI::App& app, ServeFlags& f) {
                 "zone, for dashboards written for CoreDNS")
       ->capture_default_str()
       ->check(CLI::IsMember({"on", "off"}));
+  s->add_option("--handover", f.handover,
+                "Unix socket PATH for zero-loss upgrades: a new nodedns started with the same PATH "
+                "takes this one's sockets and hottest cache entries over, and this one drains "
+                "and exits (docs/operations.md)")
+      ->type_name("PATH");
+  s->add_option("--handover-timeout", f.handover_timeout_s,
+                "Seconds the handover exchange may take before the new process binds its own "
+                "sockets")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 60.0));
+  s->add_option("--handover-cache-percent", f.handover_cache_percent,
+                "Share of --cache-size whose hottest entries are passed on at a handover "
+                "(0: the new process starts cold)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100));
+  s->add_flag("--handover-linger", f.handover_linger,
+              "After handing over and draining, stay idle until SIGTERM instead of exiting (for "
+              "supervisors that restart a process that exits)");
   s->add_option("--resolv-conf", f.resolv_conf,
                 "resolv.conf whose nameservers serve '.' when no --forward covers it")
       ->capture_default_str();
@@ -211,6 +229,15 @@ absl::StatusOr<ServeConfig> BuildServeConfig(const ServeFlags& f) {
   }
   c.chaos_text = f.chaos_text;
   c.coredns_metrics = f.coredns_metrics == "on";
+  // The listener binds PATH.PID before renaming it over PATH: both must fit sun_path.
+  if (!f.handover.empty() && (f.handover.front() != '/' || f.handover.size() > 96)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--handover '", f.handover, "': an absolute path of at most 96 bytes is needed"));
+  }
+  c.handover_path = f.handover;
+  c.handover_timeout_ms = static_cast<uint32_t>(std::llround(f.handover_timeout_s * kMsPerSecond));
+  c.handover_cache_percent = f.handover_cache_percent;
+  c.handover_linger = f.handover_linger;
   return c;
 }
 

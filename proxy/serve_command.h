@@ -49,6 +49,10 @@ struct ServeFlags {
   std::vector<std::string> search_path;  // CIDR=ns pins
   std::string chaos_text;                // CH TXT version.bind & co.; empty: REFUSED
   std::string coredns_metrics = ServeConfig{}.coredns_metrics ? "on" : "off";
+  std::string handover;  // the Unix socket of zero-loss upgrades; empty: none
+  double handover_timeout_s = ServeConfig{}.handover_timeout_ms / kMsPerSecond;
+  uint32_t handover_cache_percent = ServeConfig{}.handover_cache_percent;
+  bool handover_linger = ServeConfig{}.handover_linger;
 };
 
 // Adds `serve` and its options (each documented in --help) to app; returns the subcommand.

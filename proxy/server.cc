@@ -2,6 +2,7 @@
 #include "proxy/server.h"
 
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -13,10 +14,23 @@
 
 namespace nodedns::proxy {
 
+std::unique_ptr<HandoverClient> FindPredecessor(const ServeConfig& config) {
+  if (config.handover_path.empty()) return nullptr;
+  auto client = HandoverClient::Request(config.handover_path, config.handover_timeout_ms);
+  if (client->outcome() == HandoverClient::Outcome::kFailed) {
+    std::fprintf(stderr,
+                 "nodedns: handover from the process at %s failed (%s); binding next to it\n",
+                 config.handover_path.c_str(), client->error().c_str());
+    std::fflush(stderr);
+  }
+  return client;
+}
+
 Server::Server(ServeConfig config)
     : config_(std::make_shared<const ServeConfig>(std::move(config))) {}
 
-absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServeConfig config) {
+absl::StatusOr<std::unique_ptr<Server>> Server::Create(
+    ServeConfig config, std::unique_ptr<HandoverClient> predecessor) {
   if (auto st = config.cache.Validate(); !st.ok()) return st;
   if (config.workers == 0) config.workers = std::max(1u, std::thread::hardware_concurrency());
   if (config.listen.empty()) {
@@ -43,22 +57,42 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServeConfig config) {
     }
     s->rewrite_ = *std::move(rewrite);
   }
-  for (unsigned i = 0; i < c.workers; ++i) {
-    WorkerSockets socks;
-    for (const auto& addr : c.listen) {
-      for (bool tcp : {false, true}) {
-        auto fd = OpenSocket(addr, tcp);
+  // Per listen address and kind, the sockets the predecessor served on: worker i takes every
+  // one whose index is i modulo the worker count, so that none is left unread whatever the two
+  // processes' worker counts; a worker with none of its own opens one next to them
+  // (SO_REUSEPORT).
+  const uint64_t handover_start = internal::MonotonicMs();
+  std::vector<WorkerSockets> per_worker(c.workers);
+  auto close_all = [&per_worker] {
+    for (WorkerSockets& w : per_worker) {
+      for (const ListenFd& l : w.udp) close(l.fd);
+      for (const ListenFd& l : w.tcp) close(l.fd);
+    }
+  };
+  for (size_t a = 0; a < c.listen.size(); ++a) {
+    for (bool tcp : {false, true}) {
+      std::vector<int> inherited;
+      if (predecessor) inherited = predecessor->Take(c.listen[a], tcp);
+      s->inherited_sockets_ += inherited.size();
+      for (size_t j = 0; j < inherited.size(); ++j) {
+        WorkerSockets& w = per_worker[j % c.workers];
+        (tcp ? w.tcp : w.udp).push_back({inherited[j], static_cast<uint8_t>(a)});
+      }
+      for (size_t i = inherited.size(); i < c.workers; ++i) {
+        auto fd = OpenSocket(c.listen[a], tcp);
         if (!fd.ok()) {
-          for (int f : socks.udp) close(f);
-          for (int f : socks.tcp) close(f);
+          close_all();
           return absl::Status(fd.status().code(),
                               absl::StrCat("--listen: ", fd.status().message()));
         }
-        (tcp ? socks.tcp : socks.udp).push_back(*fd);
+        WorkerSockets& w = per_worker[i];
+        (tcp ? w.tcp : w.udp).push_back({*fd, static_cast<uint8_t>(a)});
       }
     }
+  }
+  for (unsigned i = 0; i < c.workers; ++i) {
     s->workers_.push_back(std::make_unique<Worker>(static_cast<int>(i), s->config_, *s->cache_,
-                                                   s->rewrite_.get(), std::move(socks)));
+                                                   s->rewrite_.get(), std::move(per_worker[i])));
   }
   // The HTTP endpoints too are bound here, before anything runs: an unusable address exits 2
   // with one line, like an unusable --listen.
@@ -70,7 +104,23 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServeConfig config) {
           return self->HandleHttp(e, method, path);
         },
         e.flag));
-    if (auto st = s->http_.back()->Listen(); !st.ok()) return st;
+    std::vector<int> inherited;
+    if (predecessor) inherited = predecessor->Take(e.addr, true);
+    s->inherited_sockets_ += inherited.size();
+    for (size_t j = 1; j < inherited.size(); ++j) close(inherited[j]);
+    if (auto st = s->http_.back()->Listen(inherited.empty() ? -1 : inherited[0]); !st.ok()) {
+      return st;
+    }
+  }
+  if (predecessor) {
+    if (predecessor->outcome() == HandoverClient::Outcome::kReceived) {
+      s->ImportSnapshot(predecessor->cache_snapshot());
+      predecessor->DropSnapshot();
+      s->handover_ms_ = internal::MonotonicMs() - handover_start;
+      s->predecessor_ = std::move(predecessor);
+    } else {
+      s->handover_failed_ = predecessor->outcome() == HandoverClient::Outcome::kFailed;
+    }
   }
   return s;
 }
@@ -113,6 +163,19 @@ std::string Server::RenderMetrics() const {
       {"nodedns_reload_failures_total",
        "Configuration reloads that failed; the previous configuration kept serving",
        static_cast<double>(reload_failures()), "counter"},
+      {"nodedns_handover_inherited_sockets",
+       "Sockets this process took over from its predecessor at start (--handover)",
+       static_cast<double>(inherited_sockets_)},
+      {"nodedns_handover_inherited_cache_entries",
+       "Cache entries loaded from the predecessor's snapshot at start (--handover)",
+       static_cast<double>(inherited_cache_entries_)},
+      {"nodedns_handover_fallback",
+       "1 when a predecessor answered but the handover failed and this process bound its own "
+       "sockets next to it",
+       handover_failed_ ? 1.0 : 0.0},
+      {"nodedns_handover_failures_total",
+       "Handovers to a successor that failed (timeout, successor gone); this process kept serving",
+       static_cast<double>(handovers_failed_.load(std::memory_order_relaxed)), "counter"},
   };
   std::string out = RenderPrometheus(counters, gauges);
   if (coredns_metrics_) {
@@ -241,7 +304,7 @@ absl::Status Server::Reload(ServeConfig next) {
 }
 
 void Server::ReloadFromSource() {
-  if (!source_) return;
+  if (!source_ || handed_over_) return;
   auto next = source_->Load();
   absl::Status st = next.ok() ? Reload(*std::move(next)) : next.status();
   if (!st.ok()) {
@@ -306,7 +369,27 @@ absl::Status Server::Run() {
   for (auto& h : http_) {
     if (status.ok()) status = h->Start();
   }
+  // The listener for the next process is bound before on_serving_ may drop root: PATH's
+  // directory is the node's (a hostPath), writable by root only.
+  if (status.ok() && !config_->handover_path.empty()) StartHandoverListener();
   if (status.ok() && on_serving_) status = on_serving_();
+  uv_timer_init(&loop_, &drain_timer_);
+  drain_timer_.data = this;
+  if (status.ok() && predecessor_) {
+    // The workers read the inherited sockets: the predecessor may stop reading them.
+    if (absl::Status st = predecessor_->Confirm(); !st.ok()) {
+      std::fprintf(stderr, "nodedns: handover: could not tell the previous process: %s\n",
+                   std::string(st.message()).c_str());
+    }
+    if (!config_->quiet) {
+      std::fprintf(stderr,
+                   "nodedns: took over %zu sockets and %zu cache entries from the previous "
+                   "process (cache loaded in %llu ms)\n",
+                   inherited_sockets_, inherited_cache_entries_,
+                   static_cast<unsigned long long>(handover_ms_));
+    }
+    predecessor_.reset();
+  }
   if (status.ok()) {
     std::string addrs;
     for (const auto& a : config_->listen)
@@ -329,8 +412,11 @@ absl::Status Server::Run() {
     }
     std::fflush(stderr);
     uv_run(&loop_, UV_RUN_DEFAULT);
-    std::fprintf(stderr, "nodedns: shutting down\n");
+    std::fprintf(stderr, handed_over_ ? "nodedns: handed over to the next process; exiting\n"
+                                      : "nodedns: shutting down\n");
   }
+  CloseHandover();
+  uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
   for (auto& h : http_) h->Stop();
   for (auto& w : workers_) w->Stop();
   for (auto& w : workers_) w->Join();
@@ -346,5 +432,152 @@ absl::Status Server::Run() {
 }
 
 void Server::Shutdown() { uv_async_send(&shutdown_); }
+
+void Server::StartHandoverListener() {
+  auto l = HandoverListener::Listen(config_->handover_path);
+  if (!l.ok()) {
+    // Serving matters more than the next upgrade: that one will bind next to this process.
+    handovers_failed_.fetch_add(1, std::memory_order_relaxed);
+    std::fprintf(stderr,
+                 "nodedns: --handover: %s; the next process will start without a handover\n",
+                 std::string(l.status().message()).c_str());
+    return;
+  }
+  handover_listener_ = *std::move(l);
+  uv_poll_init(&loop_, &handover_poll_, handover_listener_->fd());
+  handover_poll_.data = this;
+  handover_poll_open_ = true;
+  uv_poll_start(&handover_poll_, UV_READABLE, [](uv_poll_t* h, int status, int) {
+    if (status == 0) static_cast<Server*>(h->data)->OnSuccessor();
+  });
+}
+
+void Server::OnSuccessor() {
+  if (successor_conn_ >= 0 || handed_over_) {
+    // One successor at a time: another one binds next to this process.
+    const int conn = accept4(handover_listener_->fd(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (conn >= 0) close(conn);
+    return;
+  }
+  std::vector<int> fds;
+  for (const auto& w : workers_) {
+    for (const ListenFd& l : w->sockets().udp) fds.push_back(l.fd);
+    for (const ListenFd& l : w->sockets().tcp) fds.push_back(l.fd);
+  }
+  for (const auto& h : http_) {
+    if (h->fd() >= 0) fds.push_back(h->fd());
+  }
+  std::string snapshot;
+  size_t exported = 0;
+  if (config_->handover_cache_percent > 0) {
+    // The main thread reads the cache like a worker, for this one walk.
+    auto thread = cache_->RegisterThread();
+    thread->Online();
+    exported = cache_->Export(*thread, uv_hrtime() / 1'000'000,
+                              config_->cache.capacity_bytes / 100 * config_->handover_cache_percent,
+                              &snapshot);
+  }
+  auto conn = handover_listener_->Serve(
+      fds, {reinterpret_cast<const uint8_t*>(snapshot.data()), snapshot.size()},
+      config_->handover_timeout_ms);
+  if (!conn.ok()) {
+    handovers_failed_.fetch_add(1, std::memory_order_relaxed);
+    std::fprintf(stderr, "nodedns: handover to the next process failed, still serving: %s\n",
+                 std::string(conn.status().message()).c_str());
+    return;
+  }
+  if (!config_->quiet) {
+    std::fprintf(
+        stderr, "nodedns: passed %zu sockets and %zu cache entries (%zu KiB) to the next process\n",
+        fds.size(), exported, snapshot.size() >> 10);
+  }
+  successor_conn_ = *conn;
+  uv_poll_init(&loop_, &successor_poll_, successor_conn_);
+  successor_poll_.data = this;
+  uv_poll_start(&successor_poll_, UV_READABLE | UV_DISCONNECT, [](uv_poll_t* h, int, int) {
+    static_cast<Server*>(h->data)->OnSuccessorMessage();
+  });
+}
+
+void Server::OnSuccessorMessage() {
+  uv_close(reinterpret_cast<uv_handle_t*>(&successor_poll_), nullptr);
+  const bool serving = HandoverListener::ReadServing(successor_conn_);
+  successor_conn_ = -1;
+  if (!serving) {
+    // It died or gave up before serving: its copies of the sockets are gone with it.
+    handovers_failed_.fetch_add(1, std::memory_order_relaxed);
+    std::fprintf(stderr, "nodedns: the next process went away before serving; still serving\n");
+    return;
+  }
+  BeginDrain();
+}
+
+void Server::BeginDrain() {
+  handed_over_ = true;
+  // PATH is the successor's listener now; the node's setup is the successor's to check, and so
+  // is the configuration.
+  handover_listener_->Release();
+  uv_timer_stop(&periodic_timer_);
+  uv_timer_stop(&poll_timer_);
+  if (on_handed_over_) on_handed_over_();
+  // The successor accepts on the same HTTP sockets; this process's copies close.
+  for (auto& h : http_) h->Stop();
+  for (auto& w : workers_) w->Drain();
+  // Long enough for a miss that went through every upstream try (the forwarders double the
+  // timeout each round), bounded so that a stuck client cannot keep the process alive.
+  drain_deadline_ms_ =
+      uv_now(&loop_) +
+      2ull * config_->upstream_timeout_ms * static_cast<uint64_t>(config_->upstream_tries) + 1000;
+  uv_timer_start(
+      &drain_timer_,
+      [](uv_timer_t* h) {
+        auto* self = static_cast<Server*>(h->data);
+        bool done = true;
+        for (const auto& w : self->workers_) done = done && w->drained();
+        if (!done && uv_now(h->loop) < self->drain_deadline_ms_) return;
+        uv_timer_stop(h);
+        if (!self->config_->handover_linger) {
+          uv_stop(h->loop);
+          return;
+        }
+        // Idle until the signal: the workers and the cache's memory go now.
+        for (auto& w : self->workers_) w->Stop();
+        for (auto& w : self->workers_) w->Join();
+        std::fprintf(stderr, "nodedns: drained; idle until SIGTERM\n");
+        std::fflush(stderr);
+      },
+      10, 10);
+}
+
+void Server::CloseHandover() {
+  if (handover_poll_open_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&handover_poll_), nullptr);
+    handover_poll_open_ = false;
+  }
+  if (successor_conn_ >= 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&successor_poll_), nullptr);
+    close(successor_conn_);
+    successor_conn_ = -1;
+  }
+  handover_listener_.reset();
+}
+
+void Server::ImportSnapshot(std::span<const uint8_t> snapshot) {
+  if (snapshot.empty()) return;
+  auto thread = cache_->RegisterThread();
+  thread->Online();
+  const std::vector<ForwardZone>& zones = config_->zones;
+  auto imported = cache_->Import(*thread, snapshot, uv_hrtime() / 1'000'000,
+                                 [&zones](std::span<const uint8_t> qname) {
+                                   const ForwardZone& z = zones[MatchZone(zones, qname)];
+                                   return z.cache_policy ? &*z.cache_policy : nullptr;
+                                 });
+  if (!imported.ok()) {
+    std::fprintf(stderr, "nodedns: handover: the previous process's cache was not loaded: %s\n",
+                 std::string(imported.status().message()).c_str());
+    return;
+  }
+  inherited_cache_entries_ = imported->imported;
+}
 
 }  // namespace nodedns::proxy

@@ -22,6 +22,7 @@
 #include "cache/response_cache.h"
 #include "proxy/config.h"
 #include "proxy/coredns_metrics.h"
+#include "proxy/handover.h"
 #include "proxy/http_server.h"
 #include "proxy/search_path_learner.h"
 #include "proxy/worker.h"
@@ -44,11 +45,19 @@ class ConfigSource {
 // `a` and `b`, named for the log, or empty when a reload may replace `a` with `b`.
 std::string RestartOnlyDifference(const ServeConfig& a, const ServeConfig& b);
 
+// With config.handover_path: asks the process serving there for its sockets (HandoverClient).
+// Null without a path; a failed exchange is logged here, and Create binds next to the old process.
+std::unique_ptr<HandoverClient> FindPredecessor(const ServeConfig& config);
+
 // Create/Run/Shutdown from the main thread (Shutdown also from a signal-free other thread).
 class Server {
  public:
   // Validates the configuration, builds the cache and opens every socket (errors name the flag).
-  static absl::StatusOr<std::unique_ptr<Server>> Create(ServeConfig config);
+  // `predecessor`: what a handover received (HandoverClient::Request with config.handover_path);
+  // its sockets are used where they match the listen and HTTP addresses, its cache snapshot is
+  // loaded, and Run() confirms once serving, which lets the old process drain and exit.
+  static absl::StatusOr<std::unique_ptr<Server>> Create(
+      ServeConfig config, std::unique_ptr<HandoverClient> predecessor = nullptr);
   ~Server();
 
   // Reloads from `source` (SIGUSR1, and when it reports a change). Before Run().
@@ -62,9 +71,16 @@ class Server {
   // callback; an error stops Run(), which returns it. node-cache drops its privileges there, so
   // that the serving threads, already started, lose them too (nodesetup/privileges.h).
   void SetOnServing(std::function<absl::Status()> fn) { on_serving_ = std::move(fn); }
+  // Runs `fn` on the main thread when a successor confirmed it serves, before this process
+  // drains: node-cache gives up its rules' table and leaves the rest of the node's setup to it.
+  void SetOnHandedOver(std::function<void()> fn) { on_handed_over_ = std::move(fn); }
 
-  // Starts the workers and the HTTP endpoints and blocks until a signal or Shutdown().
+  // Starts the workers and the HTTP endpoints and blocks until a signal, Shutdown(), or the end of
+  // the drain that follows a handover to a successor (then handed_over()).
   absl::Status Run();
+  // A successor took the sockets over: what this process set up on the node is the successor's
+  // now (node-cache leaves the addresses and rules in place).
+  bool handed_over() const { return handed_over_; }
   void Shutdown();
 
   // Replaces the reloadable part of the configuration (main thread). On error nothing changed.
@@ -87,6 +103,14 @@ class Server {
   static void ShareZoneCounts(ServeConfig& c);
   HttpResponse HandleHttp(const HttpEndpoint& endpoint, std::string_view method,
                           std::string_view path) const;
+  // Handover, old side (main loop): a successor connected; it confirmed (or went away).
+  void StartHandoverListener();
+  void OnSuccessor();
+  void OnSuccessorMessage();
+  void BeginDrain();
+  void CloseHandover();
+  // Handover, new side: loads the predecessor's cache snapshot (Create).
+  void ImportSnapshot(std::span<const uint8_t> snapshot);
 
   std::shared_ptr<const ServeConfig> config_;  // the current one; replaced by Reload (main thread)
   // What the HTTP thread needs of the configuration: settings a reload cannot change
@@ -108,7 +132,25 @@ class Server {
   uint64_t periodic_ms_ = 0;
   std::function<void()> periodic_;
   std::function<absl::Status()> on_serving_;
+  std::function<void()> on_handed_over_;
   uv_timer_t periodic_timer_;
+
+  // Handover (handover.h). New side: the predecessor until Run() confirms, and what came.
+  std::unique_ptr<HandoverClient> predecessor_;
+  bool handover_failed_ = false;  // a predecessor answered but the exchange failed
+  size_t inherited_sockets_ = 0;
+  size_t inherited_cache_entries_ = 0;
+  uint64_t handover_ms_ = 0;
+  // Old side: the listener, the successor's connection until it confirms, the drain.
+  std::unique_ptr<HandoverListener> handover_listener_;
+  uv_poll_t handover_poll_;
+  bool handover_poll_open_ = false;
+  int successor_conn_ = -1;
+  uv_poll_t successor_poll_;
+  std::atomic<uint64_t> handovers_failed_{0};  // successors that went away or timed out
+  bool handed_over_ = false;
+  uint64_t drain_deadline_ms_ = 0;
+  uv_timer_t drain_timer_;
 };
 
 }  // namespace nodedns::proxy

@@ -26,6 +26,7 @@ struct TcpFrontend::Conn {
   bool eof = false;
   bool closing = false;
   bool in_resume = false;
+  bool handles_closed = false;
   int open_handles = 2;
 };
 
@@ -41,14 +42,14 @@ struct WriteReq {
 TcpFrontend::TcpFrontend(WorkerContext& ctx, QueryPath& path) : ctx_(ctx), path_(path) {}
 TcpFrontend::~TcpFrontend() = default;
 
-absl::Status TcpFrontend::Start(std::span<const int> fds) {
-  for (int fd : fds) {
+absl::Status TcpFrontend::Start(std::span<const ListenFd> fds) {
+  for (const ListenFd& fd : fds) {
     auto l = std::make_unique<Listener>();
     l->frontend = this;
-    l->server = static_cast<uint8_t>(listeners_.size());
+    l->server = fd.server;
     uv_tcp_init(ctx_.loop, &l->handle);
     l->handle.data = l.get();
-    if (int rc = uv_tcp_open(&l->handle, fd); rc != 0) {
+    if (int rc = uv_tcp_open(&l->handle, fd.fd); rc != 0) {
       return absl::InternalError(absl::StrCat("uv_tcp_open: ", uv_strerror(rc)));
     }
     if (int rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l->handle), 1024, &OnConnection);
@@ -60,8 +61,29 @@ absl::Status TcpFrontend::Start(std::span<const int> fds) {
   return absl::OkStatus();
 }
 
-void TcpFrontend::Stop() {
+void TcpFrontend::Drain() {
+  draining_ = true;
+  // Closing this process's descriptor leaves the socket, and the connections queued on it, to
+  // the successor, which holds the same socket.
   for (auto& l : listeners_) uv_close(reinterpret_cast<uv_handle_t*>(&l->handle), nullptr);
+  listeners_closed_ = true;
+  std::vector<Conn*> conns;
+  for (auto& [id, c] : conns_) conns.push_back(c);
+  for (Conn* c : conns) {
+    // As if the client had closed its side: what is buffered is served, nothing more is read.
+    c->eof = true;
+    ResumeReads(*c);
+  }
+}
+
+void TcpFrontend::Stop() {
+  if (!listeners_closed_) {
+    for (auto& l : listeners_) uv_close(reinterpret_cast<uv_handle_t*>(&l->handle), nullptr);
+  }
+  draining_ = false;  // stopping: nothing more will be written
+  // A client that reads nothing must not hold the worker up: closing cancels the shutdown.
+  for (Conn* c : shutting_down_) CloseHandles(*c);
+  shutting_down_.clear();
   std::vector<Conn*> conns;
   for (auto& [id, c] : conns_) conns.push_back(c);
   for (Conn* c : conns) Close(*c);
@@ -220,10 +242,49 @@ void TcpFrontend::Write(Conn& c, std::span<const uint8_t> reply) {
   }
 }
 
+void TcpFrontend::CloseAfterWrites(Conn& c) {
+  if (c.closing) return;
+  struct Shutdown {
+    uv_shutdown_t req;
+    TcpFrontend* frontend;
+    Conn* conn;
+  };
+  auto* s = new Shutdown{{}, this, &c};
+  shutting_down_.insert(&c);
+  // closing stops every other path from touching the connection; the shutdown callback closes
+  // the handles once the queued replies (and the FIN) are out.
+  c.closing = true;
+  conns_.erase(c.id);
+  if (c.reading) uv_read_stop(reinterpret_cast<uv_stream_t*>(&c.handle));
+  c.reading = false;
+  const int rc =
+      uv_shutdown(&s->req, reinterpret_cast<uv_stream_t*>(&c.handle), [](uv_shutdown_t* req, int) {
+        auto* sh = reinterpret_cast<Shutdown*>(req);
+        sh->frontend->shutting_down_.erase(sh->conn);
+        sh->frontend->CloseHandles(*sh->conn);
+        delete sh;
+      });
+  if (rc != 0) {
+    shutting_down_.erase(&c);
+    delete s;
+    CloseHandles(c);
+  }
+}
+
 void TcpFrontend::Close(Conn& c) {
+  if (draining_) {
+    CloseAfterWrites(c);
+    return;
+  }
   if (c.closing) return;
   c.closing = true;
   conns_.erase(c.id);
+  CloseHandles(c);
+}
+
+void TcpFrontend::CloseHandles(Conn& c) {
+  if (c.handles_closed) return;
+  c.handles_closed = true;
   auto on_close = [](uv_handle_t* h) {
     auto* conn = static_cast<Conn*>(h->data);
     if (--conn->open_handles == 0) delete conn;

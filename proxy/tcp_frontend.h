@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "proxy/client.h"
 #include "proxy/query_path.h"
@@ -28,7 +29,13 @@ class TcpFrontend : public ReplySink {
   TcpFrontend& operator=(const TcpFrontend&) = delete;
 
   // Starts accepting on the listening sockets `fds` (owned from now on: closed by Stop()).
-  absl::Status Start(std::span<const int> fds);
+  absl::Status Start(std::span<const ListenFd> fds);
+  // A successor accepts on the same listening sockets now: closes this process's copies, reads
+  // no more from the connections, answers the queries they already sent (those buffered too),
+  // then closes each one cleanly (FIN after the last reply, RFC 7766 §6.2.3).
+  void Drain();
+  // No connection left.
+  bool Idle() const { return conns_.empty() && shutting_down_.empty(); }
   // Closes the listeners and every connection.
   void Stop();
   // A later reply for a query of connection client.conn_id (gone: dropped).
@@ -43,6 +50,9 @@ class TcpFrontend : public ReplySink {
   void HandleQuery(Conn& c, std::span<const uint8_t> query);
   void Write(Conn& c, std::span<const uint8_t> reply);
   void Close(Conn& c);
+  // Close() once the writes queued on `c` have left (uv_shutdown), for a drain.
+  void CloseAfterWrites(Conn& c);
+  void CloseHandles(Conn& c);
   void ResumeReads(Conn& c);
 
   WorkerContext& ctx_;
@@ -50,6 +60,9 @@ class TcpFrontend : public ReplySink {
   std::vector<std::unique_ptr<Listener>> listeners_;
   absl::flat_hash_map<uint64_t, Conn*> conns_;
   uint64_t next_conn_id_ = 1;
+  bool draining_ = false;
+  absl::flat_hash_set<Conn*> shutting_down_;  // CloseAfterWrites waiting for their writes
+  bool listeners_closed_ = false;
 };
 
 }  // namespace nodedns::proxy

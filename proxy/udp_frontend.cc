@@ -55,22 +55,26 @@ UdpFrontend::UdpFrontend(WorkerContext& ctx, QueryPath& path, MissTable& misses)
 
 UdpFrontend::~UdpFrontend() = default;
 
-void UdpFrontend::Start(std::span<const int> fds) {
+void UdpFrontend::Start(std::span<const ListenFd> fds) {
   uv_check_init(ctx_.loop, &outbox_check_);
   outbox_check_.data = this;
   uv_check_start(&outbox_check_,
                  [](uv_check_t* h) { static_cast<UdpFrontend*>(h->data)->FlushOutbox(); });
   uv_unref(reinterpret_cast<uv_handle_t*>(&outbox_check_));
-  for (int fd : fds) {
+  for (const ListenFd& l : fds) {
     auto s = std::make_unique<Socket>();
     s->frontend = this;
-    s->fd = fd;
-    s->server = static_cast<uint8_t>(sockets_.size());
-    uv_poll_init_socket(ctx_.loop, &s->poll, fd);
+    s->fd = l.fd;
+    s->server = l.server;
+    uv_poll_init_socket(ctx_.loop, &s->poll, l.fd);
     s->poll.data = s.get();
     uv_poll_start(&s->poll, UV_READABLE, &OnReadable);
     sockets_.push_back(std::move(s));
   }
+}
+
+void UdpFrontend::StopReading() {
+  for (auto& s : sockets_) uv_poll_stop(&s->poll);
 }
 
 void UdpFrontend::Stop() {

@@ -31,7 +31,10 @@ class UdpFrontend : public ReplySink {
   UdpFrontend& operator=(const UdpFrontend&) = delete;
 
   // Starts reading the bound sockets `fds` (not owned) on the worker's loop.
-  void Start(std::span<const int> fds);
+  void Start(std::span<const ListenFd> fds);
+  // Stops reading (a successor reads the same sockets now); later replies still leave through
+  // them.
+  void StopReading();
   // Stops reading, sends what the outbox holds, closes the handles.
   void Stop();
   // A later reply: into the outbox.

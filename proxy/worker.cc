@@ -76,6 +76,11 @@ absl::Status Worker::Start() {
   uv_async_init(loop, &reconfigure_async_,
                 [](uv_async_t* h) { static_cast<Worker*>(h->data)->OnReconfigure(); });
   reconfigure_async_.data = this;
+  uv_async_init(loop, &drain_async_,
+                [](uv_async_t* h) { static_cast<Worker*>(h->data)->OnDrain(); });
+  drain_async_.data = this;
+  uv_timer_init(loop, &drain_timer_);
+  drain_timer_.data = this;
   // Before the loop blocks, the worker goes offline so that it never holds up reclamation while
   // idle; the first callback that touches the cache brings it back (EnsureOnline).
   uv_prepare_init(loop, &prepare_);
@@ -121,6 +126,34 @@ void Worker::OnStop() {
   uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&stop_async_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&reconfigure_async_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&drain_async_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+}
+
+void Worker::Drain() {
+  if (os_thread_.joinable()) {
+    uv_async_send(&drain_async_);
+  } else {
+    drained_.store(true, std::memory_order_release);
+  }
+}
+
+void Worker::OnDrain() {
+  if (ctx_.stopping || uv_is_active(reinterpret_cast<uv_handle_t*>(&drain_timer_))) return;
+  udp_.StopReading();
+  tcp_.Drain();
+  // Replies of misses and rewrites come back through the loop; 10 ms between looks is well
+  // below any upstream's answer time and costs nothing while draining.
+  uv_timer_start(
+      &drain_timer_,
+      [](uv_timer_t* h) {
+        auto* w = static_cast<Worker*>(h->data);
+        if (w->misses_.Idle() && w->rewrite_.Idle() && w->tcp_.Idle()) {
+          uv_timer_stop(h);
+          w->drained_.store(true, std::memory_order_release);
+        }
+      },
+      0, 10);
 }
 
 void Worker::Reconfigure(std::shared_ptr<const ServeConfig> next) {
@@ -161,7 +194,7 @@ void Worker::Run() {
   ctx_.thread = ctx_.cache.RegisterThread();
   uv_run(ctx_.loop, UV_RUN_DEFAULT);
   ctx_.thread.reset();
-  for (int fd : sockets_.udp) close(fd);
+  for (const ListenFd& l : sockets_.udp) close(l.fd);
 }
 
 void Worker::Stop() {

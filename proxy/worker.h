@@ -14,6 +14,7 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -35,10 +36,11 @@
 
 namespace nodedns::proxy {
 
-// Sockets opened by the main thread for one worker (so that bind errors surface before start).
+// Sockets opened (or inherited, handover.h) by the main thread for one worker, so that bind
+// errors surface before start: at least one per listen address of each kind.
 struct WorkerSockets {
-  std::vector<int> udp;  // one per listen address
-  std::vector<int> tcp;  // listening, one per listen address
+  std::vector<ListenFd> udp;
+  std::vector<ListenFd> tcp;  // listening
 };
 
 // Opens a non-blocking socket bound with SO_REUSEPORT to `addr`: UDP, or TCP and listening.
@@ -57,6 +59,13 @@ class Worker {
 
   // Starts the thread (main thread). Fails if the loop or the upstreams cannot be set up.
   absl::Status Start();
+  // Any thread: a successor serves the same sockets now. The worker stops reading them, answers
+  // what it has in flight (UDP and TCP) and closes its TCP connections cleanly; drained() turns
+  // true when nothing is left. Stop() then finishes the loop.
+  void Drain();
+  bool drained() const { return drained_.load(std::memory_order_acquire); }
+  // The sockets the worker serves on (main thread, after Start): what a handover passes on.
+  const WorkerSockets& sockets() const { return sockets_; }
   // Asks the loop to finish (any thread); Join() waits for it (main thread).
   void Stop();
   void Join();
@@ -77,6 +86,7 @@ class Worker {
   void Run();
   void OnStop();
   void OnReconfigure();
+  void OnDrain();
 
   const int index_;
   WorkerSockets sockets_;
@@ -88,6 +98,9 @@ class Worker {
   TcpFrontend tcp_;
   uv_async_t stop_async_;
   uv_async_t reconfigure_async_;
+  uv_async_t drain_async_;
+  uv_timer_t drain_timer_;  // polls for the end of the drain
+  std::atomic<bool> drained_{false};
   std::mutex next_mu_;
   std::shared_ptr<const ServeConfig> next_;  // guarded by next_mu_
   uv_prepare_t prepare_;

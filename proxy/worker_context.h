@@ -17,6 +17,14 @@
 
 namespace nodedns::proxy {
 
+// A worker's listening socket and the index of the listen address it serves (CoreDNS metrics'
+// `server` label). After a handover from a process with more workers, a worker may hold several
+// sockets of one address (handover.h).
+struct ListenFd {
+  int fd = -1;
+  uint8_t server = 0;
+};
+
 struct WorkerContext {
   WorkerContext(const ServeConfig& config, cache::ResponseCache& cache)
       : config(&config), cache(cache), scratch(dns::kMaxMessage + 64) {

@@ -169,7 +169,8 @@ TEST(ServeDefaultsTest, FlagDefaultsBuildTheConfigDefaults) {
   const auto& [listen, zones, workers, cache, http, coredns_metrics, upstream_timeout_ms,
                upstream_tries, tcp_idle_timeout_ms, tcp_max_connections, tcp_max_inflight,
                purge_interval_ms, cluster_domain, cluster_domain_wire, search_rewrite, node_search,
-               search_pins, search_rewrite_deadline_ms, chaos_text, quiet] = *built;
+               search_pins, search_rewrite_deadline_ms, chaos_text, quiet, handover_path,
+               handover_timeout_ms, handover_cache_percent, handover_linger] = *built;
   ASSERT_EQ(listen.size(), 1u);
   EXPECT_EQ(listen[0].ToString(), kDefaultListen);
   EXPECT_TRUE(want.listen.empty());  // filled in by BuildServeConfig, from kDefaultListen
@@ -194,6 +195,10 @@ TEST(ServeDefaultsTest, FlagDefaultsBuildTheConfigDefaults) {
   EXPECT_EQ(search_rewrite_deadline_ms, want.search_rewrite_deadline_ms);
   EXPECT_EQ(chaos_text, want.chaos_text);
   EXPECT_EQ(quiet, want.quiet);
+  EXPECT_EQ(handover_path, want.handover_path);
+  EXPECT_EQ(handover_timeout_ms, want.handover_timeout_ms);
+  EXPECT_EQ(handover_cache_percent, want.handover_cache_percent);
+  EXPECT_EQ(handover_linger, want.handover_linger);
 
   const auto& [capacity_bytes, shards, min_ttl, max_ttl, max_negative_ttl, servfail_ttl, stale_ttl,
                stale_answer_ttl, prefetch_min_hits, prefetch_percent, max_entry_bytes] = cache;
