@@ -600,49 +600,62 @@ CacheStats ResponseCache::Stats() const {
   return st;
 }
 
-size_t ResponseCache::Export(CacheThread& t, uint64_t now_ms, size_t max_bytes, std::string* out) {
+size_t ResponseCache::Export(CacheThread& t, uint64_t now_ms, size_t max_bytes, size_t chunk_bytes,
+                             const std::function<bool(std::span<const uint8_t>)>& sink) {
   (void)t;  // the walk only reads; `t` being online keeps every entry it sees alive
-  struct Candidate {
-    uint8_t score;
-    Entry* e;
+  auto bucket = [](const Entry* e) {
+    return (e->referenced.load(std::memory_order_relaxed) ? 0 : 2) +
+           (e->hits.load(std::memory_order_relaxed) > 0 ? 0 : 1);
   };
-  std::vector<Candidate> all;
-  for (size_t i = 0; i < shard_count_; ++i) {
-    Table* table = shards_[i].table.load(std::memory_order_acquire);
-    for (size_t j = 0; j <= table->mask; ++j) {
-      const uint64_t v = table->slots()[j].load(std::memory_order_acquire);
-      if (v == kEmpty || v == kTombstone) continue;
-      Entry* e = reinterpret_cast<Entry*>(v & kPtrMask);
-      if (now_ms >= e->expires_ms || e->kind == EntryKind::kServFail) continue;
-      const uint8_t hits = e->hits.load(std::memory_order_relaxed);
-      const uint8_t score = static_cast<uint8_t>(
-          (e->referenced.load(std::memory_order_relaxed) ? 128 : 0) | std::min<uint8_t>(hits, 127));
-      all.push_back({score, e});
+  std::string chunk;
+  size_t total = 0, written = 0;
+  bool stop = false;
+  auto flush = [&] {
+    if (chunk.size() > kSnapshotHeaderSize) {
+      total += chunk.size();
+      stop = !sink({reinterpret_cast<const uint8_t*>(chunk.data()), chunk.size()});
+    }
+    chunk.clear();
+  };
+  std::vector<uint8_t> wire;
+  for (int pass = 0; pass < 4 && !stop; ++pass) {
+    for (size_t i = 0; i < shard_count_ && !stop; ++i) {
+      Table* table = shards_[i].table.load(std::memory_order_acquire);
+      for (size_t j = 0; j <= table->mask && !stop; ++j) {
+        const uint64_t v = table->slots()[j].load(std::memory_order_acquire);
+        if (v == kEmpty || v == kTombstone) continue;
+        Entry* e = reinterpret_cast<Entry*>(v & kPtrMask);
+        if (now_ms >= e->expires_ms || e->kind == EntryKind::kServFail || bucket(e) != pass) {
+          continue;
+        }
+        const size_t need = kSnapshotRecordOverhead + e->wire_size;
+        if (kSnapshotHeaderSize + need > chunk_bytes) continue;  // cannot travel in one chunk
+        if (!chunk.empty() && chunk.size() + need > chunk_bytes) flush();
+        if (stop) break;
+        if (total + (chunk.empty() ? kSnapshotHeaderSize : chunk.size()) + need > max_bytes) {
+          stop = true;
+          break;
+        }
+        if (chunk.empty()) AppendSnapshotHeader(&chunk);
+        // Aged as a hit serves it: the remaining lifetime travels in the TTLs.
+        wire.assign(e->wire(), e->wire() + e->wire_size);
+        const uint32_t elapsed = static_cast<uint32_t>((now_ms - e->stored_ms) / 1000);
+        const uint16_t* offs = e->ttl_offsets();
+        for (size_t k = 0; k < e->n_ttls; ++k) {
+          const uint32_t ttl = dns::Get32(e->wire() + offs[k]);
+          dns::Put32(wire.data() + offs[k], ttl > elapsed ? ttl - elapsed : 0);
+        }
+        const uint8_t flags = e->key()[e->key_size - 1] & (CacheKey::kDoBit | CacheKey::kCdBit);
+        AppendSnapshotRecord(&chunk, flags, wire);
+        ++written;
+      }
     }
   }
-  std::stable_sort(all.begin(), all.end(),
-                   [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
-  size_t written = 0;
-  if (max_bytes < kSnapshotHeaderSize) return 0;
-  AppendSnapshotHeader(out);
-  size_t used = kSnapshotHeaderSize;
-  std::vector<uint8_t> wire;
-  for (const Candidate& c : all) {
-    Entry* e = c.e;
-    const size_t need = kSnapshotRecordOverhead + e->wire_size;
-    if (used + need > max_bytes) break;
-    // Aged as a hit serves it: the remaining lifetime travels in the TTLs.
-    wire.assign(e->wire(), e->wire() + e->wire_size);
-    const uint32_t elapsed = static_cast<uint32_t>((now_ms - e->stored_ms) / 1000);
-    const uint16_t* offs = e->ttl_offsets();
-    for (size_t i = 0; i < e->n_ttls; ++i) {
-      const uint32_t ttl = dns::Get32(e->wire() + offs[i]);
-      dns::Put32(wire.data() + offs[i], ttl > elapsed ? ttl - elapsed : 0);
-    }
-    const uint8_t flags = e->key()[e->key_size - 1] & (CacheKey::kDoBit | CacheKey::kCdBit);
-    AppendSnapshotRecord(out, flags, wire);
-    used += need;
-    ++written;
+  if (!stop) flush();
+  if (stop && chunk.size() > kSnapshotHeaderSize) {
+    // Stopped by the byte bound: what fits is still worth sending.
+    const bool over = total + chunk.size() > max_bytes;
+    if (!over) flush();
   }
   return written;
 }

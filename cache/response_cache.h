@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -162,12 +163,16 @@ class ResponseCache {
   // the last call stopped. Meant for a periodic timer.
   size_t PurgeExpired(CacheThread& t, uint64_t now_ms, size_t max_slots);
 
-  // Snapshots for a handover (snapshot.h). Export appends the live entries (not expired, not
-  // SERVFAIL), hottest first, to `out` until the next record would take it past `max_bytes`, and
-  // returns how many it wrote. "Hottest": hit since the CLOCK hand last passed (the referenced
-  // bit), then by the saturating hit count; eviction order, read the other way round. Lock-free
-  // like Lookup; `t` stays online throughout and the walk writes nothing.
-  size_t Export(CacheThread& t, uint64_t now_ms, size_t max_bytes, std::string* out);
+  // Snapshots for a handover (snapshot.h). Export hands the live entries (not expired, not
+  // SERVFAIL), hottest first, to `sink` in chunks of at most `chunk_bytes`, each a snapshot of its
+  // own (header and whole records), until `max_bytes` are written or `sink` returns false, and
+  // returns how many entries it wrote. No copy of the cache is built: the walk holds one chunk.
+  // "Hottest" in four passes over the tables, eviction order read the other way round: hit since
+  // the CLOCK hand last passed (the referenced bit) and hit before, referenced only, hit only,
+  // the rest. A bit that changes during the walk may list an entry twice (the importer replaces
+  // it) or skip it. Lock-free like Lookup; `t` stays online throughout and the walk writes nothing.
+  size_t Export(CacheThread& t, uint64_t now_ms, size_t max_bytes, size_t chunk_bytes,
+                const std::function<bool(std::span<const uint8_t>)>& sink);
   struct ImportResult {
     size_t imported = 0;
     size_t refused = 0;  // Insert() did not store it (expired meanwhile, too large, …)

@@ -198,7 +198,6 @@ std::unique_ptr<HandoverClient> HandoverClient::Request(const std::string& path,
     c->error_ = std::move(why);
     for (const ListeningSocket& s : c->sockets_) close(s.fd);
     c->sockets_.clear();
-    c->snapshot_.clear();
     return std::move(c);
   };
   if (path.size() >= sizeof(sockaddr_un::sun_path)) {
@@ -216,6 +215,8 @@ std::unique_ptr<HandoverClient> HandoverClient::Request(const std::string& path,
       !st.ok()) {
     return failed(std::string(st.message()));
   }
+  c->deadline_ms_ = deadline;
+  // Sockets until the first snapshot chunk or the end; the chunks are ReceiveSnapshot's.
   for (;;) {
     auto m = internal::ReceiveMessage(c->conn_, deadline);
     if (!m.ok()) return failed(std::string(m.status().message()));
@@ -229,16 +230,40 @@ std::unique_ptr<HandoverClient> HandoverClient::Request(const std::string& path,
       }
     }
     if (m->type == HandoverMessage::kCache) {
-      c->snapshot_.insert(c->snapshot_.end(), m->payload.begin(), m->payload.end());
-    } else if (m->type == HandoverMessage::kEnd) {
+      c->first_chunk_ = std::move(m->payload);
       break;
-    } else if (m->type != HandoverMessage::kSockets) {
-      return failed("the other process spoke out of turn");
     }
+    if (m->type == HandoverMessage::kEnd) {
+      c->ended_ = true;
+      break;
+    }
+    if (m->type != HandoverMessage::kSockets) return failed("the other process spoke out of turn");
   }
   if (c->sockets_.empty()) return failed("the other process passed no socket");
   c->outcome_ = Outcome::kReceived;
   return c;
+}
+
+absl::Status HandoverClient::ReceiveSnapshot(
+    const std::function<void(std::span<const uint8_t>)>& consume) {
+  if (outcome_ != Outcome::kReceived) return absl::FailedPreconditionError("nothing received");
+  if (!first_chunk_.empty()) {
+    consume(first_chunk_);
+    std::vector<uint8_t>().swap(first_chunk_);
+  }
+  while (!ended_) {
+    auto m = internal::ReceiveMessage(conn_, deadline_ms_);
+    if (!m.ok()) return m.status();
+    for (int fd : m->fds) close(fd);
+    if (m->type == HandoverMessage::kEnd) {
+      ended_ = true;
+    } else if (m->type == HandoverMessage::kCache) {
+      consume(m->payload);
+    } else {
+      return absl::DataLossError("the other process spoke out of turn");
+    }
+  }
+  return absl::OkStatus();
 }
 
 HandoverClient::~HandoverClient() {
@@ -311,9 +336,9 @@ HandoverListener::~HandoverListener() {
   }
 }
 
-absl::StatusOr<int> HandoverListener::Serve(std::span<const int> sockets,
-                                            std::span<const uint8_t> snapshot,
-                                            uint32_t timeout_ms) {
+absl::StatusOr<int> HandoverListener::Serve(
+    std::span<const int> sockets, const std::function<void(const ChunkSink&)>& produce_snapshot,
+    uint32_t timeout_ms) {
   const int conn = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
   if (conn < 0) return absl::UnavailableError(absl::StrCat("accept: ", std::strerror(errno)));
   const uint64_t deadline = MonotonicMs() + timeout_ms;
@@ -335,13 +360,18 @@ absl::StatusOr<int> HandoverListener::Serve(std::span<const int> sockets,
       return fail(st);
     }
   }
-  for (size_t i = 0; i < snapshot.size(); i += internal::kMaxPayload) {
-    const auto chunk = snapshot.subspan(i, std::min(internal::kMaxPayload, snapshot.size() - i));
-    if (auto st = internal::SendMessage(conn, HandoverMessage::kCache, chunk, {}, deadline);
-        !st.ok()) {
-      return fail(st);
-    }
+  absl::Status sent;
+  if (produce_snapshot) {
+    produce_snapshot([&](std::span<const uint8_t> chunk) {
+      if (chunk.size() > kMaxSnapshotChunk) {
+        sent = absl::InternalError("a snapshot chunk over the limit");
+      } else {
+        sent = internal::SendMessage(conn, HandoverMessage::kCache, chunk, {}, deadline);
+      }
+      return sent.ok();
+    });
   }
+  if (!sent.ok()) return fail(sent);
   if (auto st = internal::SendMessage(conn, HandoverMessage::kEnd, {}, {}, deadline); !st.ok()) {
     return fail(st);
   }

@@ -16,7 +16,7 @@
 // The exchange, over SOCK_SEQPACKET (one message per record, each with a Header):
 //   new → old  kHello     (the protocol version the new process speaks)
 //   old → new  kSockets…  (descriptors, at most kMaxFdsPerMessage per message)
-//   old → new  kCache…    (the snapshot, in chunks; may be empty)
+//   old → new  kCache…    (the snapshot, streamed in chunks; may be none)
 //   old → new  kEnd
 //   new → old  kServing   (the new process's workers read the inherited sockets)
 // A version mismatch, a timeout or a closed connection before kServing leaves the old process
@@ -29,6 +29,7 @@
 #define NODEDNS_PROXY_HANDOVER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -41,6 +42,9 @@
 namespace nodedns::proxy {
 
 inline constexpr uint8_t kHandoverVersion = 1;
+// Snapshot chunks are streamed, one message each, so that neither process ever holds more of the
+// snapshot than one chunk: each chunk is a snapshot of its own (cache/snapshot.h).
+inline constexpr size_t kMaxSnapshotChunk = 60 * 1024;
 
 namespace internal {
 
@@ -57,7 +61,7 @@ struct HandoverHeader {
 // Linux caps SCM_RIGHTS at 253 descriptors per message (SCM_MAX_FD).
 inline constexpr size_t kMaxFdsPerMessage = 64;
 // A seqpacket datagram must fit the socket's send buffer (about 208 KiB by default).
-inline constexpr size_t kMaxPayload = 60 * 1024;
+inline constexpr size_t kMaxPayload = kMaxSnapshotChunk;
 
 // Sends one message with `payload` and `fds` attached; waits at most until `deadline_ms`
 // (CLOCK_MONOTONIC milliseconds) for room.
@@ -95,7 +99,8 @@ class HandoverClient {
     kFailed,         // a predecessor answered but the exchange failed: error() says why
   };
 
-  // Connects to PATH and runs the exchange up to kEnd, waiting at most `timeout_ms` in all.
+  // Connects to PATH and receives the sockets, waiting at most `timeout_ms` in all (the same
+  // deadline bounds ReceiveSnapshot).
   static std::unique_ptr<HandoverClient> Request(const std::string& path, uint32_t timeout_ms);
   ~HandoverClient();  // closes every socket not taken, and the connection
   HandoverClient(const HandoverClient&) = delete;
@@ -108,9 +113,10 @@ class HandoverClient {
   // Received sockets nobody took yet (the old process listened where the new one does not).
   size_t untaken() const { return sockets_.size(); }
   size_t received() const { return received_; }
-  // The old process's cache snapshot (cache/snapshot.h); empty when it sent none.
-  std::span<const uint8_t> cache_snapshot() const { return snapshot_; }
-  void DropSnapshot() { std::vector<uint8_t>().swap(snapshot_); }
+  // After Request (kReceived): hands each snapshot chunk that follows the sockets to `consume`,
+  // up to the end of the exchange, within Request's deadline. An error (timeout, a closed
+  // connection) leaves the sockets received usable.
+  absl::Status ReceiveSnapshot(const std::function<void(std::span<const uint8_t>)>& consume);
   // Tells the old process that this one serves: it stops reading, drains and exits.
   absl::Status Confirm();
 
@@ -121,7 +127,10 @@ class HandoverClient {
   int conn_ = -1;
   std::vector<ListeningSocket> sockets_;
   size_t received_ = 0;
-  std::vector<uint8_t> snapshot_;
+  uint64_t deadline_ms_ = 0;
+  // The message that ended Request's reading: the first snapshot chunk, or kEnd.
+  std::vector<uint8_t> first_chunk_;
+  bool ended_ = false;
 };
 
 // The old process's side: listens at PATH for the next process.
@@ -135,10 +144,15 @@ class HandoverListener {
   HandoverListener& operator=(const HandoverListener&) = delete;
 
   int fd() const { return fd_; }
+  // Sends one snapshot chunk (at most kMaxSnapshotChunk bytes); false: the successor is gone,
+  // produce no more.
+  using ChunkSink = std::function<bool(std::span<const uint8_t>)>;
   // Accepts one successor and sends it `sockets` (not closed: this process keeps serving on them
-  // until the successor confirms) and `snapshot`, waiting at most `timeout_ms`. Returns the
-  // connection on which kServing will arrive (owned by the caller), or why the exchange failed.
-  absl::StatusOr<int> Serve(std::span<const int> sockets, std::span<const uint8_t> snapshot,
+  // until the successor confirms), then what `produce_snapshot` hands its sink, waiting at most
+  // `timeout_ms` in all. Returns the connection on which kServing will arrive (owned by the
+  // caller), or why the exchange failed.
+  absl::StatusOr<int> Serve(std::span<const int> sockets,
+                            const std::function<void(const ChunkSink&)>& produce_snapshot,
                             uint32_t timeout_ms);
   // After Serve: reads what arrived on `conn` (readable). true: kServing; false: the successor
   // went away or spoke out of turn (this process keeps serving); either way `conn` is done with.

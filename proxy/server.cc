@@ -114,8 +114,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
   }
   if (predecessor) {
     if (predecessor->outcome() == HandoverClient::Outcome::kReceived) {
-      s->ImportSnapshot(predecessor->cache_snapshot());
-      predecessor->DropSnapshot();
+      s->ImportSnapshot(*predecessor);
       s->handover_ms_ = internal::MonotonicMs() - handover_start;
       s->predecessor_ = std::move(predecessor);
     } else {
@@ -467,19 +466,21 @@ void Server::OnSuccessor() {
   for (const auto& h : http_) {
     if (h->fd() >= 0) fds.push_back(h->fd());
   }
-  std::string snapshot;
-  size_t exported = 0;
-  if (config_->handover_cache_percent > 0) {
-    // The main thread reads the cache like a worker, for this one walk.
+  // Streamed: the main thread reads the cache like a worker for this one walk, and holds one
+  // chunk of it at a time.
+  size_t exported = 0, bytes = 0;
+  auto produce = [&](const HandoverListener::ChunkSink& sink) {
+    if (config_->handover_cache_percent == 0) return;
     auto thread = cache_->RegisterThread();
     thread->Online();
     exported = cache_->Export(*thread, uv_hrtime() / 1'000'000,
                               config_->cache.capacity_bytes / 100 * config_->handover_cache_percent,
-                              &snapshot);
-  }
-  auto conn = handover_listener_->Serve(
-      fds, {reinterpret_cast<const uint8_t*>(snapshot.data()), snapshot.size()},
-      config_->handover_timeout_ms);
+                              kMaxSnapshotChunk, [&](std::span<const uint8_t> chunk) {
+                                bytes += chunk.size();
+                                return sink(chunk);
+                              });
+  };
+  auto conn = handover_listener_->Serve(fds, produce, config_->handover_timeout_ms);
   if (!conn.ok()) {
     handovers_failed_.fetch_add(1, std::memory_order_relaxed);
     std::fprintf(stderr, "nodedns: handover to the next process failed, still serving: %s\n",
@@ -487,9 +488,10 @@ void Server::OnSuccessor() {
     return;
   }
   if (!config_->quiet) {
-    std::fprintf(
-        stderr, "nodedns: passed %zu sockets and %zu cache entries (%zu KiB) to the next process\n",
-        fds.size(), exported, snapshot.size() >> 10);
+    std::fprintf(stderr,
+                 "nodedns: passed %zu sockets and %zu cache entries (%zu KiB) to the next "
+                 "process\n",
+                 fds.size(), exported, bytes >> 10);
   }
   successor_conn_ = *conn;
   uv_poll_init(&loop_, &successor_poll_, successor_conn_);
@@ -562,22 +564,28 @@ void Server::CloseHandover() {
   handover_listener_.reset();
 }
 
-void Server::ImportSnapshot(std::span<const uint8_t> snapshot) {
-  if (snapshot.empty()) return;
+void Server::ImportSnapshot(HandoverClient& predecessor) {
   auto thread = cache_->RegisterThread();
   thread->Online();
   const std::vector<ForwardZone>& zones = config_->zones;
-  auto imported = cache_->Import(*thread, snapshot, uv_hrtime() / 1'000'000,
-                                 [&zones](std::span<const uint8_t> qname) {
-                                   const ForwardZone& z = zones[MatchZone(zones, qname)];
-                                   return z.cache_policy ? &*z.cache_policy : nullptr;
-                                 });
-  if (!imported.ok()) {
-    std::fprintf(stderr, "nodedns: handover: the previous process's cache was not loaded: %s\n",
-                 std::string(imported.status().message()).c_str());
-    return;
+  auto policy_for = [&zones](std::span<const uint8_t> qname) {
+    const ForwardZone& z = zones[MatchZone(zones, qname)];
+    return z.cache_policy ? &*z.cache_policy : nullptr;
+  };
+  absl::Status bad;
+  const absl::Status st = predecessor.ReceiveSnapshot([&](std::span<const uint8_t> chunk) {
+    auto r = cache_->Import(*thread, chunk, uv_hrtime() / 1'000'000, policy_for);
+    if (r.ok()) {
+      inherited_cache_entries_ += r->imported;
+    } else if (bad.ok()) {
+      bad = r.status();
+    }
+  });
+  if (!st.ok() || !bad.ok()) {
+    // The sockets came; only (part of) the cache did not.
+    std::fprintf(stderr, "nodedns: handover: the previous process's cache was not all loaded: %s\n",
+                 std::string((st.ok() ? bad : st).message()).c_str());
   }
-  inherited_cache_entries_ = imported->imported;
 }
 
 }  // namespace nodedns::proxy

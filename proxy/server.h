@@ -109,8 +109,8 @@ class Server {
   void OnSuccessorMessage();
   void BeginDrain();
   void CloseHandover();
-  // Handover, new side: loads the predecessor's cache snapshot (Create).
-  void ImportSnapshot(std::span<const uint8_t> snapshot);
+  // Handover, new side: loads the predecessor's cache snapshot as it streams in (Create).
+  void ImportSnapshot(HandoverClient& predecessor);
 
   std::shared_ptr<const ServeConfig> config_;  // the current one; replaced by Reload (main thread)
   // What the HTTP thread needs of the configuration: settings a reload cannot change

@@ -334,7 +334,7 @@ TEST_F(HandoverIntegrationTest, ASuccessorThatDiesBeforeServingLeavesThePredeces
   EXPECT_EQ(WEXITSTATUS(*status), 2) << failing.Log();
   close(blocker);
   // The predecessor noticed, counted it and serves on.
-  const auto until = Clock::now() + milliseconds(3000);
+  const auto until = Clock::now() + milliseconds(10000);
   while (Metric("nodedns_handover_failures_total") != 1 && Clock::now() < until) {
     std::this_thread::sleep_for(milliseconds(20));
   }

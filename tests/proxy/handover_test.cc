@@ -77,27 +77,39 @@ TEST_F(HandoverTest, StaleSocketOfAKilledProcessMeansNoPredecessor) {
   EXPECT_EQ(c->outcome(), HandoverClient::Outcome::kNoPredecessor) << c->error();
 }
 
-TEST_F(HandoverTest, PassesTheSameSocketsAndTheSnapshotInChunks) {
+TEST_F(HandoverTest, PassesTheSameSocketsThenStreamsTheSnapshotChunks) {
   int udp, tcp;
   const dns::SocketAddress addr = Bind(&udp, &tcp);
   auto listener = HandoverListener::Listen(path_);
   ASSERT_TRUE(listener.ok()) << listener.status();
-  // Larger than one message may carry: several kCache chunks.
-  std::vector<uint8_t> snapshot(200'000);
-  for (size_t i = 0; i < snapshot.size(); ++i) snapshot[i] = static_cast<uint8_t>(i * 7);
+  // Chunks of every size up to the largest, arriving one by one, in order.
+  std::vector<std::vector<uint8_t>> chunks;
+  for (size_t size : {size_t{1}, size_t{1000}, kMaxSnapshotChunk, size_t{77}}) {
+    chunks.emplace_back(size);
+    for (size_t i = 0; i < size; ++i) chunks.back()[i] = static_cast<uint8_t>(i * 7 + size);
+  }
   absl::StatusOr<int> conn;
   std::thread old_side([&] {
     pollfd p{(*listener)->fd(), POLLIN, 0};
     ASSERT_EQ(poll(&p, 1, 5000), 1);
     const int socks[] = {udp, tcp};
-    conn = (*listener)->Serve(socks, snapshot, 5000);
+    conn = (*listener)->Serve(
+        socks,
+        [&](const HandoverListener::ChunkSink& sink) {
+          for (const auto& chunk : chunks) ASSERT_TRUE(sink(chunk));
+        },
+        5000);
   });
   auto c = HandoverClient::Request(path_, 5000);
-  old_side.join();
   ASSERT_EQ(c->outcome(), HandoverClient::Outcome::kReceived) << c->error();
-  ASSERT_TRUE(conn.ok()) << conn.status();
   EXPECT_EQ(c->received(), 2u);
-  EXPECT_EQ(std::vector<uint8_t>(c->cache_snapshot().begin(), c->cache_snapshot().end()), snapshot);
+  std::vector<std::vector<uint8_t>> got;
+  ASSERT_TRUE(c->ReceiveSnapshot([&](std::span<const uint8_t> chunk) {
+                 got.emplace_back(chunk.begin(), chunk.end());
+               }).ok());
+  old_side.join();
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  EXPECT_EQ(got, chunks);
   // Taken by what the kernel says the socket is.
   EXPECT_TRUE(c->Take(addr, /*tcp=*/false).size() == 1);
   const std::vector<int> tcp_taken = c->Take(addr, /*tcp=*/true);
@@ -132,7 +144,7 @@ TEST_F(HandoverTest, ADatagramQueuedOnTheOldDescriptorIsReadFromTheNewOne) {
     pollfd p{(*listener)->fd(), POLLIN, 0};
     ASSERT_EQ(poll(&p, 1, 5000), 1);
     const int socks[] = {udp};
-    auto conn = (*listener)->Serve(socks, {}, 5000);
+    auto conn = (*listener)->Serve(socks, nullptr, 5000);
     if (conn.ok()) close(*conn);
   });
   auto c = HandoverClient::Request(path_, 5000);
@@ -156,7 +168,7 @@ TEST_F(HandoverTest, SuccessorThatGoesAwayBeforeServingLeavesTheOldSideServing) 
     pollfd p{(*listener)->fd(), POLLIN, 0};
     ASSERT_EQ(poll(&p, 1, 5000), 1);
     const int socks[] = {udp, tcp};
-    conn = (*listener)->Serve(socks, {}, 5000);
+    conn = (*listener)->Serve(socks, nullptr, 5000);
   });
   auto c = HandoverClient::Request(path_, 5000);
   old_side.join();
@@ -197,6 +209,31 @@ class FakePredecessor {
   int fd_;
   std::thread thread_;
 };
+
+TEST_F(HandoverTest, AChunkOverTheLimitFailsTheExchangeOnTheOldSide) {
+  int udp, tcp;
+  Bind(&udp, &tcp);
+  auto listener = HandoverListener::Listen(path_);
+  ASSERT_TRUE(listener.ok());
+  absl::StatusOr<int> conn;
+  bool accepted = true;
+  std::thread old_side([&] {
+    pollfd p{(*listener)->fd(), POLLIN, 0};
+    ASSERT_EQ(poll(&p, 1, 5000), 1);
+    const int socks[] = {udp};
+    const std::vector<uint8_t> big(kMaxSnapshotChunk + 1);
+    conn = (*listener)->Serve(
+        socks, [&](const HandoverListener::ChunkSink& sink) { accepted = sink(big); }, 5000);
+  });
+  auto c = HandoverClient::Request(path_, 5000);
+  old_side.join();
+  // The old side gave up and serves on; so does the new one, on sockets of its own.
+  EXPECT_EQ(c->outcome(), HandoverClient::Outcome::kFailed);
+  EXPECT_EQ(c->error(), "the other process closed the connection");
+  EXPECT_EQ(c->untaken(), 0u);
+  EXPECT_FALSE(accepted);
+  EXPECT_FALSE(conn.ok());
+}
 
 TEST_F(HandoverTest, AnotherProtocolVersionFailsWithBothVersionsNamed) {
   FakePredecessor fake(path_, [](int conn) {
