@@ -1,13 +1,16 @@
 // The shared response cache; see response_cache.h and docs/architecture.md ("The cache").
 #include "cache/response_cache.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <bit>
 #include <cstring>
 #include <new>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "cache/block_pool.h"
+#include "cache/slab.h"
 #include "dns/wire.h"
 
 namespace nodedns::cache {
@@ -24,8 +27,6 @@ constexpr size_t kInitialSlots = 64;
 // How many live entries the CLOCK hand examines past its first candidate, looking for an expired
 // entry to evict instead.
 constexpr size_t kEvictLookahead = 32;
-// malloc's per-block overhead on glibc, counted so that the accounted size tracks the real one.
-constexpr size_t kAllocOverhead = 16;
 
 uint64_t TagOf(uint64_t hash) { return (hash >> 32) & 0xffff; }
 
@@ -92,11 +93,21 @@ struct ResponseCache::Entry {
 struct ResponseCache::Table {
   size_t mask;
   std::atomic<uint64_t>* slots() { return reinterpret_cast<std::atomic<uint64_t>*>(this + 1); }
+  // Tables of 4 KiB and more are mapped on their own (whole pages, given back when freed): from
+  // malloc, tables of changing sizes left free chunks in the heap that no budget counted. Smaller
+  // ones (one per shard at start) come from malloc, with its 16-byte overhead counted.
+  static size_t Raw(size_t capacity) {
+    return sizeof(Table) + capacity * sizeof(std::atomic<uint64_t>);
+  }
+  static bool Mapped(size_t capacity) { return Raw(capacity) >= 4096; }
   static size_t Bytes(size_t capacity) {
-    return sizeof(Table) + capacity * sizeof(std::atomic<uint64_t>) + kAllocOverhead;
+    return Mapped(capacity) ? (Raw(capacity) + 4095) & ~size_t{4095} : Raw(capacity) + 16;
   }
   static Table* Create(size_t capacity) {
-    void* mem = ::operator new(sizeof(Table) + capacity * sizeof(std::atomic<uint64_t>));
+    void* mem = Mapped(capacity) ? mmap(nullptr, Bytes(capacity), PROT_READ | PROT_WRITE,
+                                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                                 : ::operator new(Raw(capacity));
+    if (mem == MAP_FAILED) throw std::bad_alloc();
     auto* t = new (mem) Table{capacity - 1};
     for (size_t i = 0; i < capacity; ++i) new (&t->slots()[i]) std::atomic<uint64_t>(kEmpty);
     return t;
@@ -130,12 +141,20 @@ ResponseCache::Shard& ResponseCache::ShardFor(uint64_t hash) {
 
 void ResponseCache::FreeEntry(void* p) {
   auto* e = static_cast<Entry*>(p);
-  const size_t block = e->charge - kAllocOverhead;
+  const size_t bytes = Entry::AllocSize(e->key_size, e->n_ttls, e->wire_size);
   e->~Entry();
-  internal::BlockPool::Free(e, block);
+  internal::Slab::Free(e, bytes);
 }
 
-void ResponseCache::FreeTable(void* p) { ::operator delete(p); }
+void ResponseCache::FreeTable(void* p) {
+  auto* t = static_cast<Table*>(p);
+  const size_t capacity = t->mask + 1;
+  if (Table::Mapped(capacity)) {
+    munmap(t, Table::Bytes(capacity));
+  } else {
+    ::operator delete(t);
+  }
+}
 
 ResponseCache::ResponseCache(const CacheSettings& settings)
     : settings_(settings), default_policy_(settings.Policy()) {
@@ -316,16 +335,15 @@ ResponseCache::Entry* ResponseCache::BuildEntry(const CacheKey& key,
     return nullptr;
   }
   const auto kb = key.bytes();
-  const size_t alloc =
-      internal::BlockPool::RoundUp(Entry::AllocSize(kb.size(), layout.n_ttls, wire_size));
-  void* mem = internal::BlockPool::Allocate(alloc);
+  const size_t alloc = Entry::AllocSize(kb.size(), layout.n_ttls, wire_size);
+  void* mem = slab_.Allocate(alloc);
   auto* e = new (mem) Entry;
   e->hash = key.hash();
   e->key_size = static_cast<uint16_t>(kb.size());
   e->wire_size = static_cast<uint16_t>(wire_size);
   e->n_ttls = layout.n_ttls;
   e->kind = kind;
-  e->charge = static_cast<uint32_t>(alloc + kAllocOverhead);
+  e->charge = static_cast<uint32_t>(internal::Slab::Charge(alloc));
   std::memcpy(e->key(), kb.data(), kb.size());
   std::memcpy(e->ttl_offsets(), layout.ttl_offsets, 2 * size_t{layout.n_ttls});
   uint8_t* wire = e->wire();
@@ -454,6 +472,7 @@ void ResponseCache::Rebuild(CacheThread& t, Shard& s, size_t new_capacity) {
 InsertResult ResponseCache::Insert(CacheThread& t, const CacheKey& key,
                                    std::span<const uint8_t> response, uint64_t now_ms,
                                    const EntryPolicy* policy) {
+  if (slab_.drain_pending()) Drain(t);
   InsertResult result = InsertResult::kInserted;
   // Parse and copy before taking the lock: the critical section is only the table update.
   Entry* e = BuildEntry(key, response, now_ms, policy ? *policy : default_policy_, result);
@@ -537,6 +556,7 @@ InsertResult ResponseCache::Insert(CacheThread& t, const CacheKey& key,
 }
 
 bool ResponseCache::Erase(CacheThread& t, const CacheKey& key) {
+  if (slab_.drain_pending()) Drain(t);
   const uint64_t h = key.hash();
   const auto kb = key.bytes();
   Shard& s = ShardFor(h);
@@ -558,6 +578,7 @@ bool ResponseCache::Erase(CacheThread& t, const CacheKey& key) {
 }
 
 size_t ResponseCache::PurgeExpired(CacheThread& t, uint64_t now_ms, size_t max_slots) {
+  if (slab_.drain_pending()) Drain(t);
   size_t purged = 0;
   for (size_t k = 0; k < shard_count_; ++k) {
     Shard& s = shards_[k];
@@ -579,11 +600,60 @@ size_t ResponseCache::PurgeExpired(CacheThread& t, uint64_t now_ms, size_t max_s
   return purged;
 }
 
+void ResponseCache::Drain(CacheThread& t) {
+  thread_local std::vector<internal::Slab::Candidate> work;
+  // Every page that entered draining since the last call: evictions may free blocks over many
+  // pages per insert (one large entry replacing many small ones).
+  while (slab_.TakeDrainWork(work) != 0) {
+  for (const auto& c : work) {
+    // c.first_word is the entry's hash if the block holds a published entry; anything else (a
+    // retired entry, one being built) is not found in the table under that hash and stays put.
+    const uint64_t h = c.first_word;
+    Shard& s = ShardFor(h);
+    std::lock_guard lock(s.mu);
+    Table* table = s.table.load(std::memory_order_relaxed);
+    const size_t mask = table->mask;
+    for (size_t i = h & mask, n = 0; n <= mask; ++n, i = (i + 1) & mask) {
+      const uint64_t v = table->slots()[i].load(std::memory_order_relaxed);
+      if (v == kEmpty) break;
+      if ((v & kPtrMask) != reinterpret_cast<uint64_t>(c.p)) continue;
+      // Found: a live entry. Copy it into another page (the draining one takes no allocations);
+      // readers see the old or the new copy, as with a replacement.
+      Entry* old = static_cast<Entry*>(c.p);
+      const size_t bytes = Entry::AllocSize(old->key_size, old->n_ttls, old->wire_size);
+      auto* e = new (slab_.Allocate(bytes)) Entry;
+      e->hash = old->hash;
+      e->stored_ms = old->stored_ms;
+      e->expires_ms = old->expires_ms;
+      e->stale_until_ms = old->stale_until_ms;
+      e->lifetime_ms = old->lifetime_ms;
+      e->charge = old->charge;
+      e->key_size = old->key_size;
+      e->wire_size = old->wire_size;
+      e->n_ttls = old->n_ttls;
+      e->kind = old->kind;
+      e->referenced.store(old->referenced.load(std::memory_order_relaxed), std::memory_order_relaxed);
+      e->hits.store(old->hits.load(std::memory_order_relaxed), std::memory_order_relaxed);
+      e->prefetch_claimed.store(old->prefetch_claimed.load(std::memory_order_relaxed),
+                                std::memory_order_relaxed);
+      e->prefetch_min_hits = old->prefetch_min_hits;
+      e->prefetch_percent = old->prefetch_percent;
+      std::memcpy(e->key(), old->key(), bytes - sizeof(Entry));
+      table->slots()[i].store((v & ~kPtrMask) | reinterpret_cast<uint64_t>(e),
+                              std::memory_order_release);
+      t.qsbr().Retire(old, &FreeEntry, old->charge);
+      break;
+    }
+  }
+  }
+}
+
 CacheStats ResponseCache::Stats() const {
   CacheStats st;
   st.shards = shard_count_;
   st.capacity_bytes = settings_.capacity_bytes;
   st.retired_bytes = qsbr_.pending_bytes();
+  st.mapped_bytes = slab_.mapped_bytes();
   for (size_t i = 0; i < shard_count_; ++i) {
     const Shard& s = shards_[i];
     st.bytes += s.bytes.load(std::memory_order_relaxed);

@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "cache/cache_key.h"
 #include "cache/qsbr.h"
+#include "cache/slab.h"
 #include "cache/snapshot.h"
 #include "dns/wire.h"
 
@@ -122,6 +123,9 @@ struct CacheStats {
   size_t bytes = 0;             // accounted: entries + keys + slot tables
   size_t capacity_bytes = 0;
   size_t retired_bytes = 0;  // retired, waiting for a grace period
+  // Memory the entries occupy: slab pages in use (metadata included) and kept empty, and large
+  // blocks (cache/slab.h). At most bytes + ~2 pages per size class + the kept pages + retired.
+  size_t mapped_bytes = 0;
   size_t shards = 0;
   uint64_t evictions = 0;
   uint64_t expired_evictions = 0;
@@ -204,6 +208,8 @@ class ResponseCache {
   bool EnsureRoom(CacheThread& t, Shard& s, size_t bytes, uint64_t now_ms);
   void Rebuild(CacheThread& t, Shard& s, size_t new_capacity);
   Shard& ShardFor(uint64_t hash);
+  // Moves the live entries of slab pages being drained (cache/slab.h) to other pages.
+  void Drain(CacheThread& t);
 
   const CacheSettings settings_;
   const EntryPolicy default_policy_;
@@ -211,6 +217,8 @@ class ResponseCache {
   unsigned shard_shift_;
   size_t shard_budget_;
   std::unique_ptr<Shard[]> shards_;
+  // Entry memory. Before qsbr_: the domain frees its orphans into it when destroyed.
+  mutable internal::Slab slab_;
   QsbrDomain qsbr_;
 };
 
