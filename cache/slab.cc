@@ -308,6 +308,8 @@ size_t Slab::TakeDrainWork(std::vector<Candidate>& out) {
       continue;
     }
     std::lock_guard lock(c.mu);
+    // has_draining was read without the lock: the last draining page may be gone since.
+    if (c.draining == nullptr) continue;
     // Pages not looked at yet first; then, once all were, each again. Blocks left after a pass
     // are retired ones waiting for their grace period, or entries not yet published: all pages
     // of the class are looked at again a millisecond later, not at every call.

@@ -111,20 +111,5 @@ TEST(MemoryBoundTest, MappedMemoryStaysWithinCapacityPlusConstantForAnyMix) {
   EXPECT_GT(st.mapped_bytes, st.capacity_bytes / 2);
 }
 
-TEST(MemoryBoundTest, FreeBlocksStayBelowThreePagesPerClass) {
-  CacheSettings s;
-  s.capacity_bytes = size_t{32} << 20;
-  ResponseCache cache(s);
-  auto t = cache.RegisterThread();
-  uint64_t names = 0;
-  size_t worst = 0;
-  // Random eviction over a few classes leaves holes in every page; without draining they
-  // would add up to a good part of the capacity.
-  Fill(cache, *t, 10, names, [](uint64_t& r) { return 100 + Next(r) % 400; }, worst);
-  const CacheStats st = cache.Stats();
-  // 100..500-byte records: entries of 150-600 bytes, 15 classes of 32 bytes.
-  EXPECT_LE(st.mapped_bytes, st.bytes + 15 * 3 * kPageCost + Slab::kKeptEmptyPages * kPageCost);
-}
-
 }  // namespace
 }  // namespace nodedns::cache
