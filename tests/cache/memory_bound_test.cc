@@ -89,20 +89,22 @@ void Fill(ResponseCache& cache, CacheThread& t, double times, uint64_t& next_nam
 
 TEST(MemoryBoundTest, MappedMemoryStaysWithinCapacityPlusConstantForAnyMix) {
   CacheSettings s;
-  s.capacity_bytes = size_t{64} << 20;
+  // 16 MiB: large enough that the holes left without draining exceed the constant (checked),
+  // small enough for the sanitizer builds.
+  s.capacity_bytes = size_t{16} << 20;
   ResponseCache cache(s);
   auto t = cache.RegisterThread();
   uint64_t names = 0;
   size_t worst = 0;
   // Every size from 1 byte to 3 KB (entries over most size classes), then a shift to small
   // entries only, then to large ones (over 16 KiB: mapped on their own), then the mix again.
-  Fill(cache, *t, 10, names, [](uint64_t& r) { return 1 + Next(r) % 3000; }, worst);
+  Fill(cache, *t, 6, names, [](uint64_t& r) { return 1 + Next(r) % 3000; }, worst);
   const CacheStats mixed = cache.Stats();
-  Fill(cache, *t, 4, names, [](uint64_t& r) { return 1 + Next(r) % 100; }, worst);
-  Fill(cache, *t, 2, names, [](uint64_t& r) { return 16000 + Next(r) % 30000; }, worst);
-  Fill(cache, *t, 4, names, [](uint64_t& r) { return 1 + Next(r) % 3000; }, worst);
+  Fill(cache, *t, 2, names, [](uint64_t& r) { return 1 + Next(r) % 100; }, worst);
+  Fill(cache, *t, 1, names, [](uint64_t& r) { return 16000 + Next(r) % 30000; }, worst);
+  Fill(cache, *t, 2, names, [](uint64_t& r) { return 1 + Next(r) % 3000; }, worst);
   const CacheStats st = cache.Stats();
-  EXPECT_GT(mixed.evictions, mixed.entries * 5);
+  EXPECT_GT(mixed.evictions, mixed.entries * 3);
   EXPECT_LE(st.bytes, st.capacity_bytes);
   EXPECT_LE(st.mapped_bytes, st.bytes + kSlabSlack);
   EXPECT_LE(worst, st.capacity_bytes + kSlabSlack)
