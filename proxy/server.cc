@@ -545,6 +545,9 @@ void Server::BeginDrain() {
         // Idle until the signal: the workers and the cache's memory go now.
         for (auto& w : self->workers_) w->Stop();
         for (auto& w : self->workers_) w->Join();
+        // Nothing reads the cache any more (the HTTP endpoints stopped with the drain): its
+        // memory goes back while the pod waits to be deleted.
+        self->cache_.reset();
         std::fprintf(stderr, "nodedns: drained; idle until SIGTERM\n");
         std::fflush(stderr);
       },

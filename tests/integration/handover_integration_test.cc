@@ -271,6 +271,31 @@ TEST_F(HandoverIntegrationTest, TheSuccessorAnswersTheHottestNamesFromTheInherit
   ASSERT_NO_FATAL_FAILURE(nodedns::testing::StopNodedns(next));
 }
 
+TEST_F(HandoverIntegrationTest, WithLingerTheOldProcessIdlesUntilSigterm) {
+  // As node-cache runs under a kubelet, which would restart a container that exits.
+  ScriptedUpstream upstream([](const SeenQuery& q) { return Answer(q, 0); });
+  Process& old_process = Start(Args(upstream.port(), 1, {"--handover-linger"}));
+  Process& next = Start(Args(upstream.port(), 1, {"--handover-linger"}));
+  ASSERT_FALSE(HasFatalFailure());
+  const auto deadline = Clock::now() + milliseconds(10000);
+  while (old_process.Log().find("drained; idle until SIGTERM") == std::string::npos &&
+         Clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_NE(old_process.Log().find("drained; idle until SIGTERM"), std::string::npos)
+      << old_process.Log();
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_TRUE(old_process.Running());
+  // Idle: it answers nothing, the successor everything, on the same port.
+  EXPECT_TRUE(nodedns::testing::UdpExchange(dns_port_, BuildQuery("linger.test.", kTypeA)));
+  EXPECT_EQ(Metric("nodedns_handover_inherited_sockets"), 3);
+  ASSERT_NO_FATAL_FAILURE(nodedns::testing::StopNodedns(old_process));
+  // Its exit takes nothing of the successor's: the handover PATH is still there for the next.
+  EXPECT_EQ(access((dir_ + "/handover.sock").c_str(), F_OK), 0);
+  EXPECT_TRUE(nodedns::testing::UdpExchange(dns_port_, BuildQuery("linger2.test.", kTypeA)));
+  ASSERT_NO_FATAL_FAILURE(nodedns::testing::StopNodedns(next));
+}
+
 TEST_F(HandoverIntegrationTest, WithoutCacheShareTheSuccessorStartsCold) {
   ScriptedUpstream upstream([](const SeenQuery& q) { return Answer(q, 0); });
   Process& old_process = Start(Args(upstream.port(), 1, {"--handover-cache-percent", "0"}));
