@@ -218,6 +218,7 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
                                    : kConfigSyncMs);
   config->serve.quiet = flags->quiet;
   config->serve.handover_path = flags->handover;
+  config->serve.handover_cache_percent = flags->handover_cache_percent;
   // A kubelet restarts a container that exits: the old version would take the sockets back.
   config->serve.handover_linger = true;
   // Node setup: a check that no other nodedns holds the rules' table (-setupiptables), before

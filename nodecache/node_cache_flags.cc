@@ -62,6 +62,9 @@ const std::vector<GoFlagSpec>& Specs() {
       {"handover", std::string(),
        "Unix socket path for zero-loss upgrades: a new instance started with the same path takes "
        "over this one's sockets and cache; empty: none"},
+      {"handover-cache-percent", int64_t{25},
+       "share of the cache whose hottest entries are passed on at a -handover (0: the next "
+       "instance starts cold)"},
   };
   return *specs;
 }
@@ -162,6 +165,7 @@ static absl::StatusOr<NodeCacheFlags> ParseNodeCacheFlagsRaw(std::span<const std
   f.version = p.Bool("version");
   f.run_as = p.String("runas");
   f.handover = p.String("handover");
+  const int64_t cache_percent = p.Int("handover-cache-percent");
   // CoreDNS binds -dns.port and -p to one variable: whichever was given last holds.
   for (const std::string& name : p.set_order) {
     if (name == "dns.port" || name == "p") f.dns_port = p.String(name);
@@ -206,6 +210,11 @@ static absl::StatusOr<NodeCacheFlags> ParseNodeCacheFlagsRaw(std::span<const std
     return absl::InvalidArgumentError(absl::StrCat(
         "invalid -handover \"", f.handover, "\": an absolute path of at most 96 bytes is needed"));
   }
+  if (cache_percent < 0 || cache_percent > 100) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid -handover-cache-percent ",
+                                                   cache_percent, ": want 0 to 100"));
+  }
+  f.handover_cache_percent = static_cast<uint32_t>(cache_percent);
   if (f.sync_interval.count() <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "invalid -syncinterval ", FormatGoDuration(f.sync_interval), ": must be positive"));

@@ -56,6 +56,8 @@ struct NodeCacheFlags {
   std::string run_as = "65534:65534";
   // nodedns's own: -handover PATH (proxy/handover.h); empty: none.
   std::string handover;
+  // nodedns's own: -handover-cache-percent, the share of the cache passed on at a handover.
+  uint32_t handover_cache_percent = 25;
 
   // Names (without dashes) of the flags given on the command line; -p is recorded as "p".
   std::set<std::string, std::less<>> explicitly_set;

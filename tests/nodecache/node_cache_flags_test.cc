@@ -282,6 +282,25 @@ TEST(NodeCacheFlagsTest, UsageListsEveryFlagWithDefaults) {
   EXPECT_THAT(usage, HasSubstr("(default \"0.0.0.0:9353\")"));
 }
 
+TEST(NodeCacheFlagsTest, HandoverCachePercentIs0To100) {
+  absl::StatusOr<NodeCacheFlags> f = Parse({"-localip=1.2.3.4", "-handover=/run/nodedns/h.sock"});
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(f->handover, "/run/nodedns/h.sock");
+  EXPECT_EQ(f->handover_cache_percent, 25u);
+  for (const char* good : {"0", "100", "40"}) {
+    f = Parse({"-localip=1.2.3.4", std::string("-handover-cache-percent=") + good});
+    ASSERT_TRUE(f.ok()) << good << ": " << f.status();
+    EXPECT_EQ(f->handover_cache_percent, static_cast<uint32_t>(std::stoi(good)));
+  }
+  for (const char* bad : {"-1", "101", "x"}) {
+    f = Parse({"-localip=1.2.3.4", std::string("-handover-cache-percent=") + bad});
+    ASSERT_FALSE(f.ok()) << bad;
+    EXPECT_THAT(f.status().message(), HasSubstr("-handover-cache-percent")) << bad;
+  }
+  EXPECT_THAT(UsageText(), HasSubstr("-handover-cache-percent int"));
+  EXPECT_THAT(UsageText(), HasSubstr("(default 25)"));
+}
+
 TEST(NodeCacheFlagsTest, UpstreamServiceEnvVarIsKubernetesServiceVariable) {
   EXPECT_EQ(UpstreamServiceEnvVar("kube-dns-upstream"), "KUBE_DNS_UPSTREAM_SERVICE_HOST");
   EXPECT_EQ(UpstreamServiceEnvVar("kube-dns"), "KUBE_DNS_SERVICE_HOST");
