@@ -64,4 +64,14 @@ expect host-port "declares ports" \
   's/^      - args:$/      - ports: [{containerPort: 53, hostPort: 53}]\n        args:/' properties
 expect priority "priorityClassName is not system-node-critical" \
   's/system-node-critical/system-cluster-critical/' properties
+expect no-surge "want RollingUpdate maxSurge 1 maxUnavailable 0" \
+  's/maxSurge: 1/maxSurge: 0/' properties
+expect unavailable "want RollingUpdate maxSurge 1 maxUnavailable 0" \
+  's/maxUnavailable: 0/maxUnavailable: 1/' properties
+expect handover-unmounted "hostPath /run/nodedns is mounted as nothing" \
+  '/- mountPath: \/run\/nodedns$/{N;d}' properties
+expect handover-not-hostpath "is not mounted from the node's '/run/nodedns'" \
+  's|path: /run/nodedns$|path: /var/run/nodedns|' properties
+expect handover-path "-handover is '/tmp/handover.sock'" \
+  's|- /run/nodedns/handover.sock|- /tmp/handover.sock|' properties
 exit "$failed"

@@ -7,6 +7,7 @@
 The schema (validate.mjs) says the objects are well formed; this says they are the deployment
 docs/deploy.md describes: the node-local-dns DaemonSet on the host network with dnsPolicy
 Default, system-node-critical, tolerating every taint, without ports (so without hostPorts),
+rolled out with a surge (maxSurge 1, maxUnavailable 0) and -handover in a /run/nodedns hostPath,
 with exactly the expected -localip, every Corefile block binding exactly those addresses once
 nodedns has substituted its variables, probes on the Corefile's health and ready addresses, and a
 memory limit computed from the Corefile's cache capacities by the formula below. Prints every
@@ -153,21 +154,28 @@ def check_daemonset(objs, localip):
           "priorityClassName is not system-node-critical")
     check({"operator": "Exists"} in pod.get("tolerations", []),
           "no toleration {operator: Exists} (every taint)")
+    # A surge rollout: the new pod starts while the old one serves and takes its sockets over
+    # (-handover, checked below); none of the node's pods is stopped before its successor is
+    # ready.
     strategy = ds["spec"].get("updateStrategy", {})
     check(strategy.get("type") == "RollingUpdate" and
-          strategy.get("rollingUpdate") == {"maxUnavailable": "10%", "maxSurge": 0},
-          f"updateStrategy is {strategy}, want RollingUpdate maxUnavailable 10% maxSurge 0")
-    # The one hostPath: the host's xtables lock, which nodedns holds while it writes
-    # iptables-legacy's tables, as kube-proxy does.
+          strategy.get("rollingUpdate") == {"maxSurge": 1, "maxUnavailable": 0},
+          f"updateStrategy is {strategy}, want RollingUpdate maxSurge 1 maxUnavailable 0")
+    # The hostPaths: the host's xtables lock, which nodedns holds while it writes
+    # iptables-legacy's tables, as kube-proxy does; and the directory of the handover socket,
+    # which the old and the new pod of a node must both see.
+    want_host_paths = {"/run/xtables.lock": "FileOrCreate", "/run/nodedns": "DirectoryOrCreate"}
     host_paths = [v for v in pod.get("volumes", []) if "hostPath" in v]
-    check([v["hostPath"] for v in host_paths] == [{"path": "/run/xtables.lock",
-                                                   "type": "FileOrCreate"}],
-          f"hostPath volumes {host_paths}, want /run/xtables.lock (FileOrCreate) only")
-    if host_paths:
-        mounts = {m["name"]: m for m in pod["containers"][0].get("volumeMounts", [])}
-        m = mounts.get(host_paths[0]["name"], {})
-        check(m.get("mountPath") == "/run/xtables.lock" and not m.get("readOnly"),
-              f"the xtables lock is mounted as {m}, want /run/xtables.lock read-write")
+    check(sorted((v["hostPath"].get("path"), v["hostPath"].get("type")) for v in host_paths) ==
+          sorted(want_host_paths.items()),
+          f"hostPath volumes {host_paths}, want /run/xtables.lock (FileOrCreate) and "
+          "/run/nodedns (DirectoryOrCreate) only")
+    container_mounts = {m["name"]: m for m in pod["containers"][0].get("volumeMounts", [])}
+    for v in host_paths:
+        path = v["hostPath"].get("path")
+        m = container_mounts.get(v["name"], {})
+        check(m.get("mountPath") == path and not m.get("readOnly"),
+              f"hostPath {path} is mounted as {m or 'nothing'}, want {path} read-write")
     containers = pod["containers"]
     check(len(containers) == 1, "want one container")
     c = containers[0]
@@ -197,6 +205,18 @@ def check_daemonset(objs, localip):
     for name in ("setupinterface", "setupiptables"):
         check(flags.get(name, "true") == "true", f"-{name} is not left at true")
     find(objs, "Service", "kube-dns-upstream")
+    # -handover: a socket in the /run/nodedns hostPath, the same path on every node and for
+    # every pod, or the new pod would not find the old one.
+    handover = flags.get("handover", "")
+    handover_dir = handover.rsplit("/", 1)[0]
+    check(handover == "/run/nodedns/handover.sock",
+          f"-handover is {handover!r}, want '/run/nodedns/handover.sock'")
+    handover_mounts = [m for m in c.get("volumeMounts", []) if m.get("mountPath") == handover_dir]
+    handover_volume = next((v for v in pod.get("volumes", [])
+                            if handover_mounts and v["name"] == handover_mounts[0]["name"]), {})
+    check(handover_volume.get("hostPath", {}).get("path") == handover_dir,
+          f"-handover's directory {handover_dir!r} is not mounted from the node's "
+          f"{handover_dir!r} (hostPath): the old and the new pod would not share the socket")
     mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
 

@@ -8,8 +8,9 @@
 # (-setupiptables), dropped to uid 65534, listens on each of them on port 53 (UDP and TCP),
 # answers the liveness and readiness probes' URLs, generated a Corefile whose every bind lists
 # exactly the -localip addresses, sized its cache as check_manifests.py computes, and exits 0 on
-# SIGTERM.
-# Changed from the DaemonSet: -conf and -basecorefile point into a temporary directory.
+# SIGTERM; listens for the next pod at -handover (a socket there).
+# Changed from the DaemonSet: -conf, -basecorefile and -handover's directory point into a
+# temporary directory.
 # The interface is created beforehand as a bridge: this kernel has no dummy driver.
 # Usage: nodedns_rendered_args_test.sh NODEDNS RENDERED.yaml
 set -euo pipefail
@@ -33,7 +34,7 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [ -f "$tmp/log" ] && sed 's/^/nodedns: /' "$tmp/log" >&2; exit 1; }
 
-mkdir -p "$tmp/coredns" "$tmp/kube-dns" "$tmp/conf"
+mkdir -p "$tmp/coredns" "$tmp/kube-dns" "$tmp/conf" "$tmp/run"
 # The DaemonSet's args (one a line) and the ConfigMap's Corefile, from the rendered output.
 python3 - "$rendered" "$tmp" <<'PY'
 import sys, yaml
@@ -48,17 +49,20 @@ open(f"{tmp}/coredns/Corefile.base", "w").write(cm["data"]["Corefile"])
 PY
 args=()
 localip=
+handover=
 prev=
 while IFS= read -r a; do
   case "$prev" in
     -conf) a=$tmp/conf/Corefile ;;
     -basecorefile) a=$tmp/coredns/Corefile.base ;;
+    -handover) handover=$tmp/run/${a##*/} a=$handover ;;
     -localip) localip=$a ;;
   esac
   args+=("$a")
   prev=$a
 done <"$tmp/args"
 [ -n "$localip" ] || fail "no -localip in the rendered args"
+[ -n "$handover" ] || fail "no -handover in the rendered args"
 args+=(-kubednscm "$tmp/kube-dns")
 
 ip link set lo up
@@ -113,6 +117,11 @@ capacity=$(awk '$1 == "nodedns_cache_capacity_bytes" {print $2}' <<<"$metrics")
   fail "nodedns_cache_capacity_bytes is '$capacity', check_manifests.py computes '$budget'"
 
 rss=$(awk '/^VmRSS:/ {print $2 " " $3}' "/proc/$pid/status")
+# The handover listener for the next pod, bound before the drop to uid 65534, and counted as
+# no failure.
+[ -S "$handover" ] || fail "no handover socket at $handover (-handover)"
+failures=$(awk '$1 == "nodedns_handover_failures_total" {print $2}' <<<"$metrics")
+[ "$failures" = 0 ] || fail "nodedns_handover_failures_total is '$failures'"
 
 kill -TERM "$pid"
 rc=0
