@@ -36,6 +36,19 @@
 #     node as it was left serves again, out of conntrack;
 #   - kill -9 and a restart under 2,000 queries/s from pod A to the ClusterIP (with LOADGEN):
 #     the loadgen's table, with the queries lost, is printed;
+#   - upgrades under load (with LOADGEN): N+1 times in a row (--upgrades N, default 2; 10 for the
+#     figures), a new node-cache started with the same arguments (-handover, as the DaemonSet
+#     has it) takes over from the running one while pod A sends 2,000 queries/s to the ClusterIP
+#     (1,000 cluster and 1,000 external names, each asked once a second) and pod B 200/s to
+#     169.254.20.10; once the old one logs "drained; idle until SIGTERM" it gets SIGTERM, as the
+#     kubelet sends it once the new pod is ready. The Nth new process is given
+#     -handover-cache-percent 0, so that the last one starts cold. Checked: no query lost and
+#     every answer NOERROR (nodedns's: the lab's CoreDNS refuses external names), each old
+#     process exits 0, a rules table (inet nodedns or inet nodedns_b) and 169.254.20.10 on
+#     nodelocaldns at every 0.1 s sample, cache entries handed over (none to the last), the last
+#     process healthy. Then the same load across N SIGTERM-and-restart cycles without -handover
+#     (node-local-dns's way): their losses are printed, not checked. Each cycle prints the cache
+#     hit ratio of the second before it and of the new process's first second, each load p99;
 #   - SIGTERM: exit 0, no table, no accept rule, no address left on the interface.
 #
 #   - the bench Job (deploy/kubernetes/bench, rendered with kubectl kustomize): its command and
@@ -61,29 +74,32 @@
 # nameserver, no conntrack entry, the IPv6 ClusterIP answered by CoreDNS after SIGKILL).
 #
 # Usage: simulated_node_test.sh NODEDNS_BINARY [--backend nft|legacy] [--loadgen LOADGEN_BINARY]
-#          [--runner binary|podman] [--manifest stock|dual-stack]
+#          [--runner binary|podman] [--manifest stock|dual-stack] [--upgrades N]
 # Needs root, ip, nsenter, unshare, knotd, kdig, curl, cc, musl-gcc, nft, iptables-nft or
 # iptables-legacy, conntrack; exits 77 (ctest SKIP_RETURN_CODE) when those are missing. Every
-# namespace and process it makes is removed on exit. About 20 s.
+# namespace and process it makes is removed on exit. About 40 s (--upgrades 10: 80 s).
 set -uo pipefail
 
-NODEDNS=${1:?usage: simulated_node_test.sh NODEDNS_BINARY [--backend B] [--loadgen L] [--runner R] [--manifest M]}
+NODEDNS=${1:?usage: simulated_node_test.sh NODEDNS_BINARY [--backend B] [--loadgen L] [--runner R] [--manifest M] [--upgrades N]}
 shift
 BACKEND=nft
 LOADGEN=""
 RUNNER=binary
 MANIFEST=stock
+UPGRADES=2
 while [[ $# -gt 0 ]]; do
   case $1 in
     --backend) BACKEND=$2 ;;
     --loadgen) LOADGEN=$2 ;;
     --runner) RUNNER=$2 ;;
     --manifest) MANIFEST=$2 ;;
+    --upgrades) UPGRADES=$2 ;;
     *) echo "FAIL: unknown argument '$1'"; exit 1 ;;
   esac
   shift 2 || { echo "FAIL: $1 needs a value"; exit 1; }
 done
 case $MANIFEST in stock | dual-stack) ;; *) echo "FAIL: manifest '$MANIFEST'"; exit 1 ;; esac
+[[ $UPGRADES =~ ^[1-9][0-9]*$ ]] || { echo "FAIL: --upgrades '$UPGRADES' is not a count"; exit 1; }
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=rewrite_lab.sh
 source "$HERE/rewrite_lab.sh"
@@ -131,7 +147,12 @@ fail() {
 
 IMAGE=""
 CONTAINERS=()
+LOAD_PIDS=()
+watcher=""
+OLD_PID=""  # a node-cache handing over, until it exits
 cleanup() {
+  local p
+  for p in "${LOAD_PIDS[@]}" $watcher $OLD_PID; do kill -KILL "$p" 2>/dev/null; done
   [[ -n "$NODE_PID" ]] && node_signal KILL
   local c
   for c in "${CONTAINERS[@]}"; do timeout 30 podman rm -f "$c" >/dev/null 2>&1; done
@@ -198,6 +219,8 @@ cat >>"$LAB_WORK/cluster.local.zone" <<'EOF'
 kube-dns.kube-system.svc A 10.96.0.10
 kube-dns-upstream.kube-system.svc A 10.96.0.11
 node-local-dns.kube-system.svc A 10.53.0.1
+; the upgrade load's cluster names: any *.bench.svc
+*.bench.svc A 10.244.9.9
 EOF
 cat >"$LAB_WORK/10.in-addr.arpa.zone" <<'EOF'
 $ORIGIN 10.in-addr.arpa.
@@ -273,6 +296,12 @@ ARGS=("${STOCK_ARGS[@]}" -basecorefile "$LAB_WORK/coredns/Corefile.base"
 # In the container, the DaemonSet's paths (deploy/kubernetes/base/daemonset.yaml).
 IN_POD_ARGS=(-conf /etc/nodedns/Corefile -basecorefile /etc/coredns/Corefile.base
   -syncinterval "${SYNC}s")
+# -handover as the DaemonSet gives it, in a directory of the work dir (its hostPath /run/nodedns).
+# node_run adds it unless USE_HANDOVER is 0.
+mkdir -p "$LAB_WORK/run"
+HANDOVER_ARGS=(-handover "$LAB_WORK/run/handover.sock")
+IN_POD_HANDOVER_ARGS=(-handover /run/nodedns/handover.sock)
+USE_HANDOVER=1
 chmod 777 "$LAB_WORK/etc"  # an emptyDir's mode
 if [[ $RUNNER == podman ]]; then
   if [[ -z ${CONTAINERS_CONF:-} ]]; then
@@ -302,8 +331,10 @@ node_run() {
       --security-opt no-new-privileges --read-only \
       -v "$LAB_WORK/coredns:/etc/coredns:ro" -v "$LAB_WORK/kube-dns:/etc/kube-dns:ro" \
       -v "$LAB_WORK/etc:/etc/nodedns" -v "$LAB_WORK/node-resolv.conf:/etc/resolv.conf:ro" \
+      -v "$LAB_WORK/run:/run/nodedns" \
       -e KUBE_DNS_UPSTREAM_SERVICE_HOST="$UPSTREAM_SVC_IP" \
-      "$IMAGE" node-cache "${STOCK_ARGS[@]}" "${IN_POD_ARGS[@]}" "$@" >"$log" 2>&1 &
+      "$IMAGE" node-cache "${STOCK_ARGS[@]}" "${IN_POD_ARGS[@]}" \
+      "${IN_POD_HANDOVER_ARGS[@]:0:$((USE_HANDOVER * 2))}" "$@" >"$log" 2>&1 &
     RUN_PID=$!
     return
   fi
@@ -311,15 +342,17 @@ node_run() {
     mount --make-rprivate / && mount --bind "$1" /etc/resolv.conf || exit 125
     shift
     exec env KUBE_DNS_UPSTREAM_SERVICE_HOST='"$UPSTREAM_SVC_IP"' "$@"' sh \
-    "$LAB_WORK/node-resolv.conf" "$NODEDNS" node-cache "${ARGS[@]}" "$@" >"$log" 2>&1 &
+    "$LAB_WORK/node-resolv.conf" "$NODEDNS" node-cache "${ARGS[@]}" \
+    "${HANDOVER_ARGS[@]:0:$((USE_HANDOVER * 2))}" "$@" >"$log" 2>&1 &
   RUN_PID=$!
 }
-# node_signal SIG: to the serving nodedns.
+# node_signal SIG [PID NAME]: to the serving nodedns (or to the one PID/NAME, as node_run set them).
 node_signal() {
+  local pid=${2:-$NODE_PID} name=${3:-${NODE_NAME:-}}
   if [[ $RUNNER == podman ]]; then
-    timeout 30 podman kill -s "$1" "$NODE_NAME" >/dev/null 2>&1
+    timeout 30 podman kill -s "$1" "$name" >/dev/null 2>&1
   else
-    kill -s "$1" "$NODE_PID" 2>/dev/null
+    kill -s "$1" "$pid" 2>/dev/null
   fi
 }
 node_start() {
@@ -542,8 +575,8 @@ want_line="rules had changed; restored $([[ $BACKEND == nft ]] && echo ip || ech
 grep -q "$want_line" "$NODE_LOG" && pass "the repair is logged" ||
   fail "no repair line in the log"
 
-# A second instance.
-node_run "$LAB_WORK/second.log" -metrics-listen-address 127.0.0.1:9354
+# A second instance (without -handover: with it, it would take over).
+USE_HANDOVER=0 node_run "$LAB_WORK/second.log" -metrics-listen-address 127.0.0.1:9354
 second=$RUN_PID
 for _ in $(seq 1 100); do kill -0 "$second" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$second" 2>/dev/null; then
@@ -632,6 +665,189 @@ if [[ -n $LOADGEN ]]; then
   fi
   out=$(pod A kdig @"$CLUSTER_IP" +short +time=2 +retry=0 kubernetes.default.svc.cluster.local A 2>&1)
   expect_addr "nodedns answers after the restart under load" 10.96.0.1 "$out"
+fi
+
+# Upgrades under load: node-cache's -handover against node-local-dns's SIGTERM and restart.
+if [[ -n $LOADGEN ]]; then
+  for i in $(seq 1 1000); do
+    printf 'n%d.bench.example.com A\ns%d.bench.svc.cluster.local A\n' "$i" "$i"
+  done >"$LAB_WORK/upgrade.queries"
+  chmod 644 "$LAB_WORK/upgrade.queries"
+  # metric NAME: the serving process's sample of NAME (summed over its labels).
+  metric() {
+    node curl -sf --max-time 2 "http://127.0.0.1:9353/metrics" |
+      awk -v f="$1" '$1 == f || index($1, f "{") == 1 { s += $2 } END { print s + 0 }'
+  }
+  hits_misses() { echo "$(metric nodedns_cache_hits_total) $(metric nodedns_cache_misses_total)"; }
+  # ratio H0 M0 H1 M1: the hit ratio between two samples, in percent.
+  ratio() {
+    awk -v h="$(($3 - $1))" -v m="$(($4 - $2))" \
+      'BEGIN { if (h + m == 0) print "n/a"; else printf "%.1f%%\n", 100 * h / (h + m) }'
+  }
+  # wait_log FILE TEXT SECONDS [PID]: until FILE holds TEXT (false after SECONDS, or once PID
+  # has exited).
+  wait_log() {
+    local _
+    for _ in $(seq 1 $(($3 * 20))); do
+      grep -q "$2" "$1" 2>/dev/null && return 0
+      [[ -n ${4:-} ]] && ! kill -0 "$4" 2>/dev/null && return 1
+      sleep 0.05
+    done
+    return 1
+  }
+  # load_start NAME: pod A at 2,000 qps to the ClusterIP and pod B at 200 qps to 169.254.20.10,
+  # until load_stop NAME (SIGTERM: the loadgen stops sending and waits out its 1 s timeout).
+  load_start() {
+    LOAD_PIDS=()
+    local p
+    for p in "A $LAB_NS_A $CLUSTER_IP 2000 upgrade" "B $LAB_NS_B $LOCAL_DNS 200 crash"; do
+      set -- $p
+      nsenter --net="/run/netns/$2" setpriv --reuid 65534 --regid 65534 --clear-groups \
+        "$LOADGEN" --server "$3:53" --queries "$LAB_WORK/$5.queries" --rate "$4" \
+        --duration 600 --timeout 1 >"$LAB_WORK/load-$NAME-$1.out" 2>&1 &
+      LOAD_PIDS+=($!)
+    done
+  }
+  load_stop() {  # checks nothing; prints the tables
+    local p
+    for p in "${LOAD_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for p in "${LOAD_PIDS[@]}"; do wait "$p"; done
+    LOAD_PIDS=()
+    for p in A B; do sed "s/^/  $NAME, pod $p: /" "$LAB_WORK/load-$NAME-$p.out"; done
+  }
+  lost_of() { grep -Eo "sent [0-9]+, answered [0-9]+, lost [0-9]+" "$LAB_WORK/load-$NAME-$1.out"; }
+  p99_of() { grep -Eo "p99 [0-9]+" "$LAB_WORK/load-$NAME-$1.out" | awk '{ print $2 / 1000 " ms" }'; }
+  # The node's setup sampled every 0.1 s while the upgrades run: a line per gap.
+  watch_node() {
+    while :; do
+      tables=$(node nft list tables 2>&1)
+      grep -qE "table inet nodedns(_b)?$" <<<"$tables" || echo "$(date +%T.%N) no rules table: $tables"
+      addrs=$(node ip -o addr show dev nodelocaldns 2>&1)
+      grep -q " $LOCAL_DNS/" <<<"$addrs" || echo "$(date +%T.%N) $LOCAL_DNS not on nodelocaldns: $addrs"
+      sleep 0.1
+    done
+  }
+  # upgrade I EXTRA...: a new node-cache takes over from the serving one; the old one gets
+  # SIGTERM once it has drained.
+  upgrade() {
+    local i=$1 h0 m0 h1 m1 h2 m2 old_pid=$NODE_PID old_name=${NODE_NAME:-} old_log=$NODE_LOG rc
+    shift
+    read -r h0 m0 <<<"$(hits_misses)"
+    sleep 1
+    read -r h1 m1 <<<"$(hits_misses)"
+    NODE_RUNS=$((NODE_RUNS + 1))
+    NODE_LOG="$LAB_WORK/nodedns.$NODE_RUNS.log"
+    OLD_PID=$old_pid
+    node_run "$NODE_LOG" "$@"
+    NODE_PID=$RUN_PID
+    NODE_NAME=${RUN_NAME:-}
+    if ! wait_log "$NODE_LOG" "nodedns: serving on" 20 "$NODE_PID"; then
+      fail "$NAME $i: the new node-cache does not serve: $(tail -5 "$NODE_LOG")"
+      node_signal KILL
+      wait "$NODE_PID"
+      NODE_PID=$old_pid NODE_NAME=$old_name NODE_LOG=$old_log OLD_PID=""
+      return 1
+    fi
+    local entries=none h3 m3
+    if grep -q "took over" "$NODE_LOG"; then
+      # The old one stops serving HTTP as it starts its drain; wait for that, so that the
+      # metrics below are the new process's: its first second.
+      wait_log "$old_log" "drained; idle until SIGTERM" 20 ||
+        fail "$NAME $i: the old node-cache did not drain: $(tail -5 "$old_log")"
+      read -r h3 m3 <<<"$(hits_misses)"
+      sleep 1
+      read -r h2 m2 <<<"$(hits_misses)"
+      entries=$(metric nodedns_handover_inherited_cache_entries)
+      echo "  $(date +%T.%N) $NAME $i: $(grep -o "took over.*" "$NODE_LOG"); hit ratio $(ratio "$h0" "$m0" "$h1" "$m1") the second before, $(ratio "$h3" "$m3" "$h2" "$m2") in the new process's first second"
+    else
+      # Serving without the handover (next to the old one): the kubelet stops the old pod all
+      # the same once the new one is ready.
+      fail "$NAME $i: the new node-cache took nothing over: $(tail -5 "$NODE_LOG")"
+      sleep 1
+    fi
+    HANDED_ENTRIES+=("$entries")
+    # The kubelet's SIGTERM once the new pod is ready.
+    echo "  $(date +%T.%N) SIGTERM to the old node-cache"
+    node_signal TERM "$old_pid" "$old_name"
+    wait "$old_pid"
+    rc=$?
+    OLD_PID=""
+    [[ $rc -eq 0 ]] || fail "$NAME $i: the old node-cache exited $rc on SIGTERM: $(tail -5 "$old_log")"
+    [[ $entries == none ]] || grep -q "handed over to the next process" "$old_log" ||
+      fail "$NAME $i: the old node-cache did not log the handover: $(tail -5 "$old_log")"
+  }
+  # restart I: node-local-dns's way: SIGTERM, then a new process, without -handover.
+  restart() {
+    local i=$1 h0 m0 h1 m1 h2 m2 rc
+    read -r h0 m0 <<<"$(hits_misses)"
+    sleep 1
+    read -r h1 m1 <<<"$(hits_misses)"
+    local t_stop=$(date +%s%N)
+    node_signal TERM
+    wait "$NODE_PID"
+    NODE_PID=""
+    NODE_RUNS=$((NODE_RUNS + 1))
+    NODE_LOG="$LAB_WORK/nodedns.$NODE_RUNS.log"
+    USE_HANDOVER=0 node_run "$NODE_LOG"
+    NODE_PID=$RUN_PID
+    NODE_NAME=${RUN_NAME:-}
+    wait_log "$NODE_LOG" "nodedns: serving on" 20 "$NODE_PID" ||
+      { fail "$NAME $i: restart: $(tail -5 "$NODE_LOG")"; return 1; }
+    local t0=$(date +%s%N) h3 m3
+    read -r h3 m3 <<<"$(hits_misses)"
+    sleep 1
+    read -r h2 m2 <<<"$(hits_misses)"
+    echo "  $NAME $i: serving again $(((t0 - t_stop) / 1000000)) ms after the SIGTERM; hit ratio $(ratio "$h0" "$m0" "$h1" "$m1") the second before, $(ratio "$h3" "$m3" "$h2" "$m2") in the new process's first second"
+  }
+
+  watch_node >"$LAB_WORK/watch.out" 2>&1 &
+  watcher=$!
+  # N upgrades, the last one to a process that passes no cache on (-handover-cache-percent 0),
+  # and one more from it: the cold start's hit ratio.
+  NAME=upgrades
+  load_start
+  sleep 2  # the cache warm: every name asked
+  HANDED_ENTRIES=()
+  for i in $(seq 1 "$((UPGRADES + 1))"); do
+    if ((i < UPGRADES)); then upgrade "$i" || break; else upgrade "$i" -handover-cache-percent 0 || break; fi
+  done
+  sleep 1
+  load_stop
+  for p in A B; do
+    # Every query answered, and by nodedns: the lab's CoreDNS would refuse the external names.
+    if grep -Eq "sent ([1-9][0-9]*), answered \1, lost 0 \(late 0, mismatched 0, errors 0\)" \
+      "$LAB_WORK/load-$NAME-$p.out" && grep -Eq "rcodes: NOERROR=[0-9]+$" "$LAB_WORK/load-$NAME-$p.out"; then
+      pass "${#HANDED_ENTRIES[@]} upgrades: no query lost from pod $p ($(lost_of $p), p99 $(p99_of $p))"
+    else
+      fail "${#HANDED_ENTRIES[@]} upgrades: queries lost from pod $p: $(cat "$LAB_WORK/load-$NAME-$p.out")"
+    fi
+  done
+  want=$(printf '%s\n' "${HANDED_ENTRIES[@]}" | head -n "$UPGRADES" | grep -cE '^[1-9][0-9]*$')
+  [[ ${#HANDED_ENTRIES[@]} -eq $((UPGRADES + 1)) && $want -eq $UPGRADES && ${HANDED_ENTRIES[-1]} == 0 ]] &&
+    pass "each new node-cache loaded its predecessor's cache, the last none (-handover-cache-percent 0 before it): nodedns_handover_inherited_cache_entries ${HANDED_ENTRIES[*]}" ||
+    fail "nodedns_handover_inherited_cache_entries after the upgrades: ${HANDED_ENTRIES[*]}"
+  kill "$watcher" 2>/dev/null
+  wait "$watcher" 2>/dev/null
+  watcher=""
+  [[ ! -s $LAB_WORK/watch.out ]] &&
+    pass "a rules table and $LOCAL_DNS on nodelocaldns throughout the upgrades" ||
+    fail "the node's setup had gaps during the upgrades: $(head -5 "$LAB_WORK/watch.out")"
+  health=$(node curl -s --max-time 2 -w '%{http_code}' "http://$LOCAL_DNS:8080/health" | tr '\n' ' ')
+  out=$(pod A kdig @"$CLUSTER_IP" +short +time=2 +retry=0 kubernetes.default.svc.cluster.local A 2>&1)
+  [[ $health == "OK 200" ]] && grep -qw 10.96.0.1 <<<"$out" &&
+    [[ $(metric nodedns_handover_failures_total) == 0 && $(metric nodedns_handover_fallback) == 0 ]] &&
+    pass "the last node-cache is healthy (/health: $health, answers pod A, no handover failure)" ||
+    fail "the last node-cache: /health '$health', pod A got '$out', handover failures $(metric nodedns_handover_failures_total)"
+
+  NAME=restarts
+  load_start
+  sleep 2
+  for i in $(seq 1 "$UPGRADES"); do restart "$i" || break; done
+  sleep 1
+  load_stop
+  for p in A B; do
+    echo "  $UPGRADES restarts without -handover, pod $p: $(lost_of $p), p99 $(p99_of $p), $(grep -Eo "rcodes:.*" "$LAB_WORK/load-$NAME-$p.out")"
+  done
 fi
 
 # SIGTERM: everything it added goes.
