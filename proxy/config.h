@@ -102,7 +102,7 @@ struct ServeConfig {
   // The whole exchange, on either side; past it the new process binds its own sockets.
   uint32_t handover_timeout_ms = 5000;
   // The share of --cache-size whose hottest entries are passed on (0: start cold). The snapshot
-  // is held in memory by both processes while it crosses.
+  // crosses in chunks of kMaxSnapshotChunk; neither process holds more than one at a time.
   uint32_t handover_cache_percent = 25;
   // After handing over and draining: wait for SIGTERM instead of exiting. Under a kubelet a
   // container that exits is restarted, and the restarted old version would take the sockets back
