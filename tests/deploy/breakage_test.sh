@@ -46,10 +46,10 @@ expect unknown-kind "unknown apiVersion/kind apps/v1/DaemonSett" \
   's/^kind: DaemonSet$/kind: DaemonSett/' schema
 expect missing-required "must have required property containers" \
   's/^      containers:$/      containerz:/' schema
-expect capacity-without-limit "memory limit 81Mi is not" \
+expect capacity-without-limit "memory limit 84Mi is not" \
   's/success 9984 30/success 20000 30/' properties
 expect limit-without-capacity "memory limit 96Mi is not" \
-  's/memory: 81Mi/memory: 96Mi/' properties
+  's/memory: 84Mi/memory: 96Mi/' properties
 expect dns-policy "dnsPolicy is 'ClusterFirst'" \
   's/dnsPolicy: Default/dnsPolicy: ClusterFirst/' properties
 expect host-network "hostNetwork is not true" \

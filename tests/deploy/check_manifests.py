@@ -25,9 +25,10 @@ MIB = 1 << 20
 BYTES_PER_ENTRY = 512          # nodecache/serve_config.h kBytesPerCacheEntry
 MIN_CACHE_BYTES = 4 * MIB      # nodecache/serve_config.h kMinCacheBytes
 DEFAULT_CAPACITY = 10000       # corefile/config.h kCacheDefaultCapacity (success, denial each)
-# The memory limit (docs/deploy.md, "Manifests"): the cache budget x 1.25, in MiB rounded up,
-# plus 32 MiB for the rest of the process.
-LIMIT_FACTOR = 1.25
+# The memory limit (docs/deploy.md, "Manifests"): the cache budget in MiB rounded up, plus the
+# cache's own constant past its budget (docs/architecture.md, "Memory bound") and 32 MiB for the
+# rest of the process.
+CACHE_CONSTANT_MIB = 12
 LIMIT_OVERHEAD_MIB = 32
 
 failures = []
@@ -272,12 +273,12 @@ def check_daemonset(objs, localip):
 
     entries = cache_entries(blocks)
     budget = max(MIN_CACHE_BYTES, entries * BYTES_PER_ENTRY)
-    want_limit = (math.ceil(budget * LIMIT_FACTOR / MIB) + LIMIT_OVERHEAD_MIB) * MIB
+    want_limit = (math.ceil(budget / MIB) + CACHE_CONSTANT_MIB + LIMIT_OVERHEAD_MIB) * MIB
     resources = c.get("resources", {})
     limit = quantity_bytes(resources.get("limits", {}).get("memory", "0"))
     check(limit == want_limit,
           f"memory limit {resources.get('limits', {}).get('memory')} is not "
-          f"ceil({entries} entries x {BYTES_PER_ENTRY} B x {LIMIT_FACTOR} / 1 MiB) + "
+          f"ceil({entries} entries x {BYTES_PER_ENTRY} B / 1 MiB) + {CACHE_CONSTANT_MIB} + "
           f"{LIMIT_OVERHEAD_MIB} MiB = {want_limit // MIB}Mi")
     request = quantity_bytes(resources.get("requests", {}).get("memory", "0"))
     check(request is not None and limit is not None and 0 < request <= limit,
