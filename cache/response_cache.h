@@ -180,11 +180,15 @@ class ResponseCache {
   struct ImportResult {
     size_t imported = 0;
     size_t refused = 0;  // Insert() did not store it (expired meanwhile, too large, …)
+    // No key could be rebuilt: no single plain question, or a flag this build does not know (it
+    // would split the cache in a way this build cannot reproduce). Skipped; the rest is read.
+    size_t bad = 0;
   };
   // Inserts every record of `snapshot` as if it had just come from upstream: lifetimes are the
   // remaining ones carried in the TTLs, under `policy_for(qname)`'s rules (null: the default's;
-  // a min_ttl may lengthen what remained). An unreadable header or a record cut short is an
-  // error; the records before it stay.
+  // a min_ttl may lengthen what remained). `policy_for` maps a wire qname (as in the record, case
+  // kept) to a `const EntryPolicy*`. An unreadable header or a record cut short is an error; the
+  // records before it stay.
   template <typename PolicyFor>
   absl::StatusOr<ImportResult> Import(CacheThread& t, std::span<const uint8_t> snapshot,
                                       uint64_t now_ms, PolicyFor policy_for);
@@ -237,8 +241,9 @@ absl::StatusOr<ResponseCache::ImportResult> ResponseCache::Import(CacheThread& t
     if (!*more) break;
     const auto qlen = dns::PlainNameLength(rec.wire, dns::kHeaderSize);
     if (rec.wire.size() < dns::kHeaderSize || dns::QdCount(rec.wire) != 1 || !qlen ||
-        rec.wire.size() < dns::kHeaderSize + *qlen + 4) {
-      ++r.refused;
+        rec.wire.size() < dns::kHeaderSize + *qlen + 4 ||
+        (rec.flags & ~(CacheKey::kDoBit | CacheKey::kCdBit)) != 0) {
+      ++r.bad;
       continue;
     }
     const auto qname = rec.wire.subspan(dns::kHeaderSize, *qlen);

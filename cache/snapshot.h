@@ -29,6 +29,7 @@ inline constexpr size_t kSnapshotHeaderSize = 5;
 inline constexpr size_t kSnapshotRecordOverhead = 3;
 
 void AppendSnapshotHeader(std::string* out);
+// `wire` is at most 65535 bytes (a DNS message; the cache stores no larger).
 void AppendSnapshotRecord(std::string* out, uint8_t flags, std::span<const uint8_t> wire);
 
 struct SnapshotRecord {
