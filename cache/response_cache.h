@@ -93,10 +93,20 @@ class CacheThread {
   explicit CacheThread(std::unique_ptr<QsbrThread> qsbr) : qsbr_(std::move(qsbr)) {}
   // Call between batches of work: no pointer into the cache survives it (there are none outside
   // Lookup/Insert anyway), and memory retired by this thread is freed when safe.
-  void Quiescent() { qsbr_->Quiescent(); }
+  void Quiescent() {
+    qsbr_->Quiescent();
+    relocations_left = kRelocationsPerQuiescent;
+  }
   void Offline() { qsbr_->Offline(); }
   void Online() { qsbr_->Online(); }
   QsbrThread& qsbr() { return *qsbr_; }
+
+  // Bytes of entries this thread may still move out of draining slab pages before its next
+  // quiescent point (ResponseCache::Drain). A moved entry's old copy is freed only after that
+  // point, so the copies outstanding, and the memory they hold twice, stay bounded however many
+  // inserts come between two quiescent points (a worker's burst of upstream replies).
+  static constexpr size_t kRelocationsPerQuiescent = size_t{1} << 20;
+  size_t relocations_left = kRelocationsPerQuiescent;
 
  private:
   std::unique_ptr<QsbrThread> qsbr_;
