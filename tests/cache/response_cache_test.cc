@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "dns/wire.h"
+#include "tests/testing/cache_answers.h"
 #include "tests/testing/dns_builder.h"
 #include "tests/testing/wire_builder.h"
 
@@ -25,23 +26,9 @@ using Status = LookupResult::Status;
 
 constexpr uint64_t kT0 = 1'000'000;  // an arbitrary monotonic start, in ms
 
-CacheKey KeyFor(const std::string& name, uint16_t qtype = dns::type::kA, bool do_bit = false,
-                bool cd = false) {
-  auto wire = WireName(name);
-  return CacheKey(wire, qtype, dns::kClassIN, do_bit, cd);
-}
-
-MessageSpec Answer(const std::string& name, uint32_t ttl, const std::string& addr = "192.0.2.1") {
-  MessageSpec m;
-  m.qname = name;
-  m.answer = {name + " " + std::to_string(ttl) + " IN A " + addr};
-  return m;
-}
-
-std::string Soa(const std::string& zone, uint32_t ttl, uint32_t minimum) {
-  return zone + " " + std::to_string(ttl) + " IN SOA ns." + zone + " host." + zone +
-         " 1 7200 1800 86400 " + std::to_string(minimum);
-}
+using ::nodedns::testing::Answer;
+using ::nodedns::testing::KeyFor;
+using ::nodedns::testing::Soa;
 
 class ResponseCacheTest : public ::testing::Test {
  protected:

@@ -14,6 +14,7 @@
 
 #include "cache/response_cache.h"
 #include "dns/wire.h"
+#include "tests/testing/cache_answers.h"
 #include "tests/testing/dns_builder.h"
 
 namespace nodedns::cache {
@@ -30,23 +31,9 @@ constexpr size_t kNoChunking = SIZE_MAX;
 
 std::vector<uint8_t> Bytes(const std::string& s) { return {s.begin(), s.end()}; }
 
-CacheKey KeyFor(const std::string& name, uint16_t qtype = dns::type::kA, bool do_bit = false,
-                bool cd = false) {
-  auto wire = WireName(name);
-  return CacheKey(wire, qtype, dns::kClassIN, do_bit, cd);
-}
-
-MessageSpec Answer(const std::string& name, uint32_t ttl, const std::string& addr = "192.0.2.1") {
-  MessageSpec m;
-  m.qname = name;
-  m.answer = {name + " " + std::to_string(ttl) + " IN A " + addr};
-  return m;
-}
-
-std::string Soa(const std::string& zone, uint32_t ttl, uint32_t minimum) {
-  return zone + " " + std::to_string(ttl) + " IN SOA ns." + zone + " host." + zone +
-         " 1 7200 1800 86400 " + std::to_string(minimum);
-}
+using ::nodedns::testing::Answer;
+using ::nodedns::testing::KeyFor;
+using ::nodedns::testing::Soa;
 
 // Reads every record of one snapshot; fails the test on a malformed one.
 std::vector<SnapshotRecord> ReadAll(std::span<const uint8_t> snapshot) {
