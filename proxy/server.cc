@@ -61,7 +61,6 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
   // one whose index is i modulo the worker count, so that none is left unread whatever the two
   // processes' worker counts; a worker with none of its own opens one next to them
   // (SO_REUSEPORT).
-  const uint64_t handover_start = internal::MonotonicMs();
   std::vector<WorkerSockets> per_worker(c.workers);
   auto close_all = [&per_worker] {
     for (WorkerSockets& w : per_worker) {
@@ -114,8 +113,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
   }
   if (predecessor) {
     if (predecessor->outcome() == HandoverClient::Outcome::kReceived) {
+      const uint64_t import_start = internal::MonotonicMs();
       s->ImportSnapshot(*predecessor);
-      s->handover_ms_ = internal::MonotonicMs() - handover_start;
+      s->handover_ms_ = internal::MonotonicMs() - import_start;
       s->predecessor_ = std::move(predecessor);
     } else {
       s->handover_failed_ = predecessor->outcome() == HandoverClient::Outcome::kFailed;

@@ -140,7 +140,7 @@ class Server {
   bool handover_failed_ = false;  // a predecessor answered but the exchange failed
   size_t inherited_sockets_ = 0;
   size_t inherited_cache_entries_ = 0;
-  uint64_t handover_ms_ = 0;
+  uint64_t handover_ms_ = 0;  // how long loading the predecessor's cache snapshot took
   // Old side: the listener, the successor's connection until it confirms, the drain.
   std::unique_ptr<HandoverListener> handover_listener_;
   uv_poll_t handover_poll_;
