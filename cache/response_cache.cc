@@ -81,6 +81,10 @@ struct ResponseCache::Entry {
   std::atomic<uint8_t> prefetch_claimed{0};
   uint8_t prefetch_min_hits;  // the entry's EntryPolicy: zones may differ
   uint8_t prefetch_percent;
+  // RFC 8767 §5's failure recheck: until stored_ms + this (0: never), an expired entry is served
+  // stale without asking upstream again (NoteFailure). A relaxed store by the worker whose
+  // upstream query failed, read only by lookups that found the entry expired.
+  std::atomic<uint32_t> recheck_after_ms{0};
 
   uint8_t* key() { return reinterpret_cast<uint8_t*>(this + 1); }
   uint16_t* ttl_offsets() {
@@ -160,6 +164,8 @@ void ResponseCache::FreeTable(void* p) {
 
 ResponseCache::ResponseCache(const CacheSettings& settings)
     : settings_(settings), default_policy_(settings.Policy()) {
+  // recheck_after_ms fills what alignment would pad anyway (docs/architecture.md).
+  static_assert(sizeof(Entry) == 56);
   size_t n = settings.shards;
   if (n == 0) {
     // At least 4 MiB per shard so that per-shard budgets do not fragment a small cache, and 64
@@ -195,28 +201,33 @@ std::unique_ptr<CacheThread> ResponseCache::RegisterThread() {
   return std::make_unique<CacheThread>(std::move(q));
 }
 
-LookupResult ResponseCache::Lookup(CacheThread& /*t: its online state is the caller's promise*/,
-                                   const CacheKey& key, uint64_t now_ms, std::span<uint8_t> out,
-                                   bool allow_stale) {
-  LookupResult r;
+// The live entry for `key`, or null. Lock-free: the caller is online (QSBR), so the entry stays
+// readable until its next quiescent point.
+[[gnu::always_inline]] inline ResponseCache::Entry* ResponseCache::Find(const CacheKey& key) {
   const uint64_t h = key.hash();
   const auto kb = key.bytes();
   Table* table = ShardFor(h).table.load(std::memory_order_acquire);
   const uint64_t tag = TagOf(h);
   const size_t mask = table->mask;
   std::atomic<uint64_t>* slots = table->slots();
-  Entry* e = nullptr;
   for (size_t i = h & mask, n = 0; n <= mask; ++n, i = (i + 1) & mask) {
     const uint64_t v = slots[i].load(std::memory_order_acquire);
-    if (v == kEmpty) return r;
+    if (v == kEmpty) return nullptr;
     if (v == kTombstone || (v >> 48) != tag) continue;
     Entry* c = reinterpret_cast<Entry*>(v & kPtrMask);
     if (c->hash == h && c->key_size == kb.size() &&
         std::memcmp(c->key(), kb.data(), kb.size()) == 0) {
-      e = c;
-      break;
+      return c;
     }
   }
+  return nullptr;
+}
+
+LookupResult ResponseCache::Lookup(CacheThread& /*t: its online state is the caller's promise*/,
+                                   const CacheKey& key, uint64_t now_ms, std::span<uint8_t> out,
+                                   bool allow_stale) {
+  LookupResult r;
+  Entry* e = Find(key);
   if (e == nullptr) return r;
 
   r.kind = e->kind;
@@ -226,6 +237,8 @@ LookupResult ResponseCache::Lookup(CacheThread& /*t: its online state is the cal
     if (now_ms >= e->stale_until_ms) return r;  // dead: a miss
     if (!allow_stale) {
       r.status = LookupResult::Status::kExpired;
+      const uint32_t recheck = e->recheck_after_ms.load(std::memory_order_relaxed);
+      r.upstream_failing = recheck != 0 && now_ms < e->stored_ms + recheck;
       return r;
     }
     stale = true;
@@ -272,6 +285,18 @@ LookupResult ResponseCache::Lookup(CacheThread& /*t: its online state is the cal
     }
   }
   return r;
+}
+
+bool ResponseCache::NoteFailure(CacheThread& /*t*/, const CacheKey& key, uint64_t now_ms,
+                                uint32_t recheck_ms) {
+  Entry* e = Find(key);
+  // Only an entry that is expired and can still serve stale: a fresh one is answered anyway,
+  // and past the stale window there is nothing to serve.
+  if (e == nullptr || now_ms < e->expires_ms || now_ms >= e->stale_until_ms) return false;
+  const uint64_t until = std::min(now_ms + recheck_ms, e->stale_until_ms) - e->stored_ms;
+  e->recheck_after_ms.store(static_cast<uint32_t>(std::min<uint64_t>(until, UINT32_MAX)),
+                            std::memory_order_relaxed);
+  return true;
 }
 
 void ResponseCache::PrefetchSlot(const CacheKey& key) {
@@ -647,6 +672,8 @@ void ResponseCache::Drain(CacheThread& t) {
                                   std::memory_order_relaxed);
         e->prefetch_min_hits = old->prefetch_min_hits;
         e->prefetch_percent = old->prefetch_percent;
+        e->recheck_after_ms.store(old->recheck_after_ms.load(std::memory_order_relaxed),
+                                  std::memory_order_relaxed);
         std::memcpy(e->key(), old->key(), bytes - sizeof(Entry));
         table->slots()[i].store((v & ~kPtrMask) | reinterpret_cast<uint64_t>(e),
                                 std::memory_order_release);

@@ -123,8 +123,11 @@ struct LookupResult {
   Status status = Status::kMiss;
   EntryKind kind = EntryKind::kAnswer;
   bool refresh_wanted = false;  // prefetch: true once per entry, for one caller
-  size_t size = 0;              // bytes written (or needed, for kTooSmall)
-  uint32_t ttl = 0;             // smallest TTL in the served message after aging
+  // kExpired only: an upstream query for it failed within the failure-recheck window
+  // (NoteFailure), so the caller answers stale at once instead of asking again (RFC 8767 §5).
+  bool upstream_failing = false;
+  size_t size = 0;   // bytes written (or needed, for kTooSmall)
+  uint32_t ttl = 0;  // smallest TTL in the served message after aging
 };
 
 struct CacheStats {
@@ -169,6 +172,14 @@ class ResponseCache {
   // for the settings' own (CacheSettings::Policy()).
   InsertResult Insert(CacheThread& t, const CacheKey& key, std::span<const uint8_t> response,
                       uint64_t now_ms, const EntryPolicy* policy = nullptr);
+
+  // RFC 8767 §5's failure recheck timer: an upstream query for `key` failed at `now_ms`, so for
+  // the next `recheck_ms` (at most to the end of its stale window) a lookup that finds the entry
+  // expired says so (LookupResult::upstream_failing) and the caller serves it stale without
+  // asking upstream again. Only an entry that is expired and still within its stale window is
+  // marked; whether one was. Lock-free: one relaxed store into the entry, from any thread. A new
+  // answer for the key (Insert) replaces the entry and with it the mark.
+  bool NoteFailure(CacheThread& t, const CacheKey& key, uint64_t now_ms, uint32_t recheck_ms);
 
   // Removes the entry for `key`, if any. Returns whether one was removed.
   bool Erase(CacheThread& t, const CacheKey& key);
@@ -222,6 +233,7 @@ class ResponseCache {
   bool EnsureRoom(CacheThread& t, Shard& s, size_t bytes, uint64_t now_ms);
   void Rebuild(CacheThread& t, Shard& s, size_t new_capacity);
   Shard& ShardFor(uint64_t hash);
+  Entry* Find(const CacheKey& key);
   // Moves the live entries of slab pages being drained (cache/slab.h) to other pages.
   void Drain(CacheThread& t);
 

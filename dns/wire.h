@@ -102,6 +102,8 @@ inline constexpr uint16_t kRcodeMask = 0x000f;
 }  // namespace flag
 // The DO bit in the OPT record's TTL field (RFC 3225).
 inline constexpr uint32_t kEdnsDoBit = 0x8000;
+// The Extended DNS Error option's code (RFC 8914 §2).
+inline constexpr uint16_t kEdnsOptionEde = 15;
 
 inline uint16_t Get16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 inline uint32_t Get32(const uint8_t* p) {

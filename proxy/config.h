@@ -77,6 +77,14 @@ struct ServeConfig {
   // each later round.
   uint32_t upstream_timeout_ms = 2000;
   int upstream_tries = 2;
+  // RFC 8767 §5's timers, for names the cache holds expired but within their stale window
+  // (--stale-ttl). The client response timer: a client that waited this long for the upstream
+  // gets the stale answer while the upstream query goes on (0: only once it failed). 1.8 s is the
+  // RFC's suggestion: below the 2 s many stub resolvers wait before they ask again.
+  uint32_t stale_answer_client_timeout_ms = 1800;
+  // The failure recheck timer: once an upstream query for such a name failed, the name is
+  // answered stale at once for this many seconds, without asking upstream (0: ask every time).
+  uint32_t stale_refresh_time_s = 30;
   uint32_t tcp_idle_timeout_ms = 10'000;  // RFC 7766 §6.2.3 suggests seconds, not minutes
   size_t tcp_max_connections = 1024;      // per worker
   size_t tcp_max_inflight = 32;           // queries waiting for upstream, per connection

@@ -29,7 +29,15 @@ namespace nodedns::proxy {
   X(upstream_queries, "nodedns_upstream_queries_total", "", "Queries sent upstream")              \
   X(upstream_errors, "nodedns_upstream_errors_total", "",                                         \
     "Upstream queries that failed (timeout, connection refused, mismatched reply, SERVFAIL)")     \
-  X(stale_served, "nodedns_stale_answers_total", "", "Answers served stale (RFC 8767)")           \
+  X(stale_served, "nodedns_stale_answers_total", "reason=\"upstream_failed\"",                    \
+    "Answers served stale (RFC 8767), by what let them: the upstream query failed, the client "   \
+    "response timer ran out while it was still out, or it failed within the recheck window")      \
+  X(stale_client_timeout, "nodedns_stale_answers_total", "reason=\"client_timeout\"",             \
+    "Answers served stale (RFC 8767), by what let them: the upstream query failed, the client "   \
+    "response timer ran out while it was still out, or it failed within the recheck window")      \
+  X(stale_recheck, "nodedns_stale_answers_total", "reason=\"failure_recheck\"",                   \
+    "Answers served stale (RFC 8767), by what let them: the upstream query failed, the client "   \
+    "response timer ran out while it was still out, or it failed within the recheck window")      \
   X(prefetches, "nodedns_prefetches_total", "", "Background refreshes of popular entries")        \
   X(truncated, "nodedns_truncated_replies_total", "", "UDP replies sent with TC=1")               \
   X(dropped, "nodedns_dropped_queries_total", "", "Datagrams dropped unanswered (QR=1, runts)")   \

@@ -21,6 +21,8 @@ struct MissTable::Pending {
   std::vector<MissWaiter> waiters;
   // Its zone's node-wide count (max_concurrent), decremented on completion; null: no limit.
   std::atomic<int64_t>* zone_in_flight = nullptr;
+  uint64_t slow_serial = 0;  // its client response deadline's, while one is armed
+  bool slow = false;         // that deadline passed: stale_ok waiters are answered stale
   absl::string_view KeyView() const { return PendingKey(key); }
 };
 
@@ -104,6 +106,8 @@ absl::Status MissTable::Start() {
   current_ = *std::move(g);
   uv_timer_init(ctx_.loop, &reap_timer_);
   reap_timer_.data = this;
+  uv_timer_init(ctx_.loop, &slow_timer_);
+  slow_timer_.data = this;
   reap_timer_started_ = true;
   return absl::OkStatus();
 }
@@ -136,8 +140,11 @@ void MissTable::Shutdown() {
   for (auto& g : retired_) g->Shutdown();
   if (reap_timer_started_) {
     uv_close(reinterpret_cast<uv_handle_t*>(&reap_timer_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&slow_timer_), nullptr);
     reap_timer_started_ = false;
   }
+  slow_deadlines_.clear();
+  slow_armed_.clear();
   pending_.clear();
 }
 
@@ -151,7 +158,16 @@ void MissTable::Join(const cache::CacheKey& key, bool do_bit, bool cd_bit, MissW
   auto it = pending_.find(PendingKey(key));
   if (it != pending_.end()) {
     ctx_.counters.coalesced.Inc();
-    it->second->waiters.push_back(std::move(waiter));
+    Pending* p = it->second.get();
+    if (waiter.stale_ok && p->slow) {
+      // The upstream has kept earlier clients of this name waiting past the client response
+      // timer already: this one is not made to wait again.
+      const MissOutcome slow{
+          .key = p->key, .ok = false, .reply = {}, .failed = true, .now = ctx_.Now()};
+      if (waiter.listener->OnMissSlow(waiter, slow)) return;
+    }
+    p->waiters.push_back(std::move(waiter));
+    if (p->waiters.back().stale_ok) ArmSlow(p);
     return;
   }
   const size_t zone = ZoneOfKey(key);
@@ -165,8 +181,53 @@ void MissTable::Join(const cache::CacheKey& key, bool do_bit, bool cd_bit, MissW
   }
   Pending* p = NewPending(key);
   p->waiters.push_back(std::move(waiter));
+  if (p->waiters.back().stale_ok) ArmSlow(p);
   // Sent only now, so that a synchronous failure finds the waiter in place.
   Send(key, do_bit, cd_bit, p);
+}
+
+void MissTable::ArmSlow(Pending* p) {
+  const uint32_t timeout = ctx_.config->stale_answer_client_timeout_ms;
+  if (timeout == 0 || p->slow || p->slow_serial != 0) return;
+  p->slow_serial = next_serial_++;
+  slow_armed_.emplace(p->slow_serial, p);
+  slow_deadlines_.push_back({.at_ms = ctx_.Now() + timeout, .serial = p->slow_serial});
+  if (!slow_timer_running_) {
+    slow_timer_running_ = true;
+    uv_timer_start(
+        &slow_timer_, [](uv_timer_t* h) { static_cast<MissTable*>(h->data)->OnSlowTimer(); },
+        timeout, 0);
+  }
+}
+
+void MissTable::OnSlowTimer() {
+  slow_timer_running_ = false;
+  ctx_.EnsureOnline();
+  const uint64_t now = ctx_.Now();
+  while (!slow_deadlines_.empty() && slow_deadlines_.front().at_ms <= now) {
+    const uint64_t serial = slow_deadlines_.front().serial;
+    slow_deadlines_.pop_front();
+    auto it = slow_armed_.find(serial);
+    if (it == slow_armed_.end()) continue;  // answered before its deadline
+    Pending* p = it->second;
+    slow_armed_.erase(it);
+    p->slow_serial = 0;
+    p->slow = true;
+    // Taken out first: a listener replies from its callback, and nothing it does may reach
+    // into this vector meanwhile. The waiters not answered stale go back to wait for upstream.
+    std::vector<MissWaiter> waiting;
+    waiting.swap(p->waiters);
+    const MissOutcome slow{.key = p->key, .ok = false, .reply = {}, .failed = true, .now = now};
+    for (MissWaiter& w : waiting) {
+      if (!w.stale_ok || !w.listener->OnMissSlow(w, slow)) p->waiters.push_back(std::move(w));
+    }
+  }
+  if (!slow_deadlines_.empty()) {
+    slow_timer_running_ = true;
+    uv_timer_start(
+        &slow_timer_, [](uv_timer_t* h) { static_cast<MissTable*>(h->data)->OnSlowTimer(); },
+        slow_deadlines_.front().at_ms - now, 0);
+  }
 }
 
 size_t MissTable::ZoneOfKey(const cache::CacheKey& key) const {
@@ -197,6 +258,8 @@ MissTable::Pending* MissTable::NewPending(const cache::CacheKey& key) {
   }
   p->table = this;
   p->key = key;
+  p->slow_serial = 0;
+  p->slow = false;
   Pending* raw = p.get();
   pending_.emplace(raw->KeyView(), std::move(p));
   return raw;
@@ -233,6 +296,10 @@ void MissTable::Complete(Pending* p, upstream::ForwardStatus status,
     p->zone_in_flight->fetch_sub(1, std::memory_order_relaxed);
     p->zone_in_flight = nullptr;
   }
+  if (p->slow_serial != 0) {
+    slow_armed_.erase(p->slow_serial);
+    p->slow_serial = 0;
+  }
   std::unique_ptr<Pending> own = std::move(it->second);
   pending_.erase(it);
   // Back to the pool when done (after the waiters: they may start new misses meanwhile).
@@ -259,7 +326,14 @@ void MissTable::Complete(Pending* p, upstream::ForwardStatus status,
                       zone.cache_policy ? &*zone.cache_policy : nullptr);
   }
   const bool failed = !ok || RcodeOf(reply.data()) == dns::rcode::kServFail;
-  if (failed) ctx_.counters.upstream_errors.Inc();
+  if (failed) {
+    ctx_.counters.upstream_errors.Inc();
+    // RFC 8767 §5: a name with a stale answer is not asked upstream again for a while; every
+    // worker sees the mark, which lives in the shared cache entry.
+    if (ctx_.config->stale_refresh_time_s != 0) {
+      ctx_.cache.NoteFailure(*ctx_.thread, p->key, now, ctx_.config->stale_refresh_time_s * 1000);
+    }
+  }
   const MissOutcome outcome{.key = p->key,
                             .ok = ok,
                             .reply = ok ? reply : std::span<const uint8_t>(),

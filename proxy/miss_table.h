@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <span>
 #include <vector>
@@ -48,6 +49,12 @@ class MissListener {
  public:
   // `waiter` is the listener's to move from.
   virtual void OnMissDone(MissWaiter& waiter, const MissOutcome& outcome) = 0;
+  // The client response timer (RFC 8767 §5) ran out for a waiter that joined with stale_ok, and
+  // the upstream query is still out: answer it from the stale entry if there is one, and return
+  // whether it was answered (then the table forgets it; otherwise it keeps waiting). `outcome`
+  // has ok = false and failed = true. Also called at once for a stale_ok waiter that joins a
+  // query whose timer ran out already.
+  virtual bool OnMissSlow(MissWaiter& /*waiter*/, const MissOutcome& /*outcome*/) { return false; }
 
  protected:
   ~MissListener() = default;
@@ -56,7 +63,10 @@ class MissListener {
 struct MissWaiter {
   MissListener* listener = nullptr;
   uint64_t tag = 0;  // the listener's own
-  Client client;     // for the query path's waiters
+  // The cache holds an expired answer for the key that this waiter may be given once the client
+  // response timer runs out (OnMissSlow).
+  bool stale_ok = false;
+  Client client;  // for the query path's waiters
 };
 
 class MissTable {
@@ -121,6 +131,22 @@ class MissTable {
   bool reap_timer_started_ = false;
   absl::flat_hash_map<absl::string_view, std::unique_ptr<Pending>> pending_;
   std::vector<std::unique_ptr<Pending>> pool_;
+
+  // The client response timer (ServeConfig::stale_answer_client_timeout_ms): one deadline per
+  // pending query with a stale_ok waiter, in a FIFO (every deadline is now + the same timeout, so
+  // it is sorted) under one uv timer. A deadline names its query by a serial that Complete()
+  // retires, so a query answered (or its Pending recycled) before the timer is skipped.
+  struct SlowDeadline {
+    uint64_t at_ms;
+    uint64_t serial;
+  };
+  void ArmSlow(Pending* p);
+  void OnSlowTimer();
+  std::deque<SlowDeadline> slow_deadlines_;
+  absl::flat_hash_map<uint64_t, Pending*> slow_armed_;
+  uint64_t next_serial_ = 1;
+  uv_timer_t slow_timer_;
+  bool slow_timer_running_ = false;
 };
 
 }  // namespace nodedns::proxy

@@ -83,6 +83,10 @@ Verdict QueryPath::ServeRest(const Request& r, const cache::LookupResult& hit,
                RcodeOf(out.data()), now, gate);
     return Verdict::kReply;
   }
+  if (hit.status == LookupResult::Status::kExpired && hit.upstream_failing &&
+      ServeStale(r, gate, out, size, now)) {
+    return Verdict::kReply;  // RFC 8767 §5: failed a moment ago, not asked again yet
+  }
   counters.cache_misses.Inc();
   if (ctx_.coredns) {
     ctx_.coredns->CacheMiss(
@@ -93,14 +97,64 @@ Verdict QueryPath::ServeRest(const Request& r, const cache::LookupResult& hit,
   w.listener = this;
   FillClient(r, w.client);  // in place: a Client is ~500 bytes
   w.client.rewrite_ns = ns;
+  // An expired answer can stand in if the upstream is slow. Not for a client whose NXDOMAIN
+  // would start a rewrite: that needs the upstream's word on the name.
+  w.stale_ok = hit.status == LookupResult::Status::kExpired && ns.empty();
   misses_.Join(r.key, q.do_bit, q.cd(), std::move(w));
   return Verdict::kPending;
+}
+
+bool QueryPath::ServeStale(const Request& r, RewriteGate& gate, std::span<uint8_t> out,
+                           size_t& size, uint64_t now) {
+  const dns::QueryInfo& q = r.q;
+  const LookupResult s =
+      ctx_.cache.Lookup(*ctx_.thread, r.key, now, out.first(out.size() - kReplyTrailerMax), true);
+  if (s.status != LookupResult::Status::kStale) return false;  // gone, or too large for the slot
+  WorkerCounters& counters = ctx_.counters;
+  counters.cache_hits.Inc();
+  counters.stale_recheck.Inc();
+  bool tc = false;
+  size = FinishReply(out, s.size, r.query, q, r.tcp ? dns::kMaxMessage : UdpLimit(q), &tc,
+                     kEdeStaleAnswer);
+  if (tc && !r.tcp) counters.truncated.Inc();
+  const std::span<const uint8_t> qname = r.query.subspan(dns::kHeaderSize, q.qname_length);
+  if (ctx_.coredns) {
+    ctx_.coredns->ServedStale(r.server, ctx_.config->zones[ZoneOf(qname)].metrics_zone);
+    CountCoreDns(r.from, r.server, r.tcp, qname, q.qtype, out.data(), ReplySource::kCache,
+                 ctx_.batch_ns, true, true);
+  }
+  AfterReply(r.from, qname, q.qtype, RcodeOf(out.data()), now, gate);
+  return true;
+}
+
+bool QueryPath::OnMissSlow(MissWaiter& waiter, const MissOutcome& o) {
+  Client& c = waiter.client;
+  std::span<uint8_t> out(ctx_.scratch);
+  const LookupResult r =
+      ctx_.cache.Lookup(*ctx_.thread, o.key, o.now, out.first(out.size() - kReplyTrailerMax), true);
+  // kHit: another worker's query brought a fresh answer meanwhile.
+  if (r.status != LookupResult::Status::kStale && r.status != LookupResult::Status::kHit) {
+    return false;
+  }
+  c.source = ReplySource::kCache;
+  uint16_t ede = kNoEde;
+  if (r.status == LookupResult::Status::kStale) {
+    ede = kEdeStaleAnswer;
+    ctx_.counters.stale_client_timeout.Inc();
+    if (ctx_.coredns)
+      ctx_.coredns->ServedStale(c.server, ctx_.config->zones[ZoneOf(c.qname())].metrics_zone);
+  }
+  bool tc = false;
+  const size_t size = FinishReply(out, r.size, c.question(), c.q, c.Limit(), &tc, ede);
+  if (tc && !c.tcp) ctx_.counters.truncated.Inc();
+  Deliver(c, out.first(size));
+  return true;
 }
 
 void QueryPath::OnMissDone(MissWaiter& waiter, const MissOutcome& o) {
   Client& c = waiter.client;
   std::span<uint8_t> out(ctx_.scratch);
-  const auto body = out.first(out.size() - dns::kOptRecordSize);
+  const auto body = out.first(out.size() - kReplyTrailerMax);
   size_t size = 0;
   const LookupResult r = ctx_.cache.Lookup(*ctx_.thread, o.key, o.now, body, o.failed);
   const ForwardZone& zone = ctx_.config->zones[ZoneOf(c.qname())];
@@ -126,7 +180,8 @@ void QueryPath::OnMissDone(MissWaiter& waiter, const MissOutcome& o) {
   }
   if (size > 0) {
     bool tc = false;
-    size = FinishReply(out, size, c.question(), c.q, c.Limit(), &tc);
+    size = FinishReply(out, size, c.question(), c.q, c.Limit(), &tc,
+                       r.status == LookupResult::Status::kStale ? kEdeStaleAnswer : kNoEde);
     if (tc && !c.tcp) ctx_.counters.truncated.Inc();
   } else if (o.rejected) {
     // CoreDNS's forward returns REFUSED without writing it; the server writes it, so its

@@ -66,6 +66,8 @@ class QueryPath : public MissListener, public ClientDelivery {
   // A miss of a client completed: its reply from the fresh entry, a stale one, the upstream's
   // reply as is, or SERVFAIL; or, for an NXDOMAIN it may rewrite, the rewrite.
   void OnMissDone(MissWaiter& waiter, const MissOutcome& outcome) override;
+  // The client response timer ran out (RFC 8767 §5): the stale answer, if the cache has one.
+  bool OnMissSlow(MissWaiter& waiter, const MissOutcome& outcome) override;
   // A finished reply for a waiting client: the accounting, then its sink.
   void Deliver(const Client& client, std::span<const uint8_t> reply) override;
 
@@ -94,6 +96,10 @@ class QueryPath : public MissListener, public ClientDelivery {
   Verdict ServeRest(const Request& r, const cache::LookupResult& hit, const NamespaceName& ns,
                     RewriteGate& gate, std::span<uint8_t> out, size_t& size, uint64_t now);
   void NoteNxDomain(const sockaddr_storage& client, std::span<const uint8_t> qname);
+  // Answers `r` from the stale entry for its key (RFC 8767), with Extended DNS Error 3 for a
+  // client that sent EDNS; false if the entry is gone (then it is a miss after all).
+  bool ServeStale(const Request& r, RewriteGate& gate, std::span<uint8_t> out, size_t& size,
+                  uint64_t now);
   void FillClient(const Request& r, Client& c) const;
 
   WorkerContext& ctx_;
@@ -149,7 +155,7 @@ inline void QueryPath::AfterReply(const sockaddr_storage& client, std::span<cons
   const std::span<const uint8_t> qname = r.query.subspan(dns::kHeaderSize, q.qname_length);
   if (IsSearchExpansion(qname, ctx_.config->cluster_domain_wire)) counters.search_queries.Inc();
   // Leave room for the OPT record FinishReply may append.
-  const std::span<uint8_t> body = out.first(out.size() - dns::kOptRecordSize);
+  const std::span<uint8_t> body = out.first(out.size() - kReplyTrailerMax);
   RewriteGate gate(rewrite_.shared(), qname, q.qtype);
   NamespaceName ns;
   size_t rewritten = 0;

@@ -22,7 +22,7 @@ void WriteOpt(uint8_t* p, bool do_bit, uint8_t extended_rcode) {
 }  // namespace
 
 size_t FinishReply(std::span<uint8_t> out, size_t size, std::span<const uint8_t> query,
-                   const dns::QueryInfo& q, size_t limit, bool* truncated) {
+                   const dns::QueryInfo& q, size_t limit, bool* truncated, uint16_t ede) {
   uint8_t* m = out.data();
   const uint16_t upstream = dns::HeaderFlags(out);
   uint16_t flags = dns::flag::kQR | dns::flag::kRA | (upstream & dns::flag::kRcodeMask) |
@@ -33,7 +33,7 @@ size_t FinishReply(std::span<uint8_t> out, size_t size, std::span<const uint8_t>
   Put16(m, q.id);
   // The stored question has the same name, in whatever case upstream used: write the client's.
   std::memcpy(m + dns::kHeaderSize, query.data() + dns::kHeaderSize, q.qname_length);
-  const size_t opt = q.has_edns ? dns::kOptRecordSize : 0;
+  const size_t opt = q.has_edns ? dns::kOptRecordSize + (ede != kNoEde ? kEdeOptionSize : 0) : 0;
   if (size + opt > limit) {
     // Header and question only: the client retries over TCP (RFC 7766 §5).
     flags |= dns::flag::kTC;
@@ -48,6 +48,13 @@ size_t FinishReply(std::span<uint8_t> out, size_t size, std::span<const uint8_t>
   Put16(m + 2, flags);
   if (opt) {
     WriteOpt(m + size, q.do_bit, 0);
+    if (ede != kNoEde) {
+      uint8_t* o = m + size + dns::kOptRecordSize;
+      Put16(m + size + 9, kEdeOptionSize);  // the OPT's RDLENGTH
+      Put16(o, dns::kEdnsOptionEde);
+      Put16(o + 2, 2);
+      Put16(o + 4, ede);
+    }
     Put16(m + 10, dns::ArCount(out) + 1);
     size += opt;
   }

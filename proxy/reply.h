@@ -18,10 +18,22 @@ namespace nodedns::proxy {
 // set, AA cleared (a cache is not authoritative), AD kept only if the client asked with AD or DO
 // (RFC 6840 §5.7-5.8), an OPT record iff the query had one (RFC 6891 §7; advertising 1232 and
 // echoing DO, RFC 3225), and — when `limit` is exceeded — truncation to header and question with
-// TC=1 (RFC 1035 §4.2.1, RFC 6891 §7). `out` must hold at least size + kOptRecordSize bytes.
-// Returns the reply's size; sets *truncated when TC was set here.
+// TC=1 (RFC 1035 §4.2.1, RFC 6891 §7). `ede`: an Extended DNS Error (RFC 8914) the OPT record
+// carries, when there is one (a client that sent no OPT gets none: RFC 8914 §3). `out` must hold
+// at least size + kOptRecordSize bytes, size + kReplyTrailerMax with an `ede`. Returns the
+// reply's size; sets *truncated when TC was set here.
 size_t FinishReply(std::span<uint8_t> out, size_t size, std::span<const uint8_t> query,
-                   const dns::QueryInfo& q, size_t limit, bool* truncated = nullptr);
+                   const dns::QueryInfo& q, size_t limit, bool* truncated = nullptr,
+                   uint16_t ede = 0xffff);
+
+// Extended DNS Error INFO-CODEs (RFC 8914 §4) nodedns sends, and kNoEde for none.
+inline constexpr uint16_t kEdeStaleAnswer = 3;  // §4.4: answered from expired data
+inline constexpr uint16_t kNoEde = 0xffff;
+// An EDE option without EXTRA-TEXT: OPTION-CODE 15, OPTION-LENGTH 2, INFO-CODE.
+inline constexpr size_t kEdeOptionSize = 6;
+// What FinishReply may append to a body: the OPT record and one EDE option. Callers leave this
+// much room after the cached or upstream bytes they copy in.
+inline constexpr size_t kReplyTrailerMax = dns::kOptRecordSize + kEdeOptionSize;
 
 // Every reply built here rather than taken from the cache or upstream (errors, local answers)
 // fits in this many bytes: an error reply is at most 12 + 255 + 4 + 11 = 282, a CHAOS answer at

@@ -55,6 +55,17 @@ CLI::App* AddServeCommand(CLI::App& app, ServeFlags& f) {
                 "Seconds past expiry an answer may still be served when upstream fails "
                 "(RFC 8767; 0 disables)")
       ->capture_default_str();
+  s->add_option("--stale-answer-client-timeout", f.stale_answer_client_timeout_ms,
+                "Milliseconds a client waits for the upstream before it gets an expired answer "
+                "the cache still holds, while the upstream query goes on (RFC 8767 §5; 0: only "
+                "once the upstream failed)")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 60000u));
+  s->add_option("--stale-refresh-time", f.stale_refresh_time_s,
+                "Seconds a name whose upstream query failed is answered stale at once, without "
+                "asking upstream again (RFC 8767 §5; 0: ask every time)")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 3600u));
   s->add_option(
        "--prefetch-hits", f.prefetch_hits,
        absl::StrCat("Refresh an entry in its last ", cache::CacheSettings{}.prefetch_percent,
@@ -187,6 +198,8 @@ absl::StatusOr<ServeConfig> BuildServeConfig(const ServeFlags& f) {
     c.http.push_back({.addr = *a});
   }
   c.upstream_timeout_ms = f.upstream_timeout_ms;
+  c.stale_answer_client_timeout_ms = f.stale_answer_client_timeout_ms;
+  c.stale_refresh_time_s = f.stale_refresh_time_s;
   c.upstream_tries = f.upstream_tries;
   c.tcp_idle_timeout_ms = static_cast<uint32_t>(f.tcp_idle_timeout_s * kMsPerSecond);
   c.tcp_max_connections = f.tcp_max_connections;

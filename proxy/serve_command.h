@@ -38,6 +38,8 @@ struct ServeFlags {
   uint32_t prefetch_hits = cache::CacheSettings{}.prefetch_min_hits;
   std::string health;
   uint32_t upstream_timeout_ms = ServeConfig{}.upstream_timeout_ms;
+  uint32_t stale_answer_client_timeout_ms = ServeConfig{}.stale_answer_client_timeout_ms;
+  uint32_t stale_refresh_time_s = ServeConfig{}.stale_refresh_time_s;
   int upstream_tries = ServeConfig{}.upstream_tries;
   double tcp_idle_timeout_s = ServeConfig{}.tcp_idle_timeout_ms / kMsPerSecond;
   size_t tcp_max_connections = ServeConfig{}.tcp_max_connections;

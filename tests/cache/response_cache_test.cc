@@ -233,6 +233,37 @@ TEST_F(ResponseCacheTest, ServesStaleWithinWindowOnlyWhenAsked) {
   EXPECT_EQ(Lookup(KeyFor("example.com."), kT0 + 110'000, true).status, Status::kMiss);
 }
 
+// RFC 8767 §5's failure recheck timer lives in the entry: marked once an upstream query failed,
+// seen by every lookup that finds the entry expired, gone with its window or a new answer.
+TEST_F(ResponseCacheTest, NoteFailureMarksAnExpiredEntryForTheRecheckWindowOnly) {
+  CacheSettings s;
+  s.capacity_bytes = 1 << 20;
+  s.stale_ttl = 100;
+  Make(s);
+  const CacheKey key = KeyFor("example.com.");
+  ASSERT_EQ(Insert(key, Build(Answer("example.com.", 10))), InsertResult::kInserted);
+  // Fresh: nothing to mark (it is answered anyway).
+  EXPECT_FALSE(cache_->NoteFailure(*thread_, key, kT0 + 5'000, 30'000));
+  EXPECT_FALSE(Lookup(key, kT0 + 20'000).upstream_failing);
+  EXPECT_TRUE(cache_->NoteFailure(*thread_, key, kT0 + 20'000, 30'000));
+  for (uint64_t t : {kT0 + 20'000, kT0 + 49'999}) {
+    const LookupResult r = Lookup(key, t);
+    EXPECT_EQ(r.status, Status::kExpired) << t;
+    EXPECT_TRUE(r.upstream_failing) << t;
+  }
+  EXPECT_FALSE(Lookup(key, kT0 + 50'000).upstream_failing);  // the 30 s are over
+  // A new answer replaces the entry and the mark.
+  EXPECT_TRUE(cache_->NoteFailure(*thread_, key, kT0 + 60'000, 30'000));
+  ASSERT_EQ(Insert(key, Build(Answer("example.com.", 10)), kT0 + 61'000), InsertResult::kReplaced);
+  EXPECT_FALSE(Lookup(key, kT0 + 75'000).upstream_failing);
+  // The window ends with the stale window (stored at 61 s, expired at 71 s, stale until 171 s).
+  EXPECT_TRUE(cache_->NoteFailure(*thread_, key, kT0 + 160'000, 30'000));
+  EXPECT_TRUE(Lookup(key, kT0 + 170'999).upstream_failing);
+  EXPECT_EQ(Lookup(key, kT0 + 171'000).status, Status::kMiss);
+  EXPECT_FALSE(cache_->NoteFailure(*thread_, key, kT0 + 171'000, 30'000));  // nothing to serve
+  EXPECT_FALSE(cache_->NoteFailure(*thread_, KeyFor("absent.example."), kT0, 30'000));
+}
+
 TEST_F(ResponseCacheTest, PrefetchIsWantedOnceLateInLifetimeAfterEnoughHits) {
   CacheSettings s;
   s.capacity_bytes = 1 << 20;

@@ -634,7 +634,7 @@ TEST_F(ServeIntegrationTest, ServesStaleWhenUpstreamIsDown) {
   EXPECT_EQ(AnswerAddresses(*stale), std::vector<std::string>{"192.0.2.6"});
   // RFC 8767 §4: stale answers carry a TTL of 30 s.
   EXPECT_EQ(AllTtls(Parse(*stale).get()), std::vector<uint32_t>{30});
-  EXPECT_GE(Metric("nodedns_stale_answers_total"), 1);
+  EXPECT_GE(Metric("nodedns_stale_answers_total{reason=\"upstream_failed\"}"), 1);
   EXPECT_GE(Metric("nodedns_upstream_errors_total"), 1);
   // Over TCP as well.
   auto stale_tcp = TcpExchange(dns_port_, query);
@@ -1241,7 +1241,7 @@ TEST_F(ServeIntegrationTest, ServesStaleWhenUpstreamAnswersServfailAndCachesTheS
   EXPECT_EQ(Rcode(*stale), kRcodeNoError);
   EXPECT_EQ(AnswerAddresses(*stale), std::vector<std::string>{"192.0.2.6"});
   EXPECT_EQ(AllTtls(Parse(*stale).get()), std::vector<uint32_t>{30});
-  EXPECT_GE(Metric("nodedns_stale_answers_total"), 1);
+  EXPECT_GE(Metric("nodedns_stale_answers_total{reason=\"upstream_failed\"}"), 1);
   // With nothing cached the SERVFAIL is passed on, and cached for --servfail-ttl (RFC 2308 §7.1):
   // the second query does not reach upstream.
   const Bytes uncached = Wire({"www.example.test.", kTypeA, 0, false, 132});

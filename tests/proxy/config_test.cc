@@ -167,10 +167,11 @@ TEST(ServeDefaultsTest, FlagDefaultsBuildTheConfigDefaults) {
   // Structured bindings name every field: a field added to ServeConfig or CacheSettings breaks
   // the build here until its default is pinned too.
   const auto& [listen, zones, workers, cache, http, coredns_metrics, upstream_timeout_ms,
-               upstream_tries, tcp_idle_timeout_ms, tcp_max_connections, tcp_max_inflight,
-               purge_interval_ms, cluster_domain, cluster_domain_wire, search_rewrite, node_search,
-               search_pins, search_rewrite_deadline_ms, chaos_text, quiet, handover_path,
-               handover_timeout_ms, handover_cache_percent, handover_linger] = *built;
+               upstream_tries, stale_answer_client_timeout_ms, stale_refresh_time_s,
+               tcp_idle_timeout_ms, tcp_max_connections, tcp_max_inflight, purge_interval_ms,
+               cluster_domain, cluster_domain_wire, search_rewrite, node_search, search_pins,
+               search_rewrite_deadline_ms, chaos_text, quiet, handover_path, handover_timeout_ms,
+               handover_cache_percent, handover_linger] = *built;
   ASSERT_EQ(listen.size(), 1u);
   EXPECT_EQ(listen[0].ToString(), kDefaultListen);
   EXPECT_TRUE(want.listen.empty());  // filled in by BuildServeConfig, from kDefaultListen
@@ -183,6 +184,8 @@ TEST(ServeDefaultsTest, FlagDefaultsBuildTheConfigDefaults) {
   EXPECT_EQ(coredns_metrics, want.coredns_metrics);
   EXPECT_EQ(upstream_timeout_ms, want.upstream_timeout_ms);
   EXPECT_EQ(upstream_tries, want.upstream_tries);
+  EXPECT_EQ(stale_answer_client_timeout_ms, want.stale_answer_client_timeout_ms);
+  EXPECT_EQ(stale_refresh_time_s, want.stale_refresh_time_s);
   EXPECT_EQ(tcp_idle_timeout_ms, want.tcp_idle_timeout_ms);
   EXPECT_EQ(tcp_max_connections, want.tcp_max_connections);
   EXPECT_EQ(tcp_max_inflight, want.tcp_max_inflight);

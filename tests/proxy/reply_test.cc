@@ -25,9 +25,10 @@ struct Fixture {
   std::vector<uint8_t> query;
   dns::QueryInfo q;
   std::vector<uint8_t> out = std::vector<uint8_t>(70000);
-  size_t Finish(const std::vector<uint8_t>& upstream, size_t limit, bool* tc = nullptr) {
+  size_t Finish(const std::vector<uint8_t>& upstream, size_t limit, bool* tc = nullptr,
+                uint16_t ede = kNoEde) {
     std::memcpy(out.data(), upstream.data(), upstream.size());
-    return FinishReply(out, upstream.size(), query, q, limit, tc);
+    return FinishReply(out, upstream.size(), query, q, limit, tc, ede);
   }
 };
 
@@ -105,6 +106,52 @@ TEST(FinishReplyTest, TruncationKeepsOptForEdnsClients) {
   ASSERT_NE(pkt, nullptr);
   EXPECT_TRUE(ldns_pkt_tc(pkt.get()));
   EXPECT_TRUE(ldns_pkt_edns(pkt.get()));
+}
+
+// The OPT record's options, as ldns reads them (empty without OPT or options).
+std::vector<uint8_t> EdnsOptions(const LdnsPkt& pkt) {
+  const ldns_rdf* data = ldns_pkt_edns_data(pkt.get());
+  if (data == nullptr) return {};
+  const uint8_t* p = ldns_rdf_data(data);
+  return {p, p + ldns_rdf_size(data)};
+}
+
+// RFC 8914: an EDE option (code 15, INFO-CODE, no EXTRA-TEXT) in the OPT record, only for a client
+// that sent EDNS, kept when the reply is truncated.
+TEST(FinishReplyTest, CarriesAnExtendedDnsErrorInTheOptOfEdnsClientsOnly) {
+  const std::vector<uint8_t> stale = {0, 15, 0, 2, 0, 3};
+  auto edns = ForQuery(BuildQuery("example.com.", 1, /*edns=*/true, /*do=*/true));
+  const auto up = Upstream("example.com.", 1);
+  size_t n = edns.Finish(up, 1232, nullptr, kEdeStaleAnswer);
+  EXPECT_EQ(n, up.size() + kReplyTrailerMax);
+  auto pkt = Parse({edns.out.data(), n});
+  ASSERT_NE(pkt, nullptr);
+  EXPECT_TRUE(ldns_pkt_edns(pkt.get()));
+  EXPECT_TRUE(ldns_pkt_edns_do(pkt.get()));
+  EXPECT_EQ(ldns_pkt_ancount(pkt.get()), 1);
+  EXPECT_EQ(EdnsOptions(pkt), stale);
+
+  auto plain = ForQuery(BuildQuery("example.com.", 1, /*edns=*/false));
+  n = plain.Finish(up, 512, nullptr, kEdeStaleAnswer);
+  EXPECT_EQ(n, up.size());
+  pkt = Parse({plain.out.data(), n});
+  ASSERT_NE(pkt, nullptr);
+  EXPECT_FALSE(ldns_pkt_edns(pkt.get()));
+
+  auto big = ForQuery(BuildQuery("example.com.", 1, /*edns=*/true));
+  bool tc = false;
+  n = big.Finish(Upstream("example.com.", 100), 1232, &tc, kEdeStaleAnswer);
+  EXPECT_TRUE(tc);
+  pkt = Parse({big.out.data(), n});
+  ASSERT_NE(pkt, nullptr);
+  EXPECT_TRUE(ldns_pkt_tc(pkt.get()));
+  EXPECT_EQ(EdnsOptions(pkt), stale);
+
+  // Without an EDE the OPT record has no options.
+  auto none = ForQuery(BuildQuery("example.com.", 1, /*edns=*/true));
+  pkt = Parse({none.out.data(), none.Finish(up, 1232)});
+  ASSERT_NE(pkt, nullptr);
+  EXPECT_TRUE(EdnsOptions(pkt).empty());
 }
 
 TEST(FinishReplyTest, KeepsAdOnlyWhenClientAskedForIt) {
