@@ -85,6 +85,13 @@ struct ServeConfig {
   // The failure recheck timer: once an upstream query for such a name failed, the name is
   // answered stale at once for this many seconds, without asking upstream (0: ask every time).
   uint32_t stale_refresh_time_s = 30;
+  // Overload (proxy/overload.h): once every UDP query read for `overload_interval_ms` had waited
+  // in the socket more than `overload_queue_delay_ms`, queries that waited longer are dropped
+  // unanswered until an interval passes without one; the queue drains and answers go to fresh
+  // queries. 0: never (the kernel drops what overflows the 4 MiB receive queue). 10 ms: about
+  // 2,000 queries of one worker's work, far above what a burst that drains leaves.
+  uint32_t overload_queue_delay_ms = 10;
+  uint32_t overload_interval_ms = 100;
   uint32_t tcp_idle_timeout_ms = 10'000;  // RFC 7766 §6.2.3 suggests seconds, not minutes
   size_t tcp_max_connections = 1024;      // per worker
   size_t tcp_max_inflight = 32;           // queries waiting for upstream, per connection

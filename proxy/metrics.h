@@ -40,6 +40,9 @@ namespace nodedns::proxy {
     "response timer ran out while it was still out, or it failed within the recheck window")      \
   X(prefetches, "nodedns_prefetches_total", "", "Background refreshes of popular entries")        \
   X(truncated, "nodedns_truncated_replies_total", "", "UDP replies sent with TC=1")               \
+  X(shed_queue_delay, "nodedns_shed_queries_total", "reason=\"queue_delay\"",                     \
+    "UDP queries dropped unanswered under overload: they waited in a standing receive queue "     \
+    "longer than --overload-queue-delay")                                                         \
   X(dropped, "nodedns_dropped_queries_total", "", "Datagrams dropped unanswered (QR=1, runts)")   \
   X(send_errors, "nodedns_send_errors_total", "", "Replies the kernel refused to send")           \
   X(rcode_noerror, "nodedns_replies_total", "rcode=\"NOERROR\"", "Replies sent, by rcode")        \

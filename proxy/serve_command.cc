@@ -82,6 +82,17 @@ CLI::App* AddServeCommand(CLI::App& app, ServeFlags& f) {
   s->add_option("--upstream-tries", f.upstream_tries, "Tries per upstream query")
       ->capture_default_str()
       ->check(CLI::Range(1, 10));
+  s->add_option("--overload-queue-delay", f.overload_queue_delay_ms,
+                "Under overload, drop UDP queries unanswered that waited in the socket longer "
+                "than this many ms, once every query did for --overload-interval (0: never)")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 10000u));
+  s->add_option("--overload-interval", f.overload_interval_ms,
+                "Milliseconds a receive queue must stay above --overload-queue-delay before "
+                "queries are dropped; a burst that drains sooner is answered whole (0: from "
+                "the second batch read that all waited longer)")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 10000u));
   s->add_option("--tcp-idle-timeout", f.tcp_idle_timeout_s,
                 "Seconds an idle client TCP connection is kept (RFC 7766 §6.2.3)")
       ->capture_default_str()
@@ -200,6 +211,8 @@ absl::StatusOr<ServeConfig> BuildServeConfig(const ServeFlags& f) {
   c.upstream_timeout_ms = f.upstream_timeout_ms;
   c.stale_answer_client_timeout_ms = f.stale_answer_client_timeout_ms;
   c.stale_refresh_time_s = f.stale_refresh_time_s;
+  c.overload_queue_delay_ms = f.overload_queue_delay_ms;
+  c.overload_interval_ms = f.overload_interval_ms;
   c.upstream_tries = f.upstream_tries;
   c.tcp_idle_timeout_ms = static_cast<uint32_t>(f.tcp_idle_timeout_s * kMsPerSecond);
   c.tcp_max_connections = f.tcp_max_connections;

@@ -40,6 +40,8 @@ struct ServeFlags {
   uint32_t upstream_timeout_ms = ServeConfig{}.upstream_timeout_ms;
   uint32_t stale_answer_client_timeout_ms = ServeConfig{}.stale_answer_client_timeout_ms;
   uint32_t stale_refresh_time_s = ServeConfig{}.stale_refresh_time_s;
+  uint32_t overload_queue_delay_ms = ServeConfig{}.overload_queue_delay_ms;
+  uint32_t overload_interval_ms = ServeConfig{}.overload_interval_ms;
   int upstream_tries = ServeConfig{}.upstream_tries;
   double tcp_idle_timeout_s = ServeConfig{}.tcp_idle_timeout_ms / kMsPerSecond;
   size_t tcp_max_connections = ServeConfig{}.tcp_max_connections;

@@ -2,17 +2,21 @@
 #include "proxy/udp_frontend.h"
 
 #include <sys/socket.h>
+#include <time.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 namespace nodedns::proxy {
 
 struct UdpFrontend::Socket {
+  explicit Socket(QueueDelayShedder::Options o) : shedder(o) {}
   uv_poll_t poll;
   UdpFrontend* frontend;
   int fd;
   uint8_t server;  // index of its listen address
+  QueueDelayShedder shedder;
 };
 
 struct UdpFrontend::Batch {
@@ -25,6 +29,10 @@ struct UdpFrontend::Batch {
   dns::QueryStatus status[kBatch];
   LocalAnswer local[kBatch];  // for status kOk: answered here instead of the cache or upstream
   cache::CacheKey keys[kBatch];
+  uint64_t delay_ns[kBatch];  // how long each datagram waited in the socket (shedding on)
+  bool shed[kBatch];          // dropped unread: it waited too long (shedding on)
+  // SCM_TIMESTAMPNS of each datagram (shedding on).
+  alignas(cmsghdr) uint8_t control[kBatch][CMSG_SPACE(sizeof(timespec))];
   alignas(64) uint8_t in_buf[kBatch][kUdpBufSize];
   alignas(64) uint8_t out_buf[kBatch][kUdpBufSize];
 };
@@ -61,8 +69,17 @@ void UdpFrontend::Start(std::span<const ListenFd> fds) {
   uv_check_start(&outbox_check_,
                  [](uv_check_t* h) { static_cast<UdpFrontend*>(h->data)->FlushOutbox(); });
   uv_unref(reinterpret_cast<uv_handle_t*>(&outbox_check_));
+  const QueueDelayShedder::Options shed{
+      .target_ns = uint64_t{ctx_.config->overload_queue_delay_ms} * 1'000'000,
+      .interval_ns = uint64_t{ctx_.config->overload_interval_ms} * 1'000'000};
   for (const ListenFd& l : fds) {
-    auto s = std::make_unique<Socket>();
+    if (shed.target_ns != 0) {
+      // The kernel's receive time of every datagram, as a control message: what its queue delay
+      // is measured from. A socket handed over keeps the option; setting it again is harmless.
+      const int one = 1;
+      setsockopt(l.fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
+    }
+    auto s = std::make_unique<Socket>(shed);
     s->frontend = this;
     s->fd = l.fd;
     s->server = l.server;
@@ -93,10 +110,20 @@ void UdpFrontend::OnReadable(uv_poll_t* handle, int status, int events) {
   f->ctx_.EnsureOnline();
   Batch& b = *f->batch_;
   // Bounded, so that TCP clients and upstream replies get their turn under a flood.
+  const bool timestamps = f->ctx_.config->overload_queue_delay_ms != 0;
   for (int round = 0; round < 16; ++round) {
-    for (int i = 0; i < kBatch; ++i) b.in[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+    for (int i = 0; i < kBatch; ++i) {
+      b.in[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+      if (timestamps) {
+        b.in[i].msg_hdr.msg_control = b.control[i];
+        b.in[i].msg_hdr.msg_controllen = sizeof b.control[i];
+      }
+    }
     const int n = recvmmsg(s->fd, b.in, kBatch, MSG_DONTWAIT, nullptr);
-    if (n <= 0) break;
+    if (n <= 0) {
+      s->shedder.OnEmpty();
+      break;
+    }
     f->ServeBatch(*s, n);
     f->ctx_.thread->Quiescent();  // no pointer into the cache survives a batch
     // No break on a partial batch: read until the socket is empty. Under open-loop load more
@@ -107,16 +134,52 @@ void UdpFrontend::OnReadable(uv_poll_t* handle, int status, int events) {
   }
 }
 
+// Queue delays from the kernel's receive timestamps, and the shedder's verdict on the batch. One
+// clock read per batch; the datagrams' own times come with them (SO_TIMESTAMPNS).
+void UdpFrontend::MeasureQueueDelay(Socket& s, int n) {
+  Batch& b = *batch_;
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  const uint64_t now_ns = uint64_t(ts.tv_sec) * 1'000'000'000 + uint64_t(ts.tv_nsec);
+  uint64_t least = UINT64_MAX;
+  for (int i = 0; i < n; ++i) {
+    uint64_t delay = 0;
+    msghdr& h = b.in[i].msg_hdr;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(&h, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS) continue;
+      timespec at;
+      std::memcpy(&at, CMSG_DATA(c), sizeof at);
+      const uint64_t at_ns = uint64_t(at.tv_sec) * 1'000'000'000 + uint64_t(at.tv_nsec);
+      delay = now_ns > at_ns ? now_ns - at_ns : 0;
+    }
+    b.delay_ns[i] = delay;
+    least = std::min(least, delay);
+  }
+  s.shedder.OnBatch(now_ns, least);
+  uint64_t shed = 0;
+  for (int i = 0; i < n; ++i) {
+    b.shed[i] = s.shedder.Shed(now_ns, b.delay_ns[i]);
+    shed += b.shed[i];
+  }
+  ctx_.counters.shed_queue_delay.Inc(shed);
+}
+
 void UdpFrontend::ServeBatch(Socket& s, int n) {
   Batch& b = *batch_;
   const uint64_t now = ctx_.Now();
   if (ctx_.coredns) ctx_.batch_ns = uv_hrtime();
   ctx_.counters.queries_udp.Inc(n);
   ctx_.counters.udp_batches.Inc();
+  const bool shedding_on = ctx_.config->overload_queue_delay_ms != 0;
+  if (shedding_on) MeasureQueueDelay(s, n);
   // Pass 1: parse, classify, build keys, prefetch the slots. Passes 2 and 3 then find them in
   // cache.
   for (int i = 0; i < n; ++i) {
     const std::span<const uint8_t> query(b.in_buf[i], b.in[i].msg_len);
+    if (shedding_on && b.shed[i]) {
+      b.status[i] = dns::QueryStatus::kDrop;  // nor looked up (the prefetch pass skips it)
+      continue;
+    }
     b.status[i] = dns::ParseQuery(query, b.info[i]);
     if (b.status[i] == dns::QueryStatus::kOk && (b.in[i].msg_hdr.msg_flags & MSG_TRUNC)) {
       b.status[i] = dns::QueryStatus::kFormErr;  // longer than any sane query
@@ -138,6 +201,7 @@ void UdpFrontend::ServeBatch(Socket& s, int n) {
   // Pass 3: the query path answers, or takes the query for later.
   int out = 0;
   for (int i = 0; i < n; ++i) {
+    if (shedding_on && b.shed[i]) continue;  // shed: no reply
     const Request r{.query = {b.in_buf[i], b.in[i].msg_len},
                     .q = b.info[i],
                     .status = b.status[i],

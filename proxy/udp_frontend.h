@@ -15,6 +15,7 @@
 
 #include "proxy/client.h"
 #include "proxy/miss_table.h"
+#include "proxy/overload.h"
 #include "proxy/query_path.h"
 #include "proxy/worker_context.h"
 
@@ -46,6 +47,7 @@ class UdpFrontend : public ReplySink {
   struct Outbox;
   static void OnReadable(uv_poll_t* handle, int status, int events);
   void ServeBatch(Socket& s, int n);
+  void MeasureQueueDelay(Socket& s, int n);
   void FlushOutbox();
 
   WorkerContext& ctx_;

@@ -193,6 +193,18 @@ TEST(CliTest, OtherParseErrorsAreOneLineToo) {
   ExpectOneLineError(Serve({"--search-rewrite", "maybe"}), "--search-rewrite");
 }
 
+TEST(CliTest, BadStaleAndOverloadTimersAreOneLineAndExitCode2) {
+  ExpectOneLineError(Serve({"--stale-answer-client-timeout", "-1"}),
+                     "--stale-answer-client-timeout");
+  ExpectOneLineError(Serve({"--stale-answer-client-timeout", "60001"}),
+                     "--stale-answer-client-timeout");
+  ExpectOneLineError(Serve({"--stale-refresh-time", "1h"}), "--stale-refresh-time");
+  ExpectOneLineError(Serve({"--stale-refresh-time", "3601"}), "--stale-refresh-time");
+  ExpectOneLineError(Serve({"--overload-queue-delay", "10001"}), "--overload-queue-delay");
+  ExpectOneLineError(Serve({"--overload-queue-delay", "x"}), "--overload-queue-delay");
+  ExpectOneLineError(Serve({"--overload-interval", "-5"}), "--overload-interval");
+}
+
 TEST(CliTest, BadChaosTextIsOneLineAndExitCode2) {
   ExpectOneLineError(Serve({"--chaos-text", std::string(401, 'x')}), "--chaos-text");
   ExpectOneLineError(Serve({"--chaos-text", "tab\there"}), "--chaos-text");

@@ -168,8 +168,9 @@ TEST(ServeDefaultsTest, FlagDefaultsBuildTheConfigDefaults) {
   // the build here until its default is pinned too.
   const auto& [listen, zones, workers, cache, http, coredns_metrics, upstream_timeout_ms,
                upstream_tries, stale_answer_client_timeout_ms, stale_refresh_time_s,
-               tcp_idle_timeout_ms, tcp_max_connections, tcp_max_inflight, purge_interval_ms,
-               cluster_domain, cluster_domain_wire, search_rewrite, node_search, search_pins,
+               overload_queue_delay_ms, overload_interval_ms, tcp_idle_timeout_ms,
+               tcp_max_connections, tcp_max_inflight, purge_interval_ms, cluster_domain,
+               cluster_domain_wire, search_rewrite, node_search, search_pins,
                search_rewrite_deadline_ms, chaos_text, quiet, handover_path, handover_timeout_ms,
                handover_cache_percent, handover_linger] = *built;
   ASSERT_EQ(listen.size(), 1u);
@@ -186,6 +187,8 @@ TEST(ServeDefaultsTest, FlagDefaultsBuildTheConfigDefaults) {
   EXPECT_EQ(upstream_tries, want.upstream_tries);
   EXPECT_EQ(stale_answer_client_timeout_ms, want.stale_answer_client_timeout_ms);
   EXPECT_EQ(stale_refresh_time_s, want.stale_refresh_time_s);
+  EXPECT_EQ(overload_queue_delay_ms, want.overload_queue_delay_ms);
+  EXPECT_EQ(overload_interval_ms, want.overload_interval_ms);
   EXPECT_EQ(tcp_idle_timeout_ms, want.tcp_idle_timeout_ms);
   EXPECT_EQ(tcp_max_connections, want.tcp_max_connections);
   EXPECT_EQ(tcp_max_inflight, want.tcp_max_inflight);

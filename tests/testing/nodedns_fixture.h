@@ -5,6 +5,8 @@
 #ifndef NODEDNS_TESTS_TESTING_NODEDNS_FIXTURE_H_
 #define NODEDNS_TESTS_TESTING_NODEDNS_FIXTURE_H_
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -28,6 +30,7 @@ class NodednsFixture : public ::testing::Test {
                     int workers = 1);
   std::string Metrics();                     // GET /metrics; a failed request fails the test
   double Metric(const std::string& sample);  // one sample of Metrics(), -1 if absent
+  pid_t nodedns_pid() const { return nodedns_.pid(); }
 
   uint16_t dns_port_ = 0, health_port_ = 0;
   std::string dir_;
