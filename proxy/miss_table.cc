@@ -51,7 +51,6 @@ void MissTable::Generation::Shutdown() {
 absl::StatusOr<std::unique_ptr<MissTable::Generation>> MissTable::Build() {
   const ServeConfig& config = *ctx_.config;
   auto g = std::make_unique<Generation>();
-  const size_t workers = std::max(1u, config.workers);
   for (const auto& zone : config.zones) {
     // The count is shared by every worker (the server hands out one per zone), so the limit is
     // node-wide as in CoreDNS; a miss path's atomic add, never a hit's. Without the server's

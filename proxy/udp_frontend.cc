@@ -69,6 +69,7 @@ void UdpFrontend::Start(std::span<const ListenFd> fds) {
   uv_check_start(&outbox_check_,
                  [](uv_check_t* h) { static_cast<UdpFrontend*>(h->data)->FlushOutbox(); });
   uv_unref(reinterpret_cast<uv_handle_t*>(&outbox_check_));
+  uv_idle_init(ctx_.loop, &outbox_idle_);
   const QueueDelayShedder::Options shed{
       .target_ns = uint64_t{ctx_.config->overload_queue_delay_ms} * 1'000'000,
       .interval_ns = uint64_t{ctx_.config->overload_interval_ms} * 1'000'000};
@@ -101,6 +102,7 @@ void UdpFrontend::Stop() {
   }
   FlushOutbox();
   uv_close(reinterpret_cast<uv_handle_t*>(&outbox_check_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&outbox_idle_), nullptr);
 }
 
 void UdpFrontend::OnReadable(uv_poll_t* handle, int status, int events) {
@@ -252,6 +254,7 @@ void UdpFrontend::SendReply(const Client& c, std::span<const uint8_t> reply) {
     return;
   }
   if (o.n == kBatch) FlushOutbox();
+  if (o.n == 0) uv_idle_start(&outbox_idle_, [](uv_idle_t*) {});
   const int i = o.n++;
   o.fd[i] = c.udp_fd;
   o.to[i] = c.addr;
@@ -285,6 +288,7 @@ void UdpFrontend::FlushOutbox() {
     start = end;
   }
   o.n = 0;
+  uv_idle_stop(&outbox_idle_);
 }
 
 }  // namespace nodedns::proxy

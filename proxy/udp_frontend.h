@@ -57,6 +57,10 @@ class UdpFrontend : public ReplySink {
   std::unique_ptr<Batch> batch_;  // allocated once
   std::unique_ptr<Outbox> outbox_;
   uv_check_t outbox_check_;
+  // Active while the outbox holds replies: a reply made by a timer callback (a stale answer on
+  // the client response timer, an upstream timeout's SERVFAIL) would otherwise wait for the
+  // loop's next wake-up, which the check phase follows; with it the coming poll does not block.
+  uv_idle_t outbox_idle_;
 };
 
 }  // namespace nodedns::proxy

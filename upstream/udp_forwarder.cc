@@ -70,6 +70,7 @@ absl::StatusOr<std::unique_ptr<UdpForwarder>> UdpForwarder::Create(
   f->check_.data = f.get();
   uv_check_start(&f->check_, [](uv_check_t* h) { static_cast<UdpForwarder*>(h->data)->Flush(); });
   uv_unref(reinterpret_cast<uv_handle_t*>(&f->check_));  // not a reason to keep the loop alive
+  uv_idle_init(loop, &f->idle_);
   return f;
 }
 
@@ -127,6 +128,11 @@ void UdpForwarder::Transmit(uint32_t index) {
   s.socket = static_cast<uint32_t>(server * k + s.id % k);
   Socket& sock = *sockets_[s.socket];
   if (options_.observer.fn != nullptr) s.sent_ns = uv_hrtime();
+  if (dirty_.empty()) {
+    // Queued from a timer (a retry) the datagram would wait in dirty_ until the loop next woke
+    // up; an active idle handle keeps the coming poll from blocking, so the check runs now.
+    uv_idle_start(&idle_, [](uv_idle_t*) {});
+  }
   if (sock.queued.empty()) dirty_.push_back(sock.index);
   sock.queued.push_back(index);
   const uint64_t at = uv_now(loop_) + (uint64_t{options_.timeout_ms} << round);
@@ -158,6 +164,7 @@ void UdpForwarder::Flush() {
     sock.queued.clear();
   }
   dirty_.clear();
+  uv_idle_stop(&idle_);
 }
 
 void UdpForwarder::ArmTimer(uint64_t at_ms) {
@@ -306,6 +313,7 @@ void UdpForwarder::Shutdown() {
   }
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&check_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&idle_), nullptr);
 }
 
 }  // namespace nodedns::upstream

@@ -82,7 +82,6 @@ class UdpForwarder {
   // only after the loop has run the close callbacks.
   void Shutdown();
 
-
  private:
   struct Socket;
   struct Slot {
@@ -93,7 +92,7 @@ class UdpForwarder {
     uint16_t size = 0;
     uint16_t qname_length = 0;
     uint16_t attempt = 0;
-    uint32_t socket = 0;  // index into sockets_ of the current try
+    uint32_t socket = 0;   // index into sockets_ of the current try
     uint64_t sent_ns = 0;  // the current try's (with an observer only)
     bool in_use = false;
     uint8_t query[kMaxQuery];
@@ -137,6 +136,7 @@ class UdpForwarder {
   uv_timer_t timer_;
   uint64_t timer_at_ = 0;  // when the timer fires, 0 if stopped
   uv_check_t check_;
+  uv_idle_t idle_;     // active while datagrams are queued: the loop does not block before Flush
   uint16_t ids_[256];  // random IDs drawn 256 at a time (one getrandom per 256 queries)
   size_t ids_left_ = 0;
   bool shut_down_ = false;

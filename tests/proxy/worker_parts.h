@@ -88,6 +88,8 @@ class WorkerParts {
   }
   bool ok() const { return ok_; }
   QueryPath& path() { return parts_->path; }
+  MissTable& misses() { return *misses_; }
+  uv_loop_t* loop() { return &loop_; }
   WorkerContext& ctx() { return *ctx_; }
   const WorkerCounters& counters() const { return ctx_->counters; }
   FakeSink& sink() { return sink_; }

@@ -5,11 +5,14 @@
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/testing/dns_builder.h"
@@ -163,6 +166,54 @@ TEST_F(UdpForwarderTest, RetriesOnTheNextServerAfterATimeout) {
   EXPECT_EQ(r.calls, 1);
   EXPECT_EQ(r.status, ForwardStatus::kOk);
   EXPECT_EQ(forwarder_->stats().retries.Get(), 1u);
+}
+
+// A retry is made in a timer callback; it must leave then, not when the loop next wakes up for
+// something else. The loop runs as a worker runs it (UV_RUN_DEFAULT, blocking in epoll). The first
+// server is silent; the second, on a thread of its own, answers at once. Sent when its timer
+// fires, the retry is answered long before its own timeout; left queued until the loop's next
+// wake-up (that same timeout), it leaves just as the query times out.
+TEST_F(UdpForwarderTest, RetryLeavesWhenItsTimerFiresNotAtTheLoopsNextWakeUp) {
+  FakeServer silent, answering;
+  Start({silent.Address(), answering.Address()}, {.timeout_ms = 200, .tries = 1});
+  std::thread server([&] {
+    pollfd p{.fd = answering.fd, .events = POLLIN, .revents = 0};
+    if (poll(&p, 1, 5000) != 1) return;
+    Datagram d;
+    sockaddr_in from{};
+    socklen_t len = sizeof from;
+    d.bytes.resize(512);
+    const ssize_t n = recvfrom(answering.fd, d.bytes.data(), d.bytes.size(), 0,
+                               reinterpret_cast<sockaddr*>(&from), &len);
+    if (n <= 0) return;
+    d.bytes.resize(static_cast<size_t>(n));
+    d.from = from;
+    Answer(answering, d, "late.example.com.");
+  });
+  struct State {
+    uv_loop_t* loop;
+    int calls = 0;
+    ForwardStatus status = ForwardStatus::kShutdown;
+  } state{&loop_};
+  forwarder_->Send(
+      UpstreamQuery("late.example.com."),
+      [](void* arg, ForwardStatus status, std::span<const uint8_t>) {
+        auto* st = static_cast<State*>(arg);
+        ++st->calls;
+        st->status = status;
+        uv_stop(st->loop);
+      },
+      &state);
+  uv_timer_t watchdog;  // bounds the test if the callback never comes
+  uv_timer_init(&loop_, &watchdog);
+  uv_timer_start(
+      &watchdog, [](uv_timer_t* t) { uv_stop(t->loop); }, 3000, 0);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  uv_close(reinterpret_cast<uv_handle_t*>(&watchdog), nullptr);
+  uv_run(&loop_, UV_RUN_NOWAIT);  // its close completes while it is still in scope
+  server.join();
+  ASSERT_EQ(state.calls, 1);
+  EXPECT_EQ(state.status, ForwardStatus::kOk) << "the retry left only as it timed out";
 }
 
 // A reply with TC=1, and one longer than the receive buffer (a server that ignores the 1232
