@@ -70,7 +70,21 @@ namespace nodedns::proxy {
     "Rewrite attempts that reached their deadline with candidates still unanswered")              \
   X(tcp_connections, "nodedns_tcp_connections_total", "", "TCP connections accepted")             \
   X(tcp_rejected, "nodedns_tcp_rejected_connections_total", "",                                   \
-    "TCP connections closed at once because the worker was at its connection limit")
+    "TCP connections closed at once: the worker was at its connection limit, none of them idle")  \
+  X(tcp_closed_idle, "nodedns_tcp_closed_total", "reason=\"idle\"",                               \
+    "Client TCP connections closed by nodedns, by reason")                                        \
+  X(tcp_closed_incomplete, "nodedns_tcp_closed_total", "reason=\"incomplete\"",                   \
+    "Client TCP connections closed by nodedns, by reason")                                        \
+  X(tcp_closed_unread, "nodedns_tcp_closed_total", "reason=\"unread\"",                           \
+    "Client TCP connections closed by nodedns, by reason")                                        \
+  X(tcp_closed_runt, "nodedns_tcp_closed_total", "reason=\"runt\"",                               \
+    "Client TCP connections closed by nodedns, by reason")                                        \
+  X(tcp_closed_evicted, "nodedns_tcp_closed_total", "reason=\"evicted\"",                         \
+    "Client TCP connections closed by nodedns, by reason")                                        \
+  X(tcp_paused_inflight, "nodedns_tcp_read_pauses_total", "reason=\"inflight\"",                  \
+    "Times reading a client TCP connection paused, by reason")                                    \
+  X(tcp_paused_unread, "nodedns_tcp_read_pauses_total", "reason=\"unread\"",                      \
+    "Times reading a client TCP connection paused, by reason")
 
 // One per worker, on its own cache lines: the worker's own counters, then its forwarders' (all
 // zones of the worker share one set; upstream/udp_forwarder.h, upstream/tcp_forwarder.h declare

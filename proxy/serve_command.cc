@@ -94,11 +94,13 @@ CLI::App* AddServeCommand(CLI::App& app, ServeFlags& f) {
       ->capture_default_str()
       ->check(CLI::Range(0u, 10000u));
   s->add_option("--tcp-idle-timeout", f.tcp_idle_timeout_s,
-                "Seconds an idle client TCP connection is kept (RFC 7766 §6.2.3)")
+                "Seconds a client TCP connection may go without a whole query or a reply "
+                "(RFC 7766 §6.2.3)")
       ->capture_default_str()
       ->check(CLI::Range(0.1, 3600.0));
   s->add_option("--tcp-max-connections", f.tcp_max_connections,
-                "Client TCP connections per worker; more are closed at once")
+                "Client TCP connections per worker; past it the idlest is closed, or the new one "
+                "when every connection has a query in flight")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{1} << 20));
   s->add_option("--tcp-max-inflight", f.tcp_max_inflight,

@@ -2,6 +2,7 @@
 #include "proxy/tcp_frontend.h"
 
 #include <cstring>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 
@@ -19,8 +20,9 @@ struct TcpFrontend::Conn {
   TcpFrontend* frontend;
   uint64_t id;
   uint8_t server;  // index of the listen address it came to
-  std::vector<uint8_t> in;
+  TcpFramer in;
   sockaddr_storage peer{};
+  uint64_t last_active = 0;  // uv_now of the accept, the last whole query or the last reply
   size_t inflight = 0;
   bool reading = true;
   bool eof = false;
@@ -36,6 +38,17 @@ struct WriteReq {
   uv_write_t req;
   std::unique_ptr<uint8_t[]> data;
 };
+
+// Reply bytes a connection may have waiting for its client before reading pauses: one large
+// reply, or hundreds of usual ones. A client that reads nothing thus leaves at most this, one
+// reply that crossed it and the replies of its queries in flight (tcp_max_inflight × 64 KiB at
+// worst) in the write queue, then its connection is closed when the idle timeout passes without
+// progress.
+constexpr size_t kMaxQueuedReplyBytes = 64 * 1024;
+
+size_t Queued(const uv_tcp_t& handle) {
+  return uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&handle));
+}
 
 }  // namespace
 
@@ -101,6 +114,18 @@ void TcpFrontend::OnConnection(uv_stream_t* server, int status) {
   uv_timer_init(f->ctx_.loop, &c->idle);
   c->handle.data = c;
   c->idle.data = c;
+  c->last_active = uv_now(f->ctx_.loop);
+  // At the limit the connection idle the longest makes room (RFC 7766 §10 allows closing idle
+  // connections or refusing new ones): refusing would let clients that hold connections open
+  // doing nothing (or trickling bytes, which are not activity) lock every other client out of
+  // TCP until their idle timeouts. Only when every connection has queries in flight is the new
+  // one refused.
+  if (f->conns_.size() >= f->ctx_.config->tcp_max_connections) {
+    if (Conn* victim = f->Idlest()) {
+      f->ctx_.counters.tcp_closed_evicted.Inc();
+      f->Close(*victim);
+    }
+  }
   if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->handle)) != 0 ||
       f->conns_.size() >= f->ctx_.config->tcp_max_connections) {
     f->ctx_.counters.tcp_rejected.Inc();
@@ -112,11 +137,24 @@ void TcpFrontend::OnConnection(uv_stream_t* server, int status) {
   int peer_len = sizeof c->peer;
   uv_tcp_getpeername(&c->handle, reinterpret_cast<sockaddr*>(&c->peer), &peer_len);
   uv_tcp_nodelay(&c->handle, 1);
+  // The clock restarts on a whole query, a reply, and the first byte of a message; not on the
+  // bytes after it, so that a message must arrive whole within the timeout of its first byte
+  // (RFC 7766 §6.2.3): a client trickling a byte a second, or stalling after a length prefix,
+  // cannot hold the connection past one timeout.
   auto on_idle = [](uv_timer_t* t) {
     auto* conn = static_cast<Conn*>(t->data);
     // Queries still waiting for upstream keep the connection; their replies end within the
     // upstream timeout and restart the clock.
-    if (conn->inflight == 0) conn->frontend->Close(*conn);
+    if (conn->inflight != 0) return;
+    WorkerCounters& counters = conn->frontend->ctx_.counters;
+    if (Queued(conn->handle) != 0) {
+      counters.tcp_closed_unread.Inc();
+    } else if (conn->in.buffered() != 0) {
+      counters.tcp_closed_incomplete.Inc();
+    } else {
+      counters.tcp_closed_idle.Inc();
+    }
+    conn->frontend->Close(*conn);
   };
   const uint64_t idle = f->ctx_.config->tcp_idle_timeout_ms;
   uv_timer_start(&c->idle, on_idle, idle, idle);
@@ -140,9 +178,26 @@ void TcpFrontend::OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf
     return;
   }
   if (nread == 0) return;
-  conn->in.insert(conn->in.end(), buf->base, buf->base + nread);
-  uv_timer_again(&conn->idle);
+  if (conn->in.buffered() == 0) uv_timer_again(&conn->idle);  // a new message begins
+  conn->in.Append({reinterpret_cast<const uint8_t*>(buf->base), static_cast<size_t>(nread)});
   f->ResumeReads(*conn);
+}
+
+TcpFrontend::Conn* TcpFrontend::Idlest() {
+  Conn* idlest = nullptr;
+  uint64_t oldest = std::numeric_limits<uint64_t>::max();
+  for (auto& [id, c] : conns_) {
+    if (c->inflight == 0 && !c->closing && c->last_active < oldest) {
+      idlest = c;
+      oldest = c->last_active;
+    }
+  }
+  return idlest;
+}
+
+void TcpFrontend::Touch(Conn& c) {
+  c.last_active = uv_now(ctx_.loop);
+  uv_timer_again(&c.idle);
 }
 
 void TcpFrontend::ResumeReads(Conn& c) {
@@ -151,29 +206,48 @@ void TcpFrontend::ResumeReads(Conn& c) {
   if (c.in_resume) return;
   c.in_resume = true;
   const size_t max_inflight = ctx_.config->tcp_max_inflight;
-  // Serve every complete frame buffered, up to the in-flight limit.
-  size_t off = 0;
-  while (!c.closing && c.in.size() - off >= 2 && c.inflight < max_inflight) {
-    const size_t len = dns::Get16(c.in.data() + off);
-    if (len < dns::kHeaderSize) {  // cannot even hold a header: the stream is garbage
+  // Serve every whole message buffered, up to the in-flight limit and while the client keeps
+  // reading its replies. Reading resumes only when this loop ran out of whole messages, so the
+  // buffer holds at most a partial message plus one read (2 × 64 KiB).
+  bool more = false;  // a whole message is left unserved
+  while (!c.closing && c.inflight < max_inflight && Queued(c.handle) < kMaxQueuedReplyBytes) {
+    std::span<const uint8_t> query;
+    const TcpFramer::Next next = c.in.Peek(query);
+    if (next == TcpFramer::Next::kIncomplete) break;
+    if (next == TcpFramer::Next::kRunt) {
+      // No ID to answer with, and no frame boundary to resync on: as Unbound does, close.
+      ctx_.counters.tcp_closed_runt.Inc();
       c.in_resume = false;
       Close(c);
       return;
     }
-    if (c.in.size() - off - 2 < len) break;
-    HandleQuery(c, {c.in.data() + off + 2, len});
-    off += 2 + len;
+    c.in.Pop();  // `query` stays valid until Compact below
+    Touch(c);
+    HandleQuery(c, query);
   }
   c.in_resume = false;
   if (c.closing) return;
-  c.in.erase(c.in.begin(), c.in.begin() + static_cast<ptrdiff_t>(off));
-  const bool want = !c.eof && c.inflight < max_inflight;
+  {
+    std::span<const uint8_t> query;
+    more = c.in.Peek(query) != TcpFramer::Next::kIncomplete;
+  }
+  c.in.Compact();
+  const bool full = c.inflight >= max_inflight;
+  const bool backlog = Queued(c.handle) >= kMaxQueuedReplyBytes;
+  const bool want = !c.eof && !full && !backlog;
   if (want && !c.reading) {
     uv_read_start(reinterpret_cast<uv_stream_t*>(&c.handle), &OnAlloc, &OnRead);
   }
-  if (!want && c.reading) uv_read_stop(reinterpret_cast<uv_stream_t*>(&c.handle));
+  if (!want && c.reading) {
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&c.handle));
+    if (full) {
+      ctx_.counters.tcp_paused_inflight.Inc();
+    } else if (backlog) {
+      ctx_.counters.tcp_paused_unread.Inc();
+    }
+  }
   c.reading = want;
-  if (c.eof && c.inflight == 0) Close(c);
+  if (c.eof && c.inflight == 0 && !more) Close(c);
 }
 
 void TcpFrontend::HandleQuery(Conn& c, std::span<const uint8_t> query) {
@@ -221,7 +295,7 @@ void TcpFrontend::SendReply(const Client& client, std::span<const uint8_t> reply
   Conn& c = *it->second;
   Write(c, reply);
   --c.inflight;
-  uv_timer_again(&c.idle);
+  Touch(c);
   ResumeReads(c);
 }
 
@@ -234,8 +308,19 @@ void TcpFrontend::Write(Conn& c, std::span<const uint8_t> reply) {
   req->req.data = req;
   uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(req->data.get()),
                              static_cast<unsigned>(reply.size() + 2));
-  const int rc = uv_write(&req->req, reinterpret_cast<uv_stream_t*>(&c.handle), &buf, 1,
-                          [](uv_write_t* r, int) { delete static_cast<WriteReq*>(r->data); });
+  // libuv writes at once what the socket takes; the rest waits in the handle's write queue
+  // (Queued), which ResumeReads keeps near kMaxQueuedReplyBytes by not reading more queries. Once
+  // the client has read enough, the completed write resumes reading.
+  auto on_written = [](uv_write_t* r, int status) {
+    auto* conn = static_cast<Conn*>(r->handle->data);
+    delete static_cast<WriteReq*>(r->data);
+    if (status == 0 && !conn->closing && !conn->reading &&
+        Queued(conn->handle) < kMaxQueuedReplyBytes) {
+      conn->frontend->ResumeReads(*conn);
+    }
+  };
+  const int rc =
+      uv_write(&req->req, reinterpret_cast<uv_stream_t*>(&c.handle), &buf, 1, on_written);
   if (rc != 0) {
     delete req;
     Close(c);

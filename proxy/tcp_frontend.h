@@ -1,7 +1,9 @@
 // The TCP front end of a worker (RFC 7766): its listening sockets and client connections, the
-// 2-byte length framing, pipelining with replies in completion order, the per-worker connection
-// cap, the per-connection in-flight cap (reading pauses above it) and the idle timeout. Each
-// framed query goes to QueryPath::Serve; later replies come back through SendReply.
+// 2-byte length framing (TcpFramer), pipelining with replies in completion order, the per-worker
+// connection cap (the idlest connection makes room), the per-connection in-flight cap and reply
+// backlog (reading pauses above either), and the idle timeout, which a message trickling in does
+// not restart. Each framed query goes to QueryPath::Serve; later replies come back through
+// SendReply.
 #ifndef NODEDNS_PROXY_TCP_FRONTEND_H_
 #define NODEDNS_PROXY_TCP_FRONTEND_H_
 
@@ -17,6 +19,7 @@
 #include "absl/status/status.h"
 #include "proxy/client.h"
 #include "proxy/query_path.h"
+#include "proxy/tcp_framing.h"
 #include "proxy/worker_context.h"
 
 namespace nodedns::proxy {
@@ -54,6 +57,10 @@ class TcpFrontend : public ReplySink {
   void CloseAfterWrites(Conn& c);
   void CloseHandles(Conn& c);
   void ResumeReads(Conn& c);
+  // The connection with nothing in flight whose last query or reply is the oldest, or null.
+  Conn* Idlest();
+  // A whole query or a reply: restarts the idle clock.
+  void Touch(Conn& c);
 
   WorkerContext& ctx_;
   QueryPath& path_;

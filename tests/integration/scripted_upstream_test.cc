@@ -1,6 +1,7 @@
 // End-to-end tests of `nodedns serve` in front of a ScriptedUpstream that answers every query
-// itself: the TCP limits for clients (RFC 7766 §6.2: idle timeout, connections per worker,
-// queries in flight per connection), --force-tcp, and prefetch. Nothing here needs a real DNS
+// itself: the TCP limits for clients (RFC 7766 §6.2: idle timeout, queries in flight per
+// connection; hostile_client_test.cc has the connection limit and the misbehaving clients),
+// --force-tcp, and prefetch. Nothing here needs a real DNS
 // server, so these run wherever the binary builds (the tests against Knot are in
 // serve_integration_test.cc).
 #include "tests/testing/scripted_upstream.h"
@@ -147,44 +148,6 @@ TEST_F(ScriptedUpstreamTest, ClosesTcpConnectionsIdleForTheIdleTimeout) {
   close(busy);
   ASSERT_TRUE(later.has_value()) << "connection still open 8 s after its last query";
   EXPECT_LT(*later, milliseconds(5000));
-}
-
-TEST_F(ScriptedUpstreamTest, RejectsTcpConnectionsBeyondThePerWorkerLimit) {
-  FakeUpstream upstream(milliseconds(0));
-  ASSERT_NO_FATAL_FAILURE(StartNodedns(upstream.port(), {"--tcp-max-connections", "2"}));
-  // Two connections, each proven accepted by an answer.
-  int conns[2];
-  for (int i = 0; i < 2; ++i) {
-    conns[i] = TcpConnect(dns_port_);
-    ASSERT_GE(conns[i], 0);
-    ASSERT_TRUE(SendAll(conns[i], TcpFrame(Wire({"cap.example.", kTypeA, 0, false, 1}))));
-    ASSERT_TRUE(RecvTcpMessage(conns[i], Clock::now() + milliseconds(3000)).has_value());
-  }
-  // The third is accepted by the kernel and closed by the worker at once, unanswered.
-  const int third = TcpConnect(dns_port_);
-  ASSERT_GE(third, 0);
-  SendAll(third, TcpFrame(Wire({"cap.example.", kTypeA, 0, false, 3})));
-  // "At once" against the 10 s idle timeout that would close it otherwise.
-  const auto closed = WaitForClose(third, milliseconds(5000));
-  close(third);
-  ASSERT_TRUE(closed.has_value()) << "connection beyond the limit kept open";
-  EXPECT_LT(*closed, milliseconds(3000));
-  std::string m = Metrics();
-  EXPECT_EQ(MetricValue(m, "nodedns_tcp_rejected_connections_total"), 1);
-  EXPECT_EQ(MetricValue(m, "nodedns_tcp_connections_total"), 2);
-  // The first two still work; when one leaves, a new connection gets its place.
-  ASSERT_TRUE(SendAll(conns[1], TcpFrame(Wire({"cap.example.", kTypeA, 0, false, 4}))));
-  EXPECT_TRUE(RecvTcpMessage(conns[1], Clock::now() + milliseconds(3000)).has_value());
-  close(conns[0]);
-  bool admitted = false;
-  for (int attempt = 0; attempt < 20 && !admitted; ++attempt) {  // the close takes a loop turn
-    std::this_thread::sleep_for(milliseconds(50));
-    admitted =
-        TcpExchange(dns_port_, Wire({"cap.example.", kTypeA, 0, false, 5}), 1000).has_value();
-  }
-  close(conns[1]);
-  EXPECT_TRUE(admitted) << "no room after a connection closed";
-  EXPECT_GE(Metric("nodedns_tcp_connections_total"), 3);
 }
 
 TEST_F(ScriptedUpstreamTest, UpstreamSeesAtMostTheInflightLimitPerTcpConnection) {
