@@ -35,6 +35,11 @@ class TcpFramer {
   void Pop();
   // Drops the consumed bytes.
   void Compact();
+  // Drops everything buffered (the stream cannot be framed any further).
+  void Clear() {
+    std::vector<uint8_t>().swap(buf_);
+    off_ = 0;
+  }
   // Bytes received and not consumed yet: whole messages not served, and a partial one.
   size_t buffered() const { return buf_.size() - off_; }
   size_t capacity() const { return buf_.capacity(); }

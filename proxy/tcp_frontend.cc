@@ -215,11 +215,14 @@ void TcpFrontend::ResumeReads(Conn& c) {
     const TcpFramer::Next next = c.in.Peek(query);
     if (next == TcpFramer::Next::kIncomplete) break;
     if (next == TcpFramer::Next::kRunt) {
-      // No ID to answer with, and no frame boundary to resync on: as Unbound does, close.
+      // No ID to answer with, and no frame boundary to resync on: as if the client had closed
+      // its side there, the queries before it are answered, nothing after it is read, and the
+      // connection closes (Unbound resets it at once, dropping those replies; dnsdist answers
+      // them, then closes).
       ctx_.counters.tcp_closed_runt.Inc();
-      c.in_resume = false;
-      Close(c);
-      return;
+      c.in.Clear();
+      c.eof = true;
+      break;
     }
     c.in.Pop();  // `query` stays valid until Compact below
     Touch(c);
