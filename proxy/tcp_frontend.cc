@@ -209,7 +209,6 @@ void TcpFrontend::ResumeReads(Conn& c) {
   // Serve every whole message buffered, up to the in-flight limit and while the client keeps
   // reading its replies. Reading resumes only when this loop ran out of whole messages, so the
   // buffer holds at most a partial message plus one read (2 × 64 KiB).
-  bool more = false;  // a whole message is left unserved
   while (!c.closing && c.inflight < max_inflight && Queued(c.handle) < kMaxQueuedReplyBytes) {
     std::span<const uint8_t> query;
     const TcpFramer::Next next = c.in.Peek(query);
@@ -230,10 +229,8 @@ void TcpFrontend::ResumeReads(Conn& c) {
   }
   c.in_resume = false;
   if (c.closing) return;
-  {
-    std::span<const uint8_t> query;
-    more = c.in.Peek(query) != TcpFramer::Next::kIncomplete;
-  }
+  std::span<const uint8_t> next;
+  const bool more = c.in.Peek(next) != TcpFramer::Next::kIncomplete;  // a message left unserved
   c.in.Compact();
   const bool full = c.inflight >= max_inflight;
   const bool backlog = Queued(c.handle) >= kMaxQueuedReplyBytes;
