@@ -6,8 +6,9 @@ queries (EDNS, cookies, ECS, search-path expansions, zero or two questions, trun
 question) and real responses (A, CNAME chains with compression, NXDOMAIN and NODATA with SOA,
 SERVFAIL, TC, BADVERS, compression loops, 513 records, and each kind of malformed name
 ParseResponseLayout refuses), resolv.conf variants, Corefiles (the ones under tests/corefile/testdata
-and tests/nodecache/testdata, and small broken ones), kube-dns ConfigMaps with base Corefiles, and
-node-cache command lines. Files found by
+and tests/nodecache/testdata, and small broken ones), kube-dns ConfigMaps with base Corefiles,
+node-cache command lines, client TCP byte streams, and worker scripts (client messages, upstream
+replies, preloaded cache entries). Files found by
 fuzzing (reproducers) live beside them under names starting with "found-"; this script leaves
 those alone and rewrites the rest.
 
@@ -479,6 +480,88 @@ def node_cache_args():
     }
 
 
+def tcp_streams():
+    """tcp_framing_fuzz: 2 control bytes (read sizes, in-flight limit), then a client's stream."""
+    def frame(msg):
+        return struct.pack(">H", len(msg)) + msg
+    a = query("example.com", A, edns={})
+    b = query("www.example.org", AAAA, id_=0x4321)
+    big = query("big.example", TXT, edns={"options": edns_option(12, bytes(1400))})
+    three = frame(a) + frame(b) + frame(big)
+    return {
+        "one_query": b"\x05\x00" + frame(a),
+        "pipelined_byte_reads": b"\x00\x07" + three,  # reads of 1-2 bytes
+        "pipelined_one_read": b"\x0f\x00" + three,    # reads up to 64 KiB
+        "pipelined_paused": b"\x03\x00" + three * 4,  # in-flight limit 1-8
+        "header_only": b"\x02\x01" + frame(header(0x0101, RD, 0)),
+        "runt_zero": b"\x04\x02" + frame(a) + b"\x00\x00" + frame(b),
+        "runt_eleven": b"\x06\x03" + frame(a) + b"\x00\x0b" + a[:11],
+        "length_only": b"\x01\x00" + frame(a) + b"\x00",
+        "prefix_longer_than_data": b"\x08\x00" + b"\x02\x00" + a,
+        "max_length_prefix": b"\x0e\x04" + b"\xff\xff" + bytes(1000),
+        "empty": b"\x00\x00",
+    }
+
+
+def worker_inputs():
+    """worker_fuzz: 1 control byte, then [tag][length][bytes] records (see worker_fuzz.cc)."""
+    def rec(tag, data):
+        return bytes([tag]) + struct.pack(">H", len(data)) + data
+    def client(msg, who=0, tcp=False):
+        return rec(who << 2 | (0x20 if tcp else 0), msg)
+    def upstream(msg, fix_id=True):
+        return rec(1 | (4 if fix_id else 0), msg)
+    def preload(msg, minutes=0):
+        return rec(2 | minutes << 2, msg)
+    run = rec(3, b"")
+    answer = lambda n, ttl=300: [rr(PTR_QNAME, A, ttl, ipv4("192.0.2.%d" % n))]
+    www = response("www.example.com", answer=answer(1))
+    nx = lambda q: response(q, rcode=3, authority=[rr(name("cluster.local"), SOA, 30, soa_rdata())])
+    first = K8S_FIRST_STEP
+    return {
+        "hit": b"\x00" + preload(www) + client(query("WWW.example.com", edns={})),
+        "hit_tcp_do": b"\x00" + preload(www) + client(query("www.example.com"), 1, True) +
+                      client(query("www.example.com", edns={"do": True}), 2, True),
+        "miss_answered": b"\x00" + client(query("Miss.Example.com", edns={})) +
+                         upstream(response("miss.example.com", answer=answer(2), edns={})),
+        "miss_unanswered": b"\x00" + client(query("gone.example.com")) + run,
+        "miss_wrong_question": b"\x00" + client(query("one.example.com")) +
+                               upstream(response("two.example.com", answer=answer(3))),
+        "miss_wrong_id": b"\x00" + client(query("id.example.com")) +
+                         upstream(response("id.example.com", answer=answer(3)), False),
+        "coalesced": b"\x00" + client(query("same.example.com"), 1) +
+                     client(query("SAME.example.com"), 2, True) +
+                     upstream(response("same.example.com", answer=answer(4))),
+        "stale_after_servfail": b"\x00" + preload(response("old.example.com",
+                                                             answer=answer(5, 60)), 5) +
+                                client(query("old.example.com")),
+        "prefetch_late_hits": b"\x00" + preload(response("late.example.com",
+                                                           answer=answer(6, 620)), 10) +
+                              client(query("late.example.com")) * 3 + run,
+        "truncated_upstream": b"\x00" + client(query("tc.example.com")) +
+                              upstream(response("tc.example.com", flags=QR | RD | RA | TC)),
+        "upstream_servfail": b"\x00" + client(query("sf.example.com", edns={})) +
+                             upstream(response("sf.example.com", rcode=2)),
+        "nxdomain_rewrite": b"\x00" + client(query(first, edns={})) + upstream(nx(first)) +
+                            upstream(nx("api.example.com.svc.cluster.local")) +
+                            upstream(nx("api.example.com.cluster.local")) +
+                            upstream(response("api.example.com", answer=answer(7))),
+        "nxdomain_rewrite_off": b"\x04" + client(query(first)) + upstream(nx(first)),
+        "large_answer_udp": b"\x00" + client(query("many.example.com", edns={})) +
+                            upstream(response("many.example.com",
+                                              answer=[rr(PTR_QNAME, A, 300, bytes([10, 0, i // 256, i % 256]))
+                                                      for i in range(100)], edns={})),
+        "errors": b"\x00" + client(query("example.com", A, flags=QR | RD)) +
+                  client(header(0x1111, RD, 0) + opt()) + client(b"\x12\x34\x01") +
+                  client(query("example.com", SOA, flags=4 << 11)) +
+                  client(query("example.com", A, edns={"version": 1}), 3, True),
+        "chaos_coredns": b"\x03" + client(query("version.bind", TXT, qclass=CH)) +
+                         client(query("id.server", TXT, qclass=CH), 1, True) +
+                         client(query("example.com", A, qclass=4)),
+        "empty": b"\x00",
+    }
+
+
 def write(out, target, files, prefix=b""):
     directory = out / target
     directory.mkdir(parents=True, exist_ok=True)
@@ -515,6 +598,8 @@ def main():
     write(out, "corefile_fuzz", corefiles())
     write(out, "kubedns_config_fuzz", kubedns_inputs())
     write(out, "node_cache_flags_fuzz", node_cache_args())
+    write(out, "tcp_framing_fuzz", tcp_streams())
+    write(out, "worker_fuzz", worker_inputs())
 
 
 if __name__ == "__main__":
