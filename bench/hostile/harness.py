@@ -79,17 +79,33 @@ UNBOUND_CONF = """server:
   do-daemonize: no
   verbosity: 1
   access-control: 127.0.0.0/8 allow
-forward-zone:
+{staleline}forward-zone:
   name: "."
   forward-addr: 127.0.0.1@{uport}
 {tcpline}"""
 
+# Serve-stale as a user would turn it on (stale scenarios only), matching nodedns's defaults:
+# expired answers kept 3600 s, given to a client after 1800 ms (RFC 8767 §5), with EDE 3.
+UNBOUND_STALE = """  serve-expired: yes
+  serve-expired-ttl: 3600
+  serve-expired-client-timeout: 1800
+  ede: yes
+  ede-serve-expired: yes
+"""
+
 DNSDIST_CONF = """setLocal('127.0.0.1:{lport}')
-newServer({{address='127.0.0.1:{uport}', checkName='health.check.'{tcponly}}})
+newServer({{address='127.0.0.1:{uport}', checkName='health.check.'{tcponly}{checks}}})
 pc = newPacketCache(10000)   -- packet cache with default settings
 getPool(""):setCache(pc)
 setSecurityPollSuffix("")
-"""
+{staleline}"""
+
+# dnsdist serves an expired cache entry only when no backend of the pool is up: keep entries
+# 3600 s past expiry, and let a health check fail on SERVFAIL/REFUSED too (mustResolve; a
+# check every second, down after one failure, its 1 s timeout: the defaults, spelt out).
+DNSDIST_STALE = "setStaleCacheEntriesTTL(3600)\n"
+DNSDIST_STALE_CHECKS = (", mustResolve=true, checkInterval=1, maxCheckFailures=1, "
+                        "checkTimeout=1000")
 
 
 # ------------------------------------------------------------ process bookkeeping
@@ -199,8 +215,8 @@ class Run:
     """One scenario run for one peer: upstream + peer processes, helpers to query
     the peer and to read the upstream's log."""
 
-    def __init__(self, name, peer, case, tcp_upstream=False, hold=40):
-        self.name, self.peer, self.case = name, peer, case
+    def __init__(self, name, peer, case, tcp_upstream=False, hold=40, stale=False):
+        self.name, self.peer, self.case, self.stale = name, peer, case, stale
         self.uport, self.lport, self.hport = PORTS[peer]
         self.tag = "%s.%s" % (name, peer)
         self.uplog = os.path.join(LOGS, self.tag + ".upstream.jsonl")
@@ -252,7 +268,8 @@ class Run:
         with open(conf, "w") as f:
             f.write(UNBOUND_CONF.format(
                 lport=self.lport, uport=self.uport, d=LOGS,
-                tcpline="  forward-tcp-upstream: yes\n" if tcp else ""))
+                tcpline="  forward-tcp-upstream: yes\n" if tcp else "",
+                staleline=UNBOUND_STALE if self.stale else ""))
         self.peer_proc = self._spawn(["unbound", "-d", "-c", conf], "peer")
         self._wait_up()
 
@@ -260,7 +277,9 @@ class Run:
         conf = self._logfile("dnsdist.conf")
         with open(conf, "w") as f:
             f.write(DNSDIST_CONF.format(lport=self.lport, uport=self.uport,
-                                        tcponly=", tcpOnly=true" if tcp else ""))
+                                        tcponly=", tcpOnly=true" if tcp else "",
+                                        checks=DNSDIST_STALE_CHECKS if self.stale else "",
+                                        staleline=DNSDIST_STALE if self.stale else ""))
         self.peer_proc = self._spawn(
             ["dnsdist", "--supervised", "--disable-syslog", "-C", conf], "peer")
         self._wait_up()
@@ -654,6 +673,49 @@ def knot_case7():
         stop_proc(p)
 
 
+def sc_stale(peer, case):
+    """Case 8 (RFC 8767): stale1 is answered once with TTL 1, then the upstream goes silent
+    (or SERVFAILs). Ask it with EDNS (every time: dnsdist's cache key is the whole query)
+    fresh; 3 s later, expired (Unbound counts TTLs in whole seconds: an answer with TTL 1 may
+    still be served with TTL 0 up to 2 s after it came); again at once; 7 s after the expired
+    query (its upstream query has failed: 2 s + 4 s for nodedns); 40 s after it (a 30 s
+    failure recheck window is over). kdig waits 5 s (glibc's resolver default). up_<step>
+    lists the upstream's queries for the name from that step's query until the next one."""
+    r = Run(case.replace("-silent", ""), peer, case, stale=True)
+    n, edns = "stale1.lab.", ["+bufsize=1232"]
+    try:
+        res, up = {}, []
+
+        def ask(step):
+            # the upstream's queries since the previous step belong to that step
+            if up:
+                res["up_" + up[-1][0]] = r.upstream_for(n)[up[-1][1]:]
+            up.append((step, len(r.upstream_for(n))))
+            res[step] = r.kdig(n, timeout=5, extra=edns, label=step)
+
+        def sleep_until(t):
+            if t > time.monotonic():
+                time.sleep(t - time.monotonic())
+
+        t = time.monotonic()
+        ask("fresh")
+        sleep_until(t + 3.0)
+        t_exp = time.monotonic()
+        ask("expired")
+        ask("again")
+        sleep_until(t_exp + 7.0)
+        ask("at7s")
+        sleep_until(t_exp + 40.0)
+        ask("at40s")
+        time.sleep(7.0)  # what the last query set off upstream
+        res["up_at40s"] = r.upstream_for(n)[up[-1][1]:]
+        res["events"] = r.events
+        res["upstream"] = r.upstream()
+        return res
+    finally:
+        r.stop()
+
+
 def build_scenarios():
     """name -> function(peers). 'in_all' marks the ones `all` runs."""
     sc = {
@@ -674,6 +736,9 @@ def build_scenarios():
     sc["chaos"] = lambda ps: for_peers(ps, sc_chaos, "chaos")
     sc["case7"] = lambda ps: for_peers(ps, sc_case7, "case7")
     sc["case7-knot"] = lambda ps: knot_case7()
+    for c in ("stale-silent", "stale-servfail", "stale-name-silent"):
+        n = c.replace("-silent", "")
+        sc[n] = (lambda n, c: lambda ps: for_peers(ps, sc_stale, n, c))(n, c)
     for tcp in (False, True):
         n = "stall-%s-q2at1s" % ("tcpclient" if tcp else "udpclient")
         sc[n] = (lambda n, tcp: lambda ps: for_peers(ps, sc_stall, n, tcp, "-q2at1s",

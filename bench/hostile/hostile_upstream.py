@@ -50,9 +50,16 @@ AA clear, question echoed, OPT echoed (size 1232) if the query had one):
                       over UDP an empty reply with TC=1.
   big-udp-notc        (5b) A RRset of 370 records (~6,000 bytes) sent over UDP
                       WITHOUT TC, ignoring the advertised EDNS size; same over TCP.
+  stale-silent        (8) the first query for a name starting with "stale" gets
+                      A 192.0.2.8 with TTL 1; from then on the upstream is dead: no query
+                      is answered, "health." ones included.
+  stale-servfail      (8) the same, but dead means SERVFAIL to every query.
+  stale-name-silent   (8) the same, but only "stale*" names go silent; everything else
+                      (health checks too) keeps its normal answer.
 
 Names starting with "health." (use as dnsdist checkName) always get the normal answer,
-so health checks never see the hostile behaviour.
+so health checks never see the hostile behaviour; except in stale-silent and
+stale-servfail, where the whole upstream dies.
 """
 import argparse
 import json
@@ -66,6 +73,7 @@ T0 = time.monotonic()
 LOG_LOCK = threading.Lock()
 LOG_FH = sys.stderr
 STALLED_CONN = None  # stall-tcp: number of the TCP connection chosen to stall
+DEAD = False  # stale-*: set once the first "stale*" query was answered
 
 
 def log(**kw):
@@ -195,6 +203,18 @@ def reply_for(case, q, transport, conn_no):
     ans_off = 12 + qlen  # where the first answer RR starts
     qname_wire = q["question"][:-4]
 
+    if case.startswith("stale-"):
+        global DEAD
+        if case == "stale-name-silent" and not q["qname"].startswith("stale"):
+            return normal_reply(q)
+        with LOG_LOCK:
+            dead, first = DEAD, q["qname"].startswith("stale")
+            DEAD = DEAD or first
+        if not dead:
+            if first:
+                return build(q, [rr(QNAME_PTR, 1, 1, 1, bytes([192, 0, 2, 8]))])
+            return normal_reply(q)
+        return build(q, rcode=2) if case == "stale-servfail" else None
     if case == "normal" or q["qname"].startswith("health."):
         return normal_reply(q)
     if case == "chaos":
@@ -268,7 +288,8 @@ def reply_for(case, q, transport, conn_no):
 CASES = ["normal", "chaos", "stall-tcp", "tc-both", "big-tcp", "big-udp-notc",
          "ttl-80000064", "ttl-ffffffff", "nodata-soa-ffffffff", "nodata-soa-both-ffffffff",
          "mal-ptr-loop", "mal-ptr-midlabel", "mal-ptr-midlabel-ext", "mal-label-0x40",
-         "mal-name-long", "mal-cname-loop"]
+         "mal-name-long", "mal-cname-loop", "stale-silent", "stale-servfail",
+         "stale-name-silent"]
 
 
 def summary(q):

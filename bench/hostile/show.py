@@ -13,6 +13,22 @@ import os
 import sys
 
 
+def ede(e):
+    """'EDE n' for each Extended DNS Error (RFC 8914) in the OPT data kdig printed as hex."""
+    h = (e.get("opt_fields") or {}).get("RDATAHEX", "")
+    try:
+        b = bytes.fromhex(h)
+    except ValueError:
+        return ""
+    out = []
+    while len(b) >= 4:
+        code, ln = int.from_bytes(b[:2], "big"), int.from_bytes(b[2:4], "big")
+        if code == 15 and ln >= 2:
+            out.append("EDE %d" % int.from_bytes(b[4:6], "big"))
+        b = b[4 + ln:]
+    return " ".join(out)
+
+
 def show_scenario(d):
     for peer, v in d.items():
         print("--", peer)
@@ -23,11 +39,11 @@ def show_scenario(d):
             if k in ("events", "upstream"):
                 continue
             if isinstance(e, dict):
-                print("  %-18s %s %s %s an=%s ns=%s ttls=%s %s auth=%s size=%s %sms %s %s" % (
+                print("  %-18s %s %s %s an=%s ns=%s ttls=%s %s auth=%s size=%s %sms %s %s %s" % (
                     k, e.get("transport"), e.get("rcode"), e.get("flags"), e.get("an"),
                     e.get("ns"), e.get("answer_ttls"), e.get("answer_sample"),
                     e.get("auth_sample"), e.get("size"), e.get("ms"), e.get("result", ""),
-                    e.get("opt_fields", "")))
+                    e.get("opt_fields", ""), ede(e)))
             else:
                 print("  %-18s %s" % (k, e))
         for x in v.get("upstream", []):
