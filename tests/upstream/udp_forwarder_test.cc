@@ -216,6 +216,21 @@ TEST_F(UdpForwarderTest, RetryLeavesWhenItsTimerFiresNotAtTheLoopsNextWakeUp) {
   EXPECT_EQ(state.status, ForwardStatus::kOk) << "the retry left only as it timed out";
 }
 
+// The retry leaves when its timer fires, not when something else next wakes the loop: libuv runs
+// check handles (where queued datagrams are otherwise flushed) only after its next poll.
+TEST_F(UdpForwarderTest, RetryLeavesWhenTheTimeoutFiresWithoutWaitingForAnotherEvent) {
+  FakeServer silent, answering;
+  Start({silent.Address(), answering.Address()}, {.timeout_ms = 100, .tries = 1});
+  UpstreamResult r;
+  forwarder_->Send(UpstreamQuery("prompt.example.com."), &RecordUpstreamReply, &r);
+  // One iteration: the first try is flushed, the poll waits for the timeout, the timer fires.
+  uv_run(&loop_, UV_RUN_ONCE);
+  uint8_t buf[512];
+  ASSERT_GT(recv(silent.fd, buf, sizeof buf, MSG_DONTWAIT), 0) << "the first try was not sent";
+  EXPECT_GT(recv(answering.fd, buf, sizeof buf, MSG_DONTWAIT), 0)
+      << "the retry was left queued when its timer fired";
+}
+
 // A reply with TC=1, and one longer than the receive buffer (a server that ignores the 1232
 // bytes advertised), are asked again over TCP at once, not retried over UDP until the timeout.
 TEST_F(UdpForwarderTest, TruncatedOrOversizedReplyIsAskedAgainOverTcpAtOnce) {
