@@ -57,7 +57,38 @@ absl::StatusOr<std::unique_ptr<TcpForwarder>> TcpForwarder::Create(
   const uint64_t sweep = std::max<uint64_t>(options.idle_ms / 4, 100);
   uv_timer_start(&f->sweep_, &OnSweep, sweep, sweep);
   uv_unref(reinterpret_cast<uv_handle_t*>(&f->sweep_));
+  uv_timer_init(loop, &f->probe_timer_);
+  f->probe_timer_.data = f.get();
+  if (f->Reports() && options.health->enabled()) {
+    for (size_t i = 0; i < f->servers_.size(); ++i) f->probe_args_.push_back({f.get(), i});
+    f->probe_query_ = options.health->ProbeQuery();
+    const uint64_t every = std::max<uint32_t>(options.health->options().check_interval_ms, 1);
+    uv_timer_start(&f->probe_timer_, &OnProbeTimer, every, every);
+    uv_unref(reinterpret_cast<uv_handle_t*>(&f->probe_timer_));
+  }
   return f;
+}
+
+void TcpForwarder::OnProbeTimer(uv_timer_t* handle) {
+  auto* f = static_cast<TcpForwarder*>(handle->data);
+  if (f->shut_down_) return;
+  UpstreamHealth& h = *f->options_.health;
+  const uint64_t now = UpstreamHealth::NowMs();
+  // The claim lasts as long as the probe may wait for its reply (one try), and a second more.
+  const uint64_t lease = uint64_t{f->options_.timeout_ms} + 1000;
+  for (size_t i = 0; i < f->servers_.size(); ++i) {
+    if (h.Up(i) || !h.ClaimProbe(i, now, lease)) continue;
+    const auto qname = SendableQnameLength(f->probe_query_);
+    f->Start(f->probe_query_, *qname, &OnProbeDone, &f->probe_args_[i], static_cast<int>(i));
+  }
+}
+
+void TcpForwarder::OnProbeDone(void* arg, ForwardStatus status, std::span<const uint8_t>) {
+  const auto* a = static_cast<const ProbeArg*>(arg);
+  // At shutdown the claim is left to lapse: another worker's forwarder probes after the lease.
+  if (status == ForwardStatus::kShutdown) return;
+  a->f->options_.health->ProbeDone(a->server, status == ForwardStatus::kOk,
+                                   UpstreamHealth::NowMs());
 }
 
 TcpForwarder::~TcpForwarder() = default;  // Shutdown() closed every handle
@@ -86,11 +117,20 @@ void TcpForwarder::Send(std::span<const uint8_t> query, ForwardCallback cb, void
     cb(arg, shut_down_ ? ForwardStatus::kShutdown : ForwardStatus::kBadQuery, {});
     return;
   }
+  Start(query, *qname_length, cb, arg, -1);
+}
+
+void TcpForwarder::Start(std::span<const uint8_t> query, size_t qname_length, ForwardCallback cb,
+                         void* arg, int probe) {
   auto q = std::make_unique<Query>();
   q->cb = cb;
   q->arg = arg;
   q->size = static_cast<uint16_t>(query.size());
-  q->qname_length = static_cast<uint16_t>(*qname_length);
+  q->qname_length = static_cast<uint16_t>(qname_length);
+  q->probe = static_cast<int16_t>(probe);
+  q->down_mask = options_.health != nullptr ? options_.health->DownMask() : 0;
+  q->candidates =
+      probe >= 0 ? 1 : static_cast<uint16_t>(CandidateCount(q->down_mask, servers_.size()));
   dns::Put16(q->frame, q->size);
   std::memcpy(q->frame + 2, query.data(), query.size());
   StartTry(std::move(q));
@@ -104,7 +144,7 @@ void TcpForwarder::StartTry(std::unique_ptr<Query> owned) {
   q->conn = nullptr;
   q->written = false;
   by_id_.emplace(q->id, std::move(owned));
-  const size_t round = q->attempt / servers_.size();
+  const size_t round = q->attempt / q->candidates;
   const uint64_t at = Now() + (uint64_t{options_.timeout_ms} << round);
   deadlines_[round].push_back({at, {q->id, q->serial}});
   ArmTimer(at);
@@ -264,6 +304,11 @@ void TcpForwarder::HandleReply(Conn* c, std::span<const uint8_t> msg) {
     return;
   }
   c->answered = true;
+  if (Reports()) options_.health->ReportSuccess(ServerOf(*q));
+  if (q->probe >= 0) {  // any reply is a sign of life, TC=1 included
+    Complete(q, ForwardStatus::kOk, msg);
+    return;
+  }
   options_.observer(ServerOf(*q), dns::HeaderFlags(msg) & 0xf, uv_hrtime() - q->written_ns);
   if (dns::HeaderFlags(msg) & dns::flag::kTC) {
     // Over TCP there is nothing larger to ask again with: the server's answer is unusable, and
@@ -296,10 +341,15 @@ void TcpForwarder::Complete(Query* q, ForwardStatus status, std::span<const uint
 }
 
 void TcpForwarder::NextTry(Query* q, ForwardStatus final_status) {
+  // The try's server timed out, refused the connection or closed it before answering. (A
+  // probe's outcome is its callback's to report.)
+  if (Reports() && q->probe < 0) options_.health->ReportFailure(ServerOf(*q));
   std::unique_ptr<Query> own = Detach(q);
   ++own->attempt;
-  if (own->attempt >= size_t(options_.tries) * servers_.size()) {
-    (final_status == ForwardStatus::kTimeout ? stats_.timeouts : stats_.failed).Inc();
+  if (own->attempt >= (own->probe >= 0 ? 1 : size_t(options_.tries) * own->candidates)) {
+    if (own->probe < 0) {
+      (final_status == ForwardStatus::kTimeout ? stats_.timeouts : stats_.failed).Inc();
+    }
     own->cb(own->arg, final_status, {});
     return;
   }
@@ -421,6 +471,7 @@ void TcpForwarder::Shutdown() {
   }
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sweep_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&probe_timer_), nullptr);
 }
 
 }  // namespace nodedns::upstream

@@ -39,6 +39,7 @@
 #include "dns/socket_address.h"
 #include "dns/wire.h"
 #include "upstream/forward.h"
+#include "upstream/health.h"
 
 namespace nodedns::upstream {
 
@@ -80,7 +81,13 @@ class TcpForwarder {
     // Nothing received for this long while queries wait: no new query on that connection.
     uint32_t stall_ms = 500;
     uint32_t idle_ms = 10'000;  // connections without queries are closed after this
-    ReplyObserver observer;  // optional
+    ReplyObserver observer;     // optional
+    // The zone's node-wide server health (not owned, outlives this; null: every query tries
+    // every server in order); queries skip servers marked down. With `health_reports`, tries
+    // report to it and a timer probes down servers (a force_tcp zone); without, it is followed
+    // only (a UDP zone's TC=1 fallback, whose TCP troubles say nothing of UDP service).
+    UpstreamHealth* health = nullptr;
+    bool health_reports = true;
   };
   // `servers` in order of preference; `stats` (not owned) outlives this and may be shared by
   // other forwarders on the same loop.
@@ -101,7 +108,6 @@ class TcpForwarder {
   // after the loop has run the close callbacks.
   void Shutdown();
 
-
  private:
   struct Conn;
   struct Query {
@@ -115,7 +121,10 @@ class TcpForwarder {
     Conn* conn = nullptr;  // the connection of this try; null while waiting for one
     bool written = false;  // handed to the connection's stream (else: waiting for connect)
     uint64_t written_ms = 0;
-    uint64_t written_ns = 0;  // with an observer only
+    uint64_t written_ns = 0;       // with an observer only
+    uint64_t down_mask = 0;        // the servers marked down when sent: skipped by its tries
+    uint16_t candidates = 1;       // the servers its tries go round (CandidateCount)
+    int16_t probe = -1;            // a health probe of this server (one try), or -1
     uint8_t frame[2 + kMaxQuery];  // length prefix and message
   };
   struct Ref {  // a query's try, recognized by ID and serial: the query may be gone
@@ -130,6 +139,11 @@ class TcpForwarder {
 
   TcpForwarder(uv_loop_t* loop, Options options, TcpForwarderStats* stats);
   uint16_t NewId();
+  void Start(std::span<const uint8_t> query, size_t qname_length, ForwardCallback cb, void* arg,
+             int probe);
+  static void OnProbeTimer(uv_timer_t* handle);
+  static void OnProbeDone(void* arg, ForwardStatus status, std::span<const uint8_t> reply);
+  bool Reports() const { return options_.health != nullptr && options_.health_reports; }
   Query* Find(Ref ref) const;
   void StartTry(std::unique_ptr<Query> q);
   void Assign(Query* q);
@@ -152,7 +166,10 @@ class TcpForwarder {
   static void OnSweep(uv_timer_t* handle);
   uint64_t Now() const { return uv_now(loop_); }
   bool Stalled(const Conn& c, uint64_t now) const;
-  size_t ServerOf(const Query& q) const { return q.attempt % servers_.size(); }
+  size_t ServerOf(const Query& q) const {
+    return q.probe >= 0 ? static_cast<size_t>(q.probe)
+                        : Candidate(q.down_mask, servers_.size(), q.attempt % q.candidates);
+  }
 
   uv_loop_t* const loop_;
   const Options options_;
@@ -163,8 +180,15 @@ class TcpForwarder {
   // One FIFO per round: within a round every try has the same timeout, so deadlines are sorted.
   std::vector<std::deque<Deadline>> deadlines_;
   uv_timer_t timer_;
-  uint64_t timer_at_ = 0;  // when the timer fires, 0 if stopped
-  uv_timer_t sweep_;       // closes idle connections
+  uint64_t timer_at_ = 0;   // when the timer fires, 0 if stopped
+  uv_timer_t sweep_;        // closes idle connections
+  uv_timer_t probe_timer_;  // with Reports() only
+  struct ProbeArg {
+    TcpForwarder* f;
+    size_t server;
+  };
+  std::vector<ProbeArg> probe_args_;  // per server
+  std::vector<uint8_t> probe_query_;
   uint32_t next_serial_ = 0;
   bool shut_down_ = false;
   TcpForwarderStats& stats_;

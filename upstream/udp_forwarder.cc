@@ -71,7 +71,39 @@ absl::StatusOr<std::unique_ptr<UdpForwarder>> UdpForwarder::Create(
   uv_check_start(&f->check_, [](uv_check_t* h) { static_cast<UdpForwarder*>(h->data)->Flush(); });
   uv_unref(reinterpret_cast<uv_handle_t*>(&f->check_));  // not a reason to keep the loop alive
   uv_idle_init(loop, &f->idle_);
+  uv_timer_init(loop, &f->probe_timer_);
+  f->probe_timer_.data = f.get();
+  if (options.health != nullptr && options.health->enabled()) {
+    for (size_t i = 0; i < f->servers_; ++i) f->probe_args_.push_back({f.get(), i});
+    f->probe_query_ = options.health->ProbeQuery();
+    const uint64_t every = std::max<uint32_t>(options.health->options().check_interval_ms, 1);
+    uv_timer_start(&f->probe_timer_, &OnProbeTimer, every, every);
+    uv_unref(reinterpret_cast<uv_handle_t*>(&f->probe_timer_));
+  }
   return f;
+}
+
+void UdpForwarder::OnProbeTimer(uv_timer_t* handle) {
+  auto* f = static_cast<UdpForwarder*>(handle->data);
+  if (f->shut_down_) return;
+  UpstreamHealth& h = *f->options_.health;
+  const uint64_t now = UpstreamHealth::NowMs();
+  // The claim lasts as long as the probe may wait for its reply (one try), and a second more.
+  const uint64_t lease = uint64_t{f->options_.timeout_ms} + 1000;
+  for (size_t i = 0; i < f->servers_; ++i) {
+    if (h.Up(i) || !h.ClaimProbe(i, now, lease)) continue;
+    const auto qname = SendableQnameLength(f->probe_query_);
+    f->Enqueue(f->probe_query_, *qname, &OnProbeDone, &f->probe_args_[i], static_cast<int>(i));
+  }
+  f->Flush();  // as in OnTimer: the check handle would wait for the next event
+}
+
+void UdpForwarder::OnProbeDone(void* arg, ForwardStatus status, std::span<const uint8_t>) {
+  const auto* a = static_cast<const ProbeArg*>(arg);
+  // At shutdown the claim is left to lapse: another worker's forwarder probes after the lease.
+  if (status == ForwardStatus::kShutdown) return;
+  a->f->options_.health->ProbeDone(a->server, status == ForwardStatus::kOk,
+                                   UpstreamHealth::NowMs());
 }
 
 UdpForwarder::~UdpForwarder() {
@@ -96,6 +128,11 @@ void UdpForwarder::Send(std::span<const uint8_t> query, ForwardCallback cb, void
     cb(arg, shut_down_ ? ForwardStatus::kShutdown : ForwardStatus::kBadQuery, {});
     return;
   }
+  Enqueue(query, *qname_length, cb, arg, -1);
+}
+
+void UdpForwarder::Enqueue(std::span<const uint8_t> query, size_t qname_length, ForwardCallback cb,
+                           void* arg, int probe) {
   uint32_t index;
   if (!free_.empty()) {
     index = free_.back();
@@ -111,7 +148,10 @@ void UdpForwarder::Send(std::span<const uint8_t> query, ForwardCallback cb, void
   s.in_use = true;
   s.attempt = 0;
   s.size = static_cast<uint16_t>(query.size());
-  s.qname_length = static_cast<uint16_t>(*qname_length);
+  s.qname_length = static_cast<uint16_t>(qname_length);
+  s.probe = static_cast<int16_t>(probe);
+  s.down_mask = options_.health != nullptr ? options_.health->DownMask() : 0;
+  s.candidates = probe >= 0 ? 1 : static_cast<uint16_t>(CandidateCount(s.down_mask, servers_));
   std::memcpy(s.query, query.data(), query.size());
   s.id = NewId();
   dns::Put16(s.query, s.id);
@@ -122,8 +162,9 @@ void UdpForwarder::Send(std::span<const uint8_t> query, ForwardCallback cb, void
 void UdpForwarder::Transmit(uint32_t index) {
   Slot& s = *slots_[index];
   const size_t k = static_cast<size_t>(options_.sockets_per_server);
-  const size_t server = s.attempt % servers_;
-  const size_t round = s.attempt / servers_;
+  const size_t server = s.probe >= 0 ? static_cast<size_t>(s.probe)
+                                     : Candidate(s.down_mask, servers_, s.attempt % s.candidates);
+  const size_t round = s.attempt / s.candidates;
   // The socket within the server's set: from the ID, which is random.
   s.socket = static_cast<uint32_t>(server * k + s.id % k);
   Socket& sock = *sockets_[s.socket];
@@ -197,9 +238,14 @@ void UdpForwarder::OnTimer(uv_timer_t* handle) {
 
 void UdpForwarder::Retry(uint32_t index) {
   Slot& s = *slots_[index];
+  // The try's server did not answer in time or sent an ICMP error. (A probe's outcome is its
+  // callback's to report.)
+  if (options_.health != nullptr && s.probe < 0) {
+    options_.health->ReportFailure(s.socket / static_cast<size_t>(options_.sockets_per_server));
+  }
   ++s.attempt;
-  if (s.attempt >= options_.tries * servers_) {
-    stats_.timeouts.Inc();
+  if (s.attempt >= (s.probe >= 0 ? 1 : options_.tries * s.candidates)) {
+    if (s.probe < 0) stats_.timeouts.Inc();
     Complete(index, ForwardStatus::kTimeout, {});
     return;
   }
@@ -279,11 +325,16 @@ void UdpForwarder::Receive(Socket& sock) {
         stats_.mismatched.Inc();  // RFC 5452 §9.1: the question must match too; keep waiting
         continue;
       }
+      const size_t server = sock.index / static_cast<size_t>(options_.sockets_per_server);
+      if (options_.health != nullptr) options_.health->ReportSuccess(server);
+      if (s.probe >= 0) {  // any reply is a sign of life, TC=1 included
+        Complete(index, ForwardStatus::kOk, reply);
+        continue;
+      }
       if (options_.observer.fn != nullptr) {
         // The server is the socket's: a retry keeps the ID, so an earlier try's server may be
         // the one answering. (The time is still since the latest try was sent.)
-        options_.observer(sock.index / static_cast<size_t>(options_.sockets_per_server),
-                          dns::HeaderFlags(reply) & 0xf, uv_hrtime() - s.sent_ns);
+        options_.observer(server, dns::HeaderFlags(reply) & 0xf, uv_hrtime() - s.sent_ns);
       }
       // TC=1, or longer than any reply to the 1232 bytes we advertise (a server that ignores
       // EDNS): asking again over UDP would get the same. Re-ask over TCP now (RFC 7766 §5).
@@ -318,6 +369,7 @@ void UdpForwarder::Shutdown() {
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&check_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&idle_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&probe_timer_), nullptr);
 }
 
 }  // namespace nodedns::upstream

@@ -31,6 +31,7 @@
 #include "dns/socket_address.h"
 #include "dns/wire.h"
 #include "upstream/forward.h"
+#include "upstream/health.h"
 #include "upstream/tcp_forwarder.h"
 
 namespace nodedns::upstream {
@@ -60,6 +61,10 @@ class UdpForwarder {
     int tries = 2;               // rounds over all servers
     int sockets_per_server = 4;
     ReplyObserver observer;  // optional
+    // The zone's node-wide server health (not owned, outlives this; null: every query tries
+    // every server in order). Queries skip servers marked down; tries report to it; a timer
+    // probes down servers (health.h).
+    UpstreamHealth* health = nullptr;
   };
   // `servers` in order of preference. `tcp` (not owned, same loop, outlives this) receives
   // truncated queries; `stats` (not owned) outlives this and may be shared.
@@ -92,8 +97,11 @@ class UdpForwarder {
     uint16_t size = 0;
     uint16_t qname_length = 0;
     uint16_t attempt = 0;
-    uint32_t socket = 0;   // index into sockets_ of the current try
-    uint64_t sent_ns = 0;  // the current try's (with an observer only)
+    uint32_t socket = 0;      // index into sockets_ of the current try
+    uint64_t sent_ns = 0;     // the current try's (with an observer only)
+    uint64_t down_mask = 0;   // the servers marked down when sent: skipped by its tries
+    uint16_t candidates = 0;  // the servers its tries go round (CandidateCount)
+    int16_t probe = -1;       // a health probe of this server (one try), or -1
     bool in_use = false;
     uint8_t query[kMaxQuery];
   };
@@ -105,6 +113,10 @@ class UdpForwarder {
   };
 
   UdpForwarder(uv_loop_t* loop, Options options, TcpForwarder* tcp, UdpForwarderStats* stats);
+  void Enqueue(std::span<const uint8_t> query, size_t qname_length, ForwardCallback cb, void* arg,
+               int probe);
+  static void OnProbeTimer(uv_timer_t* handle);
+  static void OnProbeDone(void* arg, ForwardStatus status, std::span<const uint8_t> reply);
   uint16_t NewId();
   void Transmit(uint32_t slot);
   void Retry(uint32_t slot);
@@ -136,7 +148,14 @@ class UdpForwarder {
   uv_timer_t timer_;
   uint64_t timer_at_ = 0;  // when the timer fires, 0 if stopped
   uv_check_t check_;
-  uv_idle_t idle_;     // active while datagrams are queued: the loop does not block before Flush
+  uv_idle_t idle_;  // active while datagrams are queued: the loop does not block before Flush
+  uv_timer_t probe_timer_;  // with options_.health only
+  struct ProbeArg {
+    UdpForwarder* f;
+    size_t server;
+  };
+  std::vector<ProbeArg> probe_args_;  // per server
+  std::vector<uint8_t> probe_query_;
   uint16_t ids_[256];  // random IDs drawn 256 at a time (one getrandom per 256 queries)
   size_t ids_left_ = 0;
   bool shut_down_ = false;
