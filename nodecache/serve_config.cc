@@ -175,6 +175,20 @@ class Translator {
     if (z.upstreams.empty()) return At(f.line, "forward: no upstream nameservers");
     z.force_tcp = f.force_tcp;
     z.max_concurrent = static_cast<size_t>(std::max(0, f.max_concurrent));
+    // CoreDNS's health checking, by nodedns's (upstream/health.h): max_fails failed tries mark an
+    // upstream down, health_check is the interval of the probes that bring it back (at least
+    // 1 ms: none without pause), its no_rec and domain the probe's RD bit and name.
+    z.max_fails = f.max_fails;
+    z.health_check_ms = static_cast<uint32_t>(
+        std::clamp<int64_t>(absl::ToInt64Milliseconds(f.health_check), 1, 3'600'000));
+    z.health_check_rd = f.health_check_recursion_desired;
+    if (f.health_check_domain != ".") {
+      auto qname = proxy::ZoneToWire(Presentation(f.health_check_domain));
+      if (!qname.ok()) {
+        return At(f.line, absl::StrCat("health_check domain: ", qname.status().message()));
+      }
+      z.health_check_qname = *std::move(qname);
+    }
     if (b.cache) {
       const corefile::CacheConfig& cc = *b.cache;
       if (cc.keepttl) return At(cc.line, "cache keepttl: not supported by nodedns");

@@ -7,7 +7,8 @@
 //     on 0.0.0.0. Every listen address must serve the same zones (one zone table), and each zone
 //     is served by one block.
 //   - zones: each block key's zone forwards to its block's `forward` upstreams (resolv.conf paths
-//     read now), with force_tcp and max_concurrent; a root zone "." is required.
+//     read now), with force_tcp, max_concurrent, max_fails and health_check (upstream/health.h);
+//     a root zone "." is required.
 //   - cache: each zone keeps its block's TTL bounds, serve_stale window and prefetch rule per
 //     entry (cache::EntryPolicy) in the shared cache, whose size is the sum of all blocks'
 //     success and denial capacities times kBytesPerCacheEntry. A block without `cache` caches
@@ -16,8 +17,8 @@
 //   - reload: the interval at which the inputs are checked for changes.
 //   - loop: a forward to one of nodedns's own listen addresses is an error at start.
 //   - errors: nodedns logs its errors regardless; log: query logging is not implemented, warned.
-// What is accepted but behaves differently (forward's policy, expire, max_fails, health_check;
-// serve_stale's immediate mode) is listed in docs/deploy.md.
+// What is accepted but behaves differently (forward's policy, expire,
+// failfast_all_unhealthy_upstreams; serve_stale's immediate mode) is listed in docs/deploy.md.
 #ifndef NODEDNS_NODECACHE_SERVE_CONFIG_H_
 #define NODEDNS_NODECACHE_SERVE_CONFIG_H_
 

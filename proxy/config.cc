@@ -123,4 +123,12 @@ absl::Status FinishZones(std::vector<ForwardZone>& zones, std::span<const std::s
   return absl::OkStatus();
 }
 
+upstream::UpstreamHealth::Options HealthOptions(const ServeConfig& config,
+                                                const ForwardZone& zone) {
+  return {.max_fails = zone.max_fails.value_or(config.upstream_max_fails),
+          .check_interval_ms = zone.health_check_ms.value_or(config.upstream_health_check_ms),
+          .probe_qname = zone.health_check_qname,
+          .probe_rd = zone.health_check_rd};
+}
+
 }  // namespace nodedns::proxy

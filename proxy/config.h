@@ -19,6 +19,7 @@
 #include "absl/strings/string_view.h"
 #include "cache/response_cache.h"
 #include "dns/socket_address.h"
+#include "upstream/health.h"
 
 namespace nodedns::proxy {
 
@@ -38,6 +39,14 @@ struct ForwardZone {
   // (upstream::kMaxInFlight). `in_flight` is the count all workers share, made by the server.
   size_t max_concurrent = 0;
   std::shared_ptr<std::atomic<int64_t>> in_flight;
+  // Upstream health (upstream/health.h), a Corefile `forward`'s max_fails and health_check;
+  // nullopt: --upstream-max-fails and --upstream-health-check. `health` is the state all workers
+  // share, made by the server.
+  std::optional<int> max_fails;
+  std::optional<uint32_t> health_check_ms;
+  std::vector<uint8_t> health_check_qname;  // wire, lowercase; empty: the root
+  bool health_check_rd = true;
+  std::shared_ptr<upstream::UpstreamHealth> health;
   // The `zone` label of the CoreDNS metric families (coredns_metrics.h), e.g. "cluster.local.".
   // Filled in by the server (MetricsLabels) when CoreDNS metrics are on.
   size_t metrics_zone = 0;
@@ -77,6 +86,10 @@ struct ServeConfig {
   // each later round.
   uint32_t upstream_timeout_ms = 2000;
   int upstream_tries = 2;
+  // Consecutive failed tries (timeout, ICMP error, refused or closed connection) that mark an
+  // upstream down for every worker; 0: never. Down upstreams are probed this often.
+  int upstream_max_fails = 2;
+  uint32_t upstream_health_check_ms = 500;
   // RFC 8767 §5's timers, for names the cache holds expired but within their stale window
   // (--stale-ttl). The client response timer: a client that waited this long for the upstream
   // gets the stale answer while the upstream query goes on (0: only once it failed). 1.8 s is the
@@ -139,6 +152,9 @@ size_t MatchZone(std::span<const ForwardZone> zones, std::span<const uint8_t> qn
 
 // Sorts zones longest first, merges --force-tcp and checks that "." exists.
 absl::Status FinishZones(std::vector<ForwardZone>& zones, std::span<const std::string> force_tcp);
+
+// The health settings of `zone`: its own, else the config's.
+upstream::UpstreamHealth::Options HealthOptions(const ServeConfig& config, const ForwardZone& zone);
 
 }  // namespace nodedns::proxy
 

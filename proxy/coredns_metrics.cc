@@ -264,6 +264,18 @@ class CoreDnsMetricsRenderer {
     uint64_t rejects = 0;
     for (const CoreDnsCounters* w : w_) rejects += w->max_concurrent_rejects_.Get();
     absl::StrAppend(&out, "coredns_forward_max_concurrent_rejects_total ", rejects, "\n");
+    // CoreDNS 1.11 moved the per-upstream count to the proxy package (proxy_name, to) and kept
+    // the all-down count under forward, which is what the request durations above follow.
+    Header(out, "coredns_proxy_healthcheck_failures_total",
+           "Counter of the number of failed healthchecks.", "counter");
+    for (size_t u = 0; u < g.healthcheck_failures.size() && u < l_.upstreams.size(); ++u) {
+      if (g.healthcheck_failures[u] == 0) continue;
+      absl::StrAppend(&out, "coredns_proxy_healthcheck_failures_total{proxy_name=\"forward\",to=\"",
+                      Escape(l_.upstreams[u]), "\"} ", g.healthcheck_failures[u], "\n");
+    }
+    Header(out, "coredns_forward_healthcheck_broken_total",
+           "Counter of the number of complete failures of the healthchecks.", "counter");
+    absl::StrAppend(&out, "coredns_forward_healthcheck_broken_total ", g.healthcheck_broken, "\n");
     Header(out, "coredns_reload_failed_total", "Counter of the number of failed reload attempts.",
            "counter");
     absl::StrAppend(&out, "coredns_reload_failed_total ", g.reload_failed, "\n");

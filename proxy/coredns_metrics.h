@@ -169,6 +169,10 @@ struct CoreDnsGauges {
   uint64_t cache_denial_entries = 0;
   uint64_t reload_failed = 0;
   std::array<uint64_t, 5> setup_errors{};  // by SetupErrorType
+  // Upstream health (upstream/health.h): failed probes by upstream label index, summed over
+  // zones; times all of a zone's upstreams were down.
+  std::vector<uint64_t> healthcheck_failures;
+  uint64_t healthcheck_broken = 0;
 };
 
 // coredns_nodecache_setup_errors_total's `errortype` values, as node-cache exports them (all five

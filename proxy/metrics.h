@@ -124,6 +124,32 @@ struct alignas(64) WorkerCounters {
   }
 };
 
+// The upstream health families (upstream/health.h), rendered by the server from the zones'
+// shared state: X(metric, type, labels, help).
+#define NODEDNS_UPSTREAM_HEALTH_METRICS(X)                                             \
+  X("nodedns_upstream_up", "gauge", "zone,upstream",                                   \
+    "1 while the upstream is in service, 0 while marked down after failed tries")      \
+  X("nodedns_upstream_marked_down_total", "counter", "zone,upstream",                  \
+    "Times the upstream was marked down (--upstream-max-fails failed tries in a row)") \
+  X("nodedns_upstream_health_probes_total", "counter", "zone,upstream",                \
+    "Health probes (. IN NS) sent to the upstream while it was down")                  \
+  X("nodedns_upstream_health_probe_failures_total", "counter", "zone,upstream",        \
+    "Health probes of the upstream that got no reply")                                 \
+  X("nodedns_upstream_all_down_total", "counter", "zone",                              \
+    "Times every upstream of the zone was down at once (queries then try them all in order)")
+
+struct HealthFamily {
+  const char* metric;
+  const char* type;
+  const char* labels;
+  const char* help;
+};
+inline constexpr HealthFamily kUpstreamHealthFamilies[] = {
+#define NODEDNS_FAMILY(metric, type, labels, help) {metric, type, labels, help},
+    NODEDNS_UPSTREAM_HEALTH_METRICS(NODEDNS_FAMILY)
+#undef NODEDNS_FAMILY
+};
+
 // Values that are not per-worker counters (cache size and such), appended by the caller.
 struct Gauge {
   const char* name;

@@ -59,6 +59,10 @@ absl::StatusOr<std::unique_ptr<MissTable::Generation>> MissTable::Build() {
                            : zone.in_flight         ? zone.in_flight
                                                     : std::make_shared<std::atomic<int64_t>>(0));
     g->limit.push_back(zone.max_concurrent);
+    // Likewise the upstreams' health: the server's, shared, or the worker's own.
+    g->health.push_back(zone.health ? zone.health
+                                    : std::make_shared<upstream::UpstreamHealth>(
+                                          zone.upstreams.size(), HealthOptions(config, zone)));
     g->metrics_upstream.push_back(zone.metrics_upstreams);
   }
   for (size_t i = 0; i < config.zones.size(); ++i) {
@@ -72,7 +76,10 @@ absl::StatusOr<std::unique_ptr<MissTable::Generation>> MissTable::Build() {
     auto t = upstream::TcpForwarder::Create(ctx_.loop, zone.upstreams,
                                             {.timeout_ms = config.upstream_timeout_ms,
                                              .tries = config.upstream_tries,
-                                             .observer = observer},
+                                             .observer = observer,
+                                             .health = g->health[i].get(),
+                                             // A UDP zone's TCP is its TC=1 fallback only.
+                                             .health_reports = zone.force_tcp},
                                             &ctx_.counters.tcp_forwarders);
     if (!t.ok()) return t.status();
     g->tcp.push_back(*std::move(t));
@@ -82,7 +89,8 @@ absl::StatusOr<std::unique_ptr<MissTable::Generation>> MissTable::Build() {
           upstream::UdpForwarder::Create(ctx_.loop, zone.upstreams,
                                          {.timeout_ms = config.upstream_timeout_ms,
                                           .tries = config.upstream_tries,
-                                          .observer = observer},
+                                          .observer = observer,
+                                          .health = g->health[i].get()},
                                          g->tcp.back().get(), &ctx_.counters.udp_forwarders);
       if (!made.ok()) return made.status();
       u = *std::move(made);

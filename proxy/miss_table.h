@@ -100,6 +100,8 @@ class MissTable {
   // The forwarders of one configuration, per config.zones entry: the TCP forwarder (--force-tcp
   // zones, and UDP replies with TC=1) and the UDP forwarder (null for --force-tcp zones).
   struct Generation {
+    // Per zone: its upstreams' health, node-wide; declared first, so it outlives the forwarders.
+    std::vector<std::shared_ptr<upstream::UpstreamHealth>> health;
     std::vector<std::unique_ptr<upstream::TcpForwarder>> tcp;
     std::vector<std::unique_ptr<upstream::UdpForwarder>> udp;  // destroyed before tcp
     // Per zone with a max_concurrent: distinct upstream queries in flight, node-wide (null: no

@@ -93,6 +93,16 @@ CLI::App* AddServeCommand(CLI::App& app, ServeFlags& f) {
                 "the second batch read that all waited longer)")
       ->capture_default_str()
       ->check(CLI::Range(0u, 10000u));
+  s->add_option("--upstream-max-fails", f.upstream_max_fails,
+                "Failed tries in a row (timeout, ICMP error, refused connection) that mark an "
+                "upstream down for all workers; queries skip it while another is up (0: never)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
+  s->add_option("--upstream-health-check", f.upstream_health_check_ms,
+                "Milliseconds between probes (. IN NS) of an upstream marked down; any reply "
+                "brings it back")
+      ->capture_default_str()
+      ->check(CLI::Range(10u, 60000u));
   s->add_option("--tcp-idle-timeout", f.tcp_idle_timeout_s,
                 "Seconds a client TCP connection may go without a whole query or a reply "
                 "(RFC 7766 §6.2.3)")
@@ -216,6 +226,8 @@ absl::StatusOr<ServeConfig> BuildServeConfig(const ServeFlags& f) {
   c.overload_queue_delay_ms = f.overload_queue_delay_ms;
   c.overload_interval_ms = f.overload_interval_ms;
   c.upstream_tries = f.upstream_tries;
+  c.upstream_max_fails = f.upstream_max_fails;
+  c.upstream_health_check_ms = f.upstream_health_check_ms;
   c.tcp_idle_timeout_ms = static_cast<uint32_t>(f.tcp_idle_timeout_s * kMsPerSecond);
   c.tcp_max_connections = f.tcp_max_connections;
   c.tcp_max_inflight = f.tcp_max_inflight;

@@ -43,6 +43,8 @@ struct ServeFlags {
   uint32_t overload_queue_delay_ms = ServeConfig{}.overload_queue_delay_ms;
   uint32_t overload_interval_ms = ServeConfig{}.overload_interval_ms;
   int upstream_tries = ServeConfig{}.upstream_tries;
+  int upstream_max_fails = ServeConfig{}.upstream_max_fails;
+  uint32_t upstream_health_check_ms = ServeConfig{}.upstream_health_check_ms;
   double tcp_idle_timeout_s = ServeConfig{}.tcp_idle_timeout_ms / kMsPerSecond;
   size_t tcp_max_connections = ServeConfig{}.tcp_max_connections;
   size_t tcp_max_inflight = ServeConfig{}.tcp_max_inflight;

@@ -42,7 +42,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
     if (auto st = s->labels_.SetServers(config.listen); !st.ok()) return st;
     if (auto st = s->AssignMetricsLabels(config); !st.ok()) return st;
   }
-  ShareZoneCounts(config);
+  s->ShareZoneCounts(config);
   s->config_ = std::make_shared<const ServeConfig>(std::move(config));
   const ServeConfig& c = *s->config_;
   s->coredns_metrics_ = c.coredns_metrics;
@@ -177,10 +177,11 @@ std::string Server::RenderMetrics() const {
        static_cast<double>(handovers_failed_.load(std::memory_order_relaxed)), "counter"},
   };
   std::string out = RenderPrometheus(counters, gauges);
+  CoreDnsGauges g;
+  RenderUpstreamHealth(out, coredns_metrics_ ? &g : nullptr);
   if (coredns_metrics_) {
     std::vector<const CoreDnsCounters*> cd;
     for (const auto& w : workers_) cd.push_back(w->coredns());
-    CoreDnsGauges g;
     g.cache_denial_entries = st.negative_entries;
     g.cache_success_entries = st.entries - st.negative_entries;
     g.reload_failed = reload_failures();
@@ -214,9 +215,65 @@ HttpResponse Server::HandleHttp(const HttpEndpoint& e, std::string_view method,
   return HttpResponse{404, "text/plain; charset=utf-8", "not found\n"};
 }
 
+void Server::RenderUpstreamHealth(std::string& out, CoreDnsGauges* coredns) const {
+  std::lock_guard lock(health_mu_);
+  for (size_t f = 0; f < std::size(kUpstreamHealthFamilies); ++f) {
+    const HealthFamily& family = kUpstreamHealthFamilies[f];
+    absl::StrAppend(&out, "# HELP ", family.metric, " ", family.help, "\n# TYPE ", family.metric,
+                    " ", family.type, "\n");
+    for (const HealthZone& z : health_zones_) {
+      if (std::string_view(family.labels) == "zone") {  // nodedns_upstream_all_down_total
+        absl::StrAppend(&out, family.metric, "{zone=\"", z.zone, "\"} ", z.health->all_down(),
+                        "\n");
+        continue;
+      }
+      for (size_t i = 0; i < z.upstreams.size(); ++i) {
+        const upstream::UpstreamHealth::ServerStats st = z.health->Stats(i);
+        const uint64_t values[] = {st.up, st.marked_down, st.probes, st.probe_failures};
+        absl::StrAppend(&out, family.metric, "{zone=\"", z.zone, "\",upstream=\"",
+                        z.upstreams[i].ToString(), "\"} ", values[f], "\n");
+      }
+    }
+  }
+  if (coredns == nullptr) return;
+  for (const HealthZone& z : health_zones_) {
+    coredns->healthcheck_broken += z.health->all_down();
+    for (size_t i = 0; i < z.upstreams.size() && i < z.metrics_upstreams.size(); ++i) {
+      const size_t to = z.metrics_upstreams[i];
+      if (to >= coredns->healthcheck_failures.size()) {
+        coredns->healthcheck_failures.resize(to + 1);
+      }
+      coredns->healthcheck_failures[to] += z.health->Stats(i).probe_failures;
+    }
+  }
+}
+
 void Server::ShareZoneCounts(ServeConfig& c) {
   for (ForwardZone& z : c.zones) {
     z.in_flight = z.max_concurrent != 0 ? std::make_shared<std::atomic<int64_t>>(0) : nullptr;
+    // Upstream health is node-wide: one worker's timeouts spare the others theirs. A reload
+    // keeps a zone's state (and its counters) while its upstreams and settings stay the same.
+    const upstream::UpstreamHealth::Options opts = HealthOptions(c, z);
+    std::string key =
+        absl::StrCat(z.zone, " ", opts.max_fails, " ", opts.check_interval_ms, " ", opts.probe_rd,
+                     " ", std::string(z.health_check_qname.begin(), z.health_check_qname.end()));
+    for (const auto& u : z.upstreams) absl::StrAppend(&key, " ", u.ToString());
+    std::lock_guard lock(health_mu_);
+    auto& kept = health_[key];
+    if (!kept) kept = std::make_shared<upstream::UpstreamHealth>(z.upstreams.size(), opts);
+    z.health = kept;
+  }
+  std::lock_guard lock(health_mu_);
+  // What the metrics show: the zones of this configuration only.
+  std::erase_if(health_, [&c](const auto& kv) {
+    for (const ForwardZone& z : c.zones) {
+      if (z.health == kv.second) return false;
+    }
+    return true;
+  });
+  health_zones_.clear();
+  for (const ForwardZone& z : c.zones) {
+    health_zones_.push_back({z.zone, z.upstreams, z.metrics_upstreams, z.health});
   }
 }
 

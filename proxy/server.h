@@ -12,6 +12,7 @@
 #include <array>
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -99,8 +100,13 @@ class Server {
   explicit Server(ServeConfig config);
   // Registers the CoreDNS label values of `c`'s zones and upstreams and writes their indices in.
   absl::Status AssignMetricsLabels(ServeConfig& c);
-  // One in-flight count per zone with a max_concurrent, shared by every worker.
-  static void ShareZoneCounts(ServeConfig& c);
+  // One in-flight count per zone with a max_concurrent, and each zone's upstream health, shared
+  // by every worker.
+  void ShareZoneCounts(ServeConfig& c);
+  // The upstream health lines of /metrics (nodedns_upstream_* and, with CoreDNS metrics on, the
+  // forward plugin's health check families).
+  // `coredns`: also adds up the health check counters of CoreDNS's families into it.
+  void RenderUpstreamHealth(std::string& out, CoreDnsGauges* coredns) const;
   HttpResponse HandleHttp(const HttpEndpoint& endpoint, std::string_view method,
                           std::string_view path) const;
   // Handover, old side (main loop): a successor connected; it confirmed (or went away).
@@ -122,6 +128,17 @@ class Server {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<HttpServer>> http_;
   MetricsLabels labels_;
+  // Upstream health by zone and settings (ShareZoneCounts, main thread), and what the HTTP
+  // thread renders of it: the current configuration's zones.
+  struct HealthZone {
+    std::string zone;
+    std::vector<SocketAddress> upstreams;
+    std::vector<size_t> metrics_upstreams;
+    std::shared_ptr<upstream::UpstreamHealth> health;
+  };
+  mutable std::mutex health_mu_;
+  std::map<std::string, std::shared_ptr<upstream::UpstreamHealth>> health_;
+  std::vector<HealthZone> health_zones_;
   std::unique_ptr<ConfigSource> source_;
   std::atomic<uint64_t> reload_failed_{0};
   std::array<std::atomic<uint64_t>, std::size(kSetupErrorTypes)> setup_errors_{};

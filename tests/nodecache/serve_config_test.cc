@@ -297,6 +297,36 @@ TEST(TranslateCorefileTest, ForceTcpAndMaxConcurrentApplyToTheirBlocksZones) {
   EXPECT_EQ(root->max_concurrent, 0u);
 }
 
+TEST(TranslateCorefileTest, MaxFailsAndHealthCheckSetTheZonesUpstreamHealth) {
+  absl::StatusOr<NodeCacheConfig> c = Translate(R"(cluster.local:53 {
+    forward . 10.96.0.20 10.96.0.21 {
+        max_fails 5
+        health_check 1500ms no_rec domain Example.ORG.
+    }
+}
+.:53 {
+    forward . 10.0.0.1 {
+        max_fails 0
+    }
+}
+)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const proxy::ForwardZone* cluster = FindZone(*c, "cluster.local");
+  const proxy::ForwardZone* root = FindZone(*c, ".");
+  ASSERT_NE(cluster, nullptr);
+  ASSERT_NE(root, nullptr);
+  const upstream::UpstreamHealth::Options h = proxy::HealthOptions(c->serve, *cluster);
+  EXPECT_EQ(h.max_fails, 5);
+  EXPECT_EQ(h.check_interval_ms, 1500u);
+  EXPECT_FALSE(h.probe_rd);
+  EXPECT_EQ(h.probe_qname, *proxy::ZoneToWire("example.org"));
+  const upstream::UpstreamHealth::Options r = proxy::HealthOptions(c->serve, *root);
+  EXPECT_EQ(r.max_fails, 0);             // health tracking off, as CoreDNS's max_fails 0
+  EXPECT_EQ(r.check_interval_ms, 500u);  // CoreDNS's default
+  EXPECT_TRUE(r.probe_rd);
+  EXPECT_TRUE(r.probe_qname.empty());  // the root
+}
+
 // --- cache policy ---
 
 TEST(TranslateCorefileTest, CacheTtlArgumentCapsBothTiersAboveCoreDnsMinimum) {

@@ -205,6 +205,15 @@ TEST(CliTest, BadStaleAndOverloadTimersAreOneLineAndExitCode2) {
   ExpectOneLineError(Serve({"--overload-interval", "-5"}), "--overload-interval");
 }
 
+TEST(CliTest, BadUpstreamHealthFlagsAreOneLineAndExitCode2) {
+  ExpectOneLineError(Serve({"--upstream-max-fails", "-1"}), "--upstream-max-fails");
+  ExpectOneLineError(Serve({"--upstream-max-fails", "two"}), "--upstream-max-fails");
+  ExpectOneLineError(Serve({"--upstream-max-fails", "1001"}), "--upstream-max-fails");
+  ExpectOneLineError(Serve({"--upstream-health-check", "0"}), "--upstream-health-check");
+  ExpectOneLineError(Serve({"--upstream-health-check", "5s"}), "--upstream-health-check");
+  ExpectOneLineError(Serve({"--upstream-health-check", "60001"}), "--upstream-health-check");
+}
+
 TEST(CliTest, BadChaosTextIsOneLineAndExitCode2) {
   ExpectOneLineError(Serve({"--chaos-text", std::string(401, 'x')}), "--chaos-text");
   ExpectOneLineError(Serve({"--chaos-text", "tab\there"}), "--chaos-text");

@@ -167,8 +167,9 @@ TEST(ServeDefaultsTest, FlagDefaultsBuildTheConfigDefaults) {
   // Structured bindings name every field: a field added to ServeConfig or CacheSettings breaks
   // the build here until its default is pinned too.
   const auto& [listen, zones, workers, cache, http, coredns_metrics, upstream_timeout_ms,
-               upstream_tries, stale_answer_client_timeout_ms, stale_refresh_time_s,
-               overload_queue_delay_ms, overload_interval_ms, tcp_idle_timeout_ms,
+               upstream_tries, upstream_max_fails, upstream_health_check_ms,
+               stale_answer_client_timeout_ms, stale_refresh_time_s, overload_queue_delay_ms,
+               overload_interval_ms, tcp_idle_timeout_ms,
                tcp_max_connections, tcp_max_inflight, purge_interval_ms, cluster_domain,
                cluster_domain_wire, search_rewrite, node_search, search_pins,
                search_rewrite_deadline_ms, chaos_text, quiet, handover_path, handover_timeout_ms,
@@ -185,6 +186,8 @@ TEST(ServeDefaultsTest, FlagDefaultsBuildTheConfigDefaults) {
   EXPECT_EQ(coredns_metrics, want.coredns_metrics);
   EXPECT_EQ(upstream_timeout_ms, want.upstream_timeout_ms);
   EXPECT_EQ(upstream_tries, want.upstream_tries);
+  EXPECT_EQ(upstream_max_fails, want.upstream_max_fails);
+  EXPECT_EQ(upstream_health_check_ms, want.upstream_health_check_ms);
   EXPECT_EQ(stale_answer_client_timeout_ms, want.stale_answer_client_timeout_ms);
   EXPECT_EQ(stale_refresh_time_s, want.stale_refresh_time_s);
   EXPECT_EQ(overload_queue_delay_ms, want.overload_queue_delay_ms);
@@ -245,6 +248,8 @@ TEST(ServeDefaultsTest, HelpShowsTheConfigDefaults) {
   EXPECT_EQ(shown("--prefetch-hits"), absl::StrCat(c.prefetch_min_hits));
   EXPECT_EQ(shown("--upstream-timeout"), absl::StrCat(want.upstream_timeout_ms));
   EXPECT_EQ(shown("--upstream-tries"), absl::StrCat(want.upstream_tries));
+  EXPECT_EQ(shown("--upstream-max-fails"), absl::StrCat(want.upstream_max_fails));
+  EXPECT_EQ(shown("--upstream-health-check"), absl::StrCat(want.upstream_health_check_ms));
   EXPECT_EQ(shown("--tcp-idle-timeout"), absl::StrCat(want.tcp_idle_timeout_ms / 1000.0));
   EXPECT_EQ(shown("--tcp-max-connections"), absl::StrCat(want.tcp_max_connections));
   EXPECT_EQ(shown("--tcp-max-inflight"), absl::StrCat(want.tcp_max_inflight));

@@ -445,7 +445,9 @@ TEST_F(RenderCoreDnsMetricsTest, FamiliesHaveCoreDnsNamesTypesAndLabelSets) {
   a_->Prefetch(0, 0);
   a_->UpstreamReply(0, 0, 1000);
   a_->MaxConcurrentReject();
-  const Exposition e = Parsed();
+  CoreDnsGauges g;
+  g.healthcheck_failures = {1};
+  const Exposition e = Parsed(g);
   using Names = std::set<std::string>;
   const std::map<std::string, std::pair<std::string, Names>> want = {
       // plugin/metrics/vars/vars.go
@@ -462,8 +464,10 @@ TEST_F(RenderCoreDnsMetricsTest, FamiliesHaveCoreDnsNamesTypesAndLabelSets) {
       {"coredns_cache_prefetch_total", {"counter", {"server", "zones", "view"}}},
       // plugin/pkg/proxy/metrics.go
       {"coredns_proxy_request_duration_seconds", {"histogram", {"proxy_name", "to", "rcode"}}},
+      {"coredns_proxy_healthcheck_failures_total", {"counter", {"proxy_name", "to"}}},
       // plugin/forward/metrics.go, plugin/reload/metrics.go
       {"coredns_forward_max_concurrent_rejects_total", {"counter", {}}},
+      {"coredns_forward_healthcheck_broken_total", {"counter", {}}},
       {"coredns_reload_failed_total", {"counter", {}}},
       // k8s.io/dns cmd/node-cache
       {"coredns_nodecache_setup_errors_total", {"counter", {"errortype"}}},
@@ -695,6 +699,17 @@ TEST_F(RenderCoreDnsMetricsTest, UnlabelledCountersAndSetupErrorsAreAlwaysPresen
   b_->MaxConcurrentReject();
   e = Parsed(g);
   EXPECT_EQ(Value(e, "coredns_forward_max_concurrent_rejects_total", {}), 3);
+}
+
+TEST_F(RenderCoreDnsMetricsTest, HealthcheckFailuresPerUpstreamAndBrokenCount) {
+  CoreDnsGauges g;
+  g.healthcheck_failures = {0, 4};  // by upstream label index
+  g.healthcheck_broken = 2;
+  const Exposition e = Parsed(g);
+  const std::string f = "coredns_proxy_healthcheck_failures_total";
+  EXPECT_EQ(Value(e, f, {{"proxy_name", "forward"}, {"to", "[2001:db8::53]:53"}}), 4);
+  EXPECT_EQ(e.families.at(f).samples.size(), 1u) << "an upstream without failures is shown";
+  EXPECT_EQ(Value(e, "coredns_forward_healthcheck_broken_total", {}), 2);
 }
 
 // Zone names come from a Corefile: a quote or backslash in one must not break the exposition.

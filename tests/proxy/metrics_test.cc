@@ -61,6 +61,10 @@ TEST(MetricsTest, EveryCounterIsDocumentedInOperationsGuide) {
         << metric << " is not in docs/operations.md";
   });
   EXPECT_GT(checked, 40);  // the worker's list and both forwarders'
+  for (const HealthFamily& f : kUpstreamHealthFamilies) {
+    EXPECT_NE(doc.find(std::string("`") + f.metric + "`"), std::string::npos)
+        << f.metric << " is not in docs/operations.md";
+  }
 }
 
 }  // namespace
