@@ -176,6 +176,7 @@ absl::StatusOr<NodeCacheConfig> NodeCacheSource::LoadFull() {
                                   .flag = "-metrics-listen-address"});
   }
   config->serve.coredns_metrics = true;  // coredns_nodecache_setup_errors_total lives there
+  config->serve.allow = flags_.allow_list;  // here, so that reloads keep it
   return config;
 }
 

@@ -65,6 +65,10 @@ const std::vector<GoFlagSpec>& Specs() {
       {"handover-cache-percent", int64_t{25},
        "share of the cache whose hottest entries are passed on at a -handover (0: the next "
        "instance starts cold)"},
+      {"allow", std::string(proxy::kDefaultAllow),
+       "comma-separated CIDRs of the clients answered; others get REFUSED (UDP) or a closed "
+       "connection (TCP); 'any' for all, 'default' for the default list (loopback, link-local, "
+       "RFC 1918, RFC 6598, ULA): 'default,POD_CIDR' when pods have other addresses"},
   };
   return *specs;
 }
@@ -166,6 +170,7 @@ static absl::StatusOr<NodeCacheFlags> ParseNodeCacheFlagsRaw(std::span<const std
   f.run_as = p.String("runas");
   f.handover = p.String("handover");
   const int64_t cache_percent = p.Int("handover-cache-percent");
+  f.allow = p.String("allow");
   // CoreDNS binds -dns.port and -p to one variable: whichever was given last holds.
   for (const std::string& name : p.set_order) {
     if (name == "dns.port" || name == "p") f.dns_port = p.String(name);
@@ -211,10 +216,16 @@ static absl::StatusOr<NodeCacheFlags> ParseNodeCacheFlagsRaw(std::span<const std
         "invalid -handover \"", f.handover, "\": an absolute path of at most 96 bytes is needed"));
   }
   if (cache_percent < 0 || cache_percent > 100) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid -handover-cache-percent ",
-                                                   cache_percent, ": want 0 to 100"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid -handover-cache-percent ", cache_percent, ": want 0 to 100"));
   }
   f.handover_cache_percent = static_cast<uint32_t>(cache_percent);
+  auto allow = proxy::AllowList::Parse(f.allow);
+  if (!allow.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid -allow \"", f.allow, "\": ", allow.status().message()));
+  }
+  f.allow_list = *std::move(allow);
   if (f.sync_interval.count() <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "invalid -syncinterval ", FormatGoDuration(f.sync_interval), ": must be positive"));

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "proxy/allow_list.h"
 
 namespace nodedns::nodecache {
 
@@ -58,6 +59,10 @@ struct NodeCacheFlags {
   std::string handover;
   // nodedns's own: -handover-cache-percent, the share of the cache passed on at a handover.
   uint32_t handover_cache_percent = 25;
+  // nodedns's own: -allow, the client CIDRs whose queries are answered (serve's --allow; one
+  // comma-separated list, "any" for all), and its parsed form.
+  std::string allow = proxy::kDefaultAllow;
+  proxy::AllowList allow_list;
 
   // Names (without dashes) of the flags given on the command line; -p is recorded as "p".
   std::set<std::string, std::less<>> explicitly_set;

@@ -20,6 +20,7 @@
 #include "cache/response_cache.h"
 #include "dns/socket_address.h"
 #include "upstream/health.h"
+#include "proxy/allow_list.h"
 
 namespace nodedns::proxy {
 
@@ -79,6 +80,9 @@ struct ServeConfig {
   unsigned workers = 0;               // 0: one per CPU
   cache::CacheSettings cache;
   std::vector<HttpEndpoint> http;  // --health: one endpoint serving everything
+  // The sources whose queries are answered (--allow); others get REFUSED over UDP, and their TCP
+  // connections are closed at accept. Default: kDefaultAllow.
+  AllowList allow;
   // Export CoreDNS's metric families next to nodedns's (nodecache/: the Corefile has a
   // `prometheus` directive), labelled per listen address and zone.
   bool coredns_metrics = false;

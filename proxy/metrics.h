@@ -84,7 +84,11 @@ namespace nodedns::proxy {
   X(tcp_paused_inflight, "nodedns_tcp_read_pauses_total", "reason=\"inflight\"",                  \
     "Times reading a client TCP connection paused, by reason")                                    \
   X(tcp_paused_unread, "nodedns_tcp_read_pauses_total", "reason=\"unread\"",                      \
-    "Times reading a client TCP connection paused, by reason")
+    "Times reading a client TCP connection paused, by reason")                                    \
+  X(not_allowed_udp, "nodedns_not_allowed_queries_total", "",                                     \
+    "UDP queries REFUSED because their source is outside --allow")                                \
+  X(not_allowed_tcp, "nodedns_tcp_not_allowed_connections_total", "",                             \
+    "TCP connections closed at accept because the peer is outside --allow")
 
 // One per worker, on its own cache lines: the worker's own counters, then its forwarders' (all
 // zones of the worker share one set; upstream/udp_forwarder.h, upstream/tcp_forwarder.h declare

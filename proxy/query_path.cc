@@ -50,6 +50,7 @@ Verdict QueryPath::ServeLocal(const Request& r, std::span<uint8_t> out, size_t& 
       return Verdict::kDrop;
     }
   } else {
+    if (r.local == LocalAnswer::kNotAllowed) counters.not_allowed_udp.Inc();
     size = BuildLocalReply(r.query, r.q, r.local, ctx_.config->chaos_text, out);
     if (ctx_.coredns) {
       CountCoreDns(r.from, r.server, r.tcp, r.query.subspan(dns::kHeaderSize, r.q.qname_length),

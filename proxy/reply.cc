@@ -150,6 +150,7 @@ size_t BuildLocalReply(std::span<const uint8_t> query, const dns::QueryInfo& q, 
     case LocalAnswer::kNotImp:
       return BuildErrorReply(query, q, dns::QueryStatus::kOk, dns::rcode::kNotImp, out);
     case LocalAnswer::kRefused:
+    case LocalAnswer::kNotAllowed:
       return BuildErrorReply(query, q, dns::QueryStatus::kOk, dns::rcode::kRefused, out);
     case LocalAnswer::kChaos:
       break;

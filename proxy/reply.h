@@ -73,6 +73,11 @@ enum class LocalAnswer : uint8_t {
   // CH TXT for version.bind, version.server, id.server or hostname.bind (RFC 4892) with
   // --chaos-text set: a TXT answer of our own (BuildLocalReply).
   kChaos,
+  // Any query from a source outside --allow (allow_list.h), set by the front end before the
+  // class is looked at: REFUSED, "not for you" (RFC 1035 §4.1.1), as Unbound's access-control
+  // `refuse` answers. A reply the size of the query, so nothing to amplify; dropping instead
+  // would leave a misconfigured client retrying until its timeouts.
+  kNotAllowed,
 };
 
 // The longest --chaos-text: with it the CHAOS answer still fits kLocalReplyMax.

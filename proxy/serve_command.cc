@@ -134,6 +134,12 @@ CLI::App* AddServeCommand(CLI::App& app, ServeFlags& f) {
                 "CIDR=NAMESPACE: pin the namespace of these clients instead of learning it; "
                 "NAMESPACE '-' never rewrites for them (e.g. the node's own address); repeatable")
       ->type_name("CIDR=NS");
+  s->add_option("--allow", f.allow,
+                absl::StrCat("CIDR[,CIDR...]: the clients whose queries are answered; others get "
+                             "REFUSED (UDP) or a closed connection (TCP); repeatable; 'any' for "
+                             "everyone, 'default' for the default list (default ",
+                             kDefaultAllow, ")"))
+      ->type_name("CIDRS");
   s->add_option("--chaos-text", f.chaos_text,
                 absl::StrCat("Answer CH TXT version.bind, version.server, id.server and "
                              "hostname.bind with this text (printable ASCII, at most ",
@@ -253,6 +259,11 @@ absl::StatusOr<ServeConfig> BuildServeConfig(const ServeFlags& f) {
     c.node_search = *std::move(search);
   }
   c.search_pins = f.search_path;
+  auto allow = AllowList::ParseAll(f.allow);
+  if (!allow.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--allow ", allow.status().message()));
+  }
+  c.allow = *std::move(allow);
   if (f.chaos_text.size() > kMaxChaosText) {
     return absl::InvalidArgumentError(absl::StrCat("--chaos-text: ", f.chaos_text.size(),
                                                    " bytes, at most ", kMaxChaosText,

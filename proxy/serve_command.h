@@ -53,6 +53,7 @@ struct ServeFlags {
   std::string search_rewrite = ServeConfig{}.search_rewrite ? "on" : "off";
   std::vector<std::string> node_search;  // empty: the search line of resolv_conf
   std::vector<std::string> search_path;  // CIDR=ns pins
+  std::vector<std::string> allow;        // empty: kDefaultAllow
   std::string chaos_text;                // CH TXT version.bind & co.; empty: REFUSED
   std::string coredns_metrics = ServeConfig{}.coredns_metrics ? "on" : "off";
   std::string handover;  // the Unix socket of zero-loss upgrades; empty: none

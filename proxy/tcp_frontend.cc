@@ -132,10 +132,18 @@ void TcpFrontend::OnConnection(uv_stream_t* server, int status) {
     f->Close(*c);
     return;
   }
-  f->ctx_.counters.tcp_connections.Inc();
-  f->conns_.emplace(c->id, c);
   int peer_len = sizeof c->peer;
   uv_tcp_getpeername(&c->handle, reinterpret_cast<sockaddr*>(&c->peer), &peer_len);
+  // --allow: closed at accept rather than REFUSED per query, so that an outsider holds no
+  // connection slot, no read buffer and no idle timer; a stub treats the closed connection as a
+  // failed server and moves on, as it would on REFUSED.
+  if (!f->ctx_.config->allow.Allows(c->peer)) [[unlikely]] {
+    f->ctx_.counters.not_allowed_tcp.Inc();
+    f->Close(*c);
+    return;
+  }
+  f->ctx_.counters.tcp_connections.Inc();
+  f->conns_.emplace(c->id, c);
   uv_tcp_nodelay(&c->handle, 1);
   // The clock restarts on a whole query, a reply, and the first byte of a message; not on the
   // bytes after it, so that a message must arrive whole within the timeout of its first byte

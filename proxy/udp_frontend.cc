@@ -176,6 +176,7 @@ void UdpFrontend::ServeBatch(Socket& s, int n) {
   if (shedding_on) MeasureQueueDelay(s, n);
   // Pass 1: parse, classify, build keys, prefetch the slots. Passes 2 and 3 then find them in
   // cache.
+  const AllowList* allow = ctx_.config->allow.open() ? nullptr : &ctx_.config->allow;
   for (int i = 0; i < n; ++i) {
     const std::span<const uint8_t> query(b.in_buf[i], b.in[i].msg_len);
     if (shedding_on && b.shed[i]) {
@@ -188,6 +189,10 @@ void UdpFrontend::ServeBatch(Socket& s, int n) {
     }
     if (b.status[i] != dns::QueryStatus::kOk) continue;
     const dns::QueryInfo& q = b.info[i];
+    if (allow != nullptr && !allow->Allows(b.from[i])) [[unlikely]] {
+      b.local[i] = LocalAnswer::kNotAllowed;
+      continue;
+    }
     // Before any cache work: a class compare and a type range check for ordinary queries.
     b.local[i] = ClassifyQuery(query, q, path_.chaos_enabled());
     if (b.local[i] != LocalAnswer::kNone) continue;

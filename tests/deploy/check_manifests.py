@@ -31,6 +31,10 @@ DEFAULT_CAPACITY = 10000       # corefile/config.h kCacheDefaultCapacity (succes
 CACHE_CONSTANT_MIB = 12
 LIMIT_OVERHEAD_MIB = 32
 
+# nodedns's -allow default (proxy/allow_list.h kDefaultAllow), what `default` stands for.
+DEFAULT_ALLOW = ["10.0.0.0/8", "127.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+                 "169.254.0.0/16", "::1/128", "fc00::/7", "fe80::/10"]
+
 failures = []
 
 
@@ -206,6 +210,25 @@ def check_daemonset(objs, localip):
     for name in ("setupinterface", "setupiptables"):
         check(flags.get(name, "true") == "true", f"-{name} is not left at true")
     find(objs, "Service", "kube-dns-upstream")
+    # -allow: present, every element a network, not open to the world (an open resolver on
+    # every node), and admitting some clients of each family nodedns listens on.
+    allow = flags.get("allow")
+    if check(allow is not None, "no -allow: the node-local cache would rely on its default") and \
+            check(allow.strip().lower() != "any", "-allow any: an open resolver"):
+        nets = []
+        for entry in allow.split(","):
+            if entry.strip() == "default":  # proxy/allow_list.h kDefaultAllow
+                nets += [ipaddress.ip_network(n) for n in DEFAULT_ALLOW]
+                continue
+            try:
+                nets.append(ipaddress.ip_network(entry.strip()))
+            except ValueError:
+                check(False, f"-allow entry {entry!r} is not a CIDR")
+        check(all(n.prefixlen > 0 for n in nets),
+              f"-allow {allow!r} admits every address: an open resolver")
+        for family in sorted({ipaddress.ip_address(a).version for a in localip.split(",")}):
+            check(any(n.version == family for n in nets),
+                  f"-allow {allow!r} has no IPv{family} prefix: IPv{family} pods are refused")
     # -handover: a socket in the /run/nodedns hostPath, the same path on every node and for
     # every pod, or the new pod would not find the old one.
     handover = flags.get("handover", "")

@@ -282,6 +282,25 @@ TEST(NodeCacheFlagsTest, UsageListsEveryFlagWithDefaults) {
   EXPECT_THAT(usage, HasSubstr("(default \"0.0.0.0:9353\")"));
 }
 
+TEST(NodeCacheFlagsTest, AllowDefaultsToServesDefaultAndRejectsBadLists) {
+  absl::StatusOr<NodeCacheFlags> f = Parse({"-localip=169.254.20.10"});
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(f->allow, proxy::kDefaultAllow);
+  EXPECT_EQ(f->allow_list, proxy::AllowList());
+  f = Parse({"-localip=169.254.20.10", "-allow=default,203.0.113.0/24"});
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(f->allow_list.ToString(), std::string(proxy::kDefaultAllow) + ",203.0.113.0/24");
+  f = Parse({"-localip=169.254.20.10", "-allow", "any"});
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_TRUE(f->allow_list.open());
+  for (const char* bad : {"", "10.0.0.1/8", "10.0.0.0/8,", "pods"}) {
+    f = Parse({"-localip=169.254.20.10", std::string("-allow=") + bad});
+    ASSERT_FALSE(f.ok()) << bad;
+    EXPECT_THAT(f.status().message(), HasSubstr("invalid -allow")) << bad;
+  }
+  EXPECT_THAT(UsageText(), HasSubstr("-allow string"));
+}
+
 TEST(NodeCacheFlagsTest, HandoverCachePercentIs0To100) {
   absl::StatusOr<NodeCacheFlags> f = Parse({"-localip=1.2.3.4", "-handover=/run/nodedns/h.sock"});
   ASSERT_TRUE(f.ok()) << f.status();

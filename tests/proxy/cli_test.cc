@@ -221,6 +221,16 @@ TEST(CliTest, BadChaosTextIsOneLineAndExitCode2) {
   ExpectOneLineError(Serve({"--chaos-text"}), "--chaos-text");  // no value
 }
 
+TEST(CliTest, BadAllowIsOneLineAndExitCode2) {
+  ExpectOneLineError(Serve({"--allow", "10.0.0.0/33"}), "--allow");
+  ExpectOneLineError(Serve({"--allow", "10.1.2.3/8"}), "--allow");  // host bits set
+  ExpectOneLineError(Serve({"--allow", "nonsense"}), "--allow");
+  ExpectOneLineError(Serve({"--allow", "10.0.0.0/8,,192.168.0.0/16"}), "--allow");
+  ExpectOneLineError(Serve({"--allow", ""}), "--allow");
+  ExpectOneLineError(Serve({"--allow", "10.0.0.0/8", "--allow", "::ffff:10.0.0.0/104"}), "--allow");
+  ExpectOneLineError(Serve({"--allow"}), "--allow");  // no value
+}
+
 TEST(CliTest, HelpAndVersionExit0) {
   Result r = RunNodedns({"serve", "--help"});
   EXPECT_EQ(r.exit_code, 0);

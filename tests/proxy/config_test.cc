@@ -166,14 +166,13 @@ TEST(ServeDefaultsTest, FlagDefaultsBuildTheConfigDefaults) {
   const ServeConfig want;
   // Structured bindings name every field: a field added to ServeConfig or CacheSettings breaks
   // the build here until its default is pinned too.
-  const auto& [listen, zones, workers, cache, http, coredns_metrics, upstream_timeout_ms,
+  const auto& [listen, zones, workers, cache, http, allow, coredns_metrics, upstream_timeout_ms,
                upstream_tries, upstream_max_fails, upstream_health_check_ms,
                stale_answer_client_timeout_ms, stale_refresh_time_s, overload_queue_delay_ms,
-               overload_interval_ms, tcp_idle_timeout_ms,
-               tcp_max_connections, tcp_max_inflight, purge_interval_ms, cluster_domain,
-               cluster_domain_wire, search_rewrite, node_search, search_pins,
-               search_rewrite_deadline_ms, chaos_text, quiet, handover_path, handover_timeout_ms,
-               handover_cache_percent, handover_linger] = *built;
+               overload_interval_ms, tcp_idle_timeout_ms, tcp_max_connections, tcp_max_inflight,
+               purge_interval_ms, cluster_domain, cluster_domain_wire, search_rewrite, node_search,
+               search_pins, search_rewrite_deadline_ms, chaos_text, quiet, handover_path,
+               handover_timeout_ms, handover_cache_percent, handover_linger] = *built;
   ASSERT_EQ(listen.size(), 1u);
   EXPECT_EQ(listen[0].ToString(), kDefaultListen);
   EXPECT_TRUE(want.listen.empty());  // filled in by BuildServeConfig, from kDefaultListen
@@ -183,6 +182,8 @@ TEST(ServeDefaultsTest, FlagDefaultsBuildTheConfigDefaults) {
   EXPECT_EQ(zones[0].upstreams[0].ToString(), "192.0.2.53:53");
   EXPECT_EQ(workers, want.workers);
   EXPECT_EQ(http.size(), want.http.size());
+  EXPECT_EQ(allow, want.allow);
+  EXPECT_EQ(allow.ToString(), kDefaultAllow);
   EXPECT_EQ(coredns_metrics, want.coredns_metrics);
   EXPECT_EQ(upstream_timeout_ms, want.upstream_timeout_ms);
   EXPECT_EQ(upstream_tries, want.upstream_tries);
