@@ -58,6 +58,10 @@ struct Client {
   uint8_t server = 0;        // the listen address's index (CoreDNS metrics)
   uint64_t start_ns = 0;     // when the query was read (CoreDNS metrics; 0 when they are off)
   ReplySource source = ReplySource::kForward;  // what wrote the reply (CoreDNS metrics)
+  // Counted by the worker's MissAdmission while it waits (released on delivery), and its slot
+  // in the per-client table (MissAdmission::kNoSlot: none).
+  bool miss_admitted = false;
+  uint16_t miss_slot = 0xffff;
 
   std::span<const uint8_t> question() const { return {question_bytes, question_size}; }
   std::span<const uint8_t> qname() const {

@@ -112,6 +112,11 @@ struct ServeConfig {
   uint32_t tcp_idle_timeout_ms = 10'000;  // RFC 7766 §6.2.3 suggests seconds, not minutes
   size_t tcp_max_connections = 1024;      // per worker
   size_t tcp_max_inflight = 32;           // queries waiting for upstream, per connection
+  // Clients waiting for an upstream answer, per worker (proxy/miss_admission.h); over it a new
+  // miss gets SERVFAIL at once. A waiting client holds ~600 bytes (its Client in a miss waiter,
+  // ~500, plus the waiter vector's share), so 10,000 bound that memory to ~6 MB per worker, and
+  // still let each worker wait on 5,000 misses a second through a 2 s upstream timeout.
+  size_t max_waiting_queries = 10'000;
   // How often worker 0 sweeps a slice of the cache for expired entries; the other workers do not
   // sweep. One sweeper suffices because all workers share the cache.
   uint32_t purge_interval_ms = 1000;

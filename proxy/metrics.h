@@ -88,7 +88,9 @@ namespace nodedns::proxy {
   X(not_allowed_udp, "nodedns_not_allowed_queries_total", "",                                     \
     "UDP queries REFUSED because their source is outside --allow")                                \
   X(not_allowed_tcp, "nodedns_tcp_not_allowed_connections_total", "",                             \
-    "TCP connections closed at accept because the peer is outside --allow")
+    "TCP connections closed at accept because the peer is outside --allow")                       \
+  X(shed_max_waiting, "nodedns_shed_misses_total", "reason=\"max_waiting\"",                      \
+    "Misses answered SERVFAIL at once instead of waiting for upstream, by reason")
 
 // One per worker, on its own cache lines: the worker's own counters, then its forwarders' (all
 // zones of the worker share one set; upstream/udp_forwarder.h, upstream/tcp_forwarder.h declare

@@ -94,10 +94,18 @@ Verdict QueryPath::ServeRest(const Request& r, const cache::LookupResult& hit,
         r.server,
         ctx_.config->zones[ZoneOf(r.query.subspan(dns::kHeaderSize, q.qname_length))].metrics_zone);
   }
+  uint16_t slot = MissAdmission::kNoSlot;
+  const MissAdmission::Verdict admit = admission_.Admit(r.from, ctx_.config->max_waiting_queries,
+                                                        /*share_percent=*/100, slot);
+  if (admit != MissAdmission::Verdict::kAdmit) [[unlikely]] {
+    return ShedMiss(r, admit, gate, out, size, now);
+  }
   MissWaiter w;
   w.listener = this;
   FillClient(r, w.client);  // in place: a Client is ~500 bytes
   w.client.rewrite_ns = ns;
+  w.client.miss_admitted = true;
+  w.client.miss_slot = slot;
   // An expired answer can stand in if the upstream is slow. Not for a client whose NXDOMAIN
   // would start a rewrite: that needs the upstream's word on the name.
   w.stale_ok = hit.status == LookupResult::Status::kExpired && ns.empty();
@@ -195,7 +203,27 @@ void QueryPath::OnMissDone(MissWaiter& waiter, const MissOutcome& o) {
   Deliver(c, out.first(size));
 }
 
+Verdict QueryPath::ShedMiss(const Request& r, MissAdmission::Verdict why, RewriteGate& gate,
+                            std::span<uint8_t> out, size_t& size, uint64_t now) {
+  // SERVFAIL, not REFUSED: the condition is this server's and passes (RFC 1035 §4.1.1, "server
+  // failure"), so a stub tries its next server or asks again later, and a forwarder in front
+  // caches it for seconds at most (RFC 2308 §7.1); REFUSED is policy, here --allow's answer and
+  // max_concurrent's (CoreDNS's). glibc moves to the next nameserver on either; musl retries a
+  // SERVFAIL within its timeout and gives up on REFUSED.
+  ctx_.counters.shed_max_waiting.Inc();
+  admission_.NoteShed(r.from, why);
+  size = BuildErrorReply(r.query, r.q, dns::QueryStatus::kOk, dns::rcode::kServFail, out);
+  const std::span<const uint8_t> qname = r.query.subspan(dns::kHeaderSize, r.q.qname_length);
+  if (ctx_.coredns) {
+    CountCoreDns(r.from, r.server, r.tcp, qname, r.q.qtype, out.data(), ReplySource::kLocal,
+                 ctx_.batch_ns, false, true);
+  }
+  AfterReply(r.from, qname, r.q.qtype, dns::rcode::kServFail, now, gate);
+  return Verdict::kReply;
+}
+
 void QueryPath::Deliver(const Client& c, std::span<const uint8_t> reply) {
+  if (c.miss_admitted) admission_.Release(c.miss_slot);
   if (ctx_.coredns) {
     CountCoreDns(c.addr, c.server, c.tcp, c.qname(), c.q.qtype, reply.data(), c.source, c.start_ns,
                  false, false);

@@ -19,6 +19,7 @@
 #include "cache/cache_key.h"
 #include "dns/wire.h"
 #include "proxy/client.h"
+#include "proxy/miss_admission.h"
 #include "proxy/miss_table.h"
 #include "proxy/reply.h"
 #include "proxy/rewrite_driver.h"
@@ -74,6 +75,9 @@ class QueryPath : public MissListener, public ClientDelivery {
   // The search-path waste seen by this worker (GET /audit).
   WastedQueryTracker& wasted() { return wasted_; }
   const WastedQueryTracker& wasted() const { return wasted_; }
+  // Clients waiting for upstream and the misses turned away (GET /audit).
+  MissAdmission& admission() { return admission_; }
+  const MissAdmission& admission() const { return admission_; }
 
  private:
   class RewriteGate;
@@ -95,6 +99,9 @@ class QueryPath : public MissListener, public ClientDelivery {
   Verdict ServeLocal(const Request& r, std::span<uint8_t> out, size_t& size);
   Verdict ServeRest(const Request& r, const cache::LookupResult& hit, const NamespaceName& ns,
                     RewriteGate& gate, std::span<uint8_t> out, size_t& size, uint64_t now);
+  // A miss over --max-waiting-queries or its client's --client-miss-share: SERVFAIL now.
+  Verdict ShedMiss(const Request& r, MissAdmission::Verdict why, RewriteGate& gate,
+                   std::span<uint8_t> out, size_t& size, uint64_t now);
   void NoteNxDomain(const sockaddr_storage& client, std::span<const uint8_t> qname);
   // Answers `r` from the stale entry for its key (RFC 8767), with Extended DNS Error 3 for a
   // client that sent EDNS; false if the entry is gone (then it is a miss after all).
@@ -106,6 +113,7 @@ class QueryPath : public MissListener, public ClientDelivery {
   MissTable& misses_;
   RewriteDriver& rewrite_;
   WastedQueryTracker wasted_;
+  MissAdmission admission_;
 };
 
 // ---------------------------------------------------------------------------------------------

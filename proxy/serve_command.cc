@@ -117,6 +117,11 @@ CLI::App* AddServeCommand(CLI::App& app, ServeFlags& f) {
                 "Queries per TCP connection waiting for upstream before reading pauses")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{65535}));
+  s->add_option("--max-waiting-queries", f.max_waiting_queries,
+                "Clients waiting for an upstream answer, per worker; over it a new miss gets "
+                "SERVFAIL at once (cache hits are always served)")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 24));
   s->add_option("--cluster-domain", f.cluster_domain,
                 "The Kubernetes cluster domain; NXDOMAINs below it are counted as search-path "
                 "waste (GET /audit on the health port)")
@@ -237,6 +242,7 @@ absl::StatusOr<ServeConfig> BuildServeConfig(const ServeFlags& f) {
   c.tcp_idle_timeout_ms = static_cast<uint32_t>(f.tcp_idle_timeout_s * kMsPerSecond);
   c.tcp_max_connections = f.tcp_max_connections;
   c.tcp_max_inflight = f.tcp_max_inflight;
+  c.max_waiting_queries = f.max_waiting_queries;
   auto zone = ZoneToWire(f.cluster_domain);
   if (!zone.ok() || zone->size() == 1) {
     return absl::InvalidArgumentError(

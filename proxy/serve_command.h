@@ -48,6 +48,7 @@ struct ServeFlags {
   double tcp_idle_timeout_s = ServeConfig{}.tcp_idle_timeout_ms / kMsPerSecond;
   size_t tcp_max_connections = ServeConfig{}.tcp_max_connections;
   size_t tcp_max_inflight = ServeConfig{}.tcp_max_inflight;
+  size_t max_waiting_queries = ServeConfig{}.max_waiting_queries;
   std::string resolv_conf = resolvconf::kDefaultPath;
   std::string cluster_domain = ServeConfig{}.cluster_domain;
   std::string search_rewrite = ServeConfig{}.search_rewrite ? "on" : "off";

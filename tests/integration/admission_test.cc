@@ -1,11 +1,17 @@
 // What `nodedns serve` admits, end to end against a ScriptedUpstream: --allow (no open resolver;
-// REFUSED over UDP, closed at accept over TCP), queried by kdig and hand-built messages from
+// REFUSED over UDP, closed at accept over TCP), --max-waiting-queries (SERVFAIL at once past the
+// worker's cap, hits still served) and --client-miss-share (a flooding client held to its share
+// while another is answered; GET /audit names it). Queried by kdig and hand-built messages from
 // loopback sources the test picks (127.0.0.1 and 127.0.0.2).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -22,13 +28,17 @@ using nodedns::testing::Action;
 using nodedns::testing::Build;
 using nodedns::testing::BuildQuery;
 using nodedns::testing::Bytes;
+using nodedns::testing::HttpGet;
 using nodedns::testing::MessageSpec;
+using nodedns::testing::RecvDatagram;
 using nodedns::testing::ReplySpecFor;
 using nodedns::testing::RunCommand;
 using nodedns::testing::ScriptedUpstream;
 using nodedns::testing::SeenQuery;
 using nodedns::testing::TcpExchange;
 using nodedns::testing::UdpExchange;
+using nodedns::testing::UdpSocketTo;
+using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr uint16_t kTypeA = 1;
@@ -47,6 +57,35 @@ nodedns::testing::Script Answering(milliseconds delay) {
     return Action::Reply(Build(spec), delay);
   };
 }
+
+// Names starting with "fast." are answered at once, every other name after `slow`.
+nodedns::testing::Script SlowExceptFast(milliseconds slow) {
+  return [slow](const SeenQuery& q) {
+    MessageSpec spec = ReplySpecFor(q);
+    if (q.qtype == kTypeA) spec.answer = {q.name + " 300 IN A " + kFakeAddress};
+    return Action::Reply(Build(spec), q.name.rfind("fast.", 0) == 0 ? milliseconds(0) : slow);
+  };
+}
+
+uint8_t Rcode(const Bytes& m) { return m.size() >= 4 ? m[3] & 0xf : 0xff; }
+uint16_t Id(const Bytes& m) { return m.size() >= 2 ? uint16_t(m[0] << 8 | m[1]) : 0; }
+
+// A UDP socket bound to `source` (a loopback address) and connected to 127.0.0.1:port.
+int UdpSocketFrom(const char* source, uint16_t port) {
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  inet_pton(AF_INET, source, &a.sin_addr);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return -1;
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(port);
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) return -1;
+  return fd;
+}
+
+bool Send(int fd, const Bytes& m) { return send(fd, m.data(), m.size(), 0) == ssize_t(m.size()); }
 
 class AdmissionTest : public nodedns::testing::NodednsFixture {
  protected:
@@ -111,6 +150,61 @@ TEST_F(AdmissionTest, AnyOpensIt) {
   const std::string out = Kdig("open.example.", "127.0.0.1");
   EXPECT_NE(out.find("status: NOERROR"), std::string::npos) << out;
   EXPECT_EQ(Metric("nodedns_not_allowed_queries_total"), 0);
+}
+
+// --max-waiting-queries: with the worker's cap of clients waiting for upstream reached, a new miss
+// gets SERVFAIL at once and never goes upstream; a cached name is still answered; once the
+// waiting clients have their answers, misses are admitted again.
+TEST_F(AdmissionTest, OverMaxWaitingQueriesNewMissesGetServfailAtOnceAndHitsAreServed) {
+  ScriptedUpstream upstream(SlowExceptFast(milliseconds(2000)));
+  ASSERT_NO_FATAL_FAILURE(
+      StartNodedns(upstream.port(), {"--max-waiting-queries", "5", "--upstream-timeout", "5000"}));
+  const auto cached =
+      UdpExchange(dns_port_, BuildQuery("fast.cached.example.", kTypeA, false, false, 1));
+  ASSERT_TRUE(cached.has_value());
+  ASSERT_EQ(Rcode(*cached), 0);
+  const int fd = UdpSocketTo(dns_port_);
+  ASSERT_GE(fd, 0);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(Send(fd, BuildQuery("w" + std::to_string(i) + ".slow.example.", kTypeA, false,
+                                    false, uint16_t(100 + i))));
+  }
+  // Five clients wait once the upstream holds their five queries.
+  for (int i = 0; i < 200 && upstream.queries() < 6; ++i)
+    std::this_thread::sleep_for(milliseconds(10));
+  ASSERT_EQ(upstream.queries(), 6) << "the five misses did not reach the upstream";
+  const auto start = Clock::now();
+  const auto shed =
+      UdpExchange(dns_port_, BuildQuery("over.slow.example.", kTypeA, true, false, 7));
+  ASSERT_TRUE(shed.has_value());
+  EXPECT_EQ(Rcode(*shed), 2) << "not SERVFAIL";
+  // "At once": an answer through the upstream takes 2 s.
+  EXPECT_LT(Clock::now() - start, milliseconds(1500));
+  ASSERT_GE(shed->size(), 12u);
+  EXPECT_EQ((*shed)[11], 1) << "no OPT in the SERVFAIL to an EDNS query";
+  const auto shed_tcp =
+      TcpExchange(dns_port_, BuildQuery("tcp.slow.example.", kTypeA, false, false, 8));
+  ASSERT_TRUE(shed_tcp.has_value());
+  EXPECT_EQ(Rcode(*shed_tcp), 2);
+  const auto hit =
+      UdpExchange(dns_port_, BuildQuery("fast.cached.example.", kTypeA, false, false, 9));
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_EQ(Rcode(*hit), 0) << "a cache hit was turned away";
+  EXPECT_EQ(upstream.queries(), 6) << "a shed miss went upstream";
+  EXPECT_EQ(Metric("nodedns_shed_misses_total{reason=\"max_waiting\"}"), 2);
+  // The five waiting clients get their answers.
+  for (int i = 0; i < 5; ++i) {
+    const auto r = RecvDatagram(fd, 6000);
+    ASSERT_TRUE(r.has_value()) << i << " of the waiting clients answered";
+    EXPECT_EQ(Rcode(*r), 0);
+  }
+  close(fd);
+  // Released: a new miss waits for the upstream again and is answered.
+  const auto again =
+      UdpExchange(dns_port_, BuildQuery("again.slow.example.", kTypeA, false, false, 10), 6000);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(Rcode(*again), 0);
+  EXPECT_EQ(Metric("nodedns_shed_misses_total{reason=\"max_waiting\"}"), 2);
 }
 
 }  // namespace

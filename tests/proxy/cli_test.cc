@@ -231,6 +231,13 @@ TEST(CliTest, BadAllowIsOneLineAndExitCode2) {
   ExpectOneLineError(Serve({"--allow"}), "--allow");  // no value
 }
 
+TEST(CliTest, BadMissLimitsAreOneLineAndExitCode2) {
+  ExpectOneLineError(Serve({"--max-waiting-queries", "0"}), "--max-waiting-queries");
+  ExpectOneLineError(Serve({"--max-waiting-queries", "-5"}), "--max-waiting-queries");
+  ExpectOneLineError(Serve({"--max-waiting-queries", "100000000"}), "--max-waiting-queries");
+  ExpectOneLineError(Serve({"--max-waiting-queries", "many"}), "--max-waiting-queries");
+}
+
 TEST(CliTest, HelpAndVersionExit0) {
   Result r = RunNodedns({"serve", "--help"});
   EXPECT_EQ(r.exit_code, 0);
