@@ -117,6 +117,9 @@ struct ServeConfig {
   // ~500, plus the waiter vector's share), so 10,000 bound that memory to ~6 MB per worker, and
   // still let each worker wait on 5,000 misses a second through a 2 s upstream timeout.
   size_t max_waiting_queries = 10'000;
+  // The share of max_waiting_queries (percent) one client (an IPv4 address, an IPv6 /64) may hold;
+  // over it its new misses get SERVFAIL at once. 100: no per-client limit.
+  uint32_t client_miss_share = 25;
   // How often worker 0 sweeps a slice of the cache for expired entries; the other workers do not
   // sweep. One sweeper suffices because all workers share the cache.
   uint32_t purge_interval_ms = 1000;

@@ -90,6 +90,8 @@ namespace nodedns::proxy {
   X(not_allowed_tcp, "nodedns_tcp_not_allowed_connections_total", "",                             \
     "TCP connections closed at accept because the peer is outside --allow")                       \
   X(shed_max_waiting, "nodedns_shed_misses_total", "reason=\"max_waiting\"",                      \
+    "Misses answered SERVFAIL at once instead of waiting for upstream, by reason")                \
+  X(shed_client_share, "nodedns_shed_misses_total", "reason=\"client_share\"",                    \
     "Misses answered SERVFAIL at once instead of waiting for upstream, by reason")
 
 // One per worker, on its own cache lines: the worker's own counters, then its forwarders' (all

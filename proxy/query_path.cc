@@ -96,7 +96,7 @@ Verdict QueryPath::ServeRest(const Request& r, const cache::LookupResult& hit,
   }
   uint16_t slot = MissAdmission::kNoSlot;
   const MissAdmission::Verdict admit = admission_.Admit(r.from, ctx_.config->max_waiting_queries,
-                                                        /*share_percent=*/100, slot);
+                                                        ctx_.config->client_miss_share, slot);
   if (admit != MissAdmission::Verdict::kAdmit) [[unlikely]] {
     return ShedMiss(r, admit, gate, out, size, now);
   }
@@ -210,7 +210,9 @@ Verdict QueryPath::ShedMiss(const Request& r, MissAdmission::Verdict why, Rewrit
   // caches it for seconds at most (RFC 2308 §7.1); REFUSED is policy, here --allow's answer and
   // max_concurrent's (CoreDNS's). glibc moves to the next nameserver on either; musl retries a
   // SERVFAIL within its timeout and gives up on REFUSED.
-  ctx_.counters.shed_max_waiting.Inc();
+  (why == MissAdmission::Verdict::kClientShare ? ctx_.counters.shed_client_share
+                                               : ctx_.counters.shed_max_waiting)
+      .Inc();
   admission_.NoteShed(r.from, why);
   size = BuildErrorReply(r.query, r.q, dns::QueryStatus::kOk, dns::rcode::kServFail, out);
   const std::span<const uint8_t> qname = r.query.subspan(dns::kHeaderSize, r.q.qname_length);

@@ -122,6 +122,11 @@ CLI::App* AddServeCommand(CLI::App& app, ServeFlags& f) {
                 "SERVFAIL at once (cache hits are always served)")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{1} << 24));
+  s->add_option("--client-miss-share", f.client_miss_share,
+                "Percent of --max-waiting-queries one client (an IPv4 address, an IPv6 /64) may "
+                "hold; over it its new misses get SERVFAIL at once (100: no per-client limit)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 100u));
   s->add_option("--cluster-domain", f.cluster_domain,
                 "The Kubernetes cluster domain; NXDOMAINs below it are counted as search-path "
                 "waste (GET /audit on the health port)")
@@ -243,6 +248,7 @@ absl::StatusOr<ServeConfig> BuildServeConfig(const ServeFlags& f) {
   c.tcp_max_connections = f.tcp_max_connections;
   c.tcp_max_inflight = f.tcp_max_inflight;
   c.max_waiting_queries = f.max_waiting_queries;
+  c.client_miss_share = f.client_miss_share;
   auto zone = ZoneToWire(f.cluster_domain);
   if (!zone.ok() || zone->size() == 1) {
     return absl::InvalidArgumentError(

@@ -202,12 +202,17 @@ HttpResponse Server::HandleHttp(const HttpEndpoint& e, std::string_view method,
   }
   if (e.audit && (path == "/audit" || path == "/audit.txt")) {
     std::vector<std::vector<WastedQueryTracker::ClientCount>> snaps;
-    for (const auto& w : workers_) snaps.push_back(w->WastedSnapshot());
+    std::vector<std::vector<MissAdmission::ShedClient>> shed;
+    for (const auto& w : workers_) {
+      snaps.push_back(w->WastedSnapshot());
+      shed.push_back(w->ShedSnapshot());
+    }
     if (path == "/audit.txt") {
       return HttpResponse{200, "text/plain; charset=utf-8",
-                          RenderWastedQueriesTable(snaps, cluster_domain_)};
+                          RenderWastedQueriesTable(snaps, cluster_domain_) + RenderShedTable(shed)};
     }
-    return HttpResponse{200, "application/json", RenderWastedQueriesJson(snaps, cluster_domain_)};
+    return HttpResponse{200, "application/json",
+                        RenderWastedQueriesJson(snaps, cluster_domain_, RenderShedJson(shed))};
   }
   if (e.metrics && path == "/metrics") {
     return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", RenderMetrics()};

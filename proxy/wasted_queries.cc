@@ -186,7 +186,7 @@ std::vector<std::pair<std::string, Merged>> Merge(
 
 std::string RenderWastedQueriesJson(
     const std::vector<std::vector<WastedQueryTracker::ClientCount>>& per_worker,
-    const std::string& cluster_domain) {
+    const std::string& cluster_domain, std::string_view more) {
   const auto sorted = Merge(per_worker);
   std::string out =
       absl::StrCat("{\"version\":1,\"cluster_domain\":\"", cluster_domain, "\",\"clients\":[");
@@ -201,7 +201,12 @@ std::string RenderWastedQueriesJson(
     }
     out += "]}";
   }
-  return out + "]}\n";
+  out += "]";
+  if (!more.empty()) {
+    out += ",";
+    out.append(more);
+  }
+  return out + "}\n";
 }
 
 std::string RenderWastedQueriesTable(

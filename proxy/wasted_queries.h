@@ -16,6 +16,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dns/wire.h"
@@ -85,10 +86,11 @@ class WastedQueryTracker {
 
 // Merges the workers' snapshots (a client may talk to several workers) and renders the GET /audit
 // JSON document: {"version":1,"cluster_domain":...,"clients":[{"client","wasted","error",
-// "names":[{"name","wasted"}]}]} sorted by wasted queries, largest first.
+// "names":[{"name","wasted"}]}]} sorted by wasted queries, largest first. `more`: further members
+// of the document ("\"shed\":[...]"), appended after "clients".
 std::string RenderWastedQueriesJson(
     const std::vector<std::vector<WastedQueryTracker::ClientCount>>& per_worker,
-    const std::string& cluster_domain);
+    const std::string& cluster_domain, std::string_view more = {});
 
 // The same data as a table, for people with curl (GET /audit.txt). `nodedns audit --live` reads
 // the JSON and renders it with the offline audit's renderers (audit/live_audit.h).

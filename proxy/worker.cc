@@ -106,7 +106,12 @@ absl::Status Worker::Start() {
   publish_timer_.data = this;
   uv_timer_start(
       &publish_timer_,
-      [](uv_timer_t* h) { static_cast<Worker*>(h->data)->path_.wasted().Publish(); }, 1000, 1000);
+      [](uv_timer_t* h) {
+        auto* w = static_cast<Worker*>(h->data);
+        w->path_.wasted().Publish();
+        w->path_.admission().Publish();
+      },
+      1000, 1000);
   if (absl::Status st = misses_.Start(); !st.ok()) return st;
   udp_.Start(sockets_.udp);
   if (absl::Status st = tcp_.Start(sockets_.tcp); !st.ok()) return st;

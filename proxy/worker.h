@@ -81,6 +81,9 @@ class Worker {
   std::vector<WastedQueryTracker::ClientCount> WastedSnapshot() const {
     return path_.wasted().Snapshot();
   }
+  std::vector<MissAdmission::ShedClient> ShedSnapshot() const {
+    return path_.admission().Snapshot();
+  }
 
  private:
   void Run();

@@ -20,6 +20,7 @@
 
 #include "audit/audit_command.h"
 #include "audit/report.h"
+#include "proxy/miss_admission.h"
 #include "proxy/wasted_queries.h"
 #include "tests/audit/json_validator.h"
 #include "tests/testing/dns_builder.h"
@@ -76,6 +77,25 @@ TEST(LiveAuditTest, ReadsTheProxysGetAuditDocument) {
   EXPECT_TRUE(r.walks.empty());
   EXPECT_EQ(live->reports[1].path, "10.0.0.9");
   EXPECT_EQ(live->reports[1].live->wasted, 2u);
+}
+
+// GET /audit carries the shed misses (proxy/miss_admission.h) next to the clients: a member added
+// within version 1, which the live audit reads past.
+TEST(LiveAuditTest, ReadsPastTheShedMember) {
+  proxy::MissAdmission shed;
+  sockaddr_storage flooder = V4("10.0.0.66");
+  for (int i = 0; i < 3; ++i) shed.NoteShed(flooder, proxy::MissAdmission::Verdict::kClientShare);
+  shed.Publish();
+  std::string doc = ProxyDocument();
+  ASSERT_EQ(doc.substr(doc.size() - 3), "]}\n");
+  doc.resize(doc.size() - 2);
+  doc += "," + proxy::RenderShedJson({shed.Snapshot()}) + "}\n";
+  EXPECT_NE(doc.find("\"shed\":[{\"client\":\"10.0.0.66\",\"misses\":3"), std::string::npos) << doc;
+  EXPECT_TRUE(IsValidJson(doc)) << doc;
+  absl::StatusOr<LiveAudit> live = ParseLiveAudit(doc, "127.0.0.1:9253");
+  ASSERT_TRUE(live.ok()) << live.status() << "\n" << doc;
+  ASSERT_EQ(live->reports.size(), 2u);
+  EXPECT_EQ(live->reports[0].path, "10.0.0.7");
 }
 
 TEST(LiveAuditTest, RejectsDocumentsItCannotRead) {

@@ -157,8 +157,9 @@ TEST_F(AdmissionTest, AnyOpensIt) {
 // waiting clients have their answers, misses are admitted again.
 TEST_F(AdmissionTest, OverMaxWaitingQueriesNewMissesGetServfailAtOnceAndHitsAreServed) {
   ScriptedUpstream upstream(SlowExceptFast(milliseconds(2000)));
-  ASSERT_NO_FATAL_FAILURE(
-      StartNodedns(upstream.port(), {"--max-waiting-queries", "5", "--upstream-timeout", "5000"}));
+  ASSERT_NO_FATAL_FAILURE(StartNodedns(
+      upstream.port(),
+      {"--max-waiting-queries", "5", "--client-miss-share", "100", "--upstream-timeout", "5000"}));
   const auto cached =
       UdpExchange(dns_port_, BuildQuery("fast.cached.example.", kTypeA, false, false, 1));
   ASSERT_TRUE(cached.has_value());
@@ -192,6 +193,7 @@ TEST_F(AdmissionTest, OverMaxWaitingQueriesNewMissesGetServfailAtOnceAndHitsAreS
   EXPECT_EQ(Rcode(*hit), 0) << "a cache hit was turned away";
   EXPECT_EQ(upstream.queries(), 6) << "a shed miss went upstream";
   EXPECT_EQ(Metric("nodedns_shed_misses_total{reason=\"max_waiting\"}"), 2);
+  EXPECT_EQ(Metric("nodedns_shed_misses_total{reason=\"client_share\"}"), 0);
   // The five waiting clients get their answers.
   for (int i = 0; i < 5; ++i) {
     const auto r = RecvDatagram(fd, 6000);
@@ -205,6 +207,78 @@ TEST_F(AdmissionTest, OverMaxWaitingQueriesNewMissesGetServfailAtOnceAndHitsAreS
   ASSERT_TRUE(again.has_value());
   EXPECT_EQ(Rcode(*again), 0);
   EXPECT_EQ(Metric("nodedns_shed_misses_total{reason=\"max_waiting\"}"), 2);
+}
+
+// --client-miss-share: one client flooding random-subdomain misses against a slow upstream keeps
+// its share (25% of 40: 10 waiting) and gets SERVFAIL at once past it, its hits still answered,
+// while another client's misses wait and are answered; GET /audit and /audit.txt name the flooder.
+TEST_F(AdmissionTest, AFloodingClientIsHeldToItsShareWhileAnotherIsAnswered) {
+  ScriptedUpstream upstream(SlowExceptFast(milliseconds(1500)));
+  ASSERT_NO_FATAL_FAILURE(StartNodedns(
+      upstream.port(),
+      {"--max-waiting-queries", "40", "--client-miss-share", "25", "--upstream-timeout", "5000"}));
+  const auto cached =
+      UdpExchange(dns_port_, BuildQuery("fast.cached.example.", kTypeA, false, false, 1));
+  ASSERT_TRUE(cached.has_value());
+  const int flood = UdpSocketFrom("127.0.0.1", dns_port_);
+  const int other = UdpSocketFrom("127.0.0.2", dns_port_);
+  ASSERT_GE(flood, 0);
+  ASSERT_GE(other, 0);
+  constexpr int kFlood = 30;
+  for (int i = 0; i < kFlood; ++i) {
+    ASSERT_TRUE(Send(flood, BuildQuery("r" + std::to_string(i * 7919 % 10007) + ".flood.example.",
+                                       kTypeA, false, false, uint16_t(i))));
+  }
+  // The 20 over the share come back at once as SERVFAIL (the upstream takes 1.5 s).
+  int servfail = 0;
+  const auto start = Clock::now();
+  while (servfail < kFlood - 10 && Clock::now() - start < milliseconds(1000)) {
+    const auto r = RecvDatagram(flood, 200);
+    if (r.has_value() && Rcode(*r) == 2) ++servfail;
+  }
+  EXPECT_EQ(servfail, kFlood - 10);
+  // Its hits are served meanwhile (from the same source).
+  ASSERT_TRUE(Send(flood, BuildQuery("fast.cached.example.", kTypeA, false, false, 500)));
+  const auto hit = RecvDatagram(flood, 1000);
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_EQ(Id(*hit), 500);
+  EXPECT_EQ(Rcode(*hit), 0);
+  // The other client's misses wait for the upstream like any other and are answered.
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(Send(other, BuildQuery("o" + std::to_string(i) + ".other.example.", kTypeA, false,
+                                       false, uint16_t(1000 + i))));
+  }
+  for (int i = 0; i < 5; ++i) {
+    const auto r = RecvDatagram(other, 6000);
+    ASSERT_TRUE(r.has_value()) << "the other client's miss " << i << " unanswered";
+    EXPECT_EQ(Rcode(*r), 0) << "the other client's miss " << i << " was turned away";
+  }
+  // The flooder's admitted ten are answered too.
+  int answered = 0;
+  for (int i = 0; i < 10; ++i) {
+    const auto r = RecvDatagram(flood, 6000);
+    if (r.has_value() && Rcode(*r) == 0) ++answered;
+  }
+  EXPECT_EQ(answered, 10);
+  close(flood);
+  close(other);
+  EXPECT_EQ(Metric("nodedns_shed_misses_total{reason=\"client_share\"}"), kFlood - 10);
+  EXPECT_EQ(Metric("nodedns_shed_misses_total{reason=\"max_waiting\"}"), 0);
+  // Workers publish the top list every second.
+  std::string audit;
+  for (int i = 0; i < 40; ++i) {
+    audit = HttpGet(health_port_, "/audit").value_or("");
+    if (audit.find("\"shed\":[{") != std::string::npos) break;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_NE(audit.find("\"shed\":[{\"client\":\"127.0.0.1\",\"misses\":20,\"client_share\":20,"
+                       "\"error\":0}]"),
+            std::string::npos)
+      << audit;
+  EXPECT_EQ(audit.rfind("{\"version\":1,", 0), 0u) << audit;
+  const std::string table = HttpGet(health_port_, "/audit.txt").value_or("");
+  EXPECT_NE(table.find("127.0.0.1"), std::string::npos) << table;
+  EXPECT_EQ(table.find("127.0.0.2"), std::string::npos) << table;
 }
 
 }  // namespace

@@ -236,6 +236,9 @@ TEST(CliTest, BadMissLimitsAreOneLineAndExitCode2) {
   ExpectOneLineError(Serve({"--max-waiting-queries", "-5"}), "--max-waiting-queries");
   ExpectOneLineError(Serve({"--max-waiting-queries", "100000000"}), "--max-waiting-queries");
   ExpectOneLineError(Serve({"--max-waiting-queries", "many"}), "--max-waiting-queries");
+  ExpectOneLineError(Serve({"--client-miss-share", "0"}), "--client-miss-share");
+  ExpectOneLineError(Serve({"--client-miss-share", "101"}), "--client-miss-share");
+  ExpectOneLineError(Serve({"--client-miss-share", "50%"}), "--client-miss-share");
 }
 
 TEST(CliTest, HelpAndVersionExit0) {

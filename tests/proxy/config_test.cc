@@ -170,10 +170,10 @@ TEST(ServeDefaultsTest, FlagDefaultsBuildTheConfigDefaults) {
                upstream_tries, upstream_max_fails, upstream_health_check_ms,
                stale_answer_client_timeout_ms, stale_refresh_time_s, overload_queue_delay_ms,
                overload_interval_ms, tcp_idle_timeout_ms, tcp_max_connections, tcp_max_inflight,
-               max_waiting_queries, purge_interval_ms, cluster_domain, cluster_domain_wire,
-               search_rewrite, node_search, search_pins, search_rewrite_deadline_ms, chaos_text,
-               quiet, handover_path, handover_timeout_ms, handover_cache_percent, handover_linger] =
-      *built;
+               max_waiting_queries, client_miss_share, purge_interval_ms, cluster_domain,
+               cluster_domain_wire, search_rewrite, node_search, search_pins,
+               search_rewrite_deadline_ms, chaos_text, quiet, handover_path, handover_timeout_ms,
+               handover_cache_percent, handover_linger] = *built;
   ASSERT_EQ(listen.size(), 1u);
   EXPECT_EQ(listen[0].ToString(), kDefaultListen);
   EXPECT_TRUE(want.listen.empty());  // filled in by BuildServeConfig, from kDefaultListen
@@ -198,6 +198,7 @@ TEST(ServeDefaultsTest, FlagDefaultsBuildTheConfigDefaults) {
   EXPECT_EQ(tcp_max_connections, want.tcp_max_connections);
   EXPECT_EQ(tcp_max_inflight, want.tcp_max_inflight);
   EXPECT_EQ(max_waiting_queries, want.max_waiting_queries);
+  EXPECT_EQ(client_miss_share, want.client_miss_share);
   EXPECT_EQ(purge_interval_ms, want.purge_interval_ms);
   EXPECT_EQ(cluster_domain, want.cluster_domain);
   EXPECT_EQ(cluster_domain_wire, *ZoneToWire(want.cluster_domain));  // derived from the name

@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "proxy/miss_admission.h"
 #include "tests/testing/dns_builder.h"
 
 namespace nodedns::proxy {
@@ -108,6 +109,22 @@ TEST(WastedQueryTrackerTest, MergesWorkersAndEscapesOddNames) {
   EXPECT_NE(json.find("a\\\\034\\\\255"), std::string::npos) << json;  // \DDD, JSON-escaped
   EXPECT_NE(RenderWastedQueriesTable({a.Snapshot()}, "cluster.local").find("10.0.0.1"),
             std::string::npos);
+}
+
+// GET /audit appends further members (the server passes RenderShedJson's) after "clients".
+TEST(WastedQueryTrackerTest, FurtherMembersFollowTheClients) {
+  WastedQueryTracker t;
+  t.Note(V4("10.0.0.1"), std::vector<uint8_t>{3, 'a', 'p', 'i'});
+  t.Publish();
+  const std::string plain = RenderWastedQueriesJson({t.Snapshot()}, "cluster.local");
+  MissAdmission shed;
+  shed.NoteShed(V4("10.0.0.2"), MissAdmission::Verdict::kWorkerFull);
+  shed.Publish();
+  const std::string with =
+      RenderWastedQueriesJson({t.Snapshot()}, "cluster.local", RenderShedJson({shed.Snapshot()}));
+  EXPECT_EQ(with, plain.substr(0, plain.size() - 2) +
+                      ",\"shed\":[{\"client\":\"10.0.0.2\",\"misses\":1,\"client_share\":0,"
+                      "\"error\":0}]}\n");
 }
 
 }  // namespace
