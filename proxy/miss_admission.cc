@@ -75,7 +75,7 @@ MissAdmission::Verdict MissAdmission::Admit(const sockaddr_storage& from, size_t
   if (client_limit != 0 && found != kSlots && slots_[found].waiting >= client_limit) {
     return Verdict::kClientShare;
   }
-  if (waiting_ >= max_waiting) return Verdict::kWorkerFull;
+  if (max_waiting != 0 && waiting_ >= max_waiting) return Verdict::kWorkerFull;
   if (found == kSlots && free != kSlots) {
     found = free;
     std::memcpy(slots_[found].key, key, sizeof key);

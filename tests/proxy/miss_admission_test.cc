@@ -79,6 +79,9 @@ TEST(MissAdmissionTest, OneClientGetsItsShareAndOthersTheRest) {
   MissAdmission b;
   for (int i = 0; i < 100; ++i) ASSERT_EQ(b.Admit(Addr("10.1.1.1"), 100, 100, slot), V::kAdmit);
   EXPECT_EQ(b.Admit(Addr("10.1.1.1"), 100, 100, slot), V::kWorkerFull);
+  // No cap (0): neither limit applies.
+  MissAdmission c;
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(c.Admit(Addr("10.1.1.1"), 0, 25, slot), V::kAdmit);
 }
 
 TEST(MissAdmissionTest, ClientsAreIpv4AddressesAndIpv6Slash64s) {
