@@ -223,7 +223,9 @@ TEST_F(UdpForwarderTest, RetryLeavesWhenTheTimeoutFiresWithoutWaitingForAnotherE
   Start({silent.Address(), answering.Address()}, {.timeout_ms = 100, .tries = 1});
   UpstreamResult r;
   forwarder_->Send(UpstreamQuery("prompt.example.com."), &RecordUpstreamReply, &r);
-  // One iteration: the first try is flushed, the poll waits for the timeout, the timer fires.
+  // One iteration flushes the first try (the idle handle keeps its poll from blocking); in the
+  // next, the poll waits for the timeout and the timer fires after it (UV_RUN_ONCE).
+  uv_run(&loop_, UV_RUN_ONCE);
   uv_run(&loop_, UV_RUN_ONCE);
   uint8_t buf[512];
   ASSERT_GT(recv(silent.fd, buf, sizeof buf, MSG_DONTWAIT), 0) << "the first try was not sent";
