@@ -6,21 +6,14 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "tests/testing/net.h"
 
 namespace nodedns::proxy {
 namespace {
 
 sockaddr_storage Addr(const std::string& text) {
-  sockaddr_storage s{};
-  if (text.find(':') == std::string::npos) {
-    auto& a = reinterpret_cast<sockaddr_in&>(s);
-    a.sin_family = AF_INET;
-    EXPECT_EQ(inet_pton(AF_INET, text.c_str(), &a.sin_addr), 1) << text;
-  } else {
-    auto& a = reinterpret_cast<sockaddr_in6&>(s);
-    a.sin6_family = AF_INET6;
-    EXPECT_EQ(inet_pton(AF_INET6, text.c_str(), &a.sin6_addr), 1) << text;
-  }
+  const sockaddr_storage s = testing::SocketAddressOf(text);
+  EXPECT_NE(s.ss_family, AF_UNSPEC) << text;
   return s;
 }
 

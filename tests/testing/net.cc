@@ -61,8 +61,7 @@ std::optional<Bytes> UdpExchange(uint16_t port, const Bytes& query, int timeout_
   return UdpExchangeTo("127.0.0.1", port, query, timeout_ms);
 }
 
-std::optional<Bytes> UdpExchangeTo(const std::string& address, uint16_t port, const Bytes& query,
-                                   int timeout_ms) {
+sockaddr_storage SocketAddressOf(const std::string& address, uint16_t port, socklen_t* length) {
   sockaddr_storage ss{};
   socklen_t len = 0;
   auto* a4 = reinterpret_cast<sockaddr_in*>(&ss);
@@ -76,8 +75,17 @@ std::optional<Bytes> UdpExchangeTo(const std::string& address, uint16_t port, co
     a6->sin6_port = htons(port);
     len = sizeof *a6;
   } else {
-    return std::nullopt;
+    ss = {};
   }
+  if (length != nullptr) *length = len;
+  return ss;
+}
+
+std::optional<Bytes> UdpExchangeTo(const std::string& address, uint16_t port, const Bytes& query,
+                                   int timeout_ms) {
+  socklen_t len = 0;
+  const sockaddr_storage ss = SocketAddressOf(address, port, &len);
+  if (ss.ss_family == AF_UNSPEC) return std::nullopt;
   const int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   std::optional<Bytes> reply;
   // Connected, so that only that server's datagrams are seen.

@@ -22,6 +22,10 @@ sockaddr_in Loopback(uint16_t port);
 std::vector<uint16_t> FreePorts(size_t n);
 // A UDP socket connected to 127.0.0.1:port, so that it only sees that server's datagrams.
 int UdpSocketTo(uint16_t port);
+// ADDRESS (an IPv4 or IPv6 literal) and `port` as a socket address; ss_family is AF_UNSPEC for
+// anything else. *length (if given) is the size to pass with it.
+sockaddr_storage SocketAddressOf(const std::string& address, uint16_t port = 0,
+                                 socklen_t* length = nullptr);
 std::optional<Bytes> RecvDatagram(int fd, int timeout_ms);
 std::optional<Bytes> UdpExchange(uint16_t port, const Bytes& query, int timeout_ms = 3000);
 // The same to ADDRESS:port, an IPv4 or IPv6 literal (nullopt for anything else).
