@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
+#include <random>
 #include <sstream>
 
 namespace nodedns::testing {
@@ -22,17 +24,49 @@ sockaddr_in Loopback(uint16_t port) {
   return a;
 }
 
+namespace {
+
+// The lowest port the kernel hands out for a bind to port 0.
+int EphemeralLow() {
+  std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 0;
+  if (!(range >> low)) return 32768;
+  return low;
+}
+
+}  // namespace
+
 std::vector<uint16_t> FreePorts(size_t n) {
+  // Below the ephemeral range, above the well-known and registered ports most daemons take.
+  const int high = std::min(EphemeralLow(), 65536) - 1;
+  const int low = std::max(10000, high - 20000);
   std::vector<int> fds;
   std::vector<uint16_t> ports;
-  while (ports.size() < n && fds.size() < 200) {
-    const int t = socket(AF_INET, SOCK_STREAM, 0);
+  if (high > low) {
+    std::mt19937 random(std::random_device{}() ^ static_cast<unsigned>(getpid()));
+    std::uniform_int_distribution<int> pick(low, high);
+    for (int tries = 0; ports.size() < n && tries < 1000; ++tries) {
+      const uint16_t port = static_cast<uint16_t>(pick(random));
+      sockaddr_in a = Loopback(port);
+      const int t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      const int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      fds.push_back(t);
+      fds.push_back(u);
+      if (bind(t, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+          bind(u, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+        ports.push_back(port);
+      }
+    }
+  }
+  // A machine whose ephemeral range starts too low to leave room: let the kernel choose.
+  while (ports.size() < n && fds.size() < 2000) {
+    const int t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a = Loopback(0);
     socklen_t len = sizeof a;
     bind(t, reinterpret_cast<sockaddr*>(&a), sizeof a);
     getsockname(t, reinterpret_cast<sockaddr*>(&a), &len);
     fds.push_back(t);
-    const int u = socket(AF_INET, SOCK_DGRAM, 0);
+    const int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     fds.push_back(u);
     if (bind(u, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) ports.push_back(ntohs(a.sin_port));
   }

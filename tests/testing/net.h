@@ -17,8 +17,12 @@ namespace nodedns::testing {
 using Bytes = std::vector<uint8_t>;
 
 sockaddr_in Loopback(uint16_t port);
-// Ports free for both UDP and TCP on 127.0.0.1. All sockets stay open until every port is
-// chosen, so that the kernel cannot hand out the same port twice.
+// Ports free for both UDP and TCP on 127.0.0.1, chosen at random below the kernel's ephemeral
+// range (net.ipv4.ip_local_port_range): a port handed back by FreePorts is closed again until the
+// server under test binds it, and inside the ephemeral range any socket bound to port 0 in that
+// window (the test's own upstream, a client, nodedns's upstream sockets, a test running beside it)
+// could be given it. All sockets stay open until every port is chosen, so that no port is
+// returned twice.
 std::vector<uint16_t> FreePorts(size_t n);
 // A UDP socket connected to 127.0.0.1:port, so that it only sees that server's datagrams.
 int UdpSocketTo(uint16_t port);
