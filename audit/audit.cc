@@ -140,6 +140,7 @@ class Analyzer {
         "write external names fully qualified with a trailing dot (api.example.com.)",
         needed, needed);
     if (r_.k8s.has_value() && c.ndots >= 5) {
+      r_.suggested_ndots = needed;
       Add("ndots-k8s-default", Severity::kWarning, c.ndots_line,
           absl::StrFormat("ndots:%d with the Kubernetes search path: every name with fewer than "
                           "%d dots walks all %d search domains (each an A and an AAAA query) "
@@ -147,6 +148,7 @@ class Analyzer {
                           c.ndots, c.ndots, c.search.size(), cost),
           fix);
     } else if (c.ndots > needed) {
+      r_.suggested_ndots = needed;
       Add("ndots-above-need", Severity::kInfo, c.ndots_line,
           absl::StrFormat("ndots:%d is more than the names need (%d%s%s); %s", c.ndots, needed,
                           needy.empty() ? "" : " for ", absl::StrJoin(needy, ", "), cost),

@@ -56,6 +56,9 @@ struct FileReport {
   // "server ADDR:PORT" with --resolve.
   std::string outcome_source = "model";
   std::optional<LiveWaste> live;  // Set by --live only.
+  // The ndots the sample names need (at least 2 in a pod), set when an ndots finding suggests
+  // lowering it: what the pod-spec fix of `audit --node` writes.
+  std::optional<int> suggested_ndots;
 };
 
 // Audits one file's contents. `oracle` defaults to DefaultExistence(conf) when empty.

@@ -25,8 +25,10 @@
 #include "audit/audit.h"
 #include "audit/live_audit.h"
 #include "audit/live_oracle.h"
+#include "audit/node_audit.h"
 #include "audit/report.h"
 #include "common/string_view_compat.h"
+#include "podscan/pod_scan.h"
 #include "resolvconf/resolv_conf.h"
 
 namespace nodedns::audit {
@@ -240,12 +242,72 @@ CLI::App* AddAuditCommand(CLI::App& app, AuditFlags& flags) {
                   "one entry per client whose search-list walks wasted queries, with the names "
                   "behind them and a search-path-waste warning; resolv.conf files are not read")
       ->type_name("ADDR:PORT");
+  cmd->add_flag("--node", flags.node,
+                "audit every pod on this node, found from /proc (needs hostPID and "
+                "CAP_SYS_PTRACE): each pod's resolv.conf, its findings, the waste a running "
+                "nodedns saw from its addresses (with --live) and a pod-spec fix");
+  cmd->add_option("--proc", flags.proc, "with --node: the proc root to scan (default /proc)")
+      ->type_name("DIR");
   cmd->footer(
       "Exit codes: 0 no finding at or above --fail-on, 1 findings at or above it, 2 bad input "
       "(unreadable file, bad flag; with --live: server unreachable or its answer unreadable). "
       "JSON schema and finding ids: docs/audit.md.");
   return cmd;
 }
+
+namespace {
+
+// GET /audit of a running nodedns, parsed; the error is the one line to print.
+absl::StatusOr<LiveAudit> FetchLive(const std::string& live) {
+  absl::StatusOr<ServerAddress> server = ParseServerAddress(live);
+  if (!server.ok()) return absl::InvalidArgumentError(server.status().message());
+  absl::StatusOr<std::string> body = internal::HttpGet(*server, "/audit");
+  if (!body.ok())
+    return absl::InvalidArgumentError(absl::StrCat(live, ": ", body.status().message()));
+  absl::StatusOr<LiveAudit> seen = ParseLiveAudit(*body, live);
+  if (!seen.ok())
+    return absl::InvalidArgumentError(absl::StrCat(live, ": ", seen.status().message()));
+  return seen;
+}
+
+int RunNodeAudit(const AuditFlags& flags, Severity fail_on, std::ostream& out, std::ostream& err) {
+  if (!flags.resolv_confs.empty() || !flags.resolve.empty()) {
+    err << "nodedns audit: --node reads each pod's own resolv.conf and models its answers: drop "
+        << (flags.resolv_confs.empty() ? "--resolve" : "--resolv-conf") << "\n";
+    return kExitBadInput;
+  }
+  absl::StatusOr<std::vector<std::string>> names = internal::CollectNames(flags);
+  if (!names.ok()) {
+    err << "nodedns audit: " << names.status().message() << "\n";
+    return kExitBadInput;
+  }
+  std::optional<LiveAudit> live;
+  if (!flags.live.empty()) {
+    absl::StatusOr<LiveAudit> seen = FetchLive(flags.live);
+    if (!seen.ok()) {
+      err << "nodedns audit: --live " << seen.status().message() << "\n";
+      return kExitBadInput;
+    }
+    live = std::move(*seen);
+  }
+  const std::string proc = flags.proc.empty() ? "/proc" : flags.proc;
+  std::string error;
+  std::optional<podscan::ScanResult> scan = podscan::ScanNode({.proc = proc}, &error);
+  if (!scan.has_value()) {
+    err << "nodedns audit: --node: " << error << "\n";
+    return kExitBadInput;
+  }
+  NodeReport report = AuditNode(std::move(*scan), proc, *names, live ? &*live : nullptr);
+  if (flags.format == "json") {
+    RenderNodeJson(report, out);
+  } else {
+    RenderNodeTable(report, out);
+  }
+  std::optional<Severity> worst = WorstSeverity(report);
+  return (worst.has_value() && *worst >= fail_on) ? kExitFindings : kExitOk;
+}
+
+}  // namespace
 
 int RunAuditCommand(const AuditFlags& flags, std::ostream& out, std::ostream& err) {
   if (flags.format != "table" && flags.format != "json") {
@@ -258,17 +320,15 @@ int RunAuditCommand(const AuditFlags& flags, std::ostream& out, std::ostream& er
         << "'\n";
     return kExitBadInput;
   }
+  if (flags.node) return RunNodeAudit(flags, *fail_on, out, err);
+  if (!flags.proc.empty()) {
+    err << "nodedns audit: --proc is for --node only\n";
+    return kExitBadInput;
+  }
   if (!flags.live.empty()) {
-    absl::StatusOr<ServerAddress> server = ParseServerAddress(flags.live);
-    if (!server.ok()) {
-      err << "nodedns audit: --live " << server.status().message() << "\n";
-      return kExitBadInput;
-    }
-    absl::StatusOr<std::string> body = internal::HttpGet(*server, "/audit");
-    absl::StatusOr<LiveAudit> seen =
-        body.ok() ? ParseLiveAudit(*body, flags.live) : absl::StatusOr<LiveAudit>(body.status());
+    absl::StatusOr<LiveAudit> seen = FetchLive(flags.live);
     if (!seen.ok()) {
-      err << "nodedns audit: --live " << flags.live << ": " << seen.status().message() << "\n";
+      err << "nodedns audit: --live " << seen.status().message() << "\n";
       return kExitBadInput;
     }
     // The offline renderers: one report per client, each with a search-path-waste warning.

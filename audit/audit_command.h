@@ -3,7 +3,8 @@
 //
 // Exit codes: 0 no finding at or above --fail-on; 1 some finding at or above it; 2 bad input
 // (unreadable or missing file, bad flag value, invalid name; with --live, a server that cannot be
-// reached or whose GET /audit answer cannot be read).
+// reached or whose GET /audit answer cannot be read; with --node, a proc root that cannot be
+// read).
 #ifndef NODEDNS_AUDIT_AUDIT_COMMAND_H_
 #define NODEDNS_AUDIT_AUDIT_COMMAND_H_
 
@@ -29,6 +30,8 @@ struct AuditFlags {
   std::string fail_on = "warning";        // info | warning | error
   std::string resolve;                    // ADDR:PORT: ask this server instead of the model.
   std::string live;                       // ADDR:PORT of a running `nodedns serve --health`.
+  bool node = false;                      // Every pod on this node, found from --proc.
+  std::string proc;                       // The proc root for --node (default /proc).
 };
 
 // Adds the `audit` subcommand and its options (documented in --help) to `app`; returns it.

@@ -12,8 +12,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/string_view_compat.h"
 #include "common/json.h"
+#include "common/string_view_compat.h"
 #include "resolvconf/resolv_conf.h"
 
 namespace nodedns::audit {
@@ -41,7 +41,10 @@ const std::string* StringMember(const JsonValue& object, std::string_view key) {
   return v != nullptr && v->kind == JsonValue::Kind::kString ? &v->text : nullptr;
 }
 
-Finding WasteFinding(const LiveWaste& w) {
+}  // namespace
+}  // namespace internal
+
+Finding SearchPathWasteFinding(const LiveWaste& w) {
   std::vector<std::string> names;
   for (const auto& [name, count] : w.names) names.push_back(absl::StrCat(name, " ", count));
   std::string message =
@@ -64,10 +67,6 @@ Finding WasteFinding(const LiveWaste& w) {
           "--resolv-conf` on the pod's resolv.conf shows its walk",
   };
 }
-
-}  // namespace
-
-}  // namespace internal
 
 absl::StatusOr<LiveAudit> ParseLiveAudit(std::string_view json, const std::string& server) {
   using internal::Count;
@@ -92,7 +91,11 @@ absl::StatusOr<LiveAudit> ParseLiveAudit(std::string_view json, const std::strin
     return absl::InvalidArgumentError("the /audit answer lacks cluster_domain or clients");
   }
   LiveAudit out;
+  out.server = server;
   out.cluster_domain = *zone;
+  if (const std::optional<uint64_t> up = Count(*doc, "uptime_seconds")) {
+    out.uptime_seconds = static_cast<double>(*up);
+  }
   const ResolvConf empty = ParseResolvConf("").conf;
   for (const JsonValue& c : clients->items) {
     const std::string* addr = StringMember(c, "client");
@@ -118,7 +121,7 @@ absl::StatusOr<LiveAudit> ParseLiveAudit(std::string_view json, const std::strin
     r.path = *addr;
     r.conf = empty;
     r.outcome_source = "live " + server;
-    if (w.wasted > 0) r.findings.push_back(internal::WasteFinding(w));
+    if (w.wasted > 0) r.findings.push_back(SearchPathWasteFinding(w));
     r.live = std::move(w);
     out.reports.push_back(std::move(r));
   }

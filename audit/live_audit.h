@@ -6,6 +6,7 @@
 #define NODEDNS_AUDIT_LIVE_AUDIT_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -21,7 +22,10 @@ inline constexpr char kSearchPathWasteId[] = "search-path-waste";
 inline constexpr int kLiveAuditVersion = 1;
 
 struct LiveAudit {
+  std::string server;  // ADDR:PORT, as given
   std::string cluster_domain;
+  // The server's uptime when it answered (absent from documents of older servers).
+  std::optional<double> uptime_seconds;
   std::vector<FileReport> reports;  // One per client, in the server's order (most waste first).
 };
 
@@ -30,6 +34,9 @@ struct LiveAudit {
 // "names":[{"name":"...","wasted":N}]}]}. Unknown fields are ignored; anything else that does
 // not match is an error naming what is wrong.
 absl::StatusOr<LiveAudit> ParseLiveAudit(std::string_view json, const std::string& server);
+
+// The `search-path-waste` warning for a client (or a pod) whose replies `w` counts.
+Finding SearchPathWasteFinding(const LiveWaste& w);
 
 }  // namespace nodedns::audit
 

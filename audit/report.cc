@@ -92,7 +92,10 @@ std::string SeverityLabel(Severity s) {
   return "INFO   ";
 }
 
-void TableFile(const FileReport& r, std::ostream& out) {
+}  // namespace
+}  // namespace internal
+
+void RenderFileTable(const FileReport& r, std::ostream& out) {
   const ResolvConf& c = r.conf;
   out << "== " << r.path;
   if (r.live.has_value()) {
@@ -122,7 +125,7 @@ void TableFile(const FileReport& r, std::ostream& out) {
   } else {
     out << "  findings:\n";
     for (const Finding& f : r.findings) {
-      out << "    " << SeverityLabel(f.severity) << " " << f.id;
+      out << "    " << internal::SeverityLabel(f.severity) << " " << f.id;
       if (f.line > 0) out << " (line " << f.line << ")";
       out << ": " << f.message << "\n";
       out << "            fix: " << f.fix << "\n";
@@ -164,9 +167,6 @@ void TableFile(const FileReport& r, std::ostream& out) {
   }
 }
 
-}  // namespace
-}  // namespace internal
-
 std::string JsonString(std::string_view s) {
   std::string out = "\"";
   for (unsigned char c : s) {
@@ -206,7 +206,7 @@ std::string JsonString(std::string_view s) {
 
 void RenderTable(const std::vector<FileReport>& reports, std::ostream& out) {
   for (const FileReport& r : reports) {
-    internal::TableFile(r, out);
+    RenderFileTable(r, out);
     out << "\n";
   }
   if (reports.size() > 1) {
@@ -231,18 +231,20 @@ void RenderTable(const std::vector<FileReport>& reports, std::ostream& out) {
   }
 }
 
+std::string FileReportJson(const FileReport& r) {
+  std::vector<std::string> findings;
+  for (const Finding& f : r.findings) findings.push_back(internal::FindingJson(f));
+  std::vector<std::string> walks;
+  for (const Walk& w : r.walks) walks.push_back(internal::WalkJson(w));
+  return absl::StrCat(
+      "{\"path\":", JsonString(r.path), ",\"outcome_source\":", JsonString(r.outcome_source),
+      ",\"config\":", internal::ConfigJson(r), ",\"findings\":[", absl::StrJoin(findings, ","),
+      "],\"walks\":[", absl::StrJoin(walks, ","), "],\"live\":", internal::LiveJson(r), "}");
+}
+
 void RenderJson(const std::vector<FileReport>& reports, std::ostream& out) {
   std::vector<std::string> files;
-  for (const FileReport& r : reports) {
-    std::vector<std::string> findings;
-    for (const Finding& f : r.findings) findings.push_back(internal::FindingJson(f));
-    std::vector<std::string> walks;
-    for (const Walk& w : r.walks) walks.push_back(internal::WalkJson(w));
-    files.push_back(absl::StrCat(
-        "{\"path\":", JsonString(r.path), ",\"outcome_source\":", JsonString(r.outcome_source),
-        ",\"config\":", internal::ConfigJson(r), ",\"findings\":[", absl::StrJoin(findings, ","),
-        "],\"walks\":[", absl::StrJoin(walks, ","), "],\"live\":", internal::LiveJson(r), "}"));
-  }
+  for (const FileReport& r : reports) files.push_back(FileReportJson(r));
   std::vector<std::string> summary;
   for (const ConfigGroup& g : GroupByConfig(reports)) {
     summary.push_back(absl::StrCat(

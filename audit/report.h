@@ -20,6 +20,10 @@ inline constexpr int kJsonSchemaVersion = 1;
 std::string JsonString(std::string_view s);
 
 void RenderTable(const std::vector<FileReport>& reports, std::ostream& out);
+// One file's section of the table (its "== path" header and lines) and its element of the JSON
+// "files" array: for documents that embed file reports (audit --node, node_audit.h).
+void RenderFileTable(const FileReport& r, std::ostream& out);
+std::string FileReportJson(const FileReport& r);
 void RenderJson(const std::vector<FileReport>& reports, std::ostream& out);
 
 }  // namespace nodedns::audit

@@ -52,11 +52,22 @@ class JsonValidator {
     }
     return false;
   }
-  bool Number() {
+  // RFC 8259 §6: -? int frac? exp?
+  bool Digits() {
     size_t start = i_;
-    if (i_ < s_.size() && s_[i_] == '-') ++i_;
     while (i_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[i_]))) ++i_;
     return i_ > start;
+  }
+  bool Number() {
+    if (i_ < s_.size() && s_[i_] == '-') ++i_;
+    if (!Digits()) return false;
+    if (i_ < s_.size() && s_[i_] == '.' && (++i_, !Digits())) return false;
+    if (i_ < s_.size() && (s_[i_] == 'e' || s_[i_] == 'E')) {
+      ++i_;
+      if (i_ < s_.size() && (s_[i_] == '+' || s_[i_] == '-')) ++i_;
+      if (!Digits()) return false;
+    }
+    return true;
   }
   bool Value() {
     Ws();
