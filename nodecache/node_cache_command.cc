@@ -175,8 +175,9 @@ absl::StatusOr<NodeCacheConfig> NodeCacheSource::LoadFull() {
                                   .audit = true,
                                   .flag = "-metrics-listen-address"});
   }
-  config->serve.coredns_metrics = true;  // coredns_nodecache_setup_errors_total lives there
+  config->serve.coredns_metrics = true;     // coredns_nodecache_setup_errors_total lives there
   config->serve.allow = flags_.allow_list;  // here, so that reloads keep it
+  config->serve.discover_pods = flags_.discover_pods;
   return config;
 }
 
@@ -380,7 +381,8 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
   const bool keep_setup_caps = local != nullptr || rules != nullptr;
   const std::string conf_path = flags->EffectiveCorefile();
   if (geteuid() == 0 && run_as.uid != 0) {
-    srv->SetOnServing([run_as, keep_setup_caps, conf_path, quiet = flags->quiet]() -> absl::Status {
+    srv->SetOnServing([run_as, keep_setup_caps, conf_path, quiet = flags->quiet,
+                       discover = flags->discover_pods]() -> absl::Status {
       // Reloads rewrite the generated Corefile: hand it to the new owner where CAP_CHOWN allows;
       // otherwise reloads replace it through its directory (WriteReplacing).
       if (chown(conf_path.c_str(), run_as.uid, run_as.gid) != 0 && errno != ENOENT &&
@@ -388,13 +390,14 @@ int RunNodeCacheCommand(std::span<const std::string> args) {
         Log(absl::StrCat("cannot hand ", conf_path, " to uid ", run_as.uid, ": ",
                          std::strerror(errno)));
       }
-      if (absl::Status st = nodesetup::DropPrivileges(run_as, keep_setup_caps); !st.ok()) {
+      if (absl::Status st = nodesetup::DropPrivileges(run_as, keep_setup_caps, discover);
+          !st.ok()) {
         return absl::Status(st.code(), absl::StrCat("-runas: ", st.message()));
       }
       if (!quiet) {
         Log(absl::StrCat("running as uid ", run_as.uid, " gid ", run_as.gid,
                          "; the node sync thread keeps ", nodesetup::ThreadCapabilities(),
-                         ", the others none"));
+                         discover ? " (pod discovery too)" : "", ", the others none"));
       }
       return absl::OkStatus();
     });

@@ -69,6 +69,9 @@ const std::vector<GoFlagSpec>& Specs() {
        "comma-separated CIDRs of the clients answered; others get REFUSED (UDP) or a closed "
        "connection (TCP); 'any' for all, 'default' for the default list (loopback, link-local, "
        "RFC 1918, RFC 6598, ULA): 'default,POD_CIDR' when pods have other addresses"},
+      {"discoverpods", false,
+       "find the node's pods from /proc (needs hostPID and CAP_SYS_PTRACE): the search rewrite "
+       "knows each pod's namespace before its first lookup, and GET /audit/pods reports per pod"},
   };
   return *specs;
 }
@@ -171,6 +174,7 @@ static absl::StatusOr<NodeCacheFlags> ParseNodeCacheFlagsRaw(std::span<const std
   f.handover = p.String("handover");
   const int64_t cache_percent = p.Int("handover-cache-percent");
   f.allow = p.String("allow");
+  f.discover_pods = p.Bool("discoverpods");
   // CoreDNS binds -dns.port and -p to one variable: whichever was given last holds.
   for (const std::string& name : p.set_order) {
     if (name == "dns.port" || name == "p") f.dns_port = p.String(name);

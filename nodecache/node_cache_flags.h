@@ -63,6 +63,8 @@ struct NodeCacheFlags {
   // comma-separated list, "any" for all), and its parsed form.
   std::string allow = proxy::kDefaultAllow;
   proxy::AllowList allow_list;
+  // nodedns's own: -discoverpods, serve's --discover-pods.
+  bool discover_pods = false;
 
   // Names (without dashes) of the flags given on the command line; -p is recorded as "p".
   std::set<std::string, std::less<>> explicitly_set;

@@ -54,17 +54,22 @@ absl::StatusOr<RunAs> ParseRunAs(std::string_view text) {
   return r;
 }
 
-absl::Status DropPrivileges(RunAs to, bool keep_setup_caps) {
-  // CAP_NET_ADMIN, and CAP_NET_RAW where the process has it (libiptc opens a raw socket).
-  cap_value_t keep[2] = {CAP_NET_ADMIN, CAP_NET_RAW};
+absl::Status DropPrivileges(RunAs to, bool keep_setup_caps, bool keep_ptrace) {
+  cap_value_t keep[3];
   int nkeep = 0;
-  if (keep_setup_caps) {
-    nkeep = 1;
+  const auto permitted = [](cap_value_t c) {
     CapPtr now(cap_get_proc());
-    cap_flag_value_t raw = CAP_CLEAR;
-    if (now != nullptr) cap_get_flag(now.get(), CAP_NET_RAW, CAP_PERMITTED, &raw);
-    if (raw == CAP_SET) nkeep = 2;
+    cap_flag_value_t v = CAP_CLEAR;
+    if (now != nullptr) cap_get_flag(now.get(), c, CAP_PERMITTED, &v);
+    return v == CAP_SET;
+  };
+  // CAP_NET_ADMIN, and CAP_NET_RAW where the process has it (libiptc opens a raw socket).
+  if (keep_setup_caps) {
+    keep[nkeep++] = CAP_NET_ADMIN;
+    if (permitted(CAP_NET_RAW)) keep[nkeep++] = CAP_NET_RAW;
   }
+  // Pod discovery reads /proc/PID/root and /proc/PID/ns of other users' processes.
+  if (keep_ptrace && permitted(CAP_SYS_PTRACE)) keep[nkeep++] = CAP_SYS_PTRACE;
   if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) return Errno("prctl(PR_SET_KEEPCAPS)");
   // The bounding set can only shrink with CAP_SETPCAP; without it, what the container runtime
   // left is the limit.

@@ -35,9 +35,11 @@ struct RunAs {
 absl::StatusOr<RunAs> ParseRunAs(std::string_view text);
 
 // Drops the process to `to` as described above, keeping on the calling thread, when
-// `keep_setup_caps`, CAP_NET_ADMIN and (if the process has it) CAP_NET_RAW. Fails (and the caller
-// must not serve on) when any step fails, or when it can still regain uid 0 afterwards.
-absl::Status DropPrivileges(RunAs to, bool keep_setup_caps);
+// `keep_setup_caps`, CAP_NET_ADMIN and (if the process has it) CAP_NET_RAW, and when `keep_ptrace`
+// CAP_SYS_PTRACE (if the process has it: pod discovery, started from the calling thread after
+// the drop, reads other users' /proc/PID/root). Fails (and the caller must not serve on) when any
+// step fails, or when it can still regain uid 0 afterwards.
+absl::Status DropPrivileges(RunAs to, bool keep_setup_caps, bool keep_ptrace = false);
 
 // The calling thread's capabilities in libcap's text form ("=" when none), for the log.
 std::string ThreadCapabilities();

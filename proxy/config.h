@@ -19,8 +19,8 @@
 #include "absl/strings/string_view.h"
 #include "cache/response_cache.h"
 #include "dns/socket_address.h"
-#include "upstream/health.h"
 #include "proxy/allow_list.h"
+#include "upstream/health.h"
 
 namespace nodedns::proxy {
 
@@ -149,6 +149,11 @@ struct ServeConfig {
   // from its successor; node-cache (the DaemonSet) therefore lingers, idle, until the old pod is
   // deleted.
   bool handover_linger = false;
+  // The node's pods from /proc every interval (proxy/pod_discovery.h): the search rewrite knows a
+  // pod's namespace before its first lookup, and GET /audit/pods reports per pod.
+  bool discover_pods = false;
+  std::string proc_root = "/proc";
+  uint32_t discover_pods_interval_ms = 5000;
 };
 
 // Parses "ZONE=UPSTREAM[,UPSTREAM...]" where an upstream is ADDR[:PORT] or the path of a

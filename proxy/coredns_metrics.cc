@@ -47,20 +47,6 @@ std::string RcodeLabel(size_t rcode) {
 
 constexpr const char* kSourceLabels[kReplySources] = {"", "cache", "forward", "rewrite"};
 
-// Prometheus label values escape backslash, double quote and newline.
-std::string Escape(const std::string& v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"') out.push_back('\\');
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out.push_back(c);
-  }
-  return out;
-}
-
 std::string Seconds(uint64_t ns) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(ns) / 1e9);
@@ -79,6 +65,20 @@ void Header(std::string& out, const char* name, const char* help, const char* ty
 }
 
 }  // namespace
+
+// Prometheus label values escape backslash, double quote and newline.
+std::string PromLabelValue(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out.push_back('\\');
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
 
 void DeferredDurations::Flush(CoreDnsCounters& c, uint64_t start_ns) {
   if (n_ == 0) return;
@@ -157,8 +157,8 @@ class CoreDnsMetricsRenderer {
     std::string out;
     const size_t servers = l_.servers.size(), zones = l_.zones.size();
     auto server_zone = [&](size_t s, size_t z) {
-      return absl::StrCat("server=\"", Escape(l_.servers[s]), "\",zone=\"", Escape(l_.zones[z]),
-                          "\",view=\"\"");
+      return absl::StrCat("server=\"", PromLabelValue(l_.servers[s]), "\",zone=\"",
+                          PromLabelValue(l_.zones[z]), "\",view=\"\"");
     };
     Header(out, "coredns_dns_requests_total",
            "Counter of DNS requests made per zone, protocol and family.", "counter");
@@ -201,8 +201,8 @@ class CoreDnsMetricsRenderer {
       }
     }
     auto server_zones = [&](size_t s, size_t z) {
-      return absl::StrCat("server=\"", Escape(l_.servers[s]), "\",zones=\"", Escape(l_.zones[z]),
-                          "\",view=\"\"");
+      return absl::StrCat("server=\"", PromLabelValue(l_.servers[s]), "\",zones=\"",
+                          PromLabelValue(l_.zones[z]), "\",view=\"\"");
     };
     Header(out, "coredns_cache_entries", "The number of elements in the cache.", "gauge");
     // One cache for all zones and listen addresses (docs/deploy.md): its entries carry empty
@@ -219,9 +219,9 @@ class CoreDnsMetricsRenderer {
         for (size_t d = 0; d < 2; ++d) {
           const uint64_t n = Sum(&CoreDnsCounters::cache_hits_, (s * kMaxMetricZones + z) * 2 + d);
           if (n == 0) continue;
-          absl::StrAppend(&out, "coredns_cache_hits_total{server=\"", Escape(l_.servers[s]),
+          absl::StrAppend(&out, "coredns_cache_hits_total{server=\"", PromLabelValue(l_.servers[s]),
                           "\",type=\"", d ? "denial" : "success", "\",zones=\"",
-                          Escape(l_.zones[z]), "\",view=\"\"} ", n, "\n");
+                          PromLabelValue(l_.zones[z]), "\",view=\"\"} ", n, "\n");
         }
       }
     }
@@ -252,7 +252,7 @@ class CoreDnsMetricsRenderer {
     for (size_t u = 0; u < l_.upstreams.size(); ++u) {
       for (size_t rc = 0; rc < kRcodeLabels; ++rc) {
         Histogram(out, "coredns_proxy_request_duration_seconds",
-                  absl::StrCat("proxy_name=\"forward\",to=\"", Escape(l_.upstreams[u]),
+                  absl::StrCat("proxy_name=\"forward\",to=\"", PromLabelValue(l_.upstreams[u]),
                                "\",rcode=\"", RcodeLabel(rc), "\""),
                   &CoreDnsCounters::upstream_, u * kRcodeLabels + rc);
       }
@@ -271,7 +271,7 @@ class CoreDnsMetricsRenderer {
     for (size_t u = 0; u < g.healthcheck_failures.size() && u < l_.upstreams.size(); ++u) {
       if (g.healthcheck_failures[u] == 0) continue;
       absl::StrAppend(&out, "coredns_proxy_healthcheck_failures_total{proxy_name=\"forward\",to=\"",
-                      Escape(l_.upstreams[u]), "\"} ", g.healthcheck_failures[u], "\n");
+                      PromLabelValue(l_.upstreams[u]), "\"} ", g.healthcheck_failures[u], "\n");
     }
     Header(out, "coredns_forward_healthcheck_broken_total",
            "Counter of the number of complete failures of the healthchecks.", "counter");

@@ -20,6 +20,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -48,6 +49,9 @@ enum class ReplySource : uint8_t {
   kRewrite,  // "rewrite": a search-path rewrite's synthesized answer
 };
 inline constexpr size_t kReplySources = 4;
+
+// A Prometheus label value: backslash, double quote and newline escaped.
+std::string PromLabelValue(std::string_view v);
 
 // Index into the kQtypeLabels names for a query type.
 size_t QtypeLabelIndex(uint16_t qtype);

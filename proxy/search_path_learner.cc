@@ -134,6 +134,52 @@ absl::Status SearchPathLearner::AddPinSpec(absl::string_view spec) {
                 absl::StripAsciiWhitespace(spec.substr(eq + 1)));
 }
 
+absl::StatusOr<SearchPathLearner::DiscoveredTable> SearchPathLearner::BuildDiscovered(
+    std::span<const DiscoveredClient> clients) {
+  DiscoveredTable table;
+  table.map_.reserve(clients.size());
+  for (const DiscoveredClient& c : clients) {
+    ClientKey key;
+    int bits = 0;
+    if (absl::Status s = internal::ParseCidr(c.address, key.family, key.addr, bits); !s.ok()) {
+      return s;
+    }
+    if (bits != (key.family == 4 ? 32 : 128)) {
+      return absl::InvalidArgumentError(absl::StrCat("'", c.address, "' is not an address"));
+    }
+    NsName ns;
+    if (!c.ns.empty()) {
+      const std::string lower = absl::AsciiStrToLower(c.ns);
+      if (!IsNamespaceName(lower)) {
+        return absl::InvalidArgumentError(absl::StrCat("'", c.ns, "' is not a namespace name"));
+      }
+      ns.len = static_cast<uint8_t>(lower.size());
+      std::memcpy(ns.text, lower.data(), lower.size());
+    }
+    // Two pods cannot share an address; if the scan saw one twice (a pod replaced mid-scan), no
+    // guess: never rewrite for it.
+    auto [it, inserted] = table.map_.emplace(key, ns);
+    if (!inserted && it->second.view() != ns.view()) it->second = NsName{};
+  }
+  for (const auto& [key, ns] : table.map_) table.with_namespace_ += ns.len != 0;
+  return table;
+}
+
+void SearchPathLearner::SetDiscovered(DiscoveredTable table) {
+  auto next = std::make_unique<DiscoveredTable>(std::move(table));
+  discovered_.swap(next);
+}
+
+size_t SearchPathLearner::DiscoveredClients() const {
+  return discovered_ ? discovered_->with_namespace_ : 0;
+}
+
+const SearchPathLearner::NsName* SearchPathLearner::FindDiscovered(const ClientKey& k) const {
+  if (!discovered_) return nullptr;
+  auto it = discovered_->map_.find(k);
+  return it == discovered_->map_.end() ? nullptr : &it->second;
+}
+
 const SearchPathLearner::Pin* SearchPathLearner::FindPin(const ClientKey& k) const {
   const Pin* best = nullptr;
   for (const Pin& p : pins_) {
@@ -246,6 +292,16 @@ void SearchPathLearner::OnPair(const ClientKey& k, const NsName& ns, uint64_t no
   Slot* s = Find(k);
   // A new entry starts unreferenced (CLOCK): it earns its second chance by being used.
   if (s == nullptr) s = &Claim(k, now_ms);
+  // Discovery read this address's resolv.conf and named another namespace: the address is shared
+  // (or the scan is stale). Neither is trusted until the quarantine ends.
+  if (const NsName* d = FindDiscovered(k); d != nullptr && d->len != 0 && d->view() != ns.view()) {
+    ++counters_.discovery_conflicts;
+    if (s->state != State::kQuarantined || s->expires_ms <= now_ms) ++counters_.quarantined;
+    s->state = State::kQuarantined;
+    s->expires_ms = now_ms + options_.ttl_ms;
+    s->contradicted_ms = now_ms;
+    return;
+  }
   const auto learn = [&] {
     s->state = State::kLearned;
     s->ns = ns;
@@ -302,6 +358,15 @@ std::optional<std::string_view> SearchPathLearner::NamespaceView(const SocketAdd
     return pin->ns.view();
   }
   Slot* s = Find(key);
+  if (const NsName* d = FindDiscovered(key)) {
+    if (d->len == 0) return std::nullopt;  // not the cluster default: never on a guess
+    if (s != nullptr && s->expires_ms > now_ms &&
+        (s->state == State::kQuarantined ||
+         (s->state == State::kLearned && s->ns.view() != d->view()))) {
+      return std::nullopt;
+    }
+    return d->view();
+  }
   if (s == nullptr || s->state != State::kLearned || s->expires_ms <= now_ms) return std::nullopt;
   s->referenced = true;
   return s->ns.view();
@@ -383,9 +448,22 @@ void SharedSearchRewrite::Observe(const SocketAddress& client, std::span<const u
     any_namespace_.store(true, std::memory_order_relaxed);
 }
 
+absl::Status SharedSearchRewrite::SetDiscovered(
+    std::span<const SearchPathLearner::DiscoveredClient> clients) {
+  absl::StatusOr<SearchPathLearner::DiscoveredTable> table =
+      SearchPathLearner::BuildDiscovered(clients);
+  if (!table.ok()) return table.status();
+  const bool any = table->size() > 0;
+  absl::MutexLock lock(&mu_);
+  learner_.SetDiscovered(*std::move(table));
+  if (any && learner_.DiscoveredClients() > 0)
+    any_namespace_.store(true, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
 SharedSearchRewrite::Stats SharedSearchRewrite::GetStats(uint64_t now_ms) {
   absl::MutexLock lock(&mu_);
-  return {learner_.counters(), learner_.LearnedClients(now_ms)};
+  return {learner_.counters(), learner_.LearnedClients(now_ms), learner_.DiscoveredClients()};
 }
 
 }  // namespace nodedns::proxy

@@ -58,7 +58,24 @@ class SearchPathLearner {
     uint64_t confirmed = 0;        // confirming pairs (refresh the entry's lifetime)
     uint64_t quarantined = 0;      // addresses that flipped namespaces twice within ttl_ms
     uint64_t evicted = 0;          // live entries pushed out by the bound
+    // learning pairs that named another namespace than discovery gave for the address (which is
+    // then quarantined)
+    uint64_t discovery_conflicts = 0;
   };
+
+  // What pod discovery (`serve --discover-pods`, proxy/pod_discovery.h) knows of an address: the
+  // namespace of a pod whose resolv.conf is the cluster default, or "" for a pod whose resolv.conf
+  // is not (never rewritten on a guess, whatever its traffic teaches).
+  struct DiscoveredClient {
+    std::string address;  // IPv4 or IPv6, no prefix
+    std::string ns;
+  };
+  class DiscoveredTable;  // built off the lock by BuildDiscovered, swapped in by SetDiscovered
+  static absl::StatusOr<DiscoveredTable> BuildDiscovered(std::span<const DiscoveredClient> clients);
+  // Replaces what discovery said before. O(1) apart from freeing the previous table.
+  void SetDiscovered(DiscoveredTable table);
+  // Addresses discovery gave a namespace for (not counting "never rewrite" ones).
+  size_t DiscoveredClients() const;
 
   SearchPathLearner(std::vector<uint8_t> zone_wire, Options options);
   SearchPathLearner(const SearchPathLearner&) = delete;
@@ -80,8 +97,10 @@ class SearchPathLearner {
   void Observe(const SocketAddress& client, std::span<const uint8_t> qname_wire, uint16_t qtype,
                uint8_t rcode, uint64_t now_ms);
 
-  // The client's namespace: a pin if one matches, else a live learned entry. The view points into
-  // the learner and is valid until its next non-const call. No allocation.
+  // The client's namespace: a pin if one matches; else what discovery says, unless the address is
+  // quarantined or has learned another namespace (the two disagree: no rewrite until they agree);
+  // else a live learned entry. The view points into the learner and is valid until its next
+  // non-const call. No allocation.
   std::optional<std::string_view> NamespaceView(const SocketAddress& client, uint64_t now_ms);
   std::optional<std::string> NamespaceOf(const SocketAddress& client, uint64_t now_ms) {
     auto v = NamespaceView(client, now_ms);
@@ -141,14 +160,28 @@ class SearchPathLearner {
   Slot& Claim(const ClientKey& k, uint64_t now_ms);
   void OnPair(const ClientKey& k, const NsName& ns, uint64_t now_ms);
 
+  const NsName* FindDiscovered(const ClientKey& k) const;
+
   const std::vector<uint8_t> zone_wire_;
   const Options options_;
   std::vector<Pin> pins_;
+  std::unique_ptr<DiscoveredTable> discovered_;
   std::vector<Slot> slots_;
   absl::flat_hash_map<ClientKey, uint32_t> index_;
   size_t hand_ = 0;  // CLOCK hand
   std::vector<Pending> pending_;
   Counters counters_;
+};
+
+class SearchPathLearner::DiscoveredTable {
+ public:
+  DiscoveredTable() = default;
+  size_t size() const { return map_.size(); }
+
+ private:
+  friend class SearchPathLearner;
+  absl::flat_hash_map<ClientKey, NsName> map_;  // ns.len 0: never rewrite
+  size_t with_namespace_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -206,9 +239,14 @@ class SharedSearchRewrite {
   void Observe(const SocketAddress& client, std::span<const uint8_t> qname, uint16_t qtype,
                uint8_t rcode, uint64_t now_ms);
 
+  // Replaces what pod discovery knows (SearchPathLearner::SetDiscovered); builds the table before
+  // taking the lock. Errors name the address that is not one.
+  absl::Status SetDiscovered(std::span<const SearchPathLearner::DiscoveredClient> clients);
+
   struct Stats {
     SearchPathLearner::Counters counters;
     size_t learned_clients = 0;
+    size_t discovered_clients = 0;
   };
   Stats GetStats(uint64_t now_ms);
 

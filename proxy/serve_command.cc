@@ -144,6 +144,19 @@ CLI::App* AddServeCommand(CLI::App& app, ServeFlags& f) {
                 "CIDR=NAMESPACE: pin the namespace of these clients instead of learning it; "
                 "NAMESPACE '-' never rewrites for them (e.g. the node's own address); repeatable")
       ->type_name("CIDR=NS");
+  s->add_option("--discover-pods", f.discover_pods,
+                "Find the node's pods from /proc (needs hostPID and CAP_SYS_PTRACE): the search "
+                "rewrite knows each pod's namespace from its resolv.conf before its first lookup, "
+                "and GET /audit/pods on the health port reports per pod")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"on", "off"}));
+  s->add_option("--discover-pods-interval", f.discover_pods_interval_s,
+                "Seconds between two scans of /proc for --discover-pods")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
+  s->add_option("--proc", f.proc, "The proc root --discover-pods scans")
+      ->capture_default_str()
+      ->type_name("DIR");
   s->add_option("--allow", f.allow,
                 absl::StrCat("CIDR[,CIDR...]: the clients whose queries are answered; others get "
                              "REFUSED (UDP) or a closed connection (TCP); repeatable; 'any' for "
@@ -301,6 +314,14 @@ absl::StatusOr<ServeConfig> BuildServeConfig(const ServeFlags& f) {
   c.handover_timeout_ms = static_cast<uint32_t>(std::llround(f.handover_timeout_s * kMsPerSecond));
   c.handover_cache_percent = f.handover_cache_percent;
   c.handover_linger = f.handover_linger;
+  c.discover_pods = f.discover_pods == "on";
+  c.discover_pods_interval_ms =
+      static_cast<uint32_t>(std::llround(f.discover_pods_interval_s * kMsPerSecond));
+  c.proc_root = f.proc;
+  if (c.discover_pods && (c.proc_root.empty() || c.proc_root.front() != '/')) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--proc '", f.proc, "': an absolute path is needed"));
+  }
   return c;
 }
 

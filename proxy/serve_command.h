@@ -62,6 +62,9 @@ struct ServeFlags {
   double handover_timeout_s = ServeConfig{}.handover_timeout_ms / kMsPerSecond;
   uint32_t handover_cache_percent = ServeConfig{}.handover_cache_percent;
   bool handover_linger = ServeConfig{}.handover_linger;
+  std::string discover_pods = ServeConfig{}.discover_pods ? "on" : "off";
+  double discover_pods_interval_s = ServeConfig{}.discover_pods_interval_ms / kMsPerSecond;
+  std::string proc = ServeConfig{}.proc_root;
 };
 
 // Adds `serve` and its options (each documented in --help) to app; returns the subcommand.

@@ -5,12 +5,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <map>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "audit/live_audit.h"
 #include "proxy/metrics.h"
+#include "proxy/wasted_queries.h"
 
 namespace nodedns::proxy {
 
@@ -57,6 +63,22 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
     }
     s->rewrite_ = *std::move(rewrite);
   }
+  if (c.discover_pods) {
+    SharedSearchRewrite* rewrite = s->rewrite_.get();
+    const std::string zone = c.cluster_domain;
+    const std::vector<std::string> node_search = c.node_search;
+    s->discovery_ = std::make_unique<PodDiscovery>(
+        PodDiscovery::Options{.proc = c.proc_root, .interval_ms = c.discover_pods_interval_ms},
+        [rewrite, zone, node_search](const podscan::ScanResult& scan) {
+          if (rewrite == nullptr) return;
+          const auto clients = DiscoveredClients(scan, zone, node_search);
+          if (absl::Status st = rewrite->SetDiscovered(clients); !st.ok()) {
+            std::fprintf(stderr, "nodedns: --discover-pods: %s\n",
+                         std::string(st.message()).c_str());
+          }
+        });
+  }
+
   // Per listen address and kind, the sockets the predecessor served on: worker i takes every
   // one whose index is i modulo the worker count, so that none is left unread whatever the two
   // processes' worker counts; a worker with none of its own opens one next to them
@@ -147,6 +169,12 @@ std::string Server::RenderMetrics() const {
       {"nodedns_search_rewrite_clients_quarantined_total",
        "Client addresses that changed namespace twice within the learning TTL (shared addresses)",
        static_cast<double>(rw.counters.quarantined), "counter"},
+      {"nodedns_search_rewrite_discovered_clients",
+       "Pod addresses whose namespace pod discovery read from the pod's resolv.conf",
+       static_cast<double>(rw.discovered_clients)},
+      {"nodedns_search_rewrite_discovery_conflicts_total",
+       "Learning pairs that named another namespace than discovery (the address is quarantined)",
+       static_cast<double>(rw.counters.discovery_conflicts), "counter"},
       {"nodedns_cache_entries", "Entries in the cache", static_cast<double>(st.entries)},
       {"nodedns_cache_bytes", "Accounted bytes in the cache (entries, keys, tables)",
        static_cast<double>(st.bytes)},
@@ -177,6 +205,7 @@ std::string Server::RenderMetrics() const {
        static_cast<double>(handovers_failed_.load(std::memory_order_relaxed)), "counter"},
   };
   std::string out = RenderPrometheus(counters, gauges);
+  RenderPodMetrics(out);
   CoreDnsGauges g;
   RenderUpstreamHealth(out, coredns_metrics_ ? &g : nullptr);
   if (coredns_metrics_) {
@@ -211,13 +240,106 @@ HttpResponse Server::HandleHttp(const HttpEndpoint& e, std::string_view method,
       return HttpResponse{200, "text/plain; charset=utf-8",
                           RenderWastedQueriesTable(snaps, cluster_domain_) + RenderShedTable(shed)};
     }
+    const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
+        std::chrono::steady_clock::now() - started_);
     return HttpResponse{200, "application/json",
-                        RenderWastedQueriesJson(snaps, cluster_domain_, RenderShedJson(shed))};
+                        RenderWastedQueriesJson(snaps, cluster_domain_,
+                                                absl::StrCat("\"uptime_seconds\":", uptime.count(),
+                                                             ",", RenderShedJson(shed)))};
+  }
+  if (e.audit && path == "/audit/pods") {
+    if (!discovery_) {
+      return HttpResponse{404, "text/plain; charset=utf-8",
+                          "GET /audit/pods needs serve --discover-pods on\n"};
+    }
+    std::optional<audit::NodeReport> report = PodReport();
+    if (!report.has_value()) {
+      return HttpResponse{503, "text/plain; charset=utf-8", "no scan of the node yet\n"};
+    }
+    std::ostringstream out;
+    audit::RenderNodeJson(*report, out);
+    return HttpResponse{200, "application/json", out.str()};
   }
   if (e.metrics && path == "/metrics") {
     return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", RenderMetrics()};
   }
   return HttpResponse{404, "text/plain; charset=utf-8", "not found\n"};
+}
+
+std::optional<audit::NodeReport> Server::PodReport() const {
+  if (!discovery_) return std::nullopt;
+  std::shared_ptr<const podscan::ScanResult> scan = discovery_->Last();
+  if (!scan) return std::nullopt;
+  std::vector<std::vector<WastedQueryTracker::ClientCount>> snaps;
+  for (const auto& w : workers_) snaps.push_back(w->WastedSnapshot());
+  const auto uptime =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
+  // The same document GET /audit serves, read back: one reader of the counts, not two.
+  absl::StatusOr<audit::LiveAudit> live = audit::ParseLiveAudit(
+      RenderWastedQueriesJson(snaps, cluster_domain_,
+                              absl::StrCat("\"uptime_seconds\":", uptime.count())),
+      "self");
+  return audit::AuditNode(*scan, discovery_->options().proc, audit::DefaultSampleNames(),
+                          live.ok() ? &*live : nullptr);
+}
+
+void Server::RenderPodMetrics(std::string& out) const {
+  const PodDiscovery::Stats st = discovery_ ? discovery_->stats() : PodDiscovery::Stats{};
+  absl::StrAppend(
+      &out,
+      "# HELP nodedns_pod_discovery_scans_total Scans of /proc for the node's pods "
+      "(--discover-pods)\n# TYPE nodedns_pod_discovery_scans_total counter\n"
+      "nodedns_pod_discovery_scans_total ",
+      st.scans,
+      "\n# HELP nodedns_pod_discovery_failures_total Scans that could not read the proc root\n"
+      "# TYPE nodedns_pod_discovery_failures_total counter\n"
+      "nodedns_pod_discovery_failures_total ",
+      st.failures,
+      "\n# HELP nodedns_pod_discovery_skipped_total /proc entries skipped by the scans: gone "
+      "mid-scan or unreadable\n# TYPE nodedns_pod_discovery_skipped_total counter\n"
+      "nodedns_pod_discovery_skipped_total{reason=\"vanished\"} ",
+      st.vanished, "\nnodedns_pod_discovery_skipped_total{reason=\"denied\"} ", st.denied,
+      "\n# HELP nodedns_pod_discovery_scan_seconds Duration of the last scan\n"
+      "# TYPE nodedns_pod_discovery_scan_seconds gauge\nnodedns_pod_discovery_scan_seconds ",
+      absl::StrFormat("%.6f", st.last_scan_seconds),
+      "\n# HELP nodedns_pods_discovered Pods found by the last scan (hostNetwork pods excluded)\n"
+      "# TYPE nodedns_pods_discovered gauge\nnodedns_pods_discovered ",
+      st.pods,
+      "\n# HELP nodedns_pods_with_finding Discovered pods by resolv.conf finding (docs/audit.md)\n"
+      "# TYPE nodedns_pods_with_finding gauge\n");
+  std::optional<audit::NodeReport> report = PodReport();
+  std::vector<std::pair<uint64_t, std::string>> waste;
+  if (report.has_value()) {
+    std::map<std::string, uint64_t> by_finding;
+    for (const audit::PodReport& p : report->pods) {
+      std::vector<std::string> ids;
+      for (const audit::Finding& f : p.file.findings) {
+        if (std::find(ids.begin(), ids.end(), f.id) == ids.end()) ids.push_back(f.id);
+      }
+      for (const std::string& id : ids) ++by_finding[id];
+      if (p.observed.has_value() && p.observed->wasted > 0) {
+        std::string name = p.pod.name.empty() ? p.pod.cgroup.pod_uid : p.pod.name;
+        const std::string ns = p.file.k8s.has_value() ? p.file.k8s->namespace_name : "";
+        waste.emplace_back(p.observed->wasted,
+                           absl::StrCat("pod=\"", PromLabelValue(name), "\",namespace=\"",
+                                        PromLabelValue(ns), "\""));
+      }
+    }
+    for (const auto& [id, n] : by_finding) {
+      absl::StrAppend(&out, "nodedns_pods_with_finding{finding=\"", PromLabelValue(id), "\"} ", n,
+                      "\n");
+    }
+  }
+  // Top pods only: a series per pod would grow with the node's churn (bounded cardinality).
+  std::sort(waste.begin(), waste.end(), [](const auto& a, const auto& b) { return a > b; });
+  if (waste.size() > kTopWastefulPods) waste.resize(kTopWastefulPods);
+  absl::StrAppend(&out,
+                  "# HELP nodedns_pod_wasted_queries NXDOMAIN replies below the cluster "
+                  "domain to a discovered pod, since start (the ",
+                  kTopWastefulPods, " largest)\n# TYPE nodedns_pod_wasted_queries gauge\n");
+  for (const auto& [n, labels] : waste) {
+    absl::StrAppend(&out, "nodedns_pod_wasted_queries{", labels, "} ", n, "\n");
+  }
 }
 
 void Server::RenderUpstreamHealth(std::string& out, CoreDnsGauges* coredns) const {
@@ -328,6 +450,10 @@ std::string RestartOnlyDifference(const ServeConfig& a, const ServeConfig& b) {
       a.node_search != b.node_search || a.search_pins != b.search_pins) {
     return "the search-path rewrite's settings";
   }
+  if (a.discover_pods != b.discover_pods || a.proc_root != b.proc_root ||
+      a.discover_pods_interval_ms != b.discover_pods_interval_ms) {
+    return "pod discovery";
+  }
   if (a.tcp_idle_timeout_ms != b.tcp_idle_timeout_ms ||
       a.tcp_max_connections != b.tcp_max_connections || a.tcp_max_inflight != b.tcp_max_inflight) {
     return "the client TCP limits";
@@ -434,6 +560,7 @@ absl::Status Server::Run() {
   // directory is the node's (a hostPath), writable by root only.
   if (status.ok() && !config_->handover_path.empty()) StartHandoverListener();
   if (status.ok() && on_serving_) status = on_serving_();
+  if (status.ok() && discovery_) discovery_->Start();
   uv_timer_init(&loop_, &drain_timer_);
   drain_timer_.data = this;
   if (status.ok() && predecessor_) {
@@ -479,6 +606,7 @@ absl::Status Server::Run() {
   CloseHandover();
   uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
   for (auto& h : http_) h->Stop();
+  discovery_.reset();  // after the endpoints that read it
   for (auto& w : workers_) w->Stop();
   for (auto& w : workers_) w->Join();
   uv_close(reinterpret_cast<uv_handle_t*>(&shutdown_), nullptr);

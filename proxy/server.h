@@ -11,20 +11,24 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "audit/node_audit.h"
 #include "cache/response_cache.h"
 #include "proxy/config.h"
 #include "proxy/coredns_metrics.h"
 #include "proxy/handover.h"
 #include "proxy/http_server.h"
+#include "proxy/pod_discovery.h"
 #include "proxy/search_path_learner.h"
 #include "proxy/worker.h"
 
@@ -107,6 +111,12 @@ class Server {
   // forward plugin's health check families).
   // `coredns`: also adds up the health check counters of CoreDNS's families into it.
   void RenderUpstreamHealth(std::string& out, CoreDnsGauges* coredns) const;
+  // The last discovery scan joined with the workers' GET /audit counts (audit/node_audit.h);
+  // nullopt before the first scan or without --discover-pods.
+  std::optional<audit::NodeReport> PodReport() const;
+  // The pod discovery lines of /metrics (docs/operations.md): scalar families always, the
+  // labelled ones (findings, top pods by waste) with a scan.
+  void RenderPodMetrics(std::string& out) const;
   HttpResponse HandleHttp(const HttpEndpoint& endpoint, std::string_view method,
                           std::string_view path) const;
   // Handover, old side (main loop): a successor connected; it confirmed (or went away).
@@ -125,6 +135,9 @@ class Server {
   std::string cluster_domain_;
   std::unique_ptr<cache::ResponseCache> cache_;
   std::unique_ptr<SharedSearchRewrite> rewrite_;  // null with --search-rewrite off
+  // With --discover-pods; started once serving (after on_serving_, so that its thread has the
+  // capabilities the privilege drop keeps), stopped after the HTTP endpoints that read it.
+  std::unique_ptr<PodDiscovery> discovery_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<HttpServer>> http_;
   MetricsLabels labels_;
@@ -156,6 +169,8 @@ class Server {
   std::unique_ptr<HandoverClient> predecessor_;
   bool handover_failed_ = false;  // a predecessor answered but the exchange failed
   size_t inherited_sockets_ = 0;
+  // GET /audit's uptime_seconds: counts start with the process, so a rate needs it.
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   size_t inherited_cache_entries_ = 0;
   uint64_t handover_ms_ = 0;  // how long loading the predecessor's cache snapshot took
   // Old side: the listener, the successor's connection until it confirms, the drain.

@@ -58,7 +58,8 @@ def find(objs, kind, name):
 def go_flags(args):
     """node-cache's arguments as {name: value}: -name value, -name=value, booleans -name."""
     flags = {}
-    booleans = {"setupinterface", "setupiptables", "skipteardown", "reloadwithsignal", "quiet"}
+    booleans = {"setupinterface", "setupiptables", "skipteardown", "reloadwithsignal", "quiet",
+                "discoverpods"}
     i = 0
     while i < len(args):
         arg = args[i]
@@ -200,7 +201,7 @@ def check_daemonset(objs, localip):
     caps = sc.get("capabilities", {})
     check(caps.get("drop") == ["ALL"], "capabilities do not drop ALL")
     check(sorted(caps.get("add", [])) == ["NET_ADMIN", "NET_BIND_SERVICE", "NET_RAW", "SETGID",
-                                          "SETUID"],
+                                          "SETUID", "SYS_PTRACE"],
           f"capabilities add {caps.get('add')}")
 
     flags = go_flags(c.get("args", []))
@@ -209,6 +210,10 @@ def check_daemonset(objs, localip):
     check(flags.get("upstreamsvc") == "kube-dns-upstream", "-upstreamsvc is not kube-dns-upstream")
     for name in ("setupinterface", "setupiptables"):
         check(flags.get(name, "true") == "true", f"-{name} is not left at true")
+    # Pod discovery (docs/audit.md, "Node mode"): the node's processes (hostPID) and the right to
+    # read their /proc/PID/root (SYS_PTRACE, above).
+    check(flags.get("discoverpods") == "true", "-discoverpods is not on")
+    check(pod.get("hostPID") is True, "hostPID is not true (-discoverpods reads the node's /proc)")
     find(objs, "Service", "kube-dns-upstream")
     # -allow: present, every element a network, not open to the world (an open resolver on
     # every node), and admitting some clients of each family nodedns listens on.

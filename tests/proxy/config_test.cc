@@ -173,7 +173,8 @@ TEST(ServeDefaultsTest, FlagDefaultsBuildTheConfigDefaults) {
                max_waiting_queries, client_miss_share, purge_interval_ms, cluster_domain,
                cluster_domain_wire, search_rewrite, node_search, search_pins,
                search_rewrite_deadline_ms, chaos_text, quiet, handover_path, handover_timeout_ms,
-               handover_cache_percent, handover_linger] = *built;
+               handover_cache_percent, handover_linger, discover_pods, proc_root,
+               discover_pods_interval_ms] = *built;
   ASSERT_EQ(listen.size(), 1u);
   EXPECT_EQ(listen[0].ToString(), kDefaultListen);
   EXPECT_TRUE(want.listen.empty());  // filled in by BuildServeConfig, from kDefaultListen
@@ -212,6 +213,9 @@ TEST(ServeDefaultsTest, FlagDefaultsBuildTheConfigDefaults) {
   EXPECT_EQ(handover_timeout_ms, want.handover_timeout_ms);
   EXPECT_EQ(handover_cache_percent, want.handover_cache_percent);
   EXPECT_EQ(handover_linger, want.handover_linger);
+  EXPECT_EQ(discover_pods, want.discover_pods);
+  EXPECT_EQ(proc_root, want.proc_root);
+  EXPECT_EQ(discover_pods_interval_ms, want.discover_pods_interval_ms);
 
   const auto& [capacity_bytes, shards, min_ttl, max_ttl, max_negative_ttl, servfail_ttl, stale_ttl,
                stale_answer_ttl, prefetch_min_hits, prefetch_percent, max_entry_bytes] = cache;

@@ -294,6 +294,64 @@ TEST(SearchPathLearnerTest, ContradictingPairUnlearnsThenRelearns) {
   EXPECT_EQ(l.counters().clients_learned, 2u);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Discovered pods (serve --discover-pods).
+
+SearchPathLearner::DiscoveredTable Discovered(
+    std::vector<SearchPathLearner::DiscoveredClient> clients) {
+  auto t = SearchPathLearner::BuildDiscovered(clients);
+  EXPECT_TRUE(t.ok()) << t.status();
+  return *std::move(t);
+}
+
+TEST(SearchPathLearnerTest, DiscoveredNamespaceIsKnownBeforeAnyTraffic) {
+  SearchPathLearner l = MakeLearner();
+  l.SetDiscovered(Discovered({{"10.1.2.3", "shop"}, {"fd00::3", "shop"}, {"10.1.2.4", ""}}));
+  EXPECT_EQ(l.NamespaceOf(Addr("10.1.2.3:5353"), 0), "shop");
+  EXPECT_EQ(l.NamespaceOf(Addr("[fd00::3]:1"), 0), "shop");
+  EXPECT_EQ(l.DiscoveredClients(), 2u);
+  // "" (its resolv.conf is not the cluster default): never, even once its traffic teaches.
+  EXPECT_FALSE(l.NamespaceOf(Addr("10.1.2.4:1"), 0).has_value());
+  const uint64_t t = StubLookup(l, "10.1.2.4", "api.example.com", "default", "", 1000);
+  EXPECT_FALSE(l.NamespaceOf(Addr("10.1.2.4:1"), t).has_value());
+  // An address discovery does not know is learned as before.
+  const uint64_t t2 = StubLookup(l, "10.1.2.9", "api.example.com", "default", "", t);
+  EXPECT_EQ(l.NamespaceOf(Addr("10.1.2.9:1"), t2), "default");
+  // A new scan replaces the old one: the pod is gone.
+  l.SetDiscovered(Discovered({}));
+  EXPECT_FALSE(l.NamespaceOf(Addr("10.1.2.3:1"), t2).has_value());
+}
+
+TEST(SearchPathLearnerTest, TrafficThatContradictsDiscoveryQuarantinesTheAddress) {
+  SearchPathLearner l = MakeLearner();
+  l.SetDiscovered(Discovered({{"10.1.2.3", "shop"}}));
+  // Agreeing traffic changes nothing.
+  uint64_t t = StubLookup(l, "10.1.2.3", "api.example.com", "shop", "", 1000);
+  EXPECT_EQ(l.NamespaceOf(Addr("10.1.2.3:1"), t), "shop");
+  EXPECT_EQ(l.counters().discovery_conflicts, 0u);
+  // A walk from another namespace's search path: a shared address or a stale scan. No rewrite on
+  // either reading until the quarantine ends.
+  t = StubLookup(l, "10.1.2.3", "api.example.com", "other", "", t);
+  EXPECT_EQ(l.counters().discovery_conflicts, 1u);
+  EXPECT_EQ(l.counters().quarantined, 1u);
+  EXPECT_FALSE(l.NamespaceOf(Addr("10.1.2.3:1"), t).has_value());
+  const uint64_t later = t + SearchPathLearner::Options{}.ttl_ms + 1;
+  EXPECT_EQ(l.NamespaceOf(Addr("10.1.2.3:1"), later), "shop");
+}
+
+TEST(SearchPathLearnerTest, BuildDiscoveredRejectsWhatIsNotAnAddressOrNamespace) {
+  using C = SearchPathLearner::DiscoveredClient;
+  EXPECT_FALSE(SearchPathLearner::BuildDiscovered(std::vector<C>{{"10.0.0.0/8", "a"}}).ok());
+  EXPECT_FALSE(SearchPathLearner::BuildDiscovered(std::vector<C>{{"pod-a", "a"}}).ok());
+  EXPECT_FALSE(SearchPathLearner::BuildDiscovered(std::vector<C>{{"10.0.0.1", "Not_NS"}}).ok());
+  // The same address twice with two namespaces (a pod replaced mid-scan): no guess.
+  auto t = SearchPathLearner::BuildDiscovered(std::vector<C>{{"10.0.0.1", "a"}, {"10.0.0.1", "b"}});
+  ASSERT_TRUE(t.ok());
+  SearchPathLearner l = MakeLearner();
+  l.SetDiscovered(*std::move(t));
+  EXPECT_FALSE(l.NamespaceOf(Addr("10.0.0.1:1"), 0).has_value());
+}
+
 TEST(SearchPathLearnerTest, AddressThatKeepsFlippingIsQuarantined) {
   SearchPathLearner::Options o;
   o.ttl_ms = 60'000;
