@@ -20,6 +20,7 @@
 #include "proxy/wasted_queries.h"
 #include "tests/audit/json_validator.h"
 #include "tests/testing/dns_builder.h"
+#include "tests/testing/fake_proc.h"
 
 namespace nodedns::audit {
 namespace {
@@ -182,22 +183,10 @@ TEST(NodeAuditTest, JsonIsValidAndCarriesPodsSummaryAndScan) {
 class NodeAuditCommandTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/nodedns-node-audit-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
-    Process(1, 100, 200);
-    Process(10, 110, 210);
-    std::ofstream(root_ + "/10/root/etc/resolv.conf") << kClusterFirst;
-    std::ofstream(root_ + "/10/root/etc/hostname") << "web-0\n";
-  }
-  void TearDown() override { std::filesystem::remove_all(root_); }
-  void Process(int pid, int mnt, int net) {
-    const std::string dir = root_ + "/" + std::to_string(pid);
-    std::filesystem::create_directories(dir + "/ns");
-    std::filesystem::create_directories(dir + "/root/etc");
-    std::filesystem::create_symlink("mnt:[" + std::to_string(mnt) + "]", dir + "/ns/mnt");
-    std::filesystem::create_symlink("net:[" + std::to_string(net) + "]", dir + "/ns/net");
-    std::ofstream(dir + "/cgroup") << "0::/\n";
+    proc_.Process(1, 100, 200);
+    proc_.Process(10, 110, 210);
+    proc_.Write(10, "root/etc/resolv.conf", kClusterFirst);
+    proc_.Write(10, "root/etc/hostname", "web-0\n");
   }
   int Run(std::vector<std::string> args) {
     CLI::App app;
@@ -215,7 +204,8 @@ class NodeAuditCommandTest : public ::testing::Test {
     }
     return RunAuditCommand(flags, out_, err_);
   }
-  std::string root_;
+  nodedns::testing::FakeProc proc_;
+  const std::string root_ = proc_.root();
   std::ostringstream out_;
   std::ostringstream err_;
 };

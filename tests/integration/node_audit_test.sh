@@ -19,7 +19,7 @@
 # the scan.
 #
 # Usage: node_audit_test.sh NODEDNS_BINARY. Needs root, the lab's tools and python3; exits 77
-# (ctest SKIP_RETURN_CODE) when they are missing. Takes ~15 s.
+# (ctest SKIP_RETURN_CODE) when they are missing. Takes ~25 s.
 set -uo pipefail
 
 NODEDNS=${1:?usage: node_audit_test.sh NODEDNS_BINARY}

@@ -12,6 +12,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/fake_proc.h"
 
 namespace nodedns::podscan {
 namespace {
@@ -114,34 +115,18 @@ TEST(ParseIfInet6Test, GlobalAndUniqueLocalOnly) {
   EXPECT_THAT(ParseIfInet6(text), ElementsAre("fd53:1::2", "2001:db8::10"));
 }
 
-// A fixture /proc: one directory per PID with ns/ symlinks ("mnt:[N]" as their text), cgroup,
-// net/ and root/etc/.
 class ScanNodeTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/nodedns-podscan-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
-  }
-  void TearDown() override { std::filesystem::remove_all(root_); }
-
   void Process(int pid, int mnt, int net, const std::string& cgroup) {
-    const std::string dir = root_ + "/" + std::to_string(pid);
-    std::filesystem::create_directories(dir + "/ns");
-    std::filesystem::create_directories(dir + "/net");
-    std::filesystem::create_directories(dir + "/root/etc");
-    std::filesystem::create_symlink("mnt:[" + std::to_string(mnt) + "]", dir + "/ns/mnt");
-    std::filesystem::create_symlink("net:[" + std::to_string(net) + "]", dir + "/ns/net");
-    Write(pid, "cgroup", cgroup);
+    proc_.Process(pid, mnt, net, cgroup);
   }
   void Write(int pid, const std::string& file, const std::string& text) {
-    std::ofstream(root_ + "/" + std::to_string(pid) + "/" + file) << text;
+    proc_.Write(pid, file, text);
   }
-  void Addresses(int pid, const std::string& v4) {
-    Write(pid, "net/fib_trie", "Local:\n  |-- " + v4 + "\n     /32 host LOCAL\n");
-  }
+  void Addresses(int pid, const std::string& v4) { proc_.Address(pid, v4); }
 
-  std::string root_;
+  testing::FakeProc proc_;
+  const std::string root_ = proc_.root();
 };
 
 TEST_F(ScanNodeTest, GroupsContainersByNetworkNamespaceAndSkipsTheHost) {

@@ -6,14 +6,14 @@
 
 #include <atomic>
 #include <chrono>
-#include <filesystem>
-#include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/fake_proc.h"
 
 namespace nodedns::proxy {
 namespace {
@@ -95,21 +95,11 @@ TEST(DiscoveredClientsTest, EveryAddressOfEveryPodWithAResolvConf) {
 }
 
 TEST(PodDiscoveryTest, ScansAtOnceThenEveryIntervalAndReportsThroughTheCallback) {
-  char tmpl[] = "/tmp/nodedns-discovery-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const std::string root = tmpl;
-  auto process = [&](int pid, int mnt, int net) {
-    const std::string dir = root + "/" + std::to_string(pid);
-    std::filesystem::create_directories(dir + "/ns");
-    std::filesystem::create_directories(dir + "/net");
-    std::filesystem::create_directories(dir + "/root/etc");
-    std::filesystem::create_symlink("mnt:[" + std::to_string(mnt) + "]", dir + "/ns/mnt");
-    std::filesystem::create_symlink("net:[" + std::to_string(net) + "]", dir + "/ns/net");
-    std::ofstream(dir + "/cgroup") << "0::/\n";
-  };
-  process(1, 1, 1);
-  process(10, 2, 2);
-  std::ofstream(root + "/10/net/fib_trie") << "  |-- 10.0.0.5\n     /32 host LOCAL\n";
+  std::optional<testing::FakeProc> proc(std::in_place);
+  const std::string root = proc->root();
+  proc->Process(1, 1, 1);
+  proc->Process(10, 2, 2);
+  proc->Address(10, "10.0.0.5");
   std::atomic<int> calls{0};
   std::atomic<size_t> pods{0};
   {
@@ -128,7 +118,7 @@ TEST(PodDiscoveryTest, ScansAtOnceThenEveryIntervalAndReportsThroughTheCallback)
     EXPECT_GE(d.stats().scans, 3u);
     EXPECT_EQ(d.stats().pods, 1u);
   }  // the destructor stops the thread at once, mid-interval
-  std::filesystem::remove_all(root);
+  proc.reset();
   // An unreadable proc root is counted, not fatal.
   PodDiscovery bad({.proc = root + "/gone", .interval_ms = 20}, nullptr);
   bad.Start();
