@@ -125,6 +125,33 @@ absl::StatusOr<LiveAudit> ParseLiveAudit(std::string_view json, const std::strin
     r.live = std::move(w);
     out.reports.push_back(std::move(r));
   }
+  if (const JsonValue* rewrites = doc->Find("rewrites")) {
+    if (rewrites->kind != JsonValue::Kind::kArray) {
+      return absl::InvalidArgumentError("the /audit answer's rewrites is not an array");
+    }
+    for (const JsonValue& c : rewrites->items) {
+      const std::string* addr = StringMember(c, "client");
+      const std::optional<uint64_t> n = Count(c, "rewritten");
+      const std::optional<uint64_t> error = Count(c, "error");
+      const JsonValue* names = c.Find("names");
+      if (addr == nullptr || !n || !error || names == nullptr ||
+          names->kind != JsonValue::Kind::kArray) {
+        return absl::InvalidArgumentError(
+            "a client in the /audit answer's rewrites lacks client, rewritten, error or names");
+      }
+      LiveRewrites r{.client = *addr, .rewritten = *n, .error = *error, .names = {}};
+      for (const JsonValue& nm : names->items) {
+        const std::string* name = StringMember(nm, "name");
+        const std::optional<uint64_t> count = Count(nm, "rewritten");
+        if (name == nullptr || !count) {
+          return absl::InvalidArgumentError(
+              "a name in the /audit answer's rewrites lacks name or rewritten");
+        }
+        r.names.emplace_back(*name, *count);
+      }
+      out.rewrites.push_back(std::move(r));
+    }
+  }
   return out;
 }
 

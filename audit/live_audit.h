@@ -21,12 +21,21 @@ inline constexpr char kSearchPathWasteId[] = "search-path-waste";
 // The GET /audit document version this reader understands.
 inline constexpr int kLiveAuditVersion = 1;
 
+// One client of the document's "rewrites": lookups the search rewrite answered for it.
+struct LiveRewrites {
+  std::string client;
+  uint64_t rewritten = 0;
+  uint64_t error = 0;  // Space-Saving: `rewritten` may exceed the truth by at most this
+  std::vector<std::pair<std::string, uint64_t>> names;  // the names typed, most first
+};
+
 struct LiveAudit {
   std::string server;  // ADDR:PORT, as given
   std::string cluster_domain;
   // The server's uptime when it answered (absent from documents of older servers).
   std::optional<double> uptime_seconds;
-  std::vector<FileReport> reports;  // One per client, in the server's order (most waste first).
+  std::vector<FileReport> reports;     // One per client, in the server's order (most waste first).
+  std::vector<LiveRewrites> rewrites;  // Empty from servers whose document has none.
 };
 
 // Parses the GET /audit JSON fetched from `server` (ADDR:PORT, recorded in the reports):

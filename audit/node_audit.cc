@@ -51,6 +51,21 @@ std::vector<Cost> Costs(const FileReport& f) {
 }
 
 // How the summary names a pod: its name, else its UID, else its network namespace.
+}  // namespace
+
+void AddCount(std::vector<std::pair<std::string, uint64_t>>& counts, const std::string& name,
+              uint64_t n) {
+  auto it =
+      std::find_if(counts.begin(), counts.end(), [&](const auto& c) { return c.first == name; });
+  if (it == counts.end()) {
+    counts.emplace_back(name, n);
+  } else {
+    it->second += n;
+  }
+}
+
+namespace {
+
 std::string PodLabel(const PodReport& p) {
   if (!p.pod.name.empty()) return p.pod.name;
   if (!p.pod.cgroup.pod_uid.empty()) return "uid:" + p.pod.cgroup.pod_uid;
@@ -104,16 +119,21 @@ NodeReport AuditNode(podscan::ScanResult scan, std::string proc,
         w.wasted += client.live->wasted;
         w.error += client.live->error;
         for (const auto& [name, count] : client.live->names) {
-          auto it = std::find_if(w.names.begin(), w.names.end(),
-                                 [&](const auto& n) { return n.first == name; });
-          if (it == w.names.end()) {
-            w.names.emplace_back(name, count);
-          } else {
-            it->second += count;
-          }
+          internal::AddCount(w.names, name, count);
         }
       }
       std::stable_sort(w.names.begin(), w.names.end(),
+                       [](const auto& a, const auto& b) { return a.second > b.second; });
+      for (const LiveRewrites& r : live->rewrites) {
+        if (std::find(pod.addresses.begin(), pod.addresses.end(), r.client) ==
+            pod.addresses.end()) {
+          continue;
+        }
+        p.rewritten += r.rewritten;
+        for (const auto& [name, count] : r.names)
+          internal::AddCount(p.rewritten_names, name, count);
+      }
+      std::stable_sort(p.rewritten_names.begin(), p.rewritten_names.end(),
                        [](const auto& a, const auto& b) { return a.second > b.second; });
       if (w.wasted > 0) p.file.findings.push_back(SearchPathWasteFinding(w));
       p.observed = std::move(w);
@@ -177,6 +197,12 @@ uint64_t PodsWasted(const NodeReport& report) {
   return total;
 }
 
+uint64_t PodsRewritten(const NodeReport& report) {
+  uint64_t total = 0;
+  for (const PodReport& p : report.pods) total += p.rewritten;
+  return total;
+}
+
 }  // namespace
 }  // namespace internal
 
@@ -209,6 +235,13 @@ void RenderNodeTable(const NodeReport& report, std::ostream& out) {
       int step = 0;
       for (const auto& [name, count] : p.observed->names) {
         out << absl::StrFormat("          %d. %-50s %d nxdomain\n", ++step, name, count);
+      }
+      out << "  rewritten:   " << p.rewritten
+          << " replies answered by the search rewrite (each spared the client the rest of its "
+             "walk)\n";
+      step = 0;
+      for (const auto& [name, count] : p.rewritten_names) {
+        out << absl::StrFormat("          %d. %-50s %d rewritten\n", ++step, name, count);
       }
     }
     if (p.has_resolv_conf) {
@@ -252,6 +285,8 @@ void RenderNodeTable(const NodeReport& report, std::ostream& out) {
                              *report.uptime_seconds);
     }
     out << "; " << report.unattributed_wasted << " from addresses of no pod found\n";
+    out << "  rewritten:   " << internal::PodsRewritten(report)
+        << " replies to these pods answered by the search rewrite\n";
   }
   if (!s.host_network.empty()) {
     std::vector<std::string> uids;
@@ -281,8 +316,15 @@ void RenderNodeJson(const NodeReport& report, std::ostream& out) {
       for (const auto& [name, count] : p.observed->names) {
         names.push_back(absl::StrCat("{\"name\":", JsonString(name), ",\"wasted\":", count, "}"));
       }
-      observed = absl::StrCat("{\"wasted\":", p.observed->wasted, ",\"error\":", p.observed->error,
-                              ",\"names\":[", absl::StrJoin(names, ","), "]}");
+      std::vector<std::string> rewritten;
+      for (const auto& [name, count] : p.rewritten_names) {
+        rewritten.push_back(
+            absl::StrCat("{\"name\":", JsonString(name), ",\"rewritten\":", count, "}"));
+      }
+      observed =
+          absl::StrCat("{\"wasted\":", p.observed->wasted, ",\"error\":", p.observed->error,
+                       ",\"names\":[", absl::StrJoin(names, ","), "],\"rewritten\":", p.rewritten,
+                       ",\"rewritten_names\":[", absl::StrJoin(rewritten, ","), "]}");
     }
     pods.push_back(absl::StrCat(
         "{\"name\":", JsonString(pod.name), ",\"uid\":", JsonString(pod.cgroup.pod_uid),
@@ -323,7 +365,9 @@ void RenderNodeJson(const NodeReport& report, std::ostream& out) {
       << absl::StrJoin(pods, ",") << "],\"host_network_pods\":[" << absl::StrJoin(host_network, ",")
       << "],\"summary\":{\"pods\":" << report.pods.size() << ",\"findings\":["
       << absl::StrJoin(findings, ",") << "],\"wasted\":" << wasted
-      << ",\"wasted_per_second\":" << rate << ",\"unattributed_wasted\":"
+      << ",\"wasted_per_second\":" << rate
+      << ",\"rewritten\":" << (report.live ? absl::StrCat(internal::PodsRewritten(report)) : "null")
+      << ",\"unattributed_wasted\":"
       << (report.live ? absl::StrCat(report.unattributed_wasted) : "null")
       << "},\"scan\":{\"processes\":" << s.processes << ",\"host_processes\":" << s.host_processes
       << ",\"host_private_mounts\":" << s.host_private_mounts << ",\"vanished\":" << s.vanished

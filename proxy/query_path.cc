@@ -232,6 +232,7 @@ void QueryPath::Deliver(const Client& c, std::span<const uint8_t> reply) {
   }
   RewriteGate gate(rewrite_.shared(), c.qname(), c.q.qtype);
   AfterReply(c.addr, c.qname(), c.q.qtype, RcodeOf(reply.data()), ctx_.Now(), gate);
+  if (c.source == ReplySource::kRewrite) NoteRewrite(c.addr, c.qname());
   c.sink->SendReply(c, reply);
 }
 
@@ -241,6 +242,12 @@ void QueryPath::NoteNxDomain(const sockaddr_storage& client, std::span<const uin
   if (base == 0) return;
   ctx_.counters.search_nxdomain.Inc();
   wasted_.Note(client, qname.first(base), qname.first(alternative));
+}
+
+void QueryPath::NoteRewrite(const sockaddr_storage& client, std::span<const uint8_t> qname) {
+  // A rewritten question is N.<ns>.svc.<zone>: the name the client typed is N, the first reading.
+  const size_t base = SearchBaseLength(qname, ctx_.config->cluster_domain_wire);
+  if (base != 0) rewritten_.Note(client, qname.first(base));
 }
 
 }  // namespace nodedns::proxy

@@ -75,6 +75,10 @@ class QueryPath : public MissListener, public ClientDelivery {
   // The search-path waste seen by this worker (GET /audit).
   WastedQueryTracker& wasted() { return wasted_; }
   const WastedQueryTracker& wasted() const { return wasted_; }
+  // Lookups answered by the search rewrite, per client and name (GET /audit "rewrites"): what the
+  // rewrite saved whom.
+  WastedQueryTracker& rewritten() { return rewritten_; }
+  const WastedQueryTracker& rewritten() const { return rewritten_; }
   // Clients waiting for upstream and the misses turned away (GET /audit).
   MissAdmission& admission() { return admission_; }
   const MissAdmission& admission() const { return admission_; }
@@ -103,6 +107,8 @@ class QueryPath : public MissListener, public ClientDelivery {
   Verdict ShedMiss(const Request& r, MissAdmission::Verdict why, RewriteGate& gate,
                    std::span<uint8_t> out, size_t& size, uint64_t now);
   void NoteNxDomain(const sockaddr_storage& client, std::span<const uint8_t> qname);
+  // A reply synthesized by the search rewrite (cached or fresh), for `rewritten_`.
+  void NoteRewrite(const sockaddr_storage& client, std::span<const uint8_t> qname);
   // Answers `r` from the stale entry for its key (RFC 8767), with Extended DNS Error 3 for a
   // client that sent EDNS; false if the entry is gone (then it is a miss after all).
   bool ServeStale(const Request& r, RewriteGate& gate, std::span<uint8_t> out, size_t& size,
@@ -113,6 +119,7 @@ class QueryPath : public MissListener, public ClientDelivery {
   MissTable& misses_;
   RewriteDriver& rewrite_;
   WastedQueryTracker wasted_;
+  WastedQueryTracker rewritten_;
   MissAdmission admission_;
 };
 
@@ -181,6 +188,8 @@ inline void QueryPath::AfterReply(const sockaddr_storage& client, std::span<cons
   if (!ns.empty() && RcodeOf(out.data()) == dns::rcode::kNxDomain) [[unlikely]] {
     return ServeRest(r, hit, ns, gate, out, size, now);
   }
+  if (rewritten != 0) [[unlikely]]
+    NoteRewrite(r.from, qname);
   bool tc = false;
   size = FinishReply(out, hit.size, r.query, q, r.tcp ? dns::kMaxMessage : UdpLimit(q), &tc);
   if (tc && !r.tcp) counters.truncated.Inc();

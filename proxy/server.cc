@@ -231,9 +231,11 @@ HttpResponse Server::HandleHttp(const HttpEndpoint& e, std::string_view method,
   }
   if (e.audit && (path == "/audit" || path == "/audit.txt")) {
     std::vector<std::vector<WastedQueryTracker::ClientCount>> snaps;
+    std::vector<std::vector<WastedQueryTracker::ClientCount>> rewrites;
     std::vector<std::vector<MissAdmission::ShedClient>> shed;
     for (const auto& w : workers_) {
       snaps.push_back(w->WastedSnapshot());
+      rewrites.push_back(w->RewrittenSnapshot());
       shed.push_back(w->ShedSnapshot());
     }
     if (path == "/audit.txt") {
@@ -243,9 +245,10 @@ HttpResponse Server::HandleHttp(const HttpEndpoint& e, std::string_view method,
     const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
         std::chrono::steady_clock::now() - started_);
     return HttpResponse{200, "application/json",
-                        RenderWastedQueriesJson(snaps, cluster_domain_,
-                                                absl::StrCat("\"uptime_seconds\":", uptime.count(),
-                                                             ",", RenderShedJson(shed)))};
+                        RenderWastedQueriesJson(
+                            snaps, cluster_domain_,
+                            absl::StrCat("\"uptime_seconds\":", uptime.count(), ",",
+                                         RenderRewritesJson(rewrites), ",", RenderShedJson(shed)))};
   }
   if (e.audit && path == "/audit/pods") {
     if (!discovery_) {
@@ -271,13 +274,18 @@ std::optional<audit::NodeReport> Server::PodReport() const {
   std::shared_ptr<const podscan::ScanResult> scan = discovery_->Last();
   if (!scan) return std::nullopt;
   std::vector<std::vector<WastedQueryTracker::ClientCount>> snaps;
-  for (const auto& w : workers_) snaps.push_back(w->WastedSnapshot());
+  std::vector<std::vector<WastedQueryTracker::ClientCount>> rewrites;
+  for (const auto& w : workers_) {
+    snaps.push_back(w->WastedSnapshot());
+    rewrites.push_back(w->RewrittenSnapshot());
+  }
   const auto uptime =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
   // The same document GET /audit serves, read back: one reader of the counts, not two.
   absl::StatusOr<audit::LiveAudit> live = audit::ParseLiveAudit(
-      RenderWastedQueriesJson(snaps, cluster_domain_,
-                              absl::StrCat("\"uptime_seconds\":", uptime.count())),
+      RenderWastedQueriesJson(
+          snaps, cluster_domain_,
+          absl::StrCat("\"uptime_seconds\":", uptime.count(), ",", RenderRewritesJson(rewrites))),
       "self");
   return audit::AuditNode(*scan, discovery_->options().proc, audit::DefaultSampleNames(),
                           live.ok() ? &*live : nullptr);

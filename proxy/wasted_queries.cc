@@ -184,6 +184,23 @@ std::vector<std::pair<std::string, Merged>> Merge(
 
 }  // namespace
 
+std::string RenderRewritesJson(
+    const std::vector<std::vector<WastedQueryTracker::ClientCount>>& per_worker) {
+  const auto sorted = Merge(per_worker);
+  std::string out = "\"rewrites\":[";
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    const auto& [addr, m] = sorted[i];
+    absl::StrAppend(&out, i ? "," : "", "{\"client\":\"", addr, "\",\"rewritten\":", m.count,
+                    ",\"error\":", m.error, ",\"names\":[");
+    for (size_t j = 0; j < m.names.size(); ++j) {
+      absl::StrAppend(&out, j ? "," : "", "{\"name\":", m.names[j].first,
+                      ",\"rewritten\":", m.names[j].second, "}");
+    }
+    out += "]}";
+  }
+  return out + "]";
+}
+
 std::string RenderWastedQueriesJson(
     const std::vector<std::vector<WastedQueryTracker::ClientCount>>& per_worker,
     const std::string& cluster_domain, std::string_view more) {

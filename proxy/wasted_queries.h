@@ -92,6 +92,12 @@ std::string RenderWastedQueriesJson(
     const std::vector<std::vector<WastedQueryTracker::ClientCount>>& per_worker,
     const std::string& cluster_domain, std::string_view more = {});
 
+// The "rewrites" member of the GET /audit document: the workers' top-K of lookups answered by the
+// search rewrite, merged per client: "rewrites":[{"client","rewritten","error",
+// "names":[{"name","rewritten"}]}], most first.
+std::string RenderRewritesJson(
+    const std::vector<std::vector<WastedQueryTracker::ClientCount>>& per_worker);
+
 // The same data as a table, for people with curl (GET /audit.txt). `nodedns audit --live` reads
 // the JSON and renders it with the offline audit's renderers (audit/live_audit.h).
 std::string RenderWastedQueriesTable(

@@ -109,6 +109,7 @@ absl::Status Worker::Start() {
       [](uv_timer_t* h) {
         auto* w = static_cast<Worker*>(h->data);
         w->path_.wasted().Publish();
+        w->path_.rewritten().Publish();
         w->path_.admission().Publish();
       },
       1000, 1000);

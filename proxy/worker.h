@@ -81,6 +81,10 @@ class Worker {
   std::vector<WastedQueryTracker::ClientCount> WastedSnapshot() const {
     return path_.wasted().Snapshot();
   }
+  // Any thread: the worker's last published top-K of lookups answered by the search rewrite.
+  std::vector<WastedQueryTracker::ClientCount> RewrittenSnapshot() const {
+    return path_.rewritten().Snapshot();
+  }
   std::vector<MissAdmission::ShedClient> ShedSnapshot() const {
     return path_.admission().Snapshot();
   }

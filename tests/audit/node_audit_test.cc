@@ -50,28 +50,45 @@ podscan::DiscoveredPod Pod(std::string name, std::vector<std::string> addresses,
   return p;
 }
 
+sockaddr_storage Addr(const char* client) {
+  sockaddr_storage ss{};
+  if (inet_pton(AF_INET, client, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr) == 1) {
+    ss.ss_family = AF_INET;
+  } else {
+    ss.ss_family = AF_INET6;
+    inet_pton(AF_INET6, client, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr);
+  }
+  return ss;
+}
+
+// A name's labels without the root byte, as the trackers take them.
+std::vector<uint8_t> Base(const char* name) {
+  std::vector<uint8_t> wire = nodedns::testing::WireName(name);
+  wire.pop_back();
+  return wire;
+}
+
 // The proxy's own GET /audit rendering: 10.244.0.5 wasted 6 on api.example.com, fd00::5 (the same
 // pod's IPv6 address) 2 on api.example.com and 1 on db, 10.244.9.9 (no pod here) 4.
 LiveAudit Live() {
   proxy::WastedQueryTracker t;
   auto note = [&t](const char* client, const char* name, int times) {
-    sockaddr_storage ss{};
-    if (inet_pton(AF_INET, client, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr) == 1) {
-      ss.ss_family = AF_INET;
-    } else {
-      ss.ss_family = AF_INET6;
-      inet_pton(AF_INET6, client, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr);
-    }
-    const auto wire = nodedns::testing::WireName(name);
-    for (int i = 0; i < times; ++i) t.Note(ss, std::span(wire).first(wire.size() - 1));
+    for (int i = 0; i < times; ++i) t.Note(Addr(client), Base(name));
   };
   note("10.244.0.5", "api.example.com.", 6);
   note("fd00::5", "api.example.com.", 2);
   note("fd00::5", "db.", 1);
   note("10.244.9.9", "x.", 4);
   t.Publish();
+  // And the rewrite answered 10.244.0.5 three times for api.example.com, fd00::5 once for db.
+  proxy::WastedQueryTracker r;
+  for (int i = 0; i < 3; ++i) r.Note(Addr("10.244.0.5"), Base("api.example.com."));
+  r.Note(Addr("fd00::5"), Base("db."));
+  r.Publish();
   absl::StatusOr<LiveAudit> live = ParseLiveAudit(
-      proxy::RenderWastedQueriesJson({t.Snapshot()}, "cluster.local", "\"uptime_seconds\":10"),
+      proxy::RenderWastedQueriesJson(
+          {t.Snapshot()}, "cluster.local",
+          "\"uptime_seconds\":10," + proxy::RenderRewritesJson({r.Snapshot()})),
       "127.0.0.1:9253");
   EXPECT_TRUE(live.ok()) << live.status();
   return *live;
@@ -110,6 +127,11 @@ TEST(NodeAuditTest, JoinsEachPodWithTheWasteOfAllItsAddresses) {
   EXPECT_EQ(api.observed->names[0], (std::pair<std::string, uint64_t>("api.example.com", 8)));
   EXPECT_NE(FindingOf(api, "ndots-k8s-default"), nullptr);
   EXPECT_NE(FindingOf(api, kSearchPathWasteId), nullptr);
+  // The rewrites of both addresses, added up.
+  EXPECT_EQ(api.rewritten, 4u);
+  EXPECT_THAT(api.rewritten_names,
+              ElementsAre(std::pair<std::string, uint64_t>("api.example.com", 3),
+                          std::pair<std::string, uint64_t>("db", 1)));
   // ndots:2 saw no waste: no live finding, no ndots finding, no fix.
   const PodReport& batch = r.pods[1];
   EXPECT_EQ(batch.observed->wasted, 0u);
@@ -149,6 +171,7 @@ TEST(NodeAuditTest, TableNamesEachPodItsFindingsWasteAndTheNodeSummary) {
   EXPECT_THAT(t, HasSubstr("1 pod(s): api-7f9"));
   EXPECT_THAT(t, HasSubstr("wasted:      9 NXDOMAIN replies from these pods (0.90/s"));
   EXPECT_THAT(t, HasSubstr("4 from addresses of no pod found"));
+  EXPECT_THAT(t, HasSubstr("rewritten:   4 replies answered by the search rewrite"));
   EXPECT_THAT(t, HasSubstr("1 hostNetwork pod(s)"));
   EXPECT_THAT(t, HasSubstr("1 gone mid-scan"));
 }
@@ -167,6 +190,9 @@ TEST(NodeAuditTest, JsonIsValidAndCarriesPodsSummaryAndScan) {
   const JsonValue& api = pods->items[0];
   EXPECT_EQ(api.Find("name")->text, "api-7f9");
   EXPECT_EQ(api.Find("observed")->Find("wasted")->text, "9");
+  EXPECT_EQ(api.Find("observed")->Find("rewritten")->text, "4");
+  EXPECT_EQ(api.Find("observed")->Find("rewritten_names")->items[0].Find("name")->text,
+            "api.example.com");
   EXPECT_EQ(api.Find("resolv_conf")->Find("config")->Find("ndots")->text, "5");
   EXPECT_EQ(api.Find("cost")->items[2].Find("name")->text, "api.example.com");
   EXPECT_EQ(api.Find("cost")->items[2].Find("glibc")->text, "8");
@@ -177,6 +203,18 @@ TEST(NodeAuditTest, JsonIsValidAndCarriesPodsSummaryAndScan) {
   EXPECT_EQ(doc->Find("scan")->Find("vanished")->text, "1");
   EXPECT_EQ(doc->Find("host_network_pods")->items.size(), 1u);
   EXPECT_EQ(doc->Find("worst_severity")->text, "warning");
+}
+
+TEST(NodeAuditTest, RewritesAreOptionalButMustBeWellFormed) {
+  const std::string base = "{\"version\":1,\"cluster_domain\":\"cluster.local\",\"clients\":[]";
+  absl::StatusOr<LiveAudit> old_server = ParseLiveAudit(base + "}", "s");
+  ASSERT_TRUE(old_server.ok());
+  EXPECT_TRUE(old_server->rewrites.empty());
+  for (const std::string bad : {",\"rewrites\":{}", ",\"rewrites\":[{\"client\":\"a\"}]",
+                                ",\"rewrites\":[{\"client\":\"a\",\"rewritten\":1,\"error\":0,"
+                                "\"names\":[{\"name\":\"x\"}]}]"}) {
+    EXPECT_FALSE(ParseLiveAudit(base + bad + "}", "s").ok()) << bad;
+  }
 }
 
 // The command on a fixture proc tree.

@@ -139,7 +139,9 @@ container hostnet host "$RESOLV_A" "kubepods/burstable/pod$UID_H/$CID_H"
 # The lookups, each through a real stub: pod A with glibc and musl, pod B with glibc.
 nx() { lab_metric_sum "$(lab_metrics)" nodedns_search_expansion_nxdomain_total; }
 queries() { lab_metric_sum "$(lab_metrics)" nodedns_queries_total; }
+rewrites() { lab_metric_sum "$(lab_metrics)" nodedns_search_rewrite_lookups_total; }
 before=$(nx)
+rw0=$(rewrites)
 q0=$(queries)
 k0=$(lab_knot_queries)
 lab_pod_exec "$LAB_NS_A" "$RESOLV_A" 12 getent ahosts api.example.com >/dev/null ||
@@ -152,12 +154,16 @@ echo "without discovery, pod A's first lookup of api.example.com: $FIRST_CLIENT 
 lab_pod_exec "$LAB_NS_A" "$RESOLV_A" 12 "$LAB_WORK/gai-musl" api.example.com >/dev/null ||
   fail "musl lookup from pod A"
 middle=$(nx)
+REWRITES_A=$(($(rewrites) - rw0))
 lab_pod_exec "$LAB_NS_B" "$RESOLV_B" 12 getent ahosts api.example.com >/dev/null ||
   fail "glibc lookup from pod B"
 after=$(nx)
 WASTE_A=$((middle - before))
 WASTE_B=$((after - middle))
-echo "nodedns counted $WASTE_A NXDOMAINs below $LAB_ZONE for pod A's lookups, $WASTE_B for pod B's"
+echo "nodedns counted $WASTE_A NXDOMAINs below $LAB_ZONE for pod A's lookups, $WASTE_B for pod B's;" \
+  "it rewrote $REWRITES_A replies to pod A"
+# The glibc walk taught pod A's namespace: the musl lookup after it is rewritten (A and AAAA).
+((REWRITES_A >= 2)) || fail "pod A's lookups got $REWRITES_A rewritten replies, expected at least 2"
 # ndots:5 and three cluster domains: the first walk cannot be rewritten (nothing learned yet), so
 # at least its 3 steps x (A, AAAA) failed.
 ((WASTE_A >= 6)) || fail "pod A's lookups wasted $WASTE_A queries, expected at least 6"
@@ -174,10 +180,12 @@ audit >"$LAB_WORK/node.txt" 2>&1
 grep -q "^== pod web-a" "$LAB_WORK/node.txt" || fail "the table does not name pod web-a"
 grep -q "^== pod batch-b" "$LAB_WORK/node.txt" || fail "the table does not name pod batch-b"
 
-python3 - "$LAB_WORK/node.json" "$WASTE_A" "$UID_A" "$CID_A" "$UID_H" <<'EOF' || FAILS=$((FAILS + 1))
+args=("$LAB_WORK/node.json" "$WASTE_A" "$UID_A" "$CID_A" "$UID_H" "$REWRITES_A")
+python3 - "${args[@]}" <<'EOF' || FAILS=$((FAILS + 1))
 import json, sys
 doc = json.load(open(sys.argv[1]))
 waste_a, uid_a, cid_a, uid_h = int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+rewrites_a = int(sys.argv[6])
 errors = []
 def check(cond, what):
     if not cond:
@@ -199,6 +207,9 @@ if "web-a" in pods and "batch-b" in pods:
     check(names and all(n["name"] in ("api.example.com", "api.example") for n in names)
           and sum(n["wasted"] for n in names) == waste_a, f"web-a names {names}")
     check(a["fix"] is not None and 'name: ndots' in a["fix"], f"web-a fix {a['fix']}")
+    check(a["observed"]["rewritten"] == rewrites_a,
+          f"web-a rewritten {a['observed']['rewritten']}, nodedns rewrote {rewrites_a}")
+    check(b["observed"]["rewritten"] == 0, f"batch-b rewritten {b['observed']['rewritten']}")
     check(a["resolv_conf"]["config"]["ndots"] == 5, "web-a ndots")
     check(b["addresses"] == ["10.53.2.2", "fd53:2::2"], f"batch-b addresses {b['addresses']}")
     ids_b = [f["id"] for f in b["resolv_conf"]["findings"]]
@@ -307,6 +318,9 @@ else:
     ids = [f["id"] for f in a["resolv_conf"]["findings"]]
     if "ndots-k8s-default" not in ids:
         errors.append(f"web-a findings {ids}")
+    # The two first lookups, each answered by the rewrite for A and AAAA.
+    if a["observed"]["rewritten"] < 4:
+        errors.append(f"web-a rewritten {a['observed']['rewritten']} in GET /audit/pods, want >= 4")
 for e in errors:
     print("FAIL:", e)
 sys.exit(1 if errors else 0)
