@@ -399,7 +399,7 @@ absl::StatusOr<std::unique_ptr<SharedSearchRewrite>> SharedSearchRewrite::Create
     return absl::InvalidArgumentError(
         absl::StrCat("cluster domain '", cluster_domain, "' is too long to prefix with svc."));
   }
-  absl::MutexLock lock(&s->mu_);
+  std::lock_guard lock(s->mu_);
   for (const std::string& pin : pins) {
     if (auto st = s->learner_.AddPinSpec(pin); !st.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("--search-path '", pin, "': ", st.message()));
@@ -426,7 +426,7 @@ bool SharedSearchRewrite::Relevant(const uint8_t* qname, size_t qname_length,
 bool SharedSearchRewrite::ExpansionNamespace(const SocketAddress& client,
                                              std::span<const uint8_t> qname, uint64_t now_ms,
                                              NamespaceName& ns) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   const std::optional<std::string_view> view = learner_.NamespaceView(client, now_ms);
   if (!view || view->empty() || view->size() > sizeof(ns.text)) return false;
   if (!MaybeExpansion(qname, *view, settings_.zone_wire)) return false;
@@ -437,7 +437,7 @@ bool SharedSearchRewrite::ExpansionNamespace(const SocketAddress& client,
 
 void SharedSearchRewrite::Observe(const SocketAddress& client, std::span<const uint8_t> qname,
                                   uint16_t qtype, uint8_t rcode, uint64_t now_ms) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   if (rcode == dns::rcode::kNxDomain) {
     evidence_until_ms_.store(std::max(evidence_until_ms_.load(std::memory_order_relaxed),
                                       now_ms + pair_window_ms_ + 100),
@@ -454,7 +454,7 @@ absl::Status SharedSearchRewrite::SetDiscovered(
       SearchPathLearner::BuildDiscovered(clients);
   if (!table.ok()) return table.status();
   const bool any = table->size() > 0;
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   learner_.SetDiscovered(*std::move(table));
   if (any && learner_.DiscoveredClients() > 0)
     any_namespace_.store(true, std::memory_order_relaxed);
@@ -462,7 +462,7 @@ absl::Status SharedSearchRewrite::SetDiscovered(
 }
 
 SharedSearchRewrite::Stats SharedSearchRewrite::GetStats(uint64_t now_ms) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   return {learner_.counters(), learner_.LearnedClients(now_ms), learner_.DiscoveredClients()};
 }
 

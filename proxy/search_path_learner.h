@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -22,7 +23,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "dns/wire.h"
 #include "proxy/config.h"
 #include "proxy/search_rewrite.h"
@@ -262,8 +262,11 @@ class SharedSearchRewrite {
   // and an NXDOMAIN was observed recently enough for a reply to complete a learning pair.
   std::atomic<bool> any_namespace_{false};
   std::atomic<uint64_t> evidence_until_ms_{0};
-  absl::Mutex mu_;
-  SearchPathLearner learner_ ABSL_GUARDED_BY(mu_);
+  // std::mutex rather than absl::Mutex: the distribution's Abseil is not built with
+  // ThreadSanitizer, which then cannot see absl::Mutex's ordering, and the pod discovery thread
+  // shares nothing else with the workers and the HTTP thread that would order it by accident.
+  std::mutex mu_;
+  SearchPathLearner learner_;  // guarded by mu_
 };
 
 namespace internal {
