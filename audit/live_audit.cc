@@ -44,6 +44,24 @@ const std::string* StringMember(const JsonValue& object, std::string_view key) {
 }  // namespace
 }  // namespace internal
 
+namespace internal {
+namespace {
+
+// A "names" array of GET /audit, [{"name", COUNT_KEY}], appended to `out`; false if malformed.
+bool ReadNames(const JsonValue& names, std::string_view count_key,
+               std::vector<std::pair<std::string, uint64_t>>& out) {
+  for (const JsonValue& n : names.items) {
+    const std::string* name = StringMember(n, "name");
+    const std::optional<uint64_t> count = Count(n, count_key);
+    if (name == nullptr || !count) return false;
+    out.emplace_back(*name, *count);
+  }
+  return true;
+}
+
+}  // namespace
+}  // namespace internal
+
 Finding SearchPathWasteFinding(const LiveWaste& w) {
   std::vector<std::string> names;
   for (const auto& [name, count] : w.names) names.push_back(absl::StrCat(name, " ", count));
@@ -109,13 +127,8 @@ absl::StatusOr<LiveAudit> ParseLiveAudit(std::string_view json, const std::strin
     }
     LiveWaste w{
         .server = server, .cluster_domain = *zone, .wasted = *wasted, .error = *error, .names = {}};
-    for (const JsonValue& n : names->items) {
-      const std::string* name = StringMember(n, "name");
-      const std::optional<uint64_t> count = Count(n, "wasted");
-      if (name == nullptr || !count) {
-        return absl::InvalidArgumentError("a name in the /audit answer lacks name or wasted");
-      }
-      w.names.emplace_back(*name, *count);
+    if (!internal::ReadNames(*names, "wasted", w.names)) {
+      return absl::InvalidArgumentError("a name in the /audit answer lacks name or wasted");
     }
     FileReport r;
     r.path = *addr;
@@ -140,14 +153,9 @@ absl::StatusOr<LiveAudit> ParseLiveAudit(std::string_view json, const std::strin
             "a client in the /audit answer's rewrites lacks client, rewritten, error or names");
       }
       LiveRewrites r{.client = *addr, .rewritten = *n, .error = *error, .names = {}};
-      for (const JsonValue& nm : names->items) {
-        const std::string* name = StringMember(nm, "name");
-        const std::optional<uint64_t> count = Count(nm, "rewritten");
-        if (name == nullptr || !count) {
-          return absl::InvalidArgumentError(
-              "a name in the /audit answer's rewrites lacks name or rewritten");
-        }
-        r.names.emplace_back(*name, *count);
+      if (!internal::ReadNames(*names, "rewritten", r.names)) {
+        return absl::InvalidArgumentError(
+            "a name in the /audit answer's rewrites lacks name or rewritten");
       }
       out.rewrites.push_back(std::move(r));
     }

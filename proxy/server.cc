@@ -229,27 +229,17 @@ HttpResponse Server::HandleHttp(const HttpEndpoint& e, std::string_view method,
   if ((e.health && path == "/health") || (e.ready && path == "/ready")) {
     return HttpResponse{200, "text/plain; charset=utf-8", "OK\n"};
   }
-  if (e.audit && (path == "/audit" || path == "/audit.txt")) {
+  if (e.audit && path == "/audit.txt") {
     std::vector<std::vector<WastedQueryTracker::ClientCount>> snaps;
-    std::vector<std::vector<WastedQueryTracker::ClientCount>> rewrites;
     std::vector<std::vector<MissAdmission::ShedClient>> shed;
     for (const auto& w : workers_) {
       snaps.push_back(w->WastedSnapshot());
-      rewrites.push_back(w->RewrittenSnapshot());
       shed.push_back(w->ShedSnapshot());
     }
-    if (path == "/audit.txt") {
-      return HttpResponse{200, "text/plain; charset=utf-8",
-                          RenderWastedQueriesTable(snaps, cluster_domain_) + RenderShedTable(shed)};
-    }
-    const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
-        std::chrono::steady_clock::now() - started_);
-    return HttpResponse{200, "application/json",
-                        RenderWastedQueriesJson(
-                            snaps, cluster_domain_,
-                            absl::StrCat("\"uptime_seconds\":", uptime.count(), ",",
-                                         RenderRewritesJson(rewrites), ",", RenderShedJson(shed)))};
+    return HttpResponse{200, "text/plain; charset=utf-8",
+                        RenderWastedQueriesTable(snaps, cluster_domain_) + RenderShedTable(shed)};
   }
+  if (e.audit && path == "/audit") return HttpResponse{200, "application/json", AuditJson()};
   if (e.audit && path == "/audit/pods") {
     if (!discovery_) {
       return HttpResponse{404, "text/plain; charset=utf-8",
@@ -269,24 +259,29 @@ HttpResponse Server::HandleHttp(const HttpEndpoint& e, std::string_view method,
   return HttpResponse{404, "text/plain; charset=utf-8", "not found\n"};
 }
 
+std::string Server::AuditJson() const {
+  std::vector<std::vector<WastedQueryTracker::ClientCount>> snaps;
+  std::vector<std::vector<WastedQueryTracker::ClientCount>> rewrites;
+  std::vector<std::vector<MissAdmission::ShedClient>> shed;
+  for (const auto& w : workers_) {
+    snaps.push_back(w->WastedSnapshot());
+    rewrites.push_back(w->RewrittenSnapshot());
+    shed.push_back(w->ShedSnapshot());
+  }
+  const auto uptime =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
+  return RenderWastedQueriesJson(
+      snaps, cluster_domain_,
+      absl::StrCat("\"uptime_seconds\":", uptime.count(), ",", RenderRewritesJson(rewrites), ",",
+                   RenderShedJson(shed)));
+}
+
 std::optional<audit::NodeReport> Server::PodReport() const {
   if (!discovery_) return std::nullopt;
   std::shared_ptr<const podscan::ScanResult> scan = discovery_->Last();
   if (!scan) return std::nullopt;
-  std::vector<std::vector<WastedQueryTracker::ClientCount>> snaps;
-  std::vector<std::vector<WastedQueryTracker::ClientCount>> rewrites;
-  for (const auto& w : workers_) {
-    snaps.push_back(w->WastedSnapshot());
-    rewrites.push_back(w->RewrittenSnapshot());
-  }
-  const auto uptime =
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
-  // The same document GET /audit serves, read back: one reader of the counts, not two.
-  absl::StatusOr<audit::LiveAudit> live = audit::ParseLiveAudit(
-      RenderWastedQueriesJson(
-          snaps, cluster_domain_,
-          absl::StrCat("\"uptime_seconds\":", uptime.count(), ",", RenderRewritesJson(rewrites))),
-      "self");
+  // The document GET /audit serves, read back: one reader of the counts, not two.
+  absl::StatusOr<audit::LiveAudit> live = audit::ParseLiveAudit(AuditJson(), "self");
   return audit::AuditNode(*scan, discovery_->options().proc, audit::DefaultSampleNames(),
                           live.ok() ? &*live : nullptr);
 }

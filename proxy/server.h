@@ -111,6 +111,8 @@ class Server {
   // forward plugin's health check families).
   // `coredns`: also adds up the health check counters of CoreDNS's families into it.
   void RenderUpstreamHealth(std::string& out, CoreDnsGauges* coredns) const;
+  // The GET /audit document: the workers' waste, rewrites and shed clients, merged.
+  std::string AuditJson() const;
   // The last discovery scan joined with the workers' GET /audit counts (audit/node_audit.h);
   // nullopt before the first scan or without --discover-pods.
   std::optional<audit::NodeReport> PodReport() const;
