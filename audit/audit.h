@@ -43,6 +43,12 @@ struct LiveWaste {
   uint64_t error = 0;          // Space-Saving: `wasted` may exceed the truth by at most this.
   // The names the client looked up (search suffix stripped), with their NXDOMAINs, largest first.
   std::vector<std::pair<std::string, uint64_t>> names;
+  // All queries the proxy saw from the client, estimated from one in `query_sample`
+  // (--audit-query-sample); nullopt when the proxy does not count them or the client is not
+  // among those it keeps (a top-K).
+  std::optional<uint64_t> queries;
+  uint64_t queries_error = 0;  // Space-Saving: `queries` may exceed the estimate by at most this
+  uint32_t query_sample = 0;
 };
 
 struct FileReport {

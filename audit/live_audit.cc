@@ -1,6 +1,7 @@
 // GET /audit read back into FileReports. See live_audit.h.
 #include "audit/live_audit.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -86,6 +87,15 @@ Finding SearchPathWasteFinding(const LiveWaste& w) {
   };
 }
 
+void AddQueries(const LiveAudit& live, const std::vector<std::string>& addresses, LiveWaste& w) {
+  w.query_sample = live.query_sample;
+  for (const LiveQueries& q : live.queries) {
+    if (std::find(addresses.begin(), addresses.end(), q.client) == addresses.end()) continue;
+    w.queries = w.queries.value_or(0) + q.queries;
+    w.queries_error += q.error;
+  }
+}
+
 absl::StatusOr<LiveAudit> ParseLiveAudit(std::string_view json, const std::string& server) {
   using internal::Count;
   using internal::StringMember;
@@ -114,6 +124,24 @@ absl::StatusOr<LiveAudit> ParseLiveAudit(std::string_view json, const std::strin
   if (const std::optional<uint64_t> up = Count(*doc, "uptime_seconds")) {
     out.uptime_seconds = static_cast<double>(*up);
   }
+  if (const JsonValue* queries = doc->Find("queries")) {
+    const std::optional<uint64_t> sample = Count(*doc, "query_sample");
+    if (queries->kind != JsonValue::Kind::kArray || !sample || *sample > UINT32_MAX) {
+      return absl::InvalidArgumentError(
+          "the /audit answer's queries is not an array with a query_sample");
+    }
+    out.query_sample = static_cast<uint32_t>(*sample);
+    for (const JsonValue& c : queries->items) {
+      const std::string* addr = StringMember(c, "client");
+      const std::optional<uint64_t> n = Count(c, "queries");
+      const std::optional<uint64_t> error = Count(c, "error");
+      if (addr == nullptr || !n || !error) {
+        return absl::InvalidArgumentError(
+            "a client in the /audit answer's queries lacks client, queries or error");
+      }
+      out.queries.push_back(LiveQueries{.client = *addr, .queries = *n, .error = *error});
+    }
+  }
   const ResolvConf empty = ParseResolvConf("").conf;
   for (const JsonValue& c : clients->items) {
     const std::string* addr = StringMember(c, "client");
@@ -125,8 +153,12 @@ absl::StatusOr<LiveAudit> ParseLiveAudit(std::string_view json, const std::strin
       return absl::InvalidArgumentError(
           "a client in the /audit answer lacks client, wasted, error or names");
     }
-    LiveWaste w{
-        .server = server, .cluster_domain = *zone, .wasted = *wasted, .error = *error, .names = {}};
+    LiveWaste w;
+    w.server = server;
+    w.cluster_domain = *zone;
+    w.wasted = *wasted;
+    w.error = *error;
+    AddQueries(out, {*addr}, w);
     if (!internal::ReadNames(*names, "wasted", w.names)) {
       return absl::InvalidArgumentError("a name in the /audit answer lacks name or wasted");
     }

@@ -29,6 +29,13 @@ struct LiveRewrites {
   std::vector<std::pair<std::string, uint64_t>> names;  // the names typed, most first
 };
 
+// One client of the document's "queries": all its queries, estimated from a sample.
+struct LiveQueries {
+  std::string client;
+  uint64_t queries = 0;
+  uint64_t error = 0;
+};
+
 struct LiveAudit {
   std::string server;  // ADDR:PORT, as given
   std::string cluster_domain;
@@ -36,7 +43,15 @@ struct LiveAudit {
   std::optional<double> uptime_seconds;
   std::vector<FileReport> reports;     // One per client, in the server's order (most waste first).
   std::vector<LiveRewrites> rewrites;  // Empty from servers whose document has none.
+  // One query in `query_sample` was counted for `queries`; 0 (and no queries) from servers that
+  // count none.
+  uint32_t query_sample = 0;
+  std::vector<LiveQueries> queries;
 };
+
+// Adds the queries of `addresses` (the clients of `live`'s "queries") to `w`: `w.queries` stays
+// nullopt when none of them is listed.
+void AddQueries(const LiveAudit& live, const std::vector<std::string>& addresses, LiveWaste& w);
 
 // Parses the GET /audit JSON fetched from `server` (ADDR:PORT, recorded in the reports):
 // {"version":1,"cluster_domain":"...","clients":[{"client":"...","wasted":N,"error":N,

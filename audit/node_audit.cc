@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -92,23 +93,30 @@ NodeReport AuditNode(podscan::ScanResult scan, std::string proc,
   if (live != nullptr) {
     report.cluster_domain = live->cluster_domain;
     report.uptime_seconds = live->uptime_seconds;
+    report.query_sample = live->query_sample;
     report.live = live->server;
   }
   std::vector<bool> attributed(live != nullptr ? live->reports.size() : 0, false);
+  // kubelet writes the same resolv.conf for every ClusterFirst pod of a namespace: each distinct
+  // text is audited once (its walks are most of the cost), and the pods get copies.
+  std::map<std::string, FileReport, std::less<>> audited;
   for (podscan::DiscoveredPod& pod : scan.pods) {
     PodReport p;
     p.has_resolv_conf = !pod.resolv_conf_path.empty();
     if (p.has_resolv_conf) {
-      p.file = AuditText(pod.resolv_conf_path, pod.resolv_conf, names);
+      auto it = audited.find(pod.resolv_conf);
+      if (it == audited.end()) {
+        it = audited.emplace(pod.resolv_conf, AuditText("", pod.resolv_conf, names)).first;
+      }
+      p.file = it->second;
+      p.file.path = pod.resolv_conf_path;
     } else {
       p.file.path = "(no readable /etc/resolv.conf)";
     }
     if (live != nullptr) {
-      LiveWaste w{.server = live->server,
-                  .cluster_domain = live->cluster_domain,
-                  .wasted = 0,
-                  .error = 0,
-                  .names = {}};
+      LiveWaste w;
+      w.server = live->server;
+      w.cluster_domain = live->cluster_domain;
       for (size_t i = 0; i < live->reports.size(); ++i) {
         const FileReport& client = live->reports[i];
         if (!client.live.has_value() || std::find(pod.addresses.begin(), pod.addresses.end(),
@@ -124,6 +132,7 @@ NodeReport AuditNode(podscan::ScanResult scan, std::string proc,
       }
       std::stable_sort(w.names.begin(), w.names.end(),
                        [](const auto& a, const auto& b) { return a.second > b.second; });
+      AddQueries(*live, pod.addresses, w);
       for (const LiveRewrites& r : live->rewrites) {
         if (std::find(pod.addresses.begin(), pod.addresses.end(), r.client) ==
             pod.addresses.end()) {
@@ -152,6 +161,24 @@ NodeReport AuditNode(podscan::ScanResult scan, std::string proc,
   return report;
 }
 
+std::vector<FindingPods> PodsByFinding(const NodeReport& report) {
+  std::vector<FindingPods> out;
+  for (const PodReport& p : report.pods) {
+    std::vector<std::string_view> seen;  // a finding may occur on several lines of one file
+    for (const Finding& f : p.file.findings) {
+      if (std::find(seen.begin(), seen.end(), f.id) != seen.end()) continue;
+      seen.push_back(f.id);
+      auto it = std::find_if(out.begin(), out.end(), [&](const auto& e) { return e.id == f.id; });
+      if (it == out.end()) {
+        out.push_back(FindingPods{.id = f.id, .severity = f.severity, .pods = {}});
+        it = out.end() - 1;
+      }
+      it->pods.push_back(internal::PodLabel(p));
+    }
+  }
+  return out;
+}
+
 std::optional<Severity> WorstSeverity(const NodeReport& report) {
   std::optional<Severity> worst;
   for (const PodReport& p : report.pods) {
@@ -165,35 +192,16 @@ std::optional<Severity> WorstSeverity(const NodeReport& report) {
 namespace internal {
 namespace {
 
-struct FindingSummary {
-  Severity severity;
-  std::vector<std::string> pods;
-};
-
-// Finding id → the pods that have it, in first-seen order of ids.
-std::vector<std::pair<std::string, FindingSummary>> ByFinding(const NodeReport& report) {
-  std::vector<std::pair<std::string, FindingSummary>> out;
-  for (const PodReport& p : report.pods) {
-    for (const Finding& f : p.file.findings) {
-      auto it =
-          std::find_if(out.begin(), out.end(), [&](const auto& e) { return e.first == f.id; });
-      if (it == out.end()) {
-        out.push_back({f.id, FindingSummary{f.severity, {}}});
-        it = out.end() - 1;
-      }
-      const std::string label = PodLabel(p);
-      if (std::find(it->second.pods.begin(), it->second.pods.end(), label) ==
-          it->second.pods.end()) {
-        it->second.pods.push_back(label);
-      }
-    }
-  }
-  return out;
-}
-
 uint64_t PodsWasted(const NodeReport& report) {
   uint64_t total = 0;
   for (const PodReport& p : report.pods) total += p.observed ? p.observed->wasted : 0;
+  return total;
+}
+
+// Queries seen from the pods, as counted (pods not among the counted clients add nothing).
+uint64_t PodsQueries(const NodeReport& report) {
+  uint64_t total = 0;
+  for (const PodReport& p : report.pods) total += p.observed ? p.observed->queries.value_or(0) : 0;
   return total;
 }
 
@@ -226,6 +234,9 @@ void RenderNodeTable(const NodeReport& report, std::ostream& out) {
       out << "  note:        its containers read different resolv.conf files; the first is shown\n";
     }
     if (p.observed.has_value()) {
+      if (p.observed->query_sample > 0) {
+        out << "  queries:     " << QueriesSeenText(*p.observed) << "\n";
+      }
       out << "  observed:    " << p.observed->wasted << " NXDOMAIN replies below "
           << p.observed->cluster_domain << " (nodedns at " << *report.live << ")";
       if (p.observed->error > 0) {
@@ -273,12 +284,17 @@ void RenderNodeTable(const NodeReport& report, std::ostream& out) {
   size_t with_findings = 0;
   for (const PodReport& p : report.pods) with_findings += p.file.findings.empty() ? 0 : 1;
   out << ", " << with_findings << " with findings\n";
-  for (const auto& [id, f] : internal::ByFinding(report)) {
-    out << absl::StrFormat("  %-30s %-7s %d pod(s): %s\n", id, SeverityName(f.severity),
+  for (const FindingPods& f : PodsByFinding(report)) {
+    out << absl::StrFormat("  %-30s %-7s %d pod(s): %s\n", f.id, SeverityName(f.severity),
                            f.pods.size(), absl::StrJoin(f.pods, " "));
   }
   if (report.live.has_value()) {
     const uint64_t wasted = internal::PodsWasted(report);
+    if (report.query_sample > 0) {
+      out << "  queries:     " << internal::PodsQueries(report) << " seen from these pods";
+      if (report.query_sample > 1) out << " (estimated from one in " << report.query_sample << ")";
+      out << "\n";
+    }
     out << "  wasted:      " << wasted << " NXDOMAIN replies from these pods";
     if (report.uptime_seconds.has_value() && *report.uptime_seconds > 0) {
       out << absl::StrFormat(" (%.2f/s over nodedns's %.0f s)", wasted / *report.uptime_seconds,
@@ -322,9 +338,10 @@ void RenderNodeJson(const NodeReport& report, std::ostream& out) {
             absl::StrCat("{\"name\":", JsonString(name), ",\"rewritten\":", count, "}"));
       }
       observed =
-          absl::StrCat("{\"wasted\":", p.observed->wasted, ",\"error\":", p.observed->error,
-                       ",\"names\":[", absl::StrJoin(names, ","), "],\"rewritten\":", p.rewritten,
-                       ",\"rewritten_names\":[", absl::StrJoin(rewritten, ","), "]}");
+          absl::StrCat("{", QueriesJsonMembers(*p.observed), ",\"wasted\":", p.observed->wasted,
+                       ",\"error\":", p.observed->error, ",\"names\":[", absl::StrJoin(names, ","),
+                       "],\"rewritten\":", p.rewritten, ",\"rewritten_names\":[",
+                       absl::StrJoin(rewritten, ","), "]}");
     }
     pods.push_back(absl::StrCat(
         "{\"name\":", JsonString(pod.name), ",\"uid\":", JsonString(pod.cgroup.pod_uid),
@@ -338,8 +355,8 @@ void RenderNodeJson(const NodeReport& report, std::ostream& out) {
         ",\"fix\":", p.fix.empty() ? "null" : JsonString(p.fix), "}"));
   }
   std::vector<std::string> findings;
-  for (const auto& [id, f] : internal::ByFinding(report)) {
-    findings.push_back(absl::StrCat("{\"id\":", JsonString(id),
+  for (const FindingPods& f : PodsByFinding(report)) {
+    findings.push_back(absl::StrCat("{\"id\":", JsonString(f.id),
                                     ",\"severity\":", JsonString(SeverityName(f.severity)),
                                     ",\"pods\":", internal::JsonStrings(f.pods), "}"));
   }
@@ -366,6 +383,7 @@ void RenderNodeJson(const NodeReport& report, std::ostream& out) {
       << "],\"summary\":{\"pods\":" << report.pods.size() << ",\"findings\":["
       << absl::StrJoin(findings, ",") << "],\"wasted\":" << wasted
       << ",\"wasted_per_second\":" << rate
+      << ",\"queries\":" << (report.live ? absl::StrCat(internal::PodsQueries(report)) : "null")
       << ",\"rewritten\":" << (report.live ? absl::StrCat(internal::PodsRewritten(report)) : "null")
       << ",\"unattributed_wasted\":"
       << (report.live ? absl::StrCat(report.unattributed_wasted) : "null")

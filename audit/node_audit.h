@@ -45,6 +45,7 @@ struct NodeReport {
   uint64_t unattributed_wasted = 0;      // live waste from addresses of no pod found (host network,
                                          // pods on other nodes, pods gone since)
   std::optional<double> uptime_seconds;  // the server's, for a per-second rate
+  uint32_t query_sample = 0;             // the server's --audit-query-sample
 };
 
 // `live`: the parsed GET /audit of the local serve, or null.
@@ -53,6 +54,16 @@ NodeReport AuditNode(podscan::ScanResult scan, std::string proc,
 
 // The pod-spec snippet for one pod's findings (exposed for tests).
 std::string PodSpecFix(const FileReport& file, bool wasted);
+
+// The node summary's findings: each finding id, in first-seen order, with the pods that have it
+// (by name, else `uid:<uid>`, else `netns:<inode>`; one entry per pod, so two pods of one name
+// are two entries).
+struct FindingPods {
+  std::string id;
+  Severity severity;
+  std::vector<std::string> pods;
+};
+std::vector<FindingPods> PodsByFinding(const NodeReport& report);
 
 std::optional<Severity> WorstSeverity(const NodeReport& report);
 

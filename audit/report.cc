@@ -1,6 +1,7 @@
 // Table and JSON rendering of audit results. See report.h.
 #include "audit/report.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -77,7 +78,7 @@ std::string LiveJson(const FileReport& r) {
   return absl::StrCat("{\"server\":", JsonString(w.server),
                       ",\"cluster_domain\":", JsonString(w.cluster_domain),
                       ",\"wasted\":", w.wasted, ",\"error\":", w.error, ",\"names\":[",
-                      absl::StrJoin(names, ","), "]}");
+                      absl::StrJoin(names, ","), "],", QueriesJsonMembers(w), "}");
 }
 
 std::string SeverityLabel(Severity s) {
@@ -95,6 +96,27 @@ std::string SeverityLabel(Severity s) {
 }  // namespace
 }  // namespace internal
 
+std::string QueriesSeenText(const LiveWaste& w) {
+  if (!w.queries.has_value()) {
+    return "not among the busiest clients nodedns keeps counts of (a top-K per worker)";
+  }
+  std::string out = absl::StrCat(*w.queries, " seen");
+  if (w.query_sample > 1) absl::StrAppend(&out, " (estimated from one in ", w.query_sample, ")");
+  if (w.queries_error > 0) absl::StrAppend(&out, ", over by at most ", w.queries_error);
+  if (*w.queries > 0 && w.wasted > 0) {
+    // An estimate can fall below the exact NXDOMAIN count.
+    const double share =
+        std::min(100.0, 100.0 * static_cast<double>(w.wasted) / static_cast<double>(*w.queries));
+    absl::StrAppend(&out, absl::StrFormat("; %.0f%% of them wasted", share));
+  }
+  return out;
+}
+
+std::string QueriesJsonMembers(const LiveWaste& w) {
+  return absl::StrCat("\"queries\":", w.queries.has_value() ? absl::StrCat(*w.queries) : "null",
+                      ",\"queries_error\":", w.queries_error, ",\"query_sample\":", w.query_sample);
+}
+
 void RenderFileTable(const FileReport& r, std::ostream& out) {
   const ResolvConf& c = r.conf;
   out << "== " << r.path;
@@ -108,6 +130,7 @@ void RenderFileTable(const FileReport& r, std::ostream& out) {
   out << "\n";
   if (r.live.has_value()) {
     // The proxy sees queries, not the client's resolv.conf: no configuration lines.
+    if (r.live->query_sample > 0) out << "  queries:     " << QueriesSeenText(*r.live) << "\n";
     out << "  wasted:      " << r.live->wasted << " NXDOMAIN replies below "
         << r.live->cluster_domain;
     if (r.live->error > 0) out << " (top-K estimate, over by at most " << r.live->error << ")";
@@ -168,8 +191,15 @@ void RenderFileTable(const FileReport& r, std::ostream& out) {
 }
 
 std::string JsonString(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  out += '"';
+  size_t copied = 0;  // s[copied, i) goes out as it is
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f) continue;
+    out.append(s.data() + copied, i - copied);
+    copied = i + 1;
     switch (c) {
       case '"':
         out += "\\\"";
@@ -193,14 +223,11 @@ std::string JsonString(std::string_view s) {
         out += "\\f";
         break;
       default:
-        if (c < 0x20 || c == 0x7f) {
-          out += absl::StrFormat("\\u%04x", c);
-        } else {
-          out += static_cast<char>(c);
-        }
+        out += absl::StrFormat("\\u%04x", c);
     }
   }
-  out += "\"";
+  out.append(s.data() + copied, s.size() - copied);
+  out += '"';
   return out;
 }
 

@@ -23,6 +23,11 @@ void RenderTable(const std::vector<FileReport>& reports, std::ostream& out);
 // One file's section of the table (its "== path" header and lines) and its element of the JSON
 // "files" array: for documents that embed file reports (audit --node, node_audit.h).
 void RenderFileTable(const FileReport& r, std::ostream& out);
+// The "queries:" line of a client or pod seen by a proxy that counts queries (query_sample > 0):
+// all its queries (LiveWaste::queries), how they were counted, and the share of them wasted.
+std::string QueriesSeenText(const LiveWaste& w);
+// The same as JSON members: "queries":N|null,"queries_error":N,"query_sample":N.
+std::string QueriesJsonMembers(const LiveWaste& w);
 std::string FileReportJson(const FileReport& r);
 void RenderJson(const std::vector<FileReport>& reports, std::ostream& out);
 

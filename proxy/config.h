@@ -120,6 +120,9 @@ struct ServeConfig {
   // The share of max_waiting_queries (percent) one client (an IPv4 address, an IPv6 /64) may hold;
   // over it its new misses get SERVFAIL at once. 100: no per-client limit.
   uint32_t client_miss_share = 25;
+  // Queries per client for GET /audit (proxy/client_queries.h): one query in this many, on
+  // average, is counted (for this many); 1 counts every query, 0 none.
+  uint32_t audit_query_sample = 16;
   // How often worker 0 sweeps a slice of the cache for expired entries; the other workers do not
   // sweep. One sweeper suffices because all workers share the cache.
   uint32_t purge_interval_ms = 1000;

@@ -138,16 +138,6 @@ void MissAdmission::NoteShed(const sockaddr_storage& from, Verdict why) {
   c->error = base;
 }
 
-void MissAdmission::Publish() {
-  std::lock_guard<std::mutex> lock(mu_);
-  published_.assign(top_.begin(), top_.begin() + static_cast<ptrdiff_t>(top_used_));
-}
-
-std::vector<MissAdmission::ShedClient> MissAdmission::Snapshot() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return published_;
-}
-
 namespace {
 
 std::string ClientText(const MissAdmission::ShedClient& c) {

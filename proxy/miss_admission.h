@@ -17,9 +17,11 @@
 
 #include <array>
 #include <cstdint>
-#include <mutex>
+#include <span>
 #include <string>
 #include <vector>
+
+#include "proxy/published.h"
 
 namespace nodedns::proxy {
 
@@ -63,9 +65,9 @@ class MissAdmission {
   uint32_t WaitingFrom(const sockaddr_storage& from) const;
 
   // Worker thread: makes the top list visible to Snapshot().
-  void Publish();
+  void Publish() { published_.Publish(std::span(top_).first(top_used_)); }
   // Any thread: the last published top list.
-  std::vector<ShedClient> Snapshot() const;
+  std::vector<ShedClient> Snapshot() const { return published_.Snapshot(); }
 
  private:
   struct Slot {
@@ -80,8 +82,7 @@ class MissAdmission {
   std::array<Slot, kSlots> slots_{};
   std::array<ShedClient, kTopShed> top_{};
   size_t top_used_ = 0;
-  mutable std::mutex mu_;  // guards published_
-  std::vector<ShedClient> published_;
+  Published<ShedClient> published_;
 };
 
 // The client share as a count: `share_percent` of `max_waiting`, at least 1; 0 when there is no

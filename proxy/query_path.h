@@ -19,6 +19,7 @@
 #include "cache/cache_key.h"
 #include "dns/wire.h"
 #include "proxy/client.h"
+#include "proxy/client_queries.h"
 #include "proxy/miss_admission.h"
 #include "proxy/miss_table.h"
 #include "proxy/reply.h"
@@ -53,7 +54,7 @@ enum class Verdict : uint8_t {
 class QueryPath : public MissListener, public ClientDelivery {
  public:
   QueryPath(WorkerContext& ctx, MissTable& misses, RewriteDriver& rewrite)
-      : ctx_(ctx), misses_(misses), rewrite_(rewrite) {}
+      : ctx_(ctx), misses_(misses), rewrite_(rewrite), queries_(ctx.config->audit_query_sample) {}
   QueryPath(const QueryPath&) = delete;
   QueryPath& operator=(const QueryPath&) = delete;
 
@@ -79,6 +80,9 @@ class QueryPath : public MissListener, public ClientDelivery {
   // rewrite saved whom.
   WastedQueryTracker& rewritten() { return rewritten_; }
   const WastedQueryTracker& rewritten() const { return rewritten_; }
+  // Queries per client, sampled (GET /audit "queries").
+  ClientQuerySampler& queries() { return queries_; }
+  const ClientQuerySampler& queries() const { return queries_; }
   // Clients waiting for upstream and the misses turned away (GET /audit).
   MissAdmission& admission() { return admission_; }
   const MissAdmission& admission() const { return admission_; }
@@ -120,6 +124,7 @@ class QueryPath : public MissListener, public ClientDelivery {
   RewriteDriver& rewrite_;
   WastedQueryTracker wasted_;
   WastedQueryTracker rewritten_;
+  ClientQuerySampler queries_;
   MissAdmission admission_;
 };
 
@@ -162,6 +167,7 @@ inline void QueryPath::AfterReply(const sockaddr_storage& client, std::span<cons
 
 [[gnu::always_inline]] inline Verdict QueryPath::Serve(const Request& r, std::span<uint8_t> out,
                                                        size_t& size, uint64_t now) {
+  queries_.Count(r.from);
   if (r.status != dns::QueryStatus::kOk || r.local != LocalAnswer::kNone) [[unlikely]] {
     return ServeLocal(r, out, size);
   }

@@ -127,6 +127,11 @@ CLI::App* AddServeCommand(CLI::App& app, ServeFlags& f) {
                 "hold; over it its new misses get SERVFAIL at once (100: no per-client limit)")
       ->capture_default_str()
       ->check(CLI::Range(1u, 100u));
+  s->add_option("--audit-query-sample", f.audit_query_sample,
+                "Queries per client for GET /audit: one query in N, on average, is counted (for "
+                "N); 1 counts every query (exact, a little slower), 0 none")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 65536u));
   s->add_option("--cluster-domain", f.cluster_domain,
                 "The Kubernetes cluster domain; NXDOMAINs below it are counted as search-path "
                 "waste (GET /audit on the health port)")
@@ -262,6 +267,7 @@ absl::StatusOr<ServeConfig> BuildServeConfig(const ServeFlags& f) {
   c.tcp_max_inflight = f.tcp_max_inflight;
   c.max_waiting_queries = f.max_waiting_queries;
   c.client_miss_share = f.client_miss_share;
+  c.audit_query_sample = f.audit_query_sample;
   auto zone = ZoneToWire(f.cluster_domain);
   if (!zone.ok() || zone->size() == 1) {
     return absl::InvalidArgumentError(

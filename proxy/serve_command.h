@@ -50,6 +50,7 @@ struct ServeFlags {
   size_t tcp_max_inflight = ServeConfig{}.tcp_max_inflight;
   size_t max_waiting_queries = ServeConfig{}.max_waiting_queries;
   uint32_t client_miss_share = ServeConfig{}.client_miss_share;
+  uint32_t audit_query_sample = ServeConfig{}.audit_query_sample;
   std::string resolv_conf = resolvconf::kDefaultPath;
   std::string cluster_domain = ServeConfig{}.cluster_domain;
   std::string search_rewrite = ServeConfig{}.search_rewrite ? "on" : "off";

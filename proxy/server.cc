@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <map>
 #include <sstream>
 #include <thread>
 
@@ -263,9 +262,13 @@ std::string Server::AuditJson() const {
   std::vector<std::vector<WastedQueryTracker::ClientCount>> snaps;
   std::vector<std::vector<WastedQueryTracker::ClientCount>> rewrites;
   std::vector<std::vector<MissAdmission::ShedClient>> shed;
+  std::vector<std::vector<ClientQuerySampler::ClientCount>> queries;
+  uint32_t query_sample = 0;
   for (const auto& w : workers_) {
     snaps.push_back(w->WastedSnapshot());
     rewrites.push_back(w->RewrittenSnapshot());
+    queries.push_back(w->QueriesSnapshot());
+    query_sample = w->query_sample();
     shed.push_back(w->ShedSnapshot());
   }
   const auto uptime =
@@ -273,7 +276,7 @@ std::string Server::AuditJson() const {
   return RenderWastedQueriesJson(
       snaps, cluster_domain_,
       absl::StrCat("\"uptime_seconds\":", uptime.count(), ",", RenderRewritesJson(rewrites), ",",
-                   RenderShedJson(shed)));
+                   RenderClientQueriesJson(queries, query_sample), ",", RenderShedJson(shed)));
 }
 
 std::optional<audit::NodeReport> Server::PodReport() const {
@@ -313,13 +316,7 @@ void Server::RenderPodMetrics(std::string& out) const {
   std::optional<audit::NodeReport> report = PodReport();
   std::vector<std::pair<uint64_t, std::string>> waste;
   if (report.has_value()) {
-    std::map<std::string, uint64_t> by_finding;
     for (const audit::PodReport& p : report->pods) {
-      std::vector<std::string> ids;
-      for (const audit::Finding& f : p.file.findings) {
-        if (std::find(ids.begin(), ids.end(), f.id) == ids.end()) ids.push_back(f.id);
-      }
-      for (const std::string& id : ids) ++by_finding[id];
       if (p.observed.has_value() && p.observed->wasted > 0) {
         std::string name = p.pod.name.empty() ? p.pod.cgroup.pod_uid : p.pod.name;
         const std::string ns = p.file.k8s.has_value() ? p.file.k8s->namespace_name : "";
@@ -328,9 +325,9 @@ void Server::RenderPodMetrics(std::string& out) const {
                                         PromLabelValue(ns), "\""));
       }
     }
-    for (const auto& [id, n] : by_finding) {
-      absl::StrAppend(&out, "nodedns_pods_with_finding{finding=\"", PromLabelValue(id), "\"} ", n,
-                      "\n");
+    for (const audit::FindingPods& f : audit::PodsByFinding(*report)) {
+      absl::StrAppend(&out, "nodedns_pods_with_finding{finding=\"", PromLabelValue(f.id), "\"} ",
+                      f.pods.size(), "\n");
     }
   }
   // Top pods only: a series per pod would grow with the node's churn (bounded cardinality).
@@ -457,6 +454,7 @@ std::string RestartOnlyDifference(const ServeConfig& a, const ServeConfig& b) {
       a.discover_pods_interval_ms != b.discover_pods_interval_ms) {
     return "pod discovery";
   }
+  if (a.audit_query_sample != b.audit_query_sample) return "the audit's query sampling";
   if (a.tcp_idle_timeout_ms != b.tcp_idle_timeout_ms ||
       a.tcp_max_connections != b.tcp_max_connections || a.tcp_max_inflight != b.tcp_max_inflight) {
     return "the client TCP limits";

@@ -1,14 +1,12 @@
 // Top-K of wasted search-path queries; see wasted_queries.h.
 #include "proxy/wasted_queries.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
 #include <algorithm>
 #include <cstring>
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "proxy/client_queries.h"
 
 namespace nodedns::proxy {
 
@@ -50,15 +48,9 @@ size_t SearchBaseLength(std::span<const uint8_t> qname, std::span<const uint8_t>
 
 void WastedQueryTracker::Note(const sockaddr_storage& client, std::span<const uint8_t> base,
                               std::span<const uint8_t> alternative) {
-  uint8_t addr[16] = {};
-  uint8_t family = static_cast<uint8_t>(client.ss_family);
-  if (client.ss_family == AF_INET) {
-    std::memcpy(addr, &reinterpret_cast<const sockaddr_in*>(&client)->sin_addr, 4);
-  } else if (client.ss_family == AF_INET6) {
-    std::memcpy(addr, &reinterpret_cast<const sockaddr_in6*>(&client)->sin6_addr, 16);
-  } else {
-    return;
-  }
+  uint8_t addr[16];
+  const uint8_t family = CopyClientAddress(client, addr);
+  if (family == 0) return;
   ClientCount* c = nullptr;
   for (size_t i = 0; i < used_; ++i) {
     if (clients_[i].family == family && std::memcmp(clients_[i].addr, addr, 16) == 0) {
@@ -111,17 +103,6 @@ void WastedQueryTracker::Note(const sockaddr_storage& client, std::span<const ui
   ++slot->count;
 }
 
-void WastedQueryTracker::Publish() {
-  std::vector<ClientCount> copy(clients_.begin(), clients_.begin() + used_);
-  std::lock_guard lock(mu_);
-  published_ = std::move(copy);
-}
-
-std::vector<WastedQueryTracker::ClientCount> WastedQueryTracker::Snapshot() const {
-  std::lock_guard lock(mu_);
-  return published_;
-}
-
 namespace {
 
 // Presentation form of label bytes (no root byte), escaped for JSON: letters, digits, '-' and '_'
@@ -144,12 +125,6 @@ std::string NameToJson(const uint8_t* p, size_t len) {
   return out + "\"";
 }
 
-std::string AddrToString(const WastedQueryTracker::ClientCount& c) {
-  char buf[INET6_ADDRSTRLEN] = "?";
-  inet_ntop(c.family, c.addr, buf, sizeof buf);
-  return buf;
-}
-
 struct Merged {
   uint64_t count = 0, error = 0;
   std::vector<std::pair<std::string, uint64_t>> names;  // JSON-quoted name, count; largest first
@@ -161,7 +136,7 @@ std::vector<std::pair<std::string, Merged>> Merge(
   std::map<std::string, std::pair<Merged, std::map<std::string, uint64_t>>> clients;
   for (const auto& worker : per_worker) {
     for (const auto& c : worker) {
-      auto& [m, names] = clients[AddrToString(c)];
+      auto& [m, names] = clients[ClientAddressString(c.family, c.addr)];
       m.count += c.count;
       m.error += c.error;
       for (const auto& nm : c.names) {

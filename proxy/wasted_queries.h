@@ -13,13 +13,13 @@
 
 #include <array>
 #include <cstdint>
-#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "dns/wire.h"
+#include "proxy/published.h"
 
 namespace nodedns::proxy {
 
@@ -73,15 +73,14 @@ class WastedQueryTracker {
   void Note(const sockaddr_storage& client, std::span<const uint8_t> base,
             std::span<const uint8_t> alternative = {});
   // Worker thread: makes the current counts visible to Snapshot().
-  void Publish();
+  void Publish() { published_.Publish(std::span(clients_).first(used_)); }
   // Any thread: the last published counts.
-  std::vector<ClientCount> Snapshot() const;
+  std::vector<ClientCount> Snapshot() const { return published_.Snapshot(); }
 
  private:
   std::array<ClientCount, kClients> clients_{};
   size_t used_ = 0;
-  mutable std::mutex mu_;  // guards published_
-  std::vector<ClientCount> published_;
+  Published<ClientCount> published_;
 };
 
 // Merges the workers' snapshots (a client may talk to several workers) and renders the GET /audit

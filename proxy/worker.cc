@@ -110,6 +110,7 @@ absl::Status Worker::Start() {
         auto* w = static_cast<Worker*>(h->data);
         w->path_.wasted().Publish();
         w->path_.rewritten().Publish();
+        w->path_.queries().Publish();
         w->path_.admission().Publish();
       },
       1000, 1000);

@@ -23,6 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "cache/response_cache.h"
+#include "proxy/client_queries.h"
 #include "proxy/config.h"
 #include "proxy/metrics.h"
 #include "proxy/miss_table.h"
@@ -82,6 +83,10 @@ class Worker {
     return path_.wasted().Snapshot();
   }
   // Any thread: the worker's last published top-K of lookups answered by the search rewrite.
+  std::vector<ClientQuerySampler::ClientCount> QueriesSnapshot() const {
+    return path_.queries().Snapshot();
+  }
+  uint32_t query_sample() const { return path_.queries().every(); }
   std::vector<WastedQueryTracker::ClientCount> RewrittenSnapshot() const {
     return path_.rewritten().Snapshot();
   }

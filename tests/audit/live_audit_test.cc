@@ -20,6 +20,7 @@
 
 #include "audit/audit_command.h"
 #include "audit/report.h"
+#include "proxy/client_queries.h"
 #include "proxy/miss_admission.h"
 #include "proxy/wasted_queries.h"
 #include "tests/audit/json_validator.h"
@@ -96,6 +97,57 @@ TEST(LiveAuditTest, ReadsPastTheShedMember) {
   ASSERT_TRUE(live.ok()) << live.status() << "\n" << doc;
   ASSERT_EQ(live->reports.size(), 2u);
   EXPECT_EQ(live->reports[0].path, "10.0.0.7");
+}
+
+// GET /audit's "queries" (proxy/client_queries.h): every client's queries, estimated from a sample;
+// each wasting client's report gets its own, and the table the share of them that was waste.
+TEST(LiveAuditTest, ReadsEachClientsQueriesAndTheShareWasted) {
+  proxy::ClientQuerySampler q(1);
+  for (int i = 0; i < 20; ++i) q.Count(V4("10.0.0.7"));
+  for (int i = 0; i < 3; ++i) q.Count(V4("10.0.0.50"));
+  q.Publish();
+  std::string doc = ProxyDocument();
+  doc.resize(doc.size() - 2);
+  doc += "," + proxy::RenderClientQueriesJson({q.Snapshot()}, 1) + "}\n";
+  absl::StatusOr<LiveAudit> live = ParseLiveAudit(doc, "127.0.0.1:9253");
+  ASSERT_TRUE(live.ok()) << live.status() << "\n" << doc;
+  EXPECT_EQ(live->query_sample, 1u);
+  ASSERT_EQ(live->queries.size(), 2u);
+  ASSERT_EQ(live->reports.size(), 2u);
+  EXPECT_EQ(live->reports[0].live->queries, 20u);
+  // 10.0.0.9 wasted but is not among the counted clients: unknown, not zero.
+  EXPECT_EQ(live->reports[1].live->queries, std::nullopt);
+  std::ostringstream table;
+  RenderTable(live->reports, table);
+  EXPECT_THAT(table.str(), HasSubstr("queries:     20 seen; 30% of them wasted\n"));
+  EXPECT_THAT(table.str(), HasSubstr("queries:     not among the busiest clients"));
+  std::ostringstream json;
+  RenderJson(live->reports, json);
+  EXPECT_THAT(json.str(), HasSubstr("\"queries\":20,\"queries_error\":0,\"query_sample\":1"));
+  EXPECT_THAT(json.str(), HasSubstr("\"queries\":null"));
+  // A server that samples: the estimate says how it was made.
+  proxy::ClientQuerySampler sampled(16);
+  for (int i = 0; i < 1600; ++i) sampled.Count(V4("10.0.0.7"));
+  sampled.Publish();
+  doc = ProxyDocument();
+  doc.resize(doc.size() - 2);
+  doc += "," + proxy::RenderClientQueriesJson({sampled.Snapshot()}, 16) + "}\n";
+  live = ParseLiveAudit(doc, "s");
+  ASSERT_TRUE(live.ok()) << live.status();
+  table.str("");
+  RenderTable(live->reports, table);
+  EXPECT_THAT(table.str(), HasSubstr("seen (estimated from one in 16)"));
+  // Malformed queries are errors; a document without them is a server that counts none.
+  const std::string base = "{\"version\":1,\"cluster_domain\":\"c\",\"clients\":[]";
+  for (const std::string bad :
+       {",\"queries\":[]", ",\"query_sample\":1,\"queries\":{}",
+        ",\"query_sample\":1,\"queries\":[{\"client\":\"a\",\"queries\":1}]",
+        ",\"query_sample\":-1,\"queries\":[]"}) {
+    EXPECT_FALSE(ParseLiveAudit(base + bad + "}", "s").ok()) << bad;
+  }
+  absl::StatusOr<LiveAudit> old_server = ParseLiveAudit(base + "}", "s");
+  ASSERT_TRUE(old_server.ok());
+  EXPECT_EQ(old_server->query_sample, 0u);
 }
 
 TEST(LiveAuditTest, RejectsDocumentsItCannotRead) {
@@ -226,7 +278,9 @@ TEST(LiveCommandTest, PrintsTheOfflineJsonSchemaWithTheLiveExtension) {
                        "\"line\":0,"),
            "\"walks\":[],\"live\":{\"server\":\"" + server.address() +
                "\",\"cluster_domain\":\"cluster.local\",\"wasted\":6,\"error\":0,\"names\":[{"
-               "\"name\":\"api.corp\",\"wasted\":5},{\"name\":\"db\",\"wasted\":1}]}}",
+               "\"name\":\"api.corp\",\"wasted\":5},{\"name\":\"db\",\"wasted\":1}],\"queries\":"
+               "null,"
+               "\"queries_error\":0,\"query_sample\":0}}",
            std::string("\"summary\":[{\"config_hash\":"),
            std::string("\"count\":2,\"files\":[\"10.0.0.7\",\"10.0.0.9\"],"
                        "\"worst_severity\":\"warning\",\"finding_ids\":[\"search-path-waste\"]}"),

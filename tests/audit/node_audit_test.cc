@@ -16,7 +16,9 @@
 #include <vector>
 
 #include "audit/audit_command.h"
+#include "audit/report.h"
 #include "common/json.h"
+#include "proxy/client_queries.h"
 #include "proxy/wasted_queries.h"
 #include "tests/audit/json_validator.h"
 #include "tests/testing/dns_builder.h"
@@ -85,11 +87,18 @@ LiveAudit Live() {
   for (int i = 0; i < 3; ++i) r.Note(Addr("10.244.0.5"), Base("api.example.com."));
   r.Note(Addr("fd00::5"), Base("db."));
   r.Publish();
-  absl::StatusOr<LiveAudit> live = ParseLiveAudit(
-      proxy::RenderWastedQueriesJson(
-          {t.Snapshot()}, "cluster.local",
-          "\"uptime_seconds\":10," + proxy::RenderRewritesJson({r.Snapshot()})),
-      "127.0.0.1:9253");
+  // All queries, counted one by one: 40 from 10.244.0.5, 8 from fd00::5, 5 from 10.244.0.6.
+  proxy::ClientQuerySampler q(1);
+  for (int i = 0; i < 40; ++i) q.Count(Addr("10.244.0.5"));
+  for (int i = 0; i < 8; ++i) q.Count(Addr("fd00::5"));
+  for (int i = 0; i < 5; ++i) q.Count(Addr("10.244.0.6"));
+  q.Publish();
+  absl::StatusOr<LiveAudit> live =
+      ParseLiveAudit(proxy::RenderWastedQueriesJson(
+                         {t.Snapshot()}, "cluster.local",
+                         "\"uptime_seconds\":10," + proxy::RenderRewritesJson({r.Snapshot()}) +
+                             "," + proxy::RenderClientQueriesJson({q.Snapshot()}, 1)),
+                     "127.0.0.1:9253");
   EXPECT_TRUE(live.ok()) << live.status();
   return *live;
 }
@@ -129,12 +138,18 @@ TEST(NodeAuditTest, JoinsEachPodWithTheWasteOfAllItsAddresses) {
   EXPECT_NE(FindingOf(api, kSearchPathWasteId), nullptr);
   // The rewrites of both addresses, added up.
   EXPECT_EQ(api.rewritten, 4u);
+  // And the queries of both addresses.
+  EXPECT_EQ(api.observed->queries, 48u);
+  EXPECT_EQ(api.observed->query_sample, 1u);
   EXPECT_THAT(api.rewritten_names,
               ElementsAre(std::pair<std::string, uint64_t>("api.example.com", 3),
                           std::pair<std::string, uint64_t>("db", 1)));
   // ndots:2 saw no waste: no live finding, no ndots finding, no fix.
   const PodReport& batch = r.pods[1];
   EXPECT_EQ(batch.observed->wasted, 0u);
+  EXPECT_EQ(batch.observed->queries, 5u);
+  // Not among the counted clients: unknown, not zero.
+  EXPECT_EQ(r.pods[2].observed->queries, std::nullopt);
   EXPECT_EQ(FindingOf(batch, kSearchPathWasteId), nullptr);
   EXPECT_EQ(FindingOf(batch, "ndots-k8s-default"), nullptr);
   EXPECT_EQ(batch.fix, "");
@@ -162,6 +177,10 @@ TEST(NodeAuditTest, TableNamesEachPodItsFindingsWasteAndTheNodeSummary) {
   const std::string t = out.str();
   EXPECT_THAT(t, HasSubstr("== pod api-7f9 (network namespace 0, no pod cgroup)\n"));
   EXPECT_THAT(t, HasSubstr("observed:    9 NXDOMAIN replies below cluster.local"));
+  EXPECT_THAT(t, HasSubstr("queries:     48 seen; 19% of them wasted\n"));
+  EXPECT_THAT(t, HasSubstr("queries:     5 seen\n"));
+  EXPECT_THAT(t, HasSubstr("queries:     not among the busiest clients"));
+  EXPECT_THAT(t, HasSubstr("queries:     53 seen from these pods\n"));
   EXPECT_THAT(t, HasSubstr("api.example.com"));
   EXPECT_THAT(t, HasSubstr("== pod batch-1 ("));
   EXPECT_THAT(t,
@@ -191,6 +210,9 @@ TEST(NodeAuditTest, JsonIsValidAndCarriesPodsSummaryAndScan) {
   EXPECT_EQ(api.Find("name")->text, "api-7f9");
   EXPECT_EQ(api.Find("observed")->Find("wasted")->text, "9");
   EXPECT_EQ(api.Find("observed")->Find("rewritten")->text, "4");
+  EXPECT_EQ(api.Find("observed")->Find("queries")->text, "48");
+  EXPECT_EQ(api.Find("observed")->Find("query_sample")->text, "1");
+  EXPECT_EQ(pods->items[2].Find("observed")->Find("queries")->kind, JsonValue::Kind::kNull);
   EXPECT_EQ(api.Find("observed")->Find("rewritten_names")->items[0].Find("name")->text,
             "api.example.com");
   EXPECT_EQ(api.Find("resolv_conf")->Find("config")->Find("ndots")->text, "5");
@@ -199,10 +221,57 @@ TEST(NodeAuditTest, JsonIsValidAndCarriesPodsSummaryAndScan) {
   EXPECT_EQ(pods->items[2].Find("resolv_conf")->kind, JsonValue::Kind::kNull);
   const JsonValue* summary = doc->Find("summary");
   EXPECT_EQ(summary->Find("wasted")->text, "9");
+  EXPECT_EQ(summary->Find("queries")->text, "53");
   EXPECT_EQ(summary->Find("unattributed_wasted")->text, "4");
   EXPECT_EQ(doc->Find("scan")->Find("vanished")->text, "1");
   EXPECT_EQ(doc->Find("host_network_pods")->items.size(), 1u);
   EXPECT_EQ(doc->Find("worst_severity")->text, "warning");
+}
+
+// The summary (and nodedns_pods_with_finding) counts pods: a finding on two lines of one file is
+// one pod, and two pods of one name (in two namespaces) are two.
+TEST(NodeAuditTest, PodsByFindingCountsEachPodOnce) {
+  auto finding = [](std::string id, Severity severity, int line) {
+    Finding f;
+    f.id = std::move(id);
+    f.severity = severity;
+    f.line = line;
+    return f;
+  };
+  NodeReport r;
+  for (int i = 0; i < 2; ++i) {
+    PodReport p;
+    p.pod.name = "web-0";
+    p.file.findings.push_back(finding("a", Severity::kWarning, 1));
+    p.file.findings.push_back(finding("a", Severity::kWarning, 3));
+    if (i == 1) p.file.findings.push_back(finding("b", Severity::kInfo, 0));
+    r.pods.push_back(std::move(p));
+  }
+  const std::vector<FindingPods> by = PodsByFinding(r);
+  ASSERT_EQ(by.size(), 2u);
+  EXPECT_EQ(by[0].id, "a");
+  EXPECT_EQ(by[0].severity, Severity::kWarning);
+  EXPECT_THAT(by[0].pods, ElementsAre("web-0", "web-0"));
+  EXPECT_EQ(by[1].id, "b");
+  EXPECT_THAT(by[1].pods, ElementsAre("web-0"));
+}
+
+// Pods of one namespace share a resolv.conf text, audited once: each pod still gets its own path
+// and the same findings as a pod audited alone.
+TEST(NodeAuditTest, PodsWithTheSameResolvConfGetTheSameAuditUnderTheirOwnPath) {
+  podscan::ScanResult s = Scan();
+  s.pods.push_back(Pod("api-2", {"10.244.0.9"}, kClusterFirst));
+  s.pods.back().resolv_conf_path = "/proc/8/root/etc/resolv.conf";
+  NodeReport r = AuditNode(s, "/proc", DefaultSampleNames(), nullptr);
+  ASSERT_EQ(r.pods.size(), 4u);
+  const FileReport alone =
+      AuditText("/proc/8/root/etc/resolv.conf", kClusterFirst, DefaultSampleNames());
+  EXPECT_EQ(r.pods[3].file.path, "/proc/8/root/etc/resolv.conf");
+  EXPECT_EQ(r.pods[0].file.path, "/proc/7/root/etc/resolv.conf");
+  std::ostringstream a, b;
+  RenderFileTable(r.pods[3].file, a);
+  RenderFileTable(alone, b);
+  EXPECT_EQ(a.str(), b.str());
 }
 
 TEST(NodeAuditTest, RewritesAreOptionalButMustBeWellFormed) {

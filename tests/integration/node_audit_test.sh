@@ -129,8 +129,9 @@ lab_resolv_conf "$RESOLV_A" default
   echo "options ndots:2"
 } >"$RESOLV_B"
 
+# Every query counted per client (--audit-query-sample 1), so that a pod's total is exact.
 lab_nodedns_start "$NODEDNS" --forward ".=$LAB_UPSTREAM_ADDR:53" --workers 2 \
-  --cluster-domain "$LAB_ZONE" || { echo "FAIL: nodedns serve"; exit 1; }
+  --cluster-domain "$LAB_ZONE" --audit-query-sample 1 || { echo "FAIL: nodedns serve"; exit 1; }
 
 container web-a "$LAB_NS_A" "$RESOLV_A" "kubepods/besteffort/pod$UID_A/$CID_A"
 container batch-b "$LAB_NS_B" "$RESOLV_B"
@@ -155,9 +156,12 @@ lab_pod_exec "$LAB_NS_A" "$RESOLV_A" 12 "$LAB_WORK/gai-musl" api.example.com >/d
   fail "musl lookup from pod A"
 middle=$(nx)
 REWRITES_A=$(($(rewrites) - rw0))
+q1=$(queries)
+QUERIES_A=$((q1 - q0))
 lab_pod_exec "$LAB_NS_B" "$RESOLV_B" 12 getent ahosts api.example.com >/dev/null ||
   fail "glibc lookup from pod B"
 after=$(nx)
+QUERIES_B=$(($(queries) - q1))
 WASTE_A=$((middle - before))
 WASTE_B=$((after - middle))
 echo "nodedns counted $WASTE_A NXDOMAINs below $LAB_ZONE for pod A's lookups, $WASTE_B for pod B's;" \
@@ -179,13 +183,16 @@ rc=$?
 audit >"$LAB_WORK/node.txt" 2>&1
 grep -q "^== pod web-a" "$LAB_WORK/node.txt" || fail "the table does not name pod web-a"
 grep -q "^== pod batch-b" "$LAB_WORK/node.txt" || fail "the table does not name pod batch-b"
+grep -q "^  queries:     $QUERIES_A seen; " "$LAB_WORK/node.txt" ||
+  fail "the table does not show pod web-a's $QUERIES_A queries and their share wasted"
 
-args=("$LAB_WORK/node.json" "$WASTE_A" "$UID_A" "$CID_A" "$UID_H" "$REWRITES_A")
+args=("$LAB_WORK/node.json" "$WASTE_A" "$UID_A" "$CID_A" "$UID_H" "$REWRITES_A" "$QUERIES_A"
+  "$QUERIES_B")
 python3 - "${args[@]}" <<'EOF' || FAILS=$((FAILS + 1))
 import json, sys
 doc = json.load(open(sys.argv[1]))
 waste_a, uid_a, cid_a, uid_h = int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-rewrites_a = int(sys.argv[6])
+rewrites_a, queries_a, queries_b = int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
 errors = []
 def check(cond, what):
     if not cond:
@@ -210,6 +217,11 @@ if "web-a" in pods and "batch-b" in pods:
     check(a["observed"]["rewritten"] == rewrites_a,
           f"web-a rewritten {a['observed']['rewritten']}, nodedns rewrote {rewrites_a}")
     check(b["observed"]["rewritten"] == 0, f"batch-b rewritten {b['observed']['rewritten']}")
+    # Queries seen per pod: every query of its lookups, waste or not (nodedns_queries_total).
+    check(a["observed"]["queries"] == queries_a and a["observed"]["query_sample"] == 1,
+          f"web-a queries {a['observed']['queries']}, nodedns counted {queries_a}")
+    check(b["observed"]["queries"] == queries_b,
+          f"batch-b queries {b['observed']['queries']}, nodedns counted {queries_b}")
     check(a["resolv_conf"]["config"]["ndots"] == 5, "web-a ndots")
     check(b["addresses"] == ["10.53.2.2", "fd53:2::2"], f"batch-b addresses {b['addresses']}")
     ids_b = [f["id"] for f in b["resolv_conf"]["findings"]]
@@ -221,6 +233,8 @@ check(any(h["uid"] == uid_h for h in doc["host_network_pods"]),
       f"hostNetwork pod not listed: {doc['host_network_pods']}")
 check(all(p.get("uid") != uid_h for p in doc["pods"]), "the hostNetwork pod is listed as a pod")
 check(doc["summary"]["wasted"] >= waste_a, f"summary wasted {doc['summary']['wasted']}")
+check(doc["summary"]["queries"] == queries_a + queries_b,
+      f"summary queries {doc['summary']['queries']}, want {queries_a + queries_b}")
 check(any(f["id"] == "ndots-k8s-default" and "web-a" in f["pods"]
           for f in doc["summary"]["findings"]), "summary findings")
 check(doc["scan"]["processes"] > 10, "processes scanned")

@@ -1328,7 +1328,8 @@ std::vector<std::string> DocumentedMetrics() {
 TEST_F(ServeIntegrationTest, HealthEndpointServesHealthAndEveryDocumentedMetric) {
   StartBoth();
   ASSERT_FALSE(HasFatalFailure());
-  // While serving: GET /health is 200 "OK" (as CoreDNS answers) (HttpGet returns the body of a 200 only).
+  // While serving: GET /health is 200 "OK" (as CoreDNS answers) (HttpGet returns the body of a 200
+  // only).
   for (bool tcp : {false, true}) {
     const Bytes q = Wire({"www.example.test.", kTypeA, 0, false, 1});
     ASSERT_TRUE(tcp ? TcpExchange(dns_port_, q) : UdpExchange(dns_port_, q));
@@ -1456,7 +1457,10 @@ TEST_F(ServeIntegrationTest, LiveAuditShowsWhichClientsWasteSearchQueries) {
   // One worker: each worker attributes `api.corp.svc.<zone>` (typed "api.corp" from namespace
   // default, or "api" from namespace corp) by what it saw itself, and SO_REUSEPORT spreads one
   // client's queries over the workers by source port, so with two the split varied from run to run.
-  StartNodedns({"--cluster-domain", "example.test", "--search-rewrite", "off"}, {}, 1);
+  // Every query counted (--audit-query-sample 1), so that the client's total is exact.
+  StartNodedns(
+      {"--cluster-domain", "example.test", "--search-rewrite", "off", "--audit-query-sample", "1"},
+      {}, 1);
   if (HasFatalFailure()) return;
   const std::string health = "127.0.0.1:" + std::to_string(health_port_);
   const std::string live = std::string(NODEDNS_BINARY) + " audit --live " + health;
@@ -1495,11 +1499,17 @@ TEST_F(ServeIntegrationTest, LiveAuditShowsWhichClientsWasteSearchQueries) {
   EXPECT_NE(json->find("\"client\":\"127.0.0.1\",\"wasted\":5"), std::string::npos) << *json;
   EXPECT_NE(json->find("{\"name\":\"api.corp\",\"wasted\":5}"), std::string::npos) << *json;
   EXPECT_EQ(json->find("www"), std::string::npos) << *json;
+  // All 8 queries of the client, waste or not, UDP and TCP.
+  EXPECT_NE(json->find("\"query_sample\":1,\"queries\":[{\"client\":\"127.0.0.1\",\"queries\":8,"
+                       "\"error\":0}]"),
+            std::string::npos)
+      << *json;
   // `nodedns audit --live` renders GET /audit with the offline renderers: the table has an entry
   // per client with a search-path-waste warning and one row per name ...
   const std::string table = RunCommand(live + "; echo exit=$?");
   for (const std::string& line :
        {"== 127.0.0.1 (client seen by nodedns at " + health + ", zone example.test)\n",
+        std::string("\n  queries:     8 seen; 62% of them wasted\n"),
         std::string("\n  wasted:      5 NXDOMAIN replies below example.test\n  findings:\n"),
         std::string("\n    WARNING search-path-waste: 5 replies to this client were NXDOMAIN"),
         std::string("\n            fix: fully qualify these names"),
@@ -1519,7 +1529,8 @@ TEST_F(ServeIntegrationTest, LiveAuditShowsWhichClientsWasteSearchQueries) {
         std::string("\"findings\":[{\"id\":\"search-path-waste\",\"severity\":\"warning\""),
         "\"live\":{\"server\":\"" + health +
             "\",\"cluster_domain\":\"example.test\",\"wasted\":5,\"error\":0,\"names\":[{"
-            "\"name\":\"api.corp\",\"wasted\":5}]}}",
+            "\"name\":\"api.corp\",\"wasted\":5}],\"queries\":8,\"queries_error\":0,"
+            "\"query_sample\":1}}",
         std::string("\"worst_severity\":\"warning\"}\nexit=1\n")}) {
     EXPECT_NE(report.find(part), std::string::npos) << "no '" << part << "' in:\n" << report;
   }

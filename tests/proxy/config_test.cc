@@ -170,8 +170,8 @@ TEST(ServeDefaultsTest, FlagDefaultsBuildTheConfigDefaults) {
                upstream_tries, upstream_max_fails, upstream_health_check_ms,
                stale_answer_client_timeout_ms, stale_refresh_time_s, overload_queue_delay_ms,
                overload_interval_ms, tcp_idle_timeout_ms, tcp_max_connections, tcp_max_inflight,
-               max_waiting_queries, client_miss_share, purge_interval_ms, cluster_domain,
-               cluster_domain_wire, search_rewrite, node_search, search_pins,
+               max_waiting_queries, client_miss_share, audit_query_sample, purge_interval_ms,
+               cluster_domain, cluster_domain_wire, search_rewrite, node_search, search_pins,
                search_rewrite_deadline_ms, chaos_text, quiet, handover_path, handover_timeout_ms,
                handover_cache_percent, handover_linger, discover_pods, proc_root,
                discover_pods_interval_ms] = *built;
@@ -198,6 +198,7 @@ TEST(ServeDefaultsTest, FlagDefaultsBuildTheConfigDefaults) {
   EXPECT_EQ(tcp_idle_timeout_ms, want.tcp_idle_timeout_ms);
   EXPECT_EQ(tcp_max_connections, want.tcp_max_connections);
   EXPECT_EQ(tcp_max_inflight, want.tcp_max_inflight);
+  EXPECT_EQ(audit_query_sample, want.audit_query_sample);
   EXPECT_EQ(max_waiting_queries, want.max_waiting_queries);
   EXPECT_EQ(client_miss_share, want.client_miss_share);
   EXPECT_EQ(purge_interval_ms, want.purge_interval_ms);
