@@ -151,10 +151,18 @@ void TcpFrontend::OnConnection(uv_stream_t* server, int status) {
   // cannot hold the connection past one timeout.
   auto on_idle = [](uv_timer_t* t) {
     auto* conn = static_cast<Conn*>(t->data);
+    WorkerCounters& counters = conn->frontend->ctx_.counters;
+    if (conn->closing) {
+      // Closing after its writes (CloseAfterWrites), and the client has not read them within a
+      // timeout of its last reply: give up on them.
+      counters.tcp_closed_unread.Inc();
+      conn->frontend->shutting_down_.erase(conn);
+      conn->frontend->CloseHandles(*conn);
+      return;
+    }
     // Queries still waiting for upstream keep the connection; their replies end within the
     // upstream timeout and restart the clock.
     if (conn->inflight != 0) return;
-    WorkerCounters& counters = conn->frontend->ctx_.counters;
     if (Queued(conn->handle) != 0) {
       counters.tcp_closed_unread.Inc();
     } else if (conn->in.buffered() != 0) {
@@ -178,11 +186,15 @@ void TcpFrontend::OnAlloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
 void TcpFrontend::OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   auto* conn = static_cast<Conn*>(stream->data);
   TcpFrontend* f = conn->frontend;
-  if (nread < 0) {  // EOF or error: answer what is in flight, then close
+  if (nread == UV_EOF) {  // the client is done sending: answer what is in flight, then close
     conn->eof = true;
     uv_read_stop(stream);
     conn->reading = false;
-    if (conn->inflight == 0) f->Close(*conn);
+    f->ResumeReads(*conn);
+    return;
+  }
+  if (nread < 0) {  // reset or error: nothing more can be written either
+    f->Close(*conn);
     return;
   }
   if (nread == 0) return;
@@ -255,7 +267,9 @@ void TcpFrontend::ResumeReads(Conn& c) {
     }
   }
   c.reading = want;
-  if (c.eof && c.inflight == 0 && !more) Close(c);
+  // RFC 7766 §6.2.4: every query read gets its reply before the FIN. Replies still queued for a
+  // slow reader go out first; the idle timer bounds how long that may take.
+  if (c.eof && c.inflight == 0 && !more) CloseAfterWrites(c);
 }
 
 void TcpFrontend::HandleQuery(Conn& c, std::span<const uint8_t> query) {

@@ -53,7 +53,9 @@ class TcpFrontend : public ReplySink {
   void HandleQuery(Conn& c, std::span<const uint8_t> query);
   void Write(Conn& c, std::span<const uint8_t> reply);
   void Close(Conn& c);
-  // Close() once the writes queued on `c` have left (uv_shutdown), for a drain.
+  // Close() once the writes queued on `c` have left (uv_shutdown, then a FIN): for a client that
+  // closed its side or sent a runt, and for a drain. The idle timer keeps running: a client that
+  // does not read them within --tcp-idle-timeout of its last reply loses them.
   void CloseAfterWrites(Conn& c);
   void CloseHandles(Conn& c);
   void ResumeReads(Conn& c);

@@ -1,8 +1,9 @@
 // End-to-end tests of `nodedns serve` against clients that misuse TCP on purpose (RFC 7766 §6.2,
 // §10): a slowloris trickle, a connection that sends nothing, a length prefix longer than what
-// follows, runt frames, pipelining past --tcp-max-inflight, a client that never reads its
-// replies, and more connections than --tcp-max-connections. Real sockets against a real nodedns
-// in front of a ScriptedUpstream; each case checks the bound (time, memory) and its counter.
+// follows, runt frames, pipelining past --tcp-max-inflight, a client that half-closes after its
+// queries, a client that never reads its replies, and more connections than
+// --tcp-max-connections. Real sockets against a real nodedns in front of a ScriptedUpstream; each
+// case checks the bound (time, memory) and its counter.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -307,6 +308,51 @@ TEST_F(HostileClientTest, ClientThatNeverReadsCannotMakeRepliesPileUp) {
       "sent %zu bytes of queries before blocking; nodedns RSS %ld -> %ld KiB; %g queries "
       "read\n",
       sent, rss_before, rss_after, Metric("nodedns_queries_total{transport=\"tcp\"}"));
+}
+
+// A client that pipelines 30,000 queries for a cached 200-byte answer (6 MB of replies), closes
+// its sending side after the last (shutdown(SHUT_WR), as stubs do after their last query) and
+// reads through a 4 KiB window: every reply arrives, then the FIN (RFC 7766 §6.2.4). nodedns
+// reads the EOF while the last replies still wait in its write queue behind a full socket buffer;
+// closing the socket there dropped them (~300 replies, the 64 KiB of replies at which nodedns
+// stops reading).
+TEST_F(HostileClientTest, HalfClosedClientGetsEveryReplyBeforeTheFin) {
+  Upstream upstream(milliseconds(0), 10);
+  ASSERT_NO_FATAL_FAILURE(StartNodedns(upstream.port()));
+  ASSERT_TRUE(UdpExchange(dns_port_, Query("halfclosed.example.", 1)).has_value());  // cached
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int small = 4096;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);  // before connect: the window
+  const sockaddr_in a = nodedns::testing::Loopback(dns_port_);
+  ASSERT_EQ(connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a), 0);
+  constexpr int kQueries = 30000;
+  Bytes all;
+  for (int i = 0; i < kQueries; ++i) {
+    const Bytes f = TcpFrame(Query("halfclosed.example.", uint16_t(i)));
+    all.insert(all.end(), f.begin(), f.end());
+  }
+  // nodedns stops reading while the client does not read, so the queries go from a thread.
+  std::atomic<bool> sent{false};
+  std::thread sender([&] {
+    if (SendAll(fd, all)) sent = shutdown(fd, SHUT_WR) == 0;
+  });
+  std::this_thread::sleep_for(milliseconds(300));  // replies pile up meanwhile
+  std::set<uint16_t> ids;
+  size_t replies = 0;
+  while (true) {
+    const auto r = RecvTcpMessage(fd, Clock::now() + milliseconds(5000));
+    if (!r.has_value()) break;  // the FIN (or the 5 s bound)
+    ids.insert(Id(*r));
+    ++replies;
+  }
+  const Ending e = WatchForClose(fd, milliseconds(1000));
+  sender.join();
+  close(fd);
+  ASSERT_TRUE(sent.load());
+  EXPECT_EQ(replies, size_t{kQueries}) << "replies lost at the client's EOF";
+  EXPECT_EQ(ids.size(), size_t{kQueries});
+  EXPECT_EQ(e.bytes, 0u);
+  EXPECT_EQ(Closed("unread"), 0);
 }
 
 // --tcp-max-connections 3. A fourth client closes the connection idle the longest (here one whose
