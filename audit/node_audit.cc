@@ -264,10 +264,16 @@ void RenderNodeTable(const NodeReport& report, std::ostream& out) {
                                  c.glibc_wasted, c.musl_wasted);
         }
       }
-      // The file's own section: configuration, findings (with the live one), walks.
+      // The file's own lines: configuration, findings (with the live one); the walks are the
+      // costs above.
+      out << "  resolv.conf: " << p.file.path;
+      if (p.file.k8s.has_value()) {
+        out << " (namespace " << p.file.k8s->namespace_name << ", zone " << p.file.k8s->zone << ")";
+      }
+      out << "\n";
       FileReport shown = p.file;
       shown.walks.clear();
-      RenderFileTable(shown, out);
+      RenderFileBody(shown, out);
     } else {
       out << "  resolv.conf: none readable in any of its containers\n";
     }

@@ -118,7 +118,6 @@ std::string QueriesJsonMembers(const LiveWaste& w) {
 }
 
 void RenderFileTable(const FileReport& r, std::ostream& out) {
-  const ResolvConf& c = r.conf;
   out << "== " << r.path;
   if (r.live.has_value()) {
     out << " (client seen by nodedns at " << r.live->server << ", zone " << r.live->cluster_domain
@@ -128,6 +127,11 @@ void RenderFileTable(const FileReport& r, std::ostream& out) {
         << ")";
   }
   out << "\n";
+  RenderFileBody(r, out);
+}
+
+void RenderFileBody(const FileReport& r, std::ostream& out) {
+  const ResolvConf& c = r.conf;
   if (r.live.has_value()) {
     // The proxy sees queries, not the client's resolv.conf: no configuration lines.
     if (r.live->query_sample > 0) out << "  queries:     " << QueriesSeenText(*r.live) << "\n";

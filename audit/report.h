@@ -23,6 +23,8 @@ void RenderTable(const std::vector<FileReport>& reports, std::ostream& out);
 // One file's section of the table (its "== path" header and lines) and its element of the JSON
 // "files" array: for documents that embed file reports (audit --node, node_audit.h).
 void RenderFileTable(const FileReport& r, std::ostream& out);
+// RenderFileTable without its "== PATH" line: for a report that names the file itself.
+void RenderFileBody(const FileReport& r, std::ostream& out);
 // The "queries:" line of a client or pod seen by a proxy that counts queries (query_sample > 0):
 // all its queries (LiveWaste::queries), how they were counted, and the share of them wasted.
 std::string QueriesSeenText(const LiveWaste& w);

@@ -186,6 +186,10 @@ TEST(NodeAuditTest, TableNamesEachPodItsFindingsWasteAndTheNodeSummary) {
   EXPECT_THAT(t,
               HasSubstr("== pod (no /etc/hostname) (uid 3f2a9c1e-6b7d-4e8f-9a0b-1c2d3e4f5a6b)\n"));
   EXPECT_THAT(t, HasSubstr("resolv.conf: none readable"));
+  // The pod's file is a part of the pod's section, not a section of its own.
+  EXPECT_THAT(t, HasSubstr("\n  resolv.conf: /proc/7/root/etc/resolv.conf (namespace default, zone "
+                           "cluster.local)\n  nameservers: 169.254.20.10\n"));
+  EXPECT_THAT(t, Not(HasSubstr("== /proc")));
   EXPECT_THAT(t, HasSubstr("ndots-k8s-default"));
   EXPECT_THAT(t, HasSubstr("1 pod(s): api-7f9"));
   EXPECT_THAT(t, HasSubstr("wasted:      9 NXDOMAIN replies from these pods (0.90/s"));
