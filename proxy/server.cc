@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <sstream>
 #include <thread>
 
@@ -16,6 +18,7 @@
 #include "audit/live_audit.h"
 #include "proxy/metrics.h"
 #include "proxy/wasted_queries.h"
+#include "upstream/udp_forwarder.h"
 
 namespace nodedns::proxy {
 
@@ -31,6 +34,29 @@ std::unique_ptr<HandoverClient> FindPredecessor(const ServeConfig& config) {
   return client;
 }
 
+namespace {
+
+// Upstreams the kernel has no route to start anyway (upstream::RouteMissing); said once here
+// rather than by every worker's forwarder.
+void WarnUnroutedUpstreams(const ServeConfig& c) {
+  for (const ForwardZone& zone : c.zones) {
+    for (const SocketAddress& a : zone.upstreams) {
+      const int fd = socket(a.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      if (fd < 0) continue;
+      const int err = connect(fd, a.get(), a.length) == 0 ? 0 : errno;
+      if (upstream::RouteMissing(err)) {
+        std::fprintf(stderr,
+                     "nodedns: upstream %s (zone %s): %s; its queries fail, and it is marked "
+                     "down, until a route to it exists\n",
+                     a.ToString().c_str(), zone.zone.c_str(), std::strerror(err));
+      }
+      close(fd);
+    }
+  }
+}
+
+}  // namespace
+
 Server::Server(ServeConfig config)
     : config_(std::make_shared<const ServeConfig>(std::move(config))) {}
 
@@ -41,6 +67,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
   if (config.listen.empty()) {
     return absl::InvalidArgumentError("--listen: no address to listen on");
   }
+  WarnUnroutedUpstreams(config);
   std::unique_ptr<Server> s(new Server(ServeConfig{}));
   if (config.coredns_metrics) {
     // Labels first: the listen addresses, zones and upstreams get their indices.

@@ -18,6 +18,9 @@ struct UdpForwarder::Socket {
   UdpForwarder* owner;
   int fd = -1;
   uint32_t index = 0;
+  // False while the kernel has no route to the server (RouteMissing): Flush connects it first.
+  bool connected = true;
+  SocketAddress server;
   std::vector<uint32_t> queued;  // slots to send on the next Flush()
 };
 
@@ -28,6 +31,10 @@ UdpForwarder::UdpForwarder(uv_loop_t* loop, Options options, TcpForwarder* tcp,
       tcp_(tcp),
       stats_(*stats),
       rx_(new uint8_t[kRecvBatch * kRecvSize]) {}
+
+bool RouteMissing(int err) {
+  return err == ENETUNREACH || err == EHOSTUNREACH || err == ENETDOWN || err == EADDRNOTAVAIL;
+}
 
 absl::StatusOr<std::unique_ptr<UdpForwarder>> UdpForwarder::Create(
     uv_loop_t* loop, std::span<const SocketAddress> servers, Options options, TcpForwarder* tcp,
@@ -44,11 +51,21 @@ absl::StatusOr<std::unique_ptr<UdpForwarder>> UdpForwarder::Create(
       auto s = std::make_unique<Socket>();
       s->owner = f.get();
       s->index = static_cast<uint32_t>(f->sockets_.size());
+      s->server = server;
       s->fd = socket(server.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
       // connect(): the kernel picks a random ephemeral port and drops datagrams from anyone but
       // the server.
-      if (s->fd < 0 || connect(s->fd, server.get(), server.length) != 0) {
-        const int err = errno;
+      int err = s->fd < 0 ? errno : 0;
+      if (s->fd >= 0 && connect(s->fd, server.get(), server.length) != 0) {
+        err = errno;
+        // No route yet (a node still booting, an IPv6 resolver on a node without IPv6 routes):
+        // the server is unusable, not the configuration. Its tries fail until a route appears.
+        if (RouteMissing(err)) {
+          s->connected = false;
+          err = 0;
+        }
+      }
+      if (err != 0) {
         if (s->fd >= 0) close(s->fd);
         for (auto& o : f->sockets_) close(o->fd);
         f->sockets_.clear();
@@ -184,6 +201,15 @@ void UdpForwarder::Transmit(uint32_t index) {
 void UdpForwarder::Flush() {
   for (uint32_t d : dirty_) {
     Socket& sock = *sockets_[d];
+    if (!sock.connected) {
+      // Still no route: its datagrams are left to their timeouts, as refused ones below, which
+      // mark the server down; its probes come through here and connect it once a route exists.
+      sock.connected = connect(sock.fd, sock.server.get(), sock.server.length) == 0;
+      if (!sock.connected) {
+        sock.queued.clear();
+        continue;
+      }
+    }
     mmsghdr msgs[64];
     iovec iov[64];
     size_t done = 0;

@@ -53,6 +53,12 @@ struct UdpForwarderStats {
 #undef NODEDNS_DECLARE_COUNTER
 };
 
+// Whether a connect() error says only that the kernel has no route to the address now
+// (ENETUNREACH, EHOSTUNREACH, ENETDOWN, EADDRNOTAVAIL): a node still booting, an IPv6 resolver on
+// a node without IPv6 routes. A forwarder starts anyway; that server's tries fail (and mark it
+// down) until a route exists, and its next send then connects.
+bool RouteMissing(int err);
+
 // One forward zone's UDP upstreams on one worker. Loop thread only.
 class UdpForwarder {
  public:

@@ -67,9 +67,9 @@ args+=(-kubednscm "$tmp/kube-dns")
 
 ip link set lo up
 ip link add nodelocaldns type bridge
-# Routes for the upstreams (10.96.0.11, /etc/resolv.conf's): nodedns connects its upstream
-# sockets at start, and fails if the network is unreachable. Nothing answers there; the probes
-# and the listening sockets do not need it.
+# Routes for the upstreams (10.96.0.11, /etc/resolv.conf's), so that they start as reachable
+# upstreams rather than unrouted ones (docs/reliability.md, "Upstream failure"). Nothing answers
+# there; the probes and the listening sockets do not need it.
 ip route add default dev lo
 ip -6 route add default dev lo 2>/dev/null || true
 KUBE_DNS_UPSTREAM_SERVICE_HOST=10.96.0.11 "$nodedns" node-cache "${args[@]}" >"$tmp/log" 2>&1 &

@@ -39,10 +39,12 @@ MessageSpec ReplySpecFor(const SeenQuery& query) {
   return spec;
 }
 
-ScriptedUpstream::ScriptedUpstream(Script script) : script_(std::move(script)) {
+ScriptedUpstream::ScriptedUpstream(Script script, const std::string& ipv4, uint16_t port)
+    : script_(std::move(script)) {
   sockaddr_in a{};
   a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  inet_pton(AF_INET, ipv4.c_str(), &a.sin_addr);
   socklen_t len = sizeof a;
   tcp_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   bind(tcp_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);

@@ -53,7 +53,10 @@ MessageSpec ReplySpecFor(const SeenQuery& query);
 
 class ScriptedUpstream {
  public:
-  explicit ScriptedUpstream(Script script);
+  // On 127.0.0.1, UDP and TCP on one kernel-chosen port.
+  explicit ScriptedUpstream(Script script) : ScriptedUpstream(std::move(script), "127.0.0.1", 0) {}
+  // On `ipv4`:`port` (0: kernel-chosen).
+  ScriptedUpstream(Script script, const std::string& ipv4, uint16_t port);
   ~ScriptedUpstream();
   ScriptedUpstream(const ScriptedUpstream&) = delete;
   ScriptedUpstream& operator=(const ScriptedUpstream&) = delete;
