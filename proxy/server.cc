@@ -511,6 +511,7 @@ absl::Status Server::Reload(ServeConfig next) {
   if (next.coredns_metrics) {
     if (auto st = AssignMetricsLabels(next); !st.ok()) return st;
   }
+  WarnUnroutedUpstreams(next);
   // New counts: queries in flight on the old upstreams do not count against the new limit.
   ShareZoneCounts(next);
   config_ = std::make_shared<const ServeConfig>(std::move(next));

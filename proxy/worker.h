@@ -83,13 +83,14 @@ class Worker {
     return path_.wasted().Snapshot();
   }
   // Any thread: the worker's last published top-K of lookups answered by the search rewrite.
+  std::vector<WastedQueryTracker::ClientCount> RewrittenSnapshot() const {
+    return path_.rewritten().Snapshot();
+  }
+  // Any thread: the worker's last published sample of queries per client, and its rate.
   std::vector<ClientQuerySampler::ClientCount> QueriesSnapshot() const {
     return path_.queries().Snapshot();
   }
   uint32_t query_sample() const { return path_.queries().every(); }
-  std::vector<WastedQueryTracker::ClientCount> RewrittenSnapshot() const {
-    return path_.rewritten().Snapshot();
-  }
   std::vector<MissAdmission::ShedClient> ShedSnapshot() const {
     return path_.admission().Snapshot();
   }

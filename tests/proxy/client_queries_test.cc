@@ -2,7 +2,6 @@
 #include "proxy/client_queries.h"
 
 #include <algorithm>
-#include <cmath>
 #include <map>
 #include <string>
 #include <vector>
